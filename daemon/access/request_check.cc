@@ -1,0 +1,39 @@
+#include "access/request_check.h"
+
+#include <string>
+
+namespace stormbroker {
+
+Status CheckMethodPath(std::string_view method) {
+  if (method.empty()) return InvalidArgument("method is empty; give a path such as Utilities/Info/ping");
+  if (method.size() > kMaxMethodLength) {
+    return InvalidArgument("method is longer than " + std::to_string(kMaxMethodLength) + " characters");
+  }
+  int words = 1;
+  size_t word_length = 0;
+  for (size_t i = 0; i < method.size(); ++i) {
+    unsigned char c = method[i];
+    if (c == '/') {
+      if (word_length == 0) {
+        return InvalidArgument(i == 0 ? "method must not start with '/'"
+                                      : "method must not contain an empty segment ('//')");
+      }
+      ++words;
+      word_length = 0;
+    } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_') {
+      ++word_length;
+    } else {
+      std::string shown = (c < 0x20 || c >= 0x7f) ? "a control or non-ASCII byte"
+                                                  : "'" + std::string(1, static_cast<char>(c)) + "'";
+      return InvalidArgument("method contains " + shown + " at position " + std::to_string(i) +
+                             "; a method is words of letters, digits and '_' joined by '/'");
+    }
+  }
+  if (word_length == 0) return InvalidArgument("method must not end with '/'");
+  if (words < 2 || words > 8) {
+    return InvalidArgument("method must have 2 to 8 segments, such as Utilities/Info/ping");
+  }
+  return Status::Ok();
+}
+
+}  // namespace stormbroker

@@ -1,0 +1,19 @@
+// Shape checks on what a caller asks for, before anything reaches upstream.
+#pragma once
+
+#include <string_view>
+
+#include "util/status.h"
+
+namespace stormbroker {
+
+// Longest method path accepted; real ones are well under 64 characters.
+constexpr size_t kMaxMethodLength = 128;
+
+// A method path is 2 to 8 words of letters, digits and '_' joined by single
+// slashes ("Utilities/Info/ping"): nothing that could change what URL it
+// becomes (no '..', '//', leading slash, query, percent, extension or control
+// character). INVALID_ARGUMENT says what is wrong.
+Status CheckMethodPath(std::string_view method);
+
+}  // namespace stormbroker

@@ -1,0 +1,253 @@
+#include "config/config.h"
+
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <set>
+
+#include <yaml-cpp/yaml.h>
+
+#include "config/duration.h"
+
+namespace stormbroker {
+namespace {
+
+// Thrown only inside this file, to unwind from deep in the tree to LoadConfig,
+// which turns it into a Status.
+struct ConfigError {
+  int line;  // 1-based; 0 when the whole file is at fault
+  std::string message;
+};
+
+int LineOf(const YAML::Node& node) { return node.Mark().line + 1; }
+
+[[noreturn]] void Fail(const YAML::Node& node, std::string message) {
+  throw ConfigError{LineOf(node), std::move(message)};
+}
+
+void RequireMap(const YAML::Node& node, const std::string& what) {
+  if (!node.IsMap()) Fail(node, what + " must be a mapping of keys to values");
+}
+
+// Rejects keys the daemon does not know: a typo must not silently fall back to
+// a default.
+void RejectUnknownKeys(const YAML::Node& map, const std::string& where,
+                       std::initializer_list<const char*> known) {
+  for (const auto& entry : map) {
+    std::string key = entry.first.as<std::string>();
+    if (std::none_of(known.begin(), known.end(), [&](const char* k) { return key == k; })) {
+      std::string list;
+      for (const char* k : known) list += std::string(list.empty() ? "" : ", ") + k;
+      Fail(entry.first, "unknown key '" + key + "' in " + where + " (known keys: " + list + ")");
+    }
+  }
+}
+
+std::string Scalar(const YAML::Node& node, const std::string& what) {
+  if (!node.IsScalar()) Fail(node, what + " must be a single value");
+  std::string value = node.as<std::string>();
+  if (value.empty()) Fail(node, what + " must not be empty");
+  return value;
+}
+
+std::chrono::milliseconds Duration(const YAML::Node& node, const std::string& what,
+                                   std::chrono::milliseconds min, std::chrono::milliseconds max) {
+  auto parsed = ParseDuration(Scalar(node, what));
+  if (!parsed.ok()) Fail(node, what + ": " + parsed.status().message());
+  if (*parsed < min || *parsed > max) {
+    Fail(node, what + " must be between " + std::to_string(min.count() / 1000.0) + "s and " +
+                   std::to_string(max.count() / 1000) + "s");
+  }
+  return *parsed;
+}
+
+std::vector<std::string> StringList(const YAML::Node& node, const std::string& what) {
+  if (!node.IsSequence()) Fail(node, what + " must be a list, e.g. [a, b]");
+  std::vector<std::string> out;
+  for (const auto& item : node) out.push_back(Scalar(item, "each entry of " + what));
+  return out;
+}
+
+ListenConfig ParseListen(const YAML::Node& node) {
+  RequireMap(node, "listen");
+  RejectUnknownKeys(node, "listen", {"socket", "mode"});
+  ListenConfig listen;
+  if (!node["socket"]) Fail(node, "listen.socket is required: the path of the Unix socket to serve");
+  listen.socket_path = Scalar(node["socket"], "listen.socket");
+  if (listen.socket_path.front() != '/') {
+    Fail(node["socket"], "listen.socket must be an absolute path");
+  }
+  if (listen.socket_path.size() > 100) {
+    Fail(node["socket"], "listen.socket is longer than a Unix socket path may be (100 bytes)");
+  }
+  if (node["mode"]) {
+    std::string text = Scalar(node["mode"], "listen.mode");
+    char* end = nullptr;
+    long mode = std::strtol(text.c_str(), &end, 8);
+    if (*end != '\0' || mode < 0 || mode > 0777) {
+      Fail(node["mode"], "listen.mode must be octal permission bits such as 0660");
+    }
+    listen.mode = static_cast<mode_t>(mode);
+  }
+  return listen;
+}
+
+UpstreamConfig ParseUpstream(const YAML::Node& node) {
+  RequireMap(node, "upstream");
+  RejectUnknownKeys(node, "upstream", {"url", "ca_file", "timeout"});
+  UpstreamConfig upstream;
+  if (!node["url"]) Fail(node, "upstream.url is required, e.g. https://api.stormondemand.com/v1");
+  upstream.url = Scalar(node["url"], "upstream.url");
+  if (upstream.url.rfind("https://", 0) != 0 && upstream.url.rfind("http://", 0) != 0) {
+    Fail(node["url"], "upstream.url must start with https:// (or http:// for a local test server)");
+  }
+  if (upstream.url.find_first_of("?# ") != std::string::npos) {
+    Fail(node["url"], "upstream.url must be a base URL without query, fragment or spaces");
+  }
+  while (upstream.url.back() == '/') upstream.url.pop_back();
+  if (node["ca_file"]) {
+    upstream.ca_file = Scalar(node["ca_file"], "upstream.ca_file");
+    if (access(upstream.ca_file.c_str(), R_OK) != 0) {
+      Fail(node["ca_file"], "upstream.ca_file " + upstream.ca_file + " cannot be read");
+    }
+  }
+  if (node["timeout"]) {
+    upstream.timeout = Duration(node["timeout"], "upstream.timeout", std::chrono::milliseconds(100),
+                                std::chrono::minutes(10));
+  }
+  return upstream;
+}
+
+bool ValidAccountName(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
+  });
+}
+
+AccountConfig ParseAccount(const std::string& name, const YAML::Node& key, const YAML::Node& node) {
+  if (!ValidAccountName(name)) {
+    Fail(key, "account name '" + name + "' must be 1-64 letters, digits, '_', '-' or '.'");
+  }
+  std::string where = "accounts." + name;
+  RequireMap(node, where);
+  RejectUnknownKeys(node, where, {"username", "password_file", "token_timeout"});
+  AccountConfig account;
+  account.name = name;
+  if (!node["username"]) Fail(node, where + ".username is required");
+  account.username = Scalar(node["username"], where + ".username");
+  if (account.username.find(':') != std::string::npos) {
+    Fail(node["username"], where + ".username must not contain ':' (HTTP Basic authentication)");
+  }
+  if (node["password"]) {
+    Fail(node["password"], "passwords are never written in the config: put it in a file readable "
+                           "only by the daemon and name it with " + where + ".password_file");
+  }
+  if (!node["password_file"]) Fail(node, where + ".password_file is required");
+  account.password_file = Scalar(node["password_file"], where + ".password_file");
+  auto password = ReadSecretFile(account.password_file);
+  if (!password.ok()) Fail(node["password_file"], password.status().message());
+  account.password = std::move(password).value();
+  if (node["token_timeout"]) {
+    account.token_timeout = Duration(node["token_timeout"], where + ".token_timeout",
+                                     std::chrono::seconds(1), std::chrono::hours(1));
+  }
+  return account;
+}
+
+PolicyRule ParseRule(const YAML::Node& node, const std::set<std::string>& account_names) {
+  RequireMap(node, "each policy rule");
+  RejectUnknownKeys(node, "policy rule", {"uids", "users", "groups", "accounts", "methods"});
+  PolicyRule rule;
+  rule.line = LineOf(node);
+  if (node["uids"]) {
+    if (!node["uids"].IsSequence()) Fail(node["uids"], "uids must be a list of numbers, e.g. [0, 1000]");
+    for (const auto& item : node["uids"]) {
+      std::string text = Scalar(item, "each uid");
+      char* end = nullptr;
+      unsigned long uid = std::strtoul(text.c_str(), &end, 10);
+      if (*end != '\0' || text[0] == '-' || uid > 0xfffffffeUL) Fail(item, "'" + text + "' is not a uid");
+      rule.uids.push_back(static_cast<uid_t>(uid));
+    }
+  }
+  if (node["users"]) {
+    if (!node["users"].IsSequence()) Fail(node["users"], "users must be a list of names, e.g. [root]");
+    for (const auto& item : node["users"]) {
+      std::string user = Scalar(item, "each user");
+      struct passwd* pw = getpwnam(user.c_str());
+      if (!pw) Fail(item, "unknown user '" + user + "': create it, or name it by uid under uids:");
+      rule.uids.push_back(pw->pw_uid);
+    }
+  }
+  if (node["groups"]) {
+    if (!node["groups"].IsSequence()) Fail(node["groups"], "groups must be a list of names, e.g. [builders]");
+    for (const auto& item : node["groups"]) {
+      std::string group = Scalar(item, "each group");
+      struct group* gr = getgrnam(group.c_str());
+      if (!gr) Fail(item, "unknown group '" + group + "': create it, or remove it from the rule");
+      rule.gids.push_back(gr->gr_gid);
+    }
+  }
+  if (rule.uids.empty() && rule.gids.empty()) {
+    Fail(node, "a policy rule must name who it admits with uids:, users: or groups:");
+  }
+  if (!node["accounts"]) Fail(node, "a policy rule must list accounts: (names, or \"*\" for all)");
+  rule.accounts = StringList(node["accounts"], "accounts");
+  for (size_t i = 0; i < rule.accounts.size(); ++i) {
+    const std::string& name = rule.accounts[i];
+    if (name != "*" && !account_names.count(name)) {
+      Fail(node["accounts"][i], "policy names account '" + name + "', which is not under accounts:");
+    }
+  }
+  if (!node["methods"]) Fail(node, "a policy rule must list methods: (patterns, or \"*\" for all)");
+  rule.methods = StringList(node["methods"], "methods");
+  return rule;
+}
+
+Config Parse(const YAML::Node& root) {
+  if (!root.IsDefined() || root.IsNull()) throw ConfigError{0, "the file is empty"};
+  RequireMap(root, "the top level");
+  RejectUnknownKeys(root, "the top level", {"listen", "upstream", "accounts", "policy"});
+  Config config;
+  for (const char* required : {"listen", "upstream", "accounts", "policy"}) {
+    if (!root[required]) Fail(root, std::string("missing section '") + required + "'");
+  }
+  config.listen = ParseListen(root["listen"]);
+  config.upstream = ParseUpstream(root["upstream"]);
+
+  RequireMap(root["accounts"], "accounts");
+  if (root["accounts"].size() == 0) Fail(root["accounts"], "accounts: must name at least one account");
+  std::set<std::string> names;
+  for (const auto& entry : root["accounts"]) {
+    std::string name = Scalar(entry.first, "account name");
+    names.insert(name);
+    config.accounts.emplace(name, ParseAccount(name, entry.first, entry.second));
+  }
+
+  if (!root["policy"].IsSequence()) Fail(root["policy"], "policy must be a list of rules");
+  for (const auto& rule : root["policy"]) config.policy.push_back(ParseRule(rule, names));
+  return config;
+}
+
+}  // namespace
+
+Result<Config> LoadConfig(const std::string& path) {
+  try {
+    YAML::Node root = YAML::LoadFile(path);
+    Config config = Parse(root);
+    config.path = path;
+    return config;
+  } catch (const ConfigError& e) {
+    return InvalidArgument(path + ":" + std::to_string(e.line) + ": " + e.message);
+  } catch (const YAML::BadFile&) {
+    return InvalidArgument(path + ": cannot open the config file");
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+}
+
+}  // namespace stormbroker

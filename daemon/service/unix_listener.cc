@@ -1,0 +1,143 @@
+#include "service/unix_listener.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <grpcpp/server_posix.h>
+
+#include <spdlog/spdlog.h>
+
+namespace stormbroker {
+namespace {
+
+std::string Errno(const std::string& what) { return what + ": " + strerror(errno); }
+
+sockaddr_un AddressOf(const std::string& path) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  return address;
+}
+
+// Decides what to do with whatever is at `path` before binding.
+Status ClearStaleSocket(const std::string& path) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0) {
+    return errno == ENOENT ? Status::Ok() : Unavailable(Errno("cannot inspect " + path));
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    return FailedPrecondition(path + " exists and is not a socket; remove it or choose another listen.socket");
+  }
+  int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (probe < 0) return Unavailable(Errno("socket"));
+  sockaddr_un address = AddressOf(path);
+  int rc = connect(probe, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  int err = errno;
+  close(probe);
+  if (rc == 0) return FailedPrecondition("another stormbrokerd is serving " + path);
+  if (err != ECONNREFUSED && err != ENOENT) {
+    return Unavailable("cannot tell whether " + path + " is in use: " + strerror(err));
+  }
+  spdlog::info("replacing stale socket {}", path);
+  if (unlink(path.c_str()) != 0 && errno != ENOENT) return Unavailable(Errno("cannot remove " + path));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<UnixListener>> UnixListener::Open(const ListenConfig& config) {
+  const std::string& path = config.socket_path;
+  std::string dir = path.substr(0, path.rfind('/'));
+  if (!dir.empty() && mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return Unavailable(Errno("cannot create the socket directory " + dir));
+  }
+  if (Status cleared = ClearStaleSocket(path); !cleared.ok()) return cleared;
+
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Unavailable(Errno("socket"));
+  sockaddr_un address = AddressOf(path);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    Status failure = Unavailable(Errno("cannot bind " + path));
+    close(fd);
+    return failure;
+  }
+  // Set the mode before listen(): until then nobody can connect.
+  if (chmod(path.c_str(), config.mode) != 0 || listen(fd, SOMAXCONN) != 0) {
+    Status failure = Unavailable(Errno("cannot set up " + path));
+    close(fd);
+    unlink(path.c_str());
+    return failure;
+  }
+  int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake < 0) {
+    Status failure = Unavailable(Errno("eventfd"));
+    close(fd);
+    unlink(path.c_str());
+    return failure;
+  }
+  return std::unique_ptr<UnixListener>(new UnixListener(fd, path, wake));
+}
+
+UnixListener::~UnixListener() {
+  Stop();
+  close(wake_fd_);
+}
+
+void UnixListener::Start(grpc::Server* server, PeerRegistry* peers) {
+  thread_ = std::thread([this, server, peers] { Loop(server, peers); });
+}
+
+void UnixListener::Stop() {
+  if (stopping_.exchange(true)) return;
+  uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof one);
+  if (thread_.joinable()) thread_.join();
+  close(fd_);
+  unlink(path_.c_str());
+}
+
+bool AdoptConnection(int fd, grpc::Server* server, PeerRegistry* peers) {
+  std::optional<Caller> caller = IdentifyPeer(fd);
+  if (!caller) {
+    close(fd);
+    return false;
+  }
+  peers->Record(fd, std::move(*caller));
+  grpc::AddInsecureChannelFromFd(server, fd);  // gRPC owns and closes the fd now
+  return true;
+}
+
+void UnixListener::Loop(grpc::Server* server, PeerRegistry* peers) {
+  pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  while (!stopping_) {
+    int ready = poll(fds, 2, -1);
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("accept loop: poll failed: {}", strerror(errno));
+      return;
+    }
+    if (fds[1].revents) break;
+    for (;;) {
+      // Non-blocking fds: gRPC's event engine hangs on a blocking one.
+      int client = accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (client < 0) {
+        if (errno == EMFILE || errno == ENFILE) {
+          spdlog::error("accept: {}; pausing for 100 ms", strerror(errno));
+          usleep(100'000);
+        } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+          spdlog::error("accept: {}", strerror(errno));
+        }
+        break;
+      }
+      AdoptConnection(client, server, peers);
+    }
+  }
+}
+
+}  // namespace stormbroker

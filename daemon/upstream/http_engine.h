@@ -1,0 +1,60 @@
+// All upstream HTTP of the daemon goes through one HttpEngine: one thread runs
+// a curl_multi loop, so every transfer shares one connection cache (keep-alive,
+// TLS session reuse) and no caller thread ever blocks on the network.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "secret/secret.h"
+#include "util/status.h"
+
+namespace stormbroker {
+
+struct HttpRequest {
+  std::string url;
+  std::string body;  // sent as POST with Content-Type: application/json
+  // HTTP Basic credentials; `credential` is a password or a token.
+  std::string username;
+  Secret credential;
+  std::chrono::milliseconds timeout{30'000};
+};
+
+struct HttpResponse {
+  long status = 0;
+  std::string body;
+  // The server's clock from the Date header (seconds since the epoch), if sent.
+  std::optional<long long> server_time;
+};
+
+// Called exactly once per request, on the engine thread: it must not block.
+// An error Status (UNAVAILABLE) means no HTTP response was received; it names
+// the URL and the transport fault, never a credential.
+using HttpCallback = std::function<void(Result<HttpResponse>)>;
+
+class HttpEngine {
+ public:
+  struct Options {
+    std::string ca_file;  // empty: system CAs. Peer and host verification stay on.
+  };
+
+  explicit HttpEngine(Options options);
+  // Stops the thread; requests still queued or in flight fail with UNAVAILABLE.
+  ~HttpEngine();
+  HttpEngine(const HttpEngine&) = delete;
+  HttpEngine& operator=(const HttpEngine&) = delete;
+
+  Status Start();
+  // Thread-safe. After Stop() (or destruction) the callback fails at once.
+  void Submit(HttpRequest request, HttpCallback done);
+  void Stop();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace stormbroker

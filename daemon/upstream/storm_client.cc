@@ -1,0 +1,27 @@
+#include "upstream/storm_client.h"
+
+namespace stormbroker {
+
+void StormClient::Call(const std::string& method, const nlohmann::json& params,
+                       const std::string& username, const Secret& credential, StormCallback done) {
+  HttpRequest request;
+  request.url = base_url_ + "/" + method;
+  request.body = EncodeEnvelope(params);
+  request.username = username;
+  request.credential = credential.Clone();
+  request.timeout = timeout_;
+  engine_.Submit(std::move(request), [done = std::move(done)](Result<HttpResponse> response) {
+    if (!response.ok()) {
+      done(response.status());
+      return;
+    }
+    auto outcome = DecodeResponse(response->status, response->body);
+    if (!outcome.ok()) {
+      done(outcome.status());
+      return;
+    }
+    done(StormReply{std::move(outcome).value(), response->server_time});
+  });
+}
+
+}  // namespace stormbroker

@@ -1,0 +1,51 @@
+// Calls one Storm API method over HTTP: builds BASE/Method, sends the
+// envelope with HTTP Basic credentials, decodes the answer.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "config/config.h"
+#include "secret/secret.h"
+#include "upstream/http_engine.h"
+#include "upstream/storm_codec.h"
+
+namespace stormbroker {
+
+struct StormReply {
+  ApiOutcome outcome;
+  std::optional<long long> server_time;  // the API's clock, from the Date header
+};
+
+// Called exactly once, on the engine thread; must not block. An error Status
+// means the API gave no answer (UNAVAILABLE: transport fault, garbage body).
+using StormCallback = std::function<void(Result<StormReply>)>;
+
+// The upstream as the token logic sees it. An interface so that unit tests can
+// script the API without a server.
+class StormUpstream {
+ public:
+  virtual ~StormUpstream() = default;
+  // `method` must already be validated (slash-separated words).
+  virtual void Call(const std::string& method, const nlohmann::json& params,
+                    const std::string& username, const Secret& credential, StormCallback done) = 0;
+};
+
+class StormClient : public StormUpstream {
+ public:
+  StormClient(HttpEngine& engine, const UpstreamConfig& config)
+      : engine_(engine), base_url_(config.url), timeout_(config.timeout) {}
+
+  void Call(const std::string& method, const nlohmann::json& params, const std::string& username,
+            const Secret& credential, StormCallback done) override;
+
+ private:
+  HttpEngine& engine_;
+  std::string base_url_;
+  std::chrono::milliseconds timeout_;
+};
+
+}  // namespace stormbroker

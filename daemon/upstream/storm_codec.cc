@@ -1,0 +1,51 @@
+#include "upstream/storm_codec.h"
+
+namespace stormbroker {
+
+std::string EncodeEnvelope(const nlohmann::json& params) {
+  nlohmann::json envelope = {{"params", params.is_null() ? nlohmann::json::object() : params}};
+  return envelope.dump();
+}
+
+Result<ApiOutcome> DecodeResponse(long http_status, std::string_view body) {
+  nlohmann::json parsed = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) {
+    return Unavailable("upstream answered HTTP " + std::to_string(http_status) +
+                       " with a body that is not JSON (" + std::to_string(body.size()) + " bytes)");
+  }
+  ApiOutcome outcome;
+  if (parsed.is_object() && parsed.contains("error_class") && parsed["error_class"].is_string()) {
+    outcome.is_error = true;
+    ApiError& error = outcome.error;
+    error.http_status = http_status;
+    error.error_class = parsed["error_class"].get<std::string>();
+    for (const char* key : {"full_message", "error_message"}) {
+      if (error.message.empty() && parsed.contains(key) && parsed[key].is_string()) {
+        error.message = parsed[key].get<std::string>();
+      }
+    }
+    for (auto& [key, value] : parsed.items()) {
+      if (key != "error_class" && key != "full_message" && key != "error_message") {
+        error.extra[key] = value;
+      }
+    }
+    return outcome;
+  }
+  if (http_status != 200) {
+    return Unavailable("upstream answered HTTP " + std::to_string(http_status) +
+                       " without an API exception");
+  }
+  outcome.result = std::move(parsed);
+  return outcome;
+}
+
+bool IsAuthorizationFailure(const ApiError& error) {
+  return error.http_status == 401 || error.error_class == "LW::Exception::Authorization";
+}
+
+bool IsTransientFailure(const ApiError& error) {
+  return error.http_status >= 500 || error.error_class == "LW::Exception::API::Maintenance" ||
+         error.error_class == "LW::Exception::API::RateLimit";
+}
+
+}  // namespace stormbroker
