@@ -135,6 +135,10 @@ AccountConfig ParseAccount(const std::string& name, const YAML::Node& key, const
   }
   std::string where = "accounts." + name;
   RequireMap(node, where);
+  if (node["password"]) {
+    Fail(node["password"], "passwords are never written in the config: put it in a file readable "
+                           "only by the daemon and name it with " + where + ".password_file");
+  }
   RejectUnknownKeys(node, where, {"username", "password_file", "token_timeout"});
   AccountConfig account;
   account.name = name;
@@ -142,10 +146,6 @@ AccountConfig ParseAccount(const std::string& name, const YAML::Node& key, const
   account.username = Scalar(node["username"], where + ".username");
   if (account.username.find(':') != std::string::npos) {
     Fail(node["username"], where + ".username must not contain ':' (HTTP Basic authentication)");
-  }
-  if (node["password"]) {
-    Fail(node["password"], "passwords are never written in the config: put it in a file readable "
-                           "only by the daemon and name it with " + where + ".password_file");
   }
   if (!node["password_file"]) Fail(node, where + ".password_file is required");
   account.password_file = Scalar(node["password_file"], where + ".password_file");

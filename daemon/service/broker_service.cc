@@ -7,7 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "access/request_check.h"
-#include "service/struct_json.h"
+#include "struct_json.h"
 
 namespace stormbroker {
 namespace {

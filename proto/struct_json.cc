@@ -1,4 +1,4 @@
-#include "service/struct_json.h"
+#include "struct_json.h"
 
 #include <cmath>
 

@@ -1,0 +1,89 @@
+// A small C++ client for stormbrokerd. Its users need no gRPC or protobuf
+// types: parameters and results are nlohmann::json.
+//
+//   auto client = stormbroker::Client::Connect("/run/stormbroker/broker.sock");
+//   auto outcome = client->Call("prod", "Utilities/Info/ping", {});
+//   if (!outcome.ok()) ...               // the broker could not do it
+//   else if (outcome->api_error) ...     // the API answered with an exception
+//   else use(outcome->result);
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace stormbroker {
+
+// Why the broker could not carry out a request (not an API exception).
+enum class ErrorCode {
+  kInvalidArgument,     // bad method path, params or account name
+  kNotFound,            // no such account
+  kPermissionDenied,    // no policy rule admits this caller
+  kFailedPrecondition,  // the account holds no usable token; the message says what to do
+  kUnavailable,         // the broker or the upstream cannot be reached
+  kDeadlineExceeded,
+  kOther,
+};
+
+struct BrokerError {
+  ErrorCode code = ErrorCode::kOther;
+  std::string message;
+};
+
+template <typename T>
+class Outcome {
+ public:
+  Outcome(T value) : value_(std::move(value)) {}            // NOLINT: implicit by design
+  Outcome(BrokerError error) : value_(std::move(error)) {}  // NOLINT
+  bool ok() const { return std::holds_alternative<T>(value_); }
+  const T& value() const { return std::get<T>(value_); }
+  const T* operator->() const { return &std::get<T>(value_); }
+  const BrokerError& error() const { return std::get<BrokerError>(value_); }
+
+ private:
+  std::variant<T, BrokerError> value_;
+};
+
+// An exception the Storm API returned, with every key it sent.
+struct ApiError {
+  std::string error_class;  // e.g. "LW::Exception::API::InvalidMethod"
+  std::string message;
+  nlohmann::json extra;     // the class-specific keys (field, method, ...)
+  int http_status = 200;
+};
+
+struct CallResult {
+  std::optional<ApiError> api_error;  // set when the API answered with an exception
+  nlohmann::json result;              // the API's answer otherwise
+  std::string account;                // the account the call went through
+};
+
+struct AccountInfo {
+  std::string name;
+  std::string username;
+  std::string state;  // starting, active, refreshing, needs-passcode, login-failed, unreachable
+  std::optional<std::chrono::system_clock::time_point> inactivity_deadline;
+  std::optional<std::chrono::system_clock::time_point> hard_deadline;
+  std::string last_error;
+};
+
+class Client {
+ public:
+  // Connects lazily: a bad path shows up as kUnavailable on the first call.
+  static std::unique_ptr<Client> Connect(const std::string& socket_path);
+  virtual ~Client() = default;
+
+  // `account` may be empty when the broker holds one account. `params` must be
+  // a JSON object (or null for none).
+  virtual Outcome<CallResult> Call(const std::string& account, const std::string& method,
+                                   const nlohmann::json& params,
+                                   std::chrono::milliseconds timeout = std::chrono::seconds(60)) = 0;
+  virtual Outcome<std::vector<AccountInfo>> ListAccounts() = 0;
+};
+
+}  // namespace stormbroker

@@ -1,0 +1,21 @@
+// Storm API exceptions as the emulator sends them: a map with error_class,
+// both message keys (the seed document's error_message and the public page's
+// full_message) and the class's extra keys, with an HTTP status.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace fake_storm {
+
+struct Reply {
+  int http_status = 200;
+  nlohmann::json body;
+};
+
+// `error_class` without the "LW::Exception::" prefix, e.g. "API::InvalidMethod".
+Reply ApiException(int http_status, const std::string& error_class, const std::string& message,
+                   nlohmann::json extra = nlohmann::json::object());
+
+}  // namespace fake_storm

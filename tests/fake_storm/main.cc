@@ -1,0 +1,172 @@
+// fake_storm: a real HTTP(S) server that behaves like the Storm API, for
+// testing and demonstrating stormbroker. See README.md beside this file.
+
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <httplib.h>
+
+#include "emulator.h"
+#include "users.h"
+
+namespace fake_storm {
+namespace {
+
+constexpr const char* kUsage = R"(usage: fake_storm --users FILE [--cert CERT --key KEY | --plain] [options]
+
+An emulator of the Storm API (v1) for tests. Prints, as its first lines:
+  listening on https://127.0.0.1:PORT/v1     (http:// with --plain)
+  control on http://127.0.0.1:PORT
+
+  --users FILE         YAML list of {username, password, totp_secret}
+  --cert CERT --key KEY  serve HTTPS with this certificate and key (PEM)
+  --plain              serve plain HTTP instead of HTTPS
+  --port N             API port (default 0: pick a free one)
+  --control-port N     control port (default 0: pick a free one)
+  --hard-limit SECONDS a token's life from creation (default 43200)
+  --max-timeout SECONDS largest inactivity timeout accepted (default 3600)
+  --help               this text
+
+Control interface (plain HTTP, loopback only):
+  GET  /counters   calls per method and auth kind, as JSON
+  GET  /tokens     the live tokens, as JSON
+  POST /revoke?token=T  kill token T (without token=: every token)
+  POST /reset      forget counters and tokens
+)";
+
+struct Flags {
+  std::string users, cert, key;
+  bool plain = false;
+  int port = 0, control_port = 0;
+  Options options;
+};
+
+bool ParseFlags(int argc, char** argv, Flags* flags) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "fake_storm: %s needs a value\n", arg.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (arg == "--users") flags->users = next();
+    else if (arg == "--cert") flags->cert = next();
+    else if (arg == "--key") flags->key = next();
+    else if (arg == "--plain") flags->plain = true;
+    else if (arg == "--port") flags->port = std::stoi(next());
+    else if (arg == "--control-port") flags->control_port = std::stoi(next());
+    else if (arg == "--hard-limit") flags->options.hard_limit = std::chrono::seconds(std::stoll(next()));
+    else if (arg == "--max-timeout") flags->options.max_timeout = std::stoll(next());
+    else if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else {
+      std::fprintf(stderr, "fake_storm: unknown argument '%s'\n%s", arg.c_str(), kUsage);
+      return false;
+    }
+  }
+  if (flags->users.empty()) {
+    std::fprintf(stderr, "fake_storm: --users FILE is required\n");
+    return false;
+  }
+  if (!flags->plain && (flags->cert.empty() || flags->key.empty())) {
+    std::fprintf(stderr, "fake_storm: give --cert and --key for HTTPS, or --plain for HTTP\n");
+    return false;
+  }
+  return true;
+}
+
+void ServeApi(httplib::Server& server, Emulator& emulator) {
+  server.Post(R"(/v1/(.*))", [&](const httplib::Request& req, httplib::Response& res) {
+    Request request{req.matches[1], req.get_header_value("Authorization"), req.body};
+    Reply reply = emulator.Handle(request);
+    res.status = reply.http_status;
+    res.set_content(reply.body.dump(), "application/json");
+  });
+}
+
+void ServeControl(httplib::Server& server, Emulator& emulator) {
+  server.Get("/counters", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_content(emulator.Counters().dump(), "application/json");
+  });
+  server.Get("/tokens", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_content(emulator.Tokens().dump(), "application/json");
+  });
+  server.Post("/revoke", [&](const httplib::Request& req, httplib::Response& res) {
+    int removed = emulator.Revoke(req.get_param_value("token"));
+    res.set_content(nlohmann::json{{"revoked", removed}}.dump(), "application/json");
+  });
+  server.Post("/reset", [&](const httplib::Request&, httplib::Response& res) {
+    emulator.Reset();
+    res.set_content("{}", "application/json");
+  });
+}
+
+int Main(int argc, char** argv) {
+  Flags flags;
+  if (!ParseFlags(argc, argv, &flags)) return 2;
+  std::string error;
+  auto users = LoadUsers(flags.users, &error);
+  if (!users) {
+    std::fprintf(stderr, "fake_storm: %s\n", error.c_str());
+    return 2;
+  }
+  Emulator emulator(std::move(*users), flags.options);
+
+  std::unique_ptr<httplib::Server> api;
+  if (flags.plain) {
+    api = std::make_unique<httplib::Server>();
+  } else {
+    api = std::make_unique<httplib::SSLServer>(flags.cert.c_str(), flags.key.c_str());
+  }
+  if (!api->is_valid()) {
+    std::fprintf(stderr, "fake_storm: cannot use certificate %s and key %s\n", flags.cert.c_str(), flags.key.c_str());
+    return 2;
+  }
+  api->new_task_queue = [] { return new httplib::ThreadPool(32); };
+  httplib::Server control;
+  ServeApi(*api, emulator);
+  ServeControl(control, emulator);
+
+  int port = flags.port == 0 ? api->bind_to_any_port("127.0.0.1") : (api->bind_to_port("127.0.0.1", flags.port) ? flags.port : -1);
+  int control_port = flags.control_port == 0 ? control.bind_to_any_port("127.0.0.1")
+                                             : (control.bind_to_port("127.0.0.1", flags.control_port) ? flags.control_port : -1);
+  if (port < 0 || control_port < 0) {
+    std::fprintf(stderr, "fake_storm: cannot bind the requested port\n");
+    return 2;
+  }
+  std::printf("listening on %s://127.0.0.1:%d/v1\ncontrol on http://127.0.0.1:%d\n",
+              flags.plain ? "http" : "https", port, control_port);
+  std::fflush(stdout);
+
+  // Stop both servers on SIGTERM or SIGINT, from a thread that waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::thread control_thread([&] { control.listen_after_bind(); });
+  std::thread stopper([&] {
+    int received = 0;
+    sigwait(&signals, &received);
+    api->stop();
+    control.stop();
+  });
+  stopper.detach();
+  api->listen_after_bind();
+  control.stop();
+  control_thread.join();
+  return 0;
+}
+
+}  // namespace
+}  // namespace fake_storm
+
+int main(int argc, char** argv) { return fake_storm::Main(argc, argv); }

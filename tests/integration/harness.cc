@@ -1,0 +1,275 @@
+#include "harness.h"
+
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace harness {
+namespace {
+
+[[noreturn]] void Die(const std::string& what) { throw std::runtime_error(what); }
+
+size_t Append(char* data, size_t size, size_t count, void* out) {
+  static_cast<std::string*>(out)->append(data, size * count);
+  return size * count;
+}
+
+std::vector<char*> CArgs(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  return args;
+}
+
+}  // namespace
+
+std::string Binary(const std::string& name) {
+  if (name == "fake_storm") return FAKE_STORM_BIN;
+  if (name == "stormbrokerd") return STORMBROKERD_BIN;
+  if (name == "stormctl") return STORMCTL_BIN;
+  if (name == "client_example") return CLIENT_EXAMPLE_BIN;
+  if (name == "make_test_ca") return MAKE_TEST_CA;
+  Die("unknown binary " + name);
+}
+
+TempDir::TempDir() {
+  char pattern[] = "/tmp/stormbroker-test-XXXXXX";
+  if (!mkdtemp(pattern)) Die("mkdtemp failed");
+  path_ = pattern;
+  chmod(path_.c_str(), 0755);
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+std::string TempDir::Write(const std::string& name, const std::string& content, mode_t mode) const {
+  std::string full = path_ + "/" + name;
+  std::ofstream(full) << content;
+  chmod(full.c_str(), mode);
+  return full;
+}
+
+std::string TempDir::Read(const std::string& name) const {
+  std::ifstream in(name.rfind('/', 0) == 0 ? name : path_ + "/" + name);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+Process::Process(const std::vector<std::string>& argv, const std::string& stderr_path, bool pipe_stdout) {
+  int out[2] = {-1, -1};
+  if (pipe_stdout && pipe2(out, O_CLOEXEC) != 0) Die("pipe failed");
+  auto args = CArgs(argv);
+  pid_ = fork();
+  if (pid_ < 0) Die("fork failed");
+  if (pid_ == 0) {
+    int err = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (err >= 0) dup2(err, 2);
+    if (pipe_stdout) dup2(out[1], 1);
+    else if (err >= 0) dup2(err, 1);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  if (pipe_stdout) {
+    close(out[1]);
+    stdout_fd_ = out[0];
+  }
+}
+
+Process::~Process() {
+  if (Running()) Stop(SIGKILL);
+  if (stdout_fd_ >= 0) close(stdout_fd_);
+}
+
+bool Process::Running() {
+  if (reaped_) return false;
+  if (waitpid(pid_, &wait_status_, WNOHANG) == pid_) reaped_ = true;
+  return !reaped_;
+}
+
+int Process::Stop(int signal) {
+  if (!reaped_) {
+    kill(pid_, signal);
+    waitpid(pid_, &wait_status_, 0);
+    reaped_ = true;
+  }
+  return wait_status_;
+}
+
+std::string Process::ReadLine(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    size_t newline = buffered_.find('\n');
+    if (newline != std::string::npos) {
+      std::string line = buffered_.substr(0, newline);
+      buffered_.erase(0, newline + 1);
+      return line;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) Die("timed out waiting for a line of output");
+    pollfd p{stdout_fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+    char chunk[4096];
+    ssize_t n = read(stdout_fd_, chunk, sizeof chunk);
+    if (n <= 0) Die("process closed its output before printing a line");
+    buffered_.append(chunk, n);
+  }
+}
+
+RunResult RunCommand(const std::vector<std::string>& argv, const std::string& stdin_text, std::optional<uid_t> as_uid,
+              std::map<std::string, std::string> env) {
+  std::vector<std::string> full;
+  if (as_uid) {
+    full = {"/usr/bin/setpriv", "--reuid", std::to_string(*as_uid), "--regid", std::to_string(*as_uid),
+            "--clear-groups", "--"};
+  }
+  full.insert(full.end(), argv.begin(), argv.end());
+  int in[2], out[2], err[2];
+  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) Die("pipe failed");
+  auto args = CArgs(full);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    for (const auto& [key, value] : env) setenv(key.c_str(), value.c_str(), 1);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  (void)!write(in[1], stdin_text.data(), stdin_text.size());
+  close(in[1]);
+  RunResult result;
+  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  int open_fds = 2;
+  while (open_fds > 0) {
+    if (poll(fds, 2, 30'000) <= 0) break;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !fds[i].revents) continue;
+      char chunk[4096];
+      ssize_t n = read(fds[i].fd, chunk, sizeof chunk);
+      if (n <= 0) {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      } else {
+        (i == 0 ? result.out : result.err).append(chunk, n);
+      }
+    }
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+FakeStorm::FakeStorm(const TempDir& dir, const std::vector<StormUser>& users,
+                     const std::vector<std::string>& extra_flags) {
+  std::string certs = dir.path() + "/certs";
+  if (RunCommand({Binary("make_test_ca"), certs}).exit_code != 0) Die("make_test_ca failed");
+  ca_file_ = certs + "/ca.pem";
+  std::string yaml;
+  for (const auto& u : users) {
+    yaml += "- username: \"" + u.username + "\"\n  password: \"" + u.password + "\"\n";
+    if (!u.totp_secret.empty()) yaml += "  totp_secret: " + u.totp_secret + "\n";
+  }
+  std::string users_file = dir.Write("storm-users.yaml", yaml, 0600);
+  std::vector<std::string> argv = {Binary("fake_storm"), "--port", "0", "--users", users_file,
+                                   "--cert", certs + "/server.pem", "--key", certs + "/server.key"};
+  argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+  process_ = std::make_unique<Process>(argv, dir.path() + "/fake_storm.log", /*pipe_stdout=*/true);
+  std::string listening = process_->ReadLine(std::chrono::seconds(10));
+  std::string control = process_->ReadLine(std::chrono::seconds(10));
+  url_ = listening.substr(listening.rfind(' ') + 1);
+  control_url_ = control.substr(control.rfind(' ') + 1);
+}
+
+FakeStorm::~FakeStorm() { process_->Stop(SIGTERM); }
+
+nlohmann::json FakeStorm::Control(const std::string& verb, const std::string& path) const {
+  CURL* curl = curl_easy_init();
+  std::string body;
+  std::string url = control_url_ + path;
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  if (verb == "POST") curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
+  CURLcode code = curl_easy_perform(curl);
+  curl_easy_cleanup(curl);
+  if (code != CURLE_OK) Die("control request " + path + " failed: " + curl_easy_strerror(code));
+  return nlohmann::json::parse(body);
+}
+
+nlohmann::json FakeStorm::Counters() const { return Control("GET", "/counters"); }
+nlohmann::json FakeStorm::Tokens() const { return Control("GET", "/tokens"); }
+void FakeStorm::Revoke(const std::string& token) { Control("POST", "/revoke?token=" + token); }
+
+long long FakeStorm::Count(const std::string& method, const std::string& kind) const {
+  nlohmann::json counters = Counters();
+  auto& methods = counters["methods"];
+  if (!methods.contains(method) || !methods[method].contains(kind)) return 0;
+  return methods[method][kind].get<long long>();
+}
+
+Broker::Broker(const TempDir& dir, const std::string& config_yaml) {
+  config_path_ = dir.Write("stormbroker.yaml", config_yaml);
+  log_path_ = dir.path() + "/stormbrokerd.log";
+  // The socket path is whatever the config says; find it for Connect().
+  size_t at = config_yaml.find("socket: ");
+  socket_path_ = config_yaml.substr(at + 8, config_yaml.find('\n', at) - at - 8);
+  process_ = std::make_unique<Process>(
+      std::vector<std::string>{Binary("stormbrokerd"), "--config", config_path_, "--verbose"}, log_path_, false);
+}
+
+Broker::~Broker() { process_->Stop(SIGTERM); }
+
+std::string Broker::Log() const {
+  std::ifstream in(log_path_);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+bool Broker::WaitForState(const std::string& state, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto client = Connect();
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!process_->Running()) return false;
+    auto accounts = client->ListAccounts();
+    if (accounts.ok() && !accounts.value().empty()) {
+      bool all = true;
+      for (const auto& a : accounts.value()) all = all && a.state == state;
+      if (all) return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+std::string BasicConfig(const std::string& socket, const FakeStorm& storm, const std::string& password_file,
+                        const std::string& token_timeout, const std::string& policy) {
+  return "listen:\n  socket: " + socket + "\n  mode: \"0666\"\n"
+         "upstream:\n  url: " + storm.url() + "\n  ca_file: " + storm.ca_file() + "\n  timeout: 10s\n"
+         "accounts:\n  prod:\n    username: deploy-bot\n    password_file: " + password_file +
+         "\n    token_timeout: " + token_timeout + "\n"
+         "policy:\n" + (policy.empty() ? "  - users: [root]\n    accounts: [\"*\"]\n    methods: [\"*\"]\n" : policy);
+}
+
+}  // namespace harness

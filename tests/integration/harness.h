@@ -1,0 +1,117 @@
+// Test harness for end-to-end tests: real processes (fake_storm, stormbrokerd,
+// stormctl) in a temporary directory, talking over real sockets.
+#pragma once
+
+#include <sys/types.h>
+
+#include <csignal>
+#include <optional>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "stormbroker/client.h"
+
+namespace harness {
+
+// A directory under /tmp, world-searchable (so clients run as other users can
+// reach sockets in it), removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string Write(const std::string& name, const std::string& content, mode_t mode = 0644) const;
+  std::string Read(const std::string& name) const;
+
+ private:
+  std::string path_;
+};
+
+// A child process. Its stdout goes to a pipe (read with ReadLine) or a file;
+// its stderr to a file. Killed (SIGKILL) on destruction if still running.
+class Process {
+ public:
+  Process(const std::vector<std::string>& argv, const std::string& stderr_path, bool pipe_stdout);
+  ~Process();
+  pid_t pid() const { return pid_; }
+  // One line of stdout (without the newline), waiting up to `timeout`.
+  std::string ReadLine(std::chrono::milliseconds timeout);
+  // Sends `signal` and waits for the exit; returns the wait status.
+  int Stop(int signal = SIGTERM);
+  bool Running();
+
+ private:
+  pid_t pid_ = -1;
+  int stdout_fd_ = -1;
+  std::string buffered_;
+  bool reaped_ = false;
+  int wait_status_ = 0;
+};
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs a command to completion, optionally as another uid/gid (through
+// setpriv), with `stdin_text` on its stdin.
+RunResult RunCommand(const std::vector<std::string>& argv, const std::string& stdin_text = "",
+              std::optional<uid_t> as_uid = std::nullopt, std::map<std::string, std::string> env = {});
+
+struct StormUser {
+  std::string username;
+  std::string password;
+  std::string totp_secret;
+};
+
+// The upstream emulator over HTTPS with a fresh CA.
+class FakeStorm {
+ public:
+  FakeStorm(const TempDir& dir, const std::vector<StormUser>& users, const std::vector<std::string>& extra_flags = {});
+  ~FakeStorm();
+  const std::string& url() const { return url_; }
+  const std::string& ca_file() const { return ca_file_; }
+  nlohmann::json Counters() const;
+  nlohmann::json Tokens() const;
+  void Revoke(const std::string& token = "");
+  // How many calls of `method` (lower case) were authenticated with `kind`.
+  long long Count(const std::string& method, const std::string& kind) const;
+
+ private:
+  nlohmann::json Control(const std::string& verb, const std::string& path) const;
+  std::unique_ptr<Process> process_;
+  std::string url_, control_url_, ca_file_;
+};
+
+// The daemon with a config written from `config_yaml`.
+class Broker {
+ public:
+  Broker(const TempDir& dir, const std::string& config_yaml);
+  ~Broker();
+  const std::string& socket_path() const { return socket_path_; }
+  const std::string& config_path() const { return config_path_; }
+  std::string Log() const;
+  Process& process() { return *process_; }
+  std::unique_ptr<stormbroker::Client> Connect() const { return stormbroker::Client::Connect(socket_path_); }
+  // Waits until every account reports `state`; false on timeout.
+  bool WaitForState(const std::string& state, std::chrono::milliseconds timeout = std::chrono::seconds(15));
+
+ private:
+  std::string socket_path_, config_path_, log_path_;
+  std::unique_ptr<Process> process_;
+};
+
+// A config for one account "prod" (username deploy-bot) admitting root.
+std::string BasicConfig(const std::string& socket, const FakeStorm& storm, const std::string& password_file,
+                        const std::string& token_timeout = "1h", const std::string& policy = "");
+
+std::string Binary(const std::string& name);  // path of a built program
+
+}  // namespace harness
