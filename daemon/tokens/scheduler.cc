@@ -43,8 +43,10 @@ void ThreadScheduler::Loop() {
       continue;
     }
     auto first = tasks_.begin();
-    if (first->first.first > Clock::now()) {
-      wake_.wait_until(lock, first->first.first);
+    // A copy: Cancel may erase the node while we wait.
+    const Clock::time_point due = first->first.first;
+    if (due > Clock::now()) {
+      wake_.wait_until(lock, due);
       continue;
     }
     std::function<void()> task = std::move(first->second);

@@ -1,0 +1,57 @@
+// A StormUpstream that records calls and lets the test answer them.
+#pragma once
+
+#include <deque>
+#include <mutex>
+
+#include "upstream/storm_client.h"
+
+namespace stormbroker::testing {
+
+struct RecordedCall {
+  std::string method;
+  nlohmann::json params;
+  std::string username;
+  std::string credential;  // revealed: tests compare it
+  StormCallback done;
+};
+
+class FakeUpstream : public StormUpstream {
+ public:
+  void Call(const std::string& method, const nlohmann::json& params, const std::string& username,
+            const Secret& credential, StormCallback done) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    calls_.push_back({method, params, username, std::string(credential.Reveal()), std::move(done)});
+  }
+  size_t Pending() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return calls_.size();
+  }
+  RecordedCall Take() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    RecordedCall call = std::move(calls_.front());
+    calls_.pop_front();
+    return call;
+  }
+
+  static Result<StormReply> Ok(nlohmann::json result, std::optional<long long> server_time = std::nullopt) {
+    StormReply reply;
+    reply.outcome.result = std::move(result);
+    reply.server_time = server_time;
+    return reply;
+  }
+  static Result<StormReply> Error(long http_status, const std::string& error_class) {
+    StormReply reply;
+    reply.outcome.is_error = true;
+    reply.outcome.error.error_class = error_class;
+    reply.outcome.error.message = "from the fake";
+    reply.outcome.error.http_status = http_status;
+    return reply;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::deque<RecordedCall> calls_;
+};
+
+}  // namespace stormbroker::testing
