@@ -12,6 +12,9 @@ namespace fake_storm {
 struct Reply {
   int http_status = 200;
   nlohmann::json body;
+  std::string encoding = "json";  // "json" or "yaml": how the front renders `body`
+  bool reset = false;             // drop the connection instead of answering
+  long long delay_ms = 0;         // wait this long before answering
 };
 
 // `error_class` without the "LW::Exception::" prefix, e.g. "API::InvalidMethod".

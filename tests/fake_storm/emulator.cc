@@ -4,6 +4,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
+
+#include "secret/base32.h"
+#include "tokens/totp.h"
+#include "yaml_json.h"
 
 namespace fake_storm {
 namespace {
@@ -13,32 +18,7 @@ std::string Lower(std::string text) {
   return text;
 }
 
-std::string Base64Decode(const std::string& in) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  std::string out;
-  int bits = 0, buffer = 0;
-  for (char c : in) {
-    if (c == '=') break;
-    int v = value(c);
-    if (v < 0) return {};
-    buffer = (buffer << 6) | v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((buffer >> bits) & 0xff));
-    }
-  }
-  return out;
-}
-
-std::string Base64Encode(const unsigned char* data, size_t size) {
+std::string Base64(const unsigned char* data, size_t size) {
   static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
   for (size_t i = 0; i < size; i += 3) {
@@ -55,81 +35,195 @@ long long EpochSeconds(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
 
+std::string NewTokenString() {
+  unsigned char bytes[30];
+  RAND_bytes(bytes, sizeof bytes);
+  return Base64(bytes, sizeof bytes);
+}
+
+Reply Refused(const std::string& username, const std::string& message) {
+  return ApiException(401, "Authorization", message, {{"username", username}});
+}
+
+Reply FaultReply(const Fault& fault, const std::string& method) {
+  switch (fault.kind) {
+    case FaultKind::kStatus500:
+      return ApiException(500, "API::Internal", "Internal Error", {{"public_message", "injected internal error"}});
+    case FaultKind::kMaintenance:
+      return ApiException(503, "API::Maintenance", "The API is down for maintenance");
+    case FaultKind::kRateLimit:
+      return ApiException(429, "API::RateLimit", "Rate limit exceeded",
+                          {{"account", "000000"}, {"ip", "127.0.0.1"}, {"method", method}});
+    case FaultKind::kRejectToken:
+      return Refused("", "Authorization failed");
+    case FaultKind::kReset:
+    case FaultKind::kDelay:
+      break;
+  }
+  Reply reply;
+  reply.reset = true;
+  return reply;
+}
+
 }  // namespace
 
-Emulator::Emulator(std::vector<User> users, Options options)
-    : users_(std::move(users)), options_(options) {
+std::optional<std::pair<std::string, std::string>> DecodeBasicAuth(const std::string& header) {
+  const std::string prefix = "Basic ";
+  if (header.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+  std::string decoded;
+  int bits = 0, buffer = 0;
+  for (char c : header.substr(prefix.size())) {
+    const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (c == '=') break;
+    const char* at = c ? std::strchr(alphabet, c) : nullptr;
+    if (!at) return std::nullopt;
+    buffer = (buffer << 6) | static_cast<int>(at - alphabet);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      decoded.push_back(static_cast<char>((buffer >> bits) & 0xff));
+    }
+  }
+  size_t colon = decoded.find(':');
+  if (colon == std::string::npos) return std::nullopt;
+  return std::make_pair(decoded.substr(0, colon), decoded.substr(colon + 1));
+}
+
+Emulator::Emulator(std::vector<User> users, nlohmann::json servers, Options options)
+    : users_(std::move(users)), servers_(std::move(servers)), options_(options) {
   methods_["account/auth/token"] = [this](Context& ctx) { return TokenMethod(ctx); };
   methods_["account/auth/expiretoken"] = [this](Context& ctx) { return ExpireToken(ctx); };
   methods_["utilities/info/ping"] = [](Context&) { return Reply{200, {{"ping", "success"}}}; };
   methods_["utilities/info/version"] = [](Context&) { return Reply{200, {{"version", "v1"}}}; };
+  methods_["storm/server/list"] = [this](Context& ctx) { return servers_.List(ctx.params); };
+  methods_["storm/server/details"] = [this](Context& ctx) { return servers_.Details(ctx.params); };
+}
+
+std::chrono::system_clock::time_point Emulator::Now() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return std::chrono::system_clock::now() + clock_shift_;
+}
+
+void Emulator::ShiftClock(std::chrono::seconds by) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  clock_shift_ += by;
 }
 
 Reply Emulator::Handle(const Request& request) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  Context ctx{};
-  if (auto refusal = AuthenticateLocked(request, &ctx)) {
-    ++auth_counts_["rejected"];
-    return *refusal;
-  }
-  std::string kind = ctx.kind == AuthKind::kPassword ? "password" : "token";
-  ++auth_counts_[kind];
-
+  // The extension chooses the encoding of the request and of the answer.
   std::string path = request.path;
-  if (path.size() > 5 && Lower(path.substr(path.size() - 5)) == ".json") path.resize(path.size() - 5);
-  ctx.method = Lower(path);
-  ++method_counts_[ctx.method][kind];
-
-  nlohmann::json body = request.body.empty() ? nlohmann::json::object()
-                                             : nlohmann::json::parse(request.body, nullptr, false);
-  if (body.is_discarded() || !body.is_object()) {
-    return ApiException(200, "Deserialize", "Could not deserialize the request body",
-                        {{"data", request.body.substr(0, 200)}, {"encoding", "JSON"}});
+  std::string encoding = "json";
+  size_t slash = path.rfind('/');
+  size_t dot = path.rfind('.');
+  if (dot != std::string::npos && (slash == std::string::npos || dot > slash)) {
+    encoding = Lower(path.substr(dot + 1));
+    path.resize(dot);
   }
-  ctx.params = body.contains("params") && body["params"].is_object() ? body["params"] : nlohmann::json::object();
-
-  auto handler = methods_.find(ctx.method);
-  if (handler == methods_.end()) {
-    return ApiException(200, "API::InvalidMethod", "Invalid API Method: " + path, {{"method", path}});
+  if (encoding != "json" && encoding != "yaml") {
+    Reply reply = ApiException(200, "API::InvalidEncoding", "Invalid encoding: " + encoding, {{"encoding", encoding}});
+    return reply;
   }
-  return handler->second(ctx);
+  std::string method = Lower(path);
+  auto credentials = DecodeBasicAuth(request.authorization);
+
+  std::optional<Fault> fault = TakeFault(method, credentials ? credentials->second : "");
+  Reply reply = [&]() -> Reply {
+    if (fault && fault->kind != FaultKind::kDelay) return FaultReply(*fault, method);
+    std::lock_guard<std::mutex> lock(mutex_);
+    Context ctx;
+    if (auto refusal = AuthenticateLocked(request, &ctx)) {
+      ++auth_counts_["rejected"];
+      return *refusal;
+    }
+    ++auth_counts_[ctx.auth_kind];
+    ++method_counts_[method][ctx.auth_kind];
+
+    std::optional<nlohmann::json> body = nlohmann::json::object();
+    if (!request.body.empty()) {
+      body = encoding == "yaml" ? ParseYaml(request.body)
+                                : std::optional<nlohmann::json>(nlohmann::json::parse(request.body, nullptr, false));
+    }
+    if (!body || body->is_discarded() || !(body->is_object() || body->is_null())) {
+      return ApiException(200, "Deserialize", "Could not deserialize the request body",
+                          {{"data", request.body.substr(0, 200)}, {"encoding", encoding == "yaml" ? "YAML" : "JSON"}});
+    }
+    ctx.params = body->is_object() && body->contains("params") && (*body)["params"].is_object()
+                     ? (*body)["params"]
+                     : nlohmann::json::object();
+
+    auto handler = methods_.find(method);
+    if (handler == methods_.end()) {
+      return ApiException(200, "API::InvalidMethod", "Invalid API Method: " + path, {{"method", path}});
+    }
+    return handler->second(ctx);
+  }();
+  reply.encoding = encoding;
+  if (fault && fault->kind == FaultKind::kDelay) reply.delay_ms = fault->delay_ms;
+  return reply;
+}
+
+std::optional<Fault> Emulator::TakeFault(const std::string& method, const std::string& secret) {
+  // Only a token (not a password) can be named by reject_token.
+  bool is_token;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    is_token = tokens_.count(secret) > 0;
+  }
+  auto fault = faults_.Take(method, is_token ? secret : "");
+  if (fault) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++fault_counts_[FaultKindName(fault->kind)];
+  }
+  return fault;
 }
 
 std::optional<Reply> Emulator::AuthenticateLocked(const Request& request, Context* ctx) {
-  auto refuse = [](const std::string& username) {
-    return ApiException(401, "Authorization", "Authorization failed", {{"username", username}});
-  };
-  const std::string prefix = "Basic ";
-  if (request.authorization.compare(0, prefix.size(), prefix) != 0) return refuse("");
-  std::string decoded = Base64Decode(request.authorization.substr(prefix.size()));
-  size_t colon = decoded.find(':');
-  if (colon == std::string::npos) return refuse("");
-  std::string username = decoded.substr(0, colon);
-  std::string secret = decoded.substr(colon + 1);
-
+  auto credentials = DecodeBasicAuth(request.authorization);
+  if (!credentials) return Refused("", "Authorization failed: HTTP Basic credentials required");
+  const auto& [username, secret] = *credentials;
   auto user = std::find_if(users_.begin(), users_.end(), [&](const User& u) { return u.username == username; });
-  if (user == users_.end()) return refuse(username);
+  if (user == users_.end()) return Refused(username, "Authorization failed");
   ctx->user = &*user;
   if (secret == user->password) {
-    ctx->kind = AuthKind::kPassword;
+    if (!user->totp_secret.empty()) {
+      if (auto refusal = CheckPasscodeLocked(*user, request.passcode)) return refusal;
+      ctx->auth_kind = "password+passcode";
+    } else {
+      ctx->auth_kind = "password";
+    }
     return std::nullopt;
   }
   auto token = tokens_.find(secret);
-  auto now = Now();
-  if (token == tokens_.end() || token->second.username != username) return refuse(username);
+  auto now = std::chrono::system_clock::now() + clock_shift_;
+  if (token == tokens_.end() || token->second.username != username) return Refused(username, "Authorization failed");
   if (token->second.expires <= now) {
     tokens_.erase(token);
-    return refuse(username);
+    return Refused(username, "Authorization failed: the token has expired");
   }
   // Any use of a token is activity.
   token->second.expires = CapExpiry(token->second, token->second.timeout);
-  ctx->kind = AuthKind::kToken;
+  ctx->auth_kind = "token";
   ctx->token = secret;
   return std::nullopt;
 }
 
+std::optional<Reply> Emulator::CheckPasscodeLocked(const User& user, const std::string& passcode) {
+  if (passcode.empty()) return Refused(user.username, "Authorization failed: two-factor passcode required");
+  auto key = stormbroker::DecodeBase32(user.totp_secret);
+  int64_t step = stormbroker::TotpStep(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  if (!key.ok() || passcode != stormbroker::TotpCode(*key, step)) {
+    return Refused(user.username, "Authorization failed: invalid two-factor passcode");
+  }
+  if (!used_steps_[user.username].insert(step).second) {
+    return Refused(user.username, "Authorization failed: two-factor passcode already used");
+  }
+  return std::nullopt;
+}
+
 std::chrono::system_clock::time_point Emulator::CapExpiry(const Token& token, long long timeout) const {
-  return std::min(Now() + std::chrono::seconds(timeout), token.created + options_.hard_limit);
+  auto now = std::chrono::system_clock::now() + clock_shift_;
+  return std::min(now + std::chrono::seconds(timeout), token.created + options_.hard_limit);
 }
 
 Reply Emulator::TokenMethod(Context& ctx) {
@@ -137,8 +231,8 @@ Reply Emulator::TokenMethod(Context& ctx) {
   if (ctx.params.contains("timeout")) {
     const nlohmann::json& value = ctx.params["timeout"];
     bool integral = value.is_number_integer() ||
-                    (value.is_string() && !value.get<std::string>().empty() &&
-                     std::all_of(value.get<std::string>().begin(), value.get<std::string>().end(), ::isdigit));
+                    (value.is_string() && !value.get<std::string>().empty() && value.get<std::string>().size() < 18 &&
+                     value.get<std::string>().find_first_not_of("0123456789") == std::string::npos);
     if (!integral) {
       return ApiException(200, "Input::Validation", "Validation failed for 'timeout': must be a positive integer",
                           {{"field", "timeout"}, {"type", "positive_integer"}, {"value", value}});
@@ -146,15 +240,13 @@ Reply Emulator::TokenMethod(Context& ctx) {
     timeout = value.is_string() ? std::stoll(value.get<std::string>()) : value.get<long long>();
     if (timeout < 1 || timeout > options_.max_timeout) {
       return ApiException(200, "Input::OutOfBounds",
-                          "Out of bounds for 'timeout': must be between 1 and " +
-                              std::to_string(options_.max_timeout),
+                          "Out of bounds for 'timeout': must be between 1 and " + std::to_string(options_.max_timeout),
                           {{"field", "timeout"}, {"max", options_.max_timeout}, {"min", 1}, {"value", timeout}});
     }
   }
-  std::string token_string = ctx.kind == AuthKind::kToken ? ctx.token : NewTokenString();
-  if (ctx.kind == AuthKind::kPassword) {
-    tokens_[token_string] = Token{ctx.user->username, Now(), Now(), timeout};
-  }
+  auto now = std::chrono::system_clock::now() + clock_shift_;
+  std::string token_string = ctx.auth_kind == "token" ? ctx.token : NewTokenString();
+  if (ctx.auth_kind != "token") tokens_[token_string] = Token{ctx.user->username, now, now, timeout};
   Token& token = tokens_[token_string];
   token.timeout = timeout;
   token.expires = CapExpiry(token, timeout);
@@ -162,22 +254,17 @@ Reply Emulator::TokenMethod(Context& ctx) {
 }
 
 Reply Emulator::ExpireToken(Context& ctx) {
-  if (ctx.kind != AuthKind::kToken) return Reply{200, {{"expired", 0}}};
+  if (ctx.auth_kind != "token") return Reply{200, {{"expired", 0}}};
   tokens_.erase(ctx.token);
   return Reply{200, {{"expired", 1}}};
 }
 
-std::string Emulator::NewTokenString() {
-  unsigned char bytes[30];
-  RAND_bytes(bytes, sizeof bytes);
-  return Base64Encode(bytes, sizeof bytes);
-}
-
 nlohmann::json Emulator::Counters() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  nlohmann::json out = {{"methods", nlohmann::json::object()}, {"auth", nlohmann::json::object()}};
+  nlohmann::json out = {{"methods", nlohmann::json::object()}, {"auth", nlohmann::json::object()},
+                        {"faults", fault_counts_}};
   for (const auto& [method, kinds] : method_counts_) out["methods"][method] = kinds;
-  for (const char* kind : {"password", "token", "rejected"}) {
+  for (const char* kind : {"password", "password+passcode", "token", "rejected"}) {
     auto it = auth_counts_.find(kind);
     out["auth"][kind] = it == auth_counts_.end() ? 0 : it->second;
   }
@@ -205,10 +292,14 @@ int Emulator::Revoke(const std::string& token) {
 }
 
 void Emulator::Reset() {
+  faults_.Clear();
   std::lock_guard<std::mutex> lock(mutex_);
   tokens_.clear();
+  used_steps_.clear();
   method_counts_.clear();
   auth_counts_.clear();
+  fault_counts_.clear();
+  clock_shift_ = std::chrono::seconds(0);
 }
 
 }  // namespace fake_storm

@@ -1,7 +1,8 @@
 // The Storm API emulator's behaviour, with no HTTP: a request in, a reply out.
-// It follows ../../shared/STORM_API.md (kept in the project's shared notes):
-// HTTP Basic with password or token, the {"params": ...} envelope, tokens with
-// an inactivity timeout and a hard limit, exceptions as data.
+// It follows the project's STORM_API.md: HTTP Basic with password (plus a
+// TOTP passcode for two-factor users) or token, the {"params": ...} envelope in
+// JSON or YAML, tokens with an inactivity timeout and a hard limit, exceptions
+// as data; and it misbehaves on command (FaultPlan) for tests.
 //
 // Thread-safe: the HTTP front serves requests from a thread pool.
 #pragma once
@@ -10,19 +11,23 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "api_error.h"
+#include "faults.h"
+#include "servers.h"
 #include "users.h"
 
 namespace fake_storm {
 
 struct Request {
-  std::string path;           // the method path after the base, e.g. "Utilities/Info/ping"
+  std::string path;           // the method path after the base, e.g. "Utilities/Info/ping.json"
   std::string authorization;  // the Authorization header, e.g. "Basic ZGVw..."
+  std::string passcode;       // the two-factor passcode header; empty when absent
   std::string body;
 };
 
@@ -34,24 +39,30 @@ struct Options {
 
 class Emulator {
  public:
-  Emulator(std::vector<User> users, Options options);
+  Emulator(std::vector<User> users, nlohmann::json servers, Options options);
 
+  // Never blocks on faults: a delay comes back in Reply::delay_ms.
   Reply Handle(const Request& request);
 
+  // The emulator's clock for tokens: the real one plus the shift.
+  std::chrono::system_clock::time_point Now() const;
+  // Moves the token clock forward (tokens expire as if time had passed).
+  // Passcodes keep the real clock, as the broker computes them from its own.
+  void ShiftClock(std::chrono::seconds by);
+
   // {"methods": {"account/auth/token": {"password": 1, "token": 2}, ...},
-  //  "auth": {"password": N, "token": N, "rejected": N}}
+  //  "auth": {"password": N, "password+passcode": N, "token": N, "rejected": N},
+  //  "faults": {"status500": N, ...}}
   nlohmann::json Counters() const;
-  // Forgets counters and tokens; users and options stay.
-  void Reset();
-  // The live tokens: [{"token", "username", "expires", "created"}]. Tests use
-  // them to check that no token leaks, and to revoke one.
+  // The live tokens: [{"token", "username", "expires", "created"}].
   nlohmann::json Tokens() const;
-  // Kills a token (or all tokens with an empty string), as if it had expired.
-  // Returns how many were removed.
+  // Kills a token (every token for an empty string); returns how many.
   int Revoke(const std::string& token);
+  // Forgets counters, tokens, used passcodes, faults and the clock shift.
+  void Reset();
+  FaultPlan& faults() { return faults_; }
 
  private:
-  enum class AuthKind { kPassword, kToken };
   struct Token {
     std::string username;
     std::chrono::system_clock::time_point created;
@@ -59,30 +70,38 @@ class Emulator {
     long long timeout;
   };
   struct Context {
-    const User* user;
-    AuthKind kind;
-    std::string token;  // when kind == kToken
+    const User* user = nullptr;
+    std::string auth_kind;  // password, password+passcode or token
+    std::string token;      // when auth_kind == "token"
     nlohmann::json params;
-    std::string method;  // lower case
   };
   using Handler = std::function<Reply(Context&)>;
 
-  std::chrono::system_clock::time_point Now() const { return std::chrono::system_clock::now(); }
-  // Sets ctx user/kind/token, or returns the 401 reply. Requires mutex_.
+  // Sets ctx user/auth_kind/token, or returns the 401 reply. Requires mutex_.
   std::optional<Reply> AuthenticateLocked(const Request& request, Context* ctx);
+  std::optional<Reply> CheckPasscodeLocked(const User& user, const std::string& passcode);
+  // The injected fault for this call, if any, counted.
+  std::optional<Fault> TakeFault(const std::string& method, const std::string& secret);
   Reply TokenMethod(Context& ctx);
   Reply ExpireToken(Context& ctx);
-  std::string NewTokenString();
   std::chrono::system_clock::time_point CapExpiry(const Token& token, long long timeout) const;
 
   const std::vector<User> users_;
+  const ServerCatalog servers_;
   const Options options_;
   std::map<std::string, Handler> methods_;  // keyed by lower-case path
+  FaultPlan faults_;
 
   mutable std::mutex mutex_;
+  std::chrono::seconds clock_shift_{0};
   std::map<std::string, Token> tokens_;
+  std::map<std::string, std::set<int64_t>> used_steps_;  // username → TOTP steps spent
   std::map<std::string, std::map<std::string, long long>> method_counts_;
   std::map<std::string, long long> auth_counts_;
+  std::map<std::string, long long> fault_counts_;
 };
+
+// "Basic base64(user:secret)" → {user, secret}; nothing when malformed.
+std::optional<std::pair<std::string, std::string>> DecodeBasicAuth(const std::string& header);
 
 }  // namespace fake_storm

@@ -4,7 +4,9 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <memory>
 #include <string>
 #include <thread>
@@ -13,6 +15,7 @@
 
 #include "emulator.h"
 #include "users.h"
+#include "yaml_json.h"
 
 namespace fake_storm {
 namespace {
@@ -30,17 +33,30 @@ An emulator of the Storm API (v1) for tests. Prints, as its first lines:
   --control-port N     control port (default 0: pick a free one)
   --hard-limit SECONDS a token's life from creation (default 43200)
   --max-timeout SECONDS largest inactivity timeout accepted (default 3600)
+  --default-timeout SECONDS inactivity timeout when none is asked (default 900)
+  --passcode-header NAME the two-factor passcode header (default X-Two-Factor-Passcode)
+  --servers FILE       seed data for Storm/Server/* (JSON or YAML list of objects
+                       with uniq_id); default: 60 generated servers
   --help               this text
 
 Control interface (plain HTTP, loopback only):
   GET  /counters   calls per method and auth kind, as JSON
   GET  /tokens     the live tokens, as JSON
   POST /revoke?token=T  kill token T (without token=: every token)
-  POST /reset      forget counters and tokens
+  GET  /faults     the faults still armed
+  POST /faults     arm a fault, body e.g. {"kind":"status500","count":2}; kinds:
+                   delay (with delay_ms), status500, maintenance, rate_limit,
+                   reset, reject_token (optional "token"); optional "method"
+                   (lower case) and "seconds" (a window instead of a count)
+  DELETE /faults   disarm every fault
+  GET  /clock      {"now": epoch seconds, "shift": seconds}
+  POST /clock      body {"advance": SECONDS}: move the token clock forward
+  POST /reset      forget counters, tokens, used passcodes, faults, clock shift
 )";
 
 struct Flags {
-  std::string users, cert, key;
+  std::string users, cert, key, servers;
+  std::string passcode_header = "X-Two-Factor-Passcode";
   bool plain = false;
   int port = 0, control_port = 0;
   Options options;
@@ -64,6 +80,9 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
     else if (arg == "--control-port") flags->control_port = std::stoi(next());
     else if (arg == "--hard-limit") flags->options.hard_limit = std::chrono::seconds(std::stoll(next()));
     else if (arg == "--max-timeout") flags->options.max_timeout = std::stoll(next());
+    else if (arg == "--default-timeout") flags->options.default_timeout = std::stoll(next());
+    else if (arg == "--passcode-header") flags->passcode_header = next();
+    else if (arg == "--servers") flags->servers = next();
     else if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -83,29 +102,82 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
   return true;
 }
 
-void ServeApi(httplib::Server& server, Emulator& emulator) {
-  server.Post(R"(/v1/(.*))", [&](const httplib::Request& req, httplib::Response& res) {
-    Request request{req.matches[1], req.get_header_value("Authorization"), req.body};
+std::string HttpDate(std::chrono::system_clock::time_point when) {
+  time_t t = std::chrono::system_clock::to_time_t(when);
+  struct tm utc;
+  gmtime_r(&t, &utc);
+  char text[64];
+  strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &utc);
+  return text;
+}
+
+void ServeApi(httplib::Server& server, Emulator& emulator, const std::string& passcode_header) {
+  server.Post(R"(/v1/(.*))", [&, passcode_header](const httplib::Request& req, httplib::Response& res) {
+    Request request{req.matches[1], req.get_header_value("Authorization"), req.get_header_value(passcode_header.c_str()),
+                    req.body};
     Reply reply = emulator.Handle(request);
+    if (reply.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(reply.delay_ms));
+    if (reply.reset) {
+      // Promise a body, then drop the connection before sending it.
+      res.set_content_provider(
+          1000, "application/json", [](size_t, size_t, httplib::DataSink&) { return false; });
+      return;
+    }
     res.status = reply.http_status;
-    res.set_content(reply.body.dump(), "application/json");
+    // The server's clock, so a client can read `expires` without clock skew.
+    res.set_header("Date", HttpDate(emulator.Now()));
+    if (reply.encoding == "yaml") {
+      res.set_content(RenderYaml(reply.body), "application/yaml");
+    } else {
+      res.set_content(reply.body.dump(), "application/json");
+    }
   });
 }
 
+void Json(httplib::Response& res, const nlohmann::json& body, int status = 200) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
 void ServeControl(httplib::Server& server, Emulator& emulator) {
-  server.Get("/counters", [&](const httplib::Request&, httplib::Response& res) {
-    res.set_content(emulator.Counters().dump(), "application/json");
-  });
-  server.Get("/tokens", [&](const httplib::Request&, httplib::Response& res) {
-    res.set_content(emulator.Tokens().dump(), "application/json");
-  });
+  server.Get("/counters", [&](const httplib::Request&, httplib::Response& res) { Json(res, emulator.Counters()); });
+  server.Get("/tokens", [&](const httplib::Request&, httplib::Response& res) { Json(res, emulator.Tokens()); });
   server.Post("/revoke", [&](const httplib::Request& req, httplib::Response& res) {
-    int removed = emulator.Revoke(req.get_param_value("token"));
-    res.set_content(nlohmann::json{{"revoked", removed}}.dump(), "application/json");
+    Json(res, {{"revoked", emulator.Revoke(req.get_param_value("token"))}});
+  });
+  server.Get("/faults", [&](const httplib::Request&, httplib::Response& res) {
+    Json(res, emulator.faults().Describe());
+  });
+  server.Post("/faults", [&](const httplib::Request& req, httplib::Response& res) {
+    std::string error;
+    auto fault = ParseFault(nlohmann::json::parse(req.body, nullptr, false), &error);
+    if (!fault) return Json(res, {{"error", error}}, 400);
+    emulator.faults().Add(*fault);
+    Json(res, emulator.faults().Describe());
+  });
+  server.Delete("/faults", [&](const httplib::Request&, httplib::Response& res) {
+    emulator.faults().Clear();
+    Json(res, nlohmann::json::array());
+  });
+  auto clock = [&] {
+    return nlohmann::json{
+        {"now", std::chrono::duration_cast<std::chrono::seconds>(emulator.Now().time_since_epoch()).count()},
+        {"shift", std::chrono::duration_cast<std::chrono::seconds>(emulator.Now() - std::chrono::system_clock::now())
+                      .count()}};
+  };
+  server.Get("/clock", [&, clock](const httplib::Request&, httplib::Response& res) { Json(res, clock()); });
+  server.Post("/clock", [&, clock](const httplib::Request& req, httplib::Response& res) {
+    auto body = nlohmann::json::parse(req.body, nullptr, false);
+    if (!body.is_object() || !body.contains("advance") || !body["advance"].is_number_integer() ||
+        body["advance"].get<long long>() < 0) {
+      return Json(res, {{"error", "body must be {\"advance\": non-negative integer seconds}"}}, 400);
+    }
+    emulator.ShiftClock(std::chrono::seconds(body["advance"].get<long long>()));
+    Json(res, clock());
   });
   server.Post("/reset", [&](const httplib::Request&, httplib::Response& res) {
     emulator.Reset();
-    res.set_content("{}", "application/json");
+    Json(res, nlohmann::json::object());
   });
 }
 
@@ -118,7 +190,16 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "fake_storm: %s\n", error.c_str());
     return 2;
   }
-  Emulator emulator(std::move(*users), flags.options);
+  nlohmann::json servers = ServerCatalog::Generated(60);
+  if (!flags.servers.empty()) {
+    auto loaded = ServerCatalog::Load(flags.servers, &error);
+    if (!loaded) {
+      std::fprintf(stderr, "fake_storm: %s\n", error.c_str());
+      return 2;
+    }
+    servers = std::move(*loaded);
+  }
+  Emulator emulator(std::move(*users), std::move(servers), flags.options);
 
   std::unique_ptr<httplib::Server> api;
   if (flags.plain) {
@@ -132,7 +213,7 @@ int Main(int argc, char** argv) {
   }
   api->new_task_queue = [] { return new httplib::ThreadPool(32); };
   httplib::Server control;
-  ServeApi(*api, emulator);
+  ServeApi(*api, emulator, flags.passcode_header);
   ServeControl(control, emulator);
 
   int port = flags.port == 0 ? api->bind_to_any_port("127.0.0.1") : (api->bind_to_port("127.0.0.1", flags.port) ? flags.port : -1);

@@ -202,19 +202,55 @@ FakeStorm::FakeStorm(const TempDir& dir, const std::vector<StormUser>& users,
 
 FakeStorm::~FakeStorm() { process_->Stop(SIGTERM); }
 
-nlohmann::json FakeStorm::Control(const std::string& verb, const std::string& path) const {
+nlohmann::json FakeStorm::Control(const std::string& verb, const std::string& path, const std::string& body,
+                                  long* status) const {
   CURL* curl = curl_easy_init();
-  std::string body;
+  std::string answer;
   std::string url = control_url_ + path;
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  if (verb == "POST") curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
+  if (verb == "POST") curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+  else if (verb != "GET") curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, verb.c_str());
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
   CURLcode code = curl_easy_perform(curl);
+  if (status) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
   curl_easy_cleanup(curl);
   if (code != CURLE_OK) Die("control request " + path + " failed: " + curl_easy_strerror(code));
-  return nlohmann::json::parse(body);
+  return nlohmann::json::parse(answer);
+}
+
+HttpResult FakeStorm::Api(const std::string& path, const std::string& body, const std::string& user,
+                          const std::string& secret, const std::string& passcode) const {
+  HttpResult result;
+  CURL* curl = curl_easy_init();
+  std::string url = url_ + "/" + path;
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file_.c_str());
+  curl_easy_setopt(curl, CURLOPT_USERNAME, user.c_str());
+  curl_easy_setopt(curl, CURLOPT_PASSWORD, secret.c_str());
+  curl_slist* headers = nullptr;
+  std::string passcode_header = "X-Two-Factor-Passcode: " + passcode;
+  if (!passcode.empty()) headers = curl_slist_append(headers, passcode_header.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &result.body);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, +[](char* data, size_t size, size_t count, void* out) {
+    std::string line(data, size * count);
+    if (line.rfind("Date: ", 0) == 0 || line.rfind("date: ", 0) == 0) {
+      *static_cast<std::string*>(out) = line.substr(6, line.find_last_not_of("\r\n") - 5);
+    }
+    return size * count;
+  });
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &result.date_header);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+  CURLcode code = curl_easy_perform(curl);
+  if (code == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &result.status);
+  else result.transport_error = curl_easy_strerror(code);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  return result;
 }
 
 nlohmann::json FakeStorm::Counters() const { return Control("GET", "/counters"); }
@@ -249,6 +285,12 @@ std::string Broker::Log() const {
 
 bool Broker::WaitForState(const std::string& state, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
+  // Connect only once the socket exists: a gRPC channel that failed to connect
+  // waits out a reconnect backoff (a second or more) before it tries again.
+  while (!std::filesystem::exists(socket_path_) && std::chrono::steady_clock::now() < deadline) {
+    if (!process_->Running()) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   auto client = Connect();
   while (std::chrono::steady_clock::now() < deadline) {
     if (!process_->Running()) return false;

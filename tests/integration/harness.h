@@ -71,7 +71,14 @@ struct StormUser {
   std::string totp_secret;
 };
 
-// The upstream emulator over HTTPS with a fresh CA.
+struct HttpResult {
+  long status = 0;          // 0 when no response came
+  std::string body;
+  std::string date_header;
+  std::string transport_error;  // libcurl's words when no response came
+};
+
+// The upstream emulator over HTTPS with a fresh CA (or plain HTTP with --plain).
 class FakeStorm {
  public:
   FakeStorm(const TempDir& dir, const std::vector<StormUser>& users, const std::vector<std::string>& extra_flags = {});
@@ -83,9 +90,16 @@ class FakeStorm {
   void Revoke(const std::string& token = "");
   // How many calls of `method` (lower case) were authenticated with `kind`.
   long long Count(const std::string& method, const std::string& kind) const;
+  // A control request (see fake_storm --help); the answer's JSON, and its
+  // HTTP status in `status` when given.
+  nlohmann::json Control(const std::string& verb, const std::string& path, const std::string& body = "",
+                         long* status = nullptr) const;
+  // An API request straight to the emulator, as a client of the API would.
+  HttpResult Api(const std::string& path, const std::string& body, const std::string& user, const std::string& secret,
+                 const std::string& passcode = "") const;
+  Process& process() { return *process_; }
 
  private:
-  nlohmann::json Control(const std::string& verb, const std::string& path) const;
   std::unique_ptr<Process> process_;
   std::string url_, control_url_, ca_file_;
 };

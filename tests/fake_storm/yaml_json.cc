@@ -1,0 +1,87 @@
+#include "yaml_json.h"
+
+#include <yaml-cpp/yaml.h>
+
+namespace fake_storm {
+namespace {
+
+nlohmann::json ScalarToJson(const YAML::Node& node) {
+  const std::string& text = node.Scalar();
+  if (node.Tag() == "!") return text;  // quoted: a string whatever it looks like
+  if (text == "~" || text == "null" || text == "Null" || text == "NULL" || text.empty()) return nullptr;
+  if (text == "true" || text == "True" || text == "TRUE") return true;
+  if (text == "false" || text == "False" || text == "FALSE") return false;
+  nlohmann::json number = nlohmann::json::parse(text, nullptr, false);
+  if (!number.is_discarded() && number.is_number()) return number;
+  return text;
+}
+
+nlohmann::json NodeToJson(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar:
+      return ScalarToJson(node);
+    case YAML::NodeType::Sequence: {
+      nlohmann::json list = nlohmann::json::array();
+      for (const auto& item : node) list.push_back(NodeToJson(item));
+      return list;
+    }
+    case YAML::NodeType::Map: {
+      nlohmann::json object = nlohmann::json::object();
+      for (const auto& entry : node) object[entry.first.as<std::string>()] = NodeToJson(entry.second);
+      return object;
+    }
+    default:
+      return nullptr;
+  }
+}
+
+void Emit(YAML::Emitter& out, const nlohmann::json& value) {
+  switch (value.type()) {
+    case nlohmann::json::value_t::object:
+      out << YAML::BeginMap;
+      for (const auto& [key, item] : value.items()) {
+        out << YAML::Key << key << YAML::Value;
+        Emit(out, item);
+      }
+      out << YAML::EndMap;
+      break;
+    case nlohmann::json::value_t::array:
+      out << YAML::BeginSeq;
+      for (const auto& item : value) Emit(out, item);
+      out << YAML::EndSeq;
+      break;
+    case nlohmann::json::value_t::string:
+      // Quote strings that would read back as another type.
+      if (ScalarToJson(YAML::Load(value.get<std::string>())).is_string() &&
+          value.get<std::string>().find_first_of(":#\n{}[],&*!|>'\"%@`") == std::string::npos &&
+          !value.get<std::string>().empty()) {
+        out << value.get<std::string>();
+      } else {
+        out << YAML::DoubleQuoted << value.get<std::string>();
+      }
+      break;
+    case nlohmann::json::value_t::null:
+      out << YAML::Null;
+      break;
+    default:
+      out << value.dump();
+  }
+}
+
+}  // namespace
+
+std::optional<nlohmann::json> ParseYaml(const std::string& text) {
+  try {
+    return NodeToJson(YAML::Load(text));
+  } catch (const YAML::Exception&) {
+    return std::nullopt;
+  }
+}
+
+std::string RenderYaml(const nlohmann::json& value) {
+  YAML::Emitter out;
+  Emit(out, value);
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace fake_storm
