@@ -40,6 +40,20 @@ std::chrono::system_clock::time_point ToTimePoint(const google::protobuf::Timest
       std::chrono::milliseconds(google::protobuf::util::TimeUtil::TimestampToMilliseconds(t)));
 }
 
+AccountInfo ToInfo(const v1::Account& account) {
+  AccountInfo info;
+  info.name = account.name();
+  info.username = account.username();
+  info.state = StateName(account.state());
+  if (account.has_inactivity_deadline()) info.inactivity_deadline = ToTimePoint(account.inactivity_deadline());
+  if (account.has_hard_deadline()) info.hard_deadline = ToTimePoint(account.hard_deadline());
+  if (account.has_renew_at()) info.renew_at = ToTimePoint(account.renew_at());
+  info.last_error = account.last_error();
+  info.warning = account.warning();
+  info.two_factor = account.two_factor();
+  return info;
+}
+
 class GrpcClient : public Client {
  public:
   explicit GrpcClient(const std::string& socket_path)
@@ -67,6 +81,45 @@ class GrpcClient : public Client {
     return result;
   }
 
+  Outcome<AccountInfo> Login(const std::string& account, const std::string& passcode) override {
+    v1::LoginRequest request;
+    request.set_account(account);
+    request.set_passcode(passcode);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    v1::LoginResponse response;
+    grpc::Status status = stub_->Login(&context, request, &response);
+    if (!status.ok()) return FromStatus(status);
+    return ToInfo(response.account());
+  }
+
+  Outcome<Done> Logout(const std::string& account) override {
+    v1::LogoutRequest request;
+    request.set_account(account);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    v1::LogoutResponse response;
+    grpc::Status status = stub_->Logout(&context, request, &response);
+    if (!status.ok()) return FromStatus(status);
+    return Done{};
+  }
+
+  BrokerError Watch(const std::function<bool(const AccountEvent&)>& on_event) override {
+    grpc::ClientContext context;
+    auto reader = stub_->WatchAccounts(&context, v1::WatchAccountsRequest());
+    v1::AccountEvent event;
+    while (reader->Read(&event)) {
+      AccountEvent out{event.account(), StateName(event.state()), event.message(), ToTimePoint(event.time())};
+      if (!on_event(out)) {
+        context.TryCancel();
+        break;
+      }
+    }
+    grpc::Status status = reader->Finish();
+    if (status.ok() || status.error_code() == grpc::StatusCode::CANCELLED) return BrokerError{ErrorCode::kOther, ""};
+    return FromStatus(status);
+  }
+
   Outcome<std::vector<AccountInfo>> ListAccounts() override {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
@@ -74,12 +127,7 @@ class GrpcClient : public Client {
     grpc::Status status = stub_->ListAccounts(&context, v1::ListAccountsRequest(), &response);
     if (!status.ok()) return FromStatus(status);
     std::vector<AccountInfo> accounts;
-    for (const v1::Account& account : response.accounts()) {
-      AccountInfo info{account.name(), account.username(), StateName(account.state()), {}, {}, account.last_error()};
-      if (account.has_inactivity_deadline()) info.inactivity_deadline = ToTimePoint(account.inactivity_deadline());
-      if (account.has_hard_deadline()) info.hard_deadline = ToTimePoint(account.hard_deadline());
-      accounts.push_back(std::move(info));
-    }
+    for (const v1::Account& account : response.accounts()) accounts.push_back(ToInfo(account));
     return accounts;
   }
 

@@ -4,7 +4,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
 #include <cstring>
 #include <string>
 
@@ -20,6 +22,7 @@
 #include "service/unix_listener.h"
 #include "tokens/account_session.h"
 #include "tokens/scheduler.h"
+#include "tokens/token_store.h"
 #include "upstream/http_engine.h"
 #include "upstream/storm_client.h"
 
@@ -45,6 +48,29 @@ struct Options {
   bool verbose = false;
 };
 
+// Stops every session, expiring tokens upstream where the account says so,
+// and waits for that at most `bound`.
+void StopSessions(AccountSessions& sessions, std::chrono::seconds bound) {
+  // Shared: a session may report after we stopped waiting.
+  struct Countdown {
+    std::mutex mutex;
+    std::condition_variable all_done;
+    size_t pending;
+  };
+  auto countdown = std::make_shared<Countdown>();
+  countdown->pending = sessions.size();
+  for (auto& [name, session] : sessions) {
+    session->Stop(session->expire_on_shutdown(), [countdown] {
+      std::lock_guard<std::mutex> lock(countdown->mutex);
+      if (--countdown->pending == 0) countdown->all_done.notify_all();
+    });
+  }
+  std::unique_lock<std::mutex> lock(countdown->mutex);
+  if (!countdown->all_done.wait_for(lock, bound, [&] { return countdown->pending == 0; })) {
+    spdlog::warn("gave up waiting for tokens to be expired upstream");
+  }
+}
+
 int Serve(Config config) {
   HttpEngine engine({config.upstream.ca_file});
   if (Status started = engine.Start(); !started.ok()) {
@@ -53,13 +79,23 @@ int Serve(Config config) {
   }
   ThreadScheduler scheduler;
   StormClient upstream(engine, config.upstream);
-  AccountSessions sessions;
-  for (const auto& [name, account] : config.accounts) {
-    sessions.emplace(name, std::make_shared<AccountSession>(account, upstream, scheduler));
+  std::unique_ptr<FileTokenStore> store;
+  if (!config.state_dir.empty()) {
+    auto opened = FileTokenStore::Open(config.state_dir);
+    if (!opened.ok()) {
+      spdlog::critical("{}", opened.status().message());
+      return 1;
+    }
+    store = std::move(opened).value();
   }
   Policy policy(config.policy);
+  AccountWatchHub watches(policy);
+  AccountSessions sessions;
+  for (const auto& [name, account] : config.accounts) {
+    sessions.emplace(name, std::make_shared<AccountSession>(account, upstream, scheduler, store.get(), &watches));
+  }
   PeerRegistry peers;
-  BrokerService service(peers, policy, sessions);
+  BrokerService service(peers, policy, sessions, watches);
 
   grpc::ServerBuilder builder;
   builder.RegisterService(&service);
@@ -94,9 +130,12 @@ int Serve(Config config) {
     spdlog::info("{}: shutting down", strsignal(received));
     break;
   }
+  // Stop taking connections, end watch streams, let calls in flight finish
+  // (bounded), then expire the tokens that should not outlive the daemon.
   (*listener)->Stop();
+  watches.CloseAll();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  for (auto& [name, session] : sessions) session->Stop();
+  StopSessions(sessions, std::chrono::seconds(3));
   scheduler.Stop();
   engine.Stop();
   server->Wait();

@@ -1,6 +1,11 @@
 // stormctl: the command-line client of stormbrokerd.
 
+#include <string.h>
+#include <termios.h>
 #include <unistd.h>
+
+#include <cctype>
+#include <ctime>
 
 #include <cstdio>
 #include <cstdlib>
@@ -30,7 +35,16 @@ Commands:
         Values are typed like JSON: page_size=10 is a number, flag=true a
         boolean, name='"10"' a string; anything that is not JSON is a string.
   accounts [--output table|json]
-        List the accounts you may use, with their state.
+        List the accounts you may use, with their state and deadlines.
+  login ACCOUNT [--passcode-stdin]
+        Log the account in (needs an admin policy rule). A two-factor prompt
+        account asks for the current passcode on the terminal (not echoed),
+        or reads it from stdin with --passcode-stdin. Other accounts log in
+        afresh with their password file (the way out of login-failed).
+  logout ACCOUNT
+        Expire the account's token upstream now (needs an admin policy rule).
+  watch [--count N] [--output text|json]
+        Print account events (logins, renewals, warnings) as they happen.
 
 Options:
   --socket PATH   the broker's socket (default: $STORMBROKER_SOCKET, else
@@ -42,6 +56,8 @@ Examples:
   stormctl call Utilities/Info/ping
   stormctl call --account prod Storm/Server/list page_size=10
   stormctl accounts
+  stormctl login prod
+  oathtool --totp -b "$SECRET" | stormctl login prod --passcode-stdin
 
 Exit codes:
   0  success
@@ -151,19 +167,130 @@ int RunAccounts(Client& client, const std::vector<std::string>& args) {
     nlohmann::json list = nlohmann::json::array();
     for (const AccountInfo& a : accounts.value()) {
       list.push_back({{"name", a.name}, {"username", a.username}, {"state", a.state},
+                      {"two_factor", a.two_factor},
                       {"inactivity_deadline", EpochSeconds(a.inactivity_deadline)},
-                      {"hard_deadline", EpochSeconds(a.hard_deadline)}, {"last_error", a.last_error}});
+                      {"hard_deadline", EpochSeconds(a.hard_deadline)}, {"renew_at", EpochSeconds(a.renew_at)},
+                      {"last_error", a.last_error}, {"warning", a.warning}});
     }
     std::cout << list.dump(2) << std::endl;
     return kExitOk;
   }
-  std::printf("%-16s %-20s %-14s %-12s %-12s %s\n", "ACCOUNT", "USERNAME", "STATE", "IDLE-LIMIT", "HARD-LIMIT",
-              "LAST ERROR");
+  std::printf("%-16s %-20s %-8s %-14s %-11s %-11s %-11s %s\n", "ACCOUNT", "USERNAME", "2FA", "STATE", "IDLE-LIMIT",
+              "RENEWS-IN", "HARD-LIMIT", "NOTE");
   for (const AccountInfo& a : accounts.value()) {
-    std::printf("%-16s %-20s %-14s %-12s %-12s %s\n", a.name.c_str(), a.username.c_str(), a.state.c_str(),
-                Until(a.inactivity_deadline).c_str(), Until(a.hard_deadline).c_str(),
-                a.last_error.empty() ? "-" : a.last_error.c_str());
+    std::string note = !a.warning.empty() ? a.warning : !a.last_error.empty() ? a.last_error : "-";
+    std::printf("%-16s %-20s %-8s %-14s %-11s %-11s %-11s %s\n", a.name.c_str(), a.username.c_str(),
+                a.two_factor.c_str(), a.state.c_str(), Until(a.inactivity_deadline).c_str(),
+                Until(a.renew_at).c_str(), Until(a.hard_deadline).c_str(), note.c_str());
   }
+  return kExitOk;
+}
+
+// Reads one line from the terminal with echo off; nothing when there is no terminal.
+std::optional<std::string> ReadHidden(const std::string& prompt) {
+  FILE* tty = std::fopen("/dev/tty", "r+");
+  if (!tty) return std::nullopt;
+  std::fputs(prompt.c_str(), tty);
+  std::fflush(tty);
+  termios saved{};
+  bool restored = tcgetattr(fileno(tty), &saved) != 0;
+  if (!restored) {
+    termios quiet = saved;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+  }
+  char line[256] = {};
+  bool got = std::fgets(line, sizeof line, tty) != nullptr;
+  if (!restored) tcsetattr(fileno(tty), TCSAFLUSH, &saved);
+  std::fputs("\n", tty);
+  std::fclose(tty);
+  if (!got) return std::nullopt;
+  std::string text(line);
+  explicit_bzero(line, sizeof line);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return text;
+}
+
+int RunLogin(Client& client, const std::vector<std::string>& args) {
+  std::string account;
+  bool from_stdin = false;
+  for (const auto& arg : args) {
+    if (arg == "--passcode-stdin") from_stdin = true;
+    else if (arg.rfind("--", 0) == 0) return Usage("unknown option " + arg + " for login");
+    else if (account.empty()) account = arg;
+    else return Usage("login takes one ACCOUNT");
+  }
+  if (account.empty()) return Usage("login needs an ACCOUNT");
+  // Ask for a passcode only where one is needed.
+  bool needs_passcode = true;
+  auto accounts = client.ListAccounts();
+  if (accounts.ok()) {
+    for (const auto& info : accounts.value()) {
+      if (info.name == account) needs_passcode = info.two_factor == "prompt";
+    }
+  }
+  std::string passcode;
+  if (needs_passcode) {
+    std::optional<std::string> read;
+    if (from_stdin) {
+      std::string line;
+      if (std::getline(std::cin, line)) read = line;
+    } else {
+      read = ReadHidden("two-factor passcode for " + account + ": ");
+    }
+    if (!read) {
+      return Usage(from_stdin ? "no passcode on stdin"
+                              : "no terminal to read the passcode from; pipe it in with --passcode-stdin");
+    }
+    passcode = *read;
+    while (!passcode.empty() && std::isspace(static_cast<unsigned char>(passcode.back()))) passcode.pop_back();
+  }
+  auto outcome = client.Login(account, passcode);
+  explicit_bzero(passcode.data(), passcode.size());
+  if (!outcome.ok()) return ExitFor(outcome.error());
+  std::printf("%s: %s\n", account.c_str(), outcome->state.c_str());
+  return kExitOk;
+}
+
+int RunLogout(Client& client, const std::vector<std::string>& args) {
+  if (args.size() != 1 || args[0].rfind("--", 0) == 0) return Usage("logout takes one ACCOUNT");
+  auto outcome = client.Logout(args[0]);
+  if (!outcome.ok()) return ExitFor(outcome.error());
+  std::printf("%s: logged out; the token is expired upstream\n", args[0].c_str());
+  return kExitOk;
+}
+
+std::string LocalTime(std::chrono::system_clock::time_point when) {
+  time_t t = std::chrono::system_clock::to_time_t(when);
+  struct tm local;
+  localtime_r(&t, &local);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &local);
+  return text;
+}
+
+int RunWatch(Client& client, const std::vector<std::string>& args) {
+  long long limit = -1;
+  std::string output = "text";
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--count" && i + 1 < args.size()) limit = std::atoll(args[++i].c_str());
+    else if (args[i] == "--output" && i + 1 < args.size()) output = args[++i];
+    else return Usage("unknown argument " + args[i] + " for watch");
+  }
+  if (output != "text" && output != "json") return Usage("--output is text or json");
+  long long seen = 0;
+  BrokerError end = client.Watch([&](const AccountEvent& event) {
+    if (output == "json") {
+      nlohmann::json line = {{"account", event.account}, {"state", event.state}, {"message", event.message},
+                             {"time", std::chrono::duration_cast<std::chrono::seconds>(event.time.time_since_epoch()).count()}};
+      std::cout << line.dump() << std::endl;
+    } else {
+      std::cout << LocalTime(event.time) << "  " << event.account << "  " << event.state << "  " << event.message
+                << std::endl;
+    }
+    return limit < 0 || ++seen < limit;
+  });
+  if (!end.message.empty()) return ExitFor(end);
   return kExitOk;
 }
 
@@ -197,6 +324,9 @@ int Main(int argc, char** argv) {
   auto client = Client::Connect(socket_path);
   if (command == "call") return RunCall(*client, rest);
   if (command == "accounts") return RunAccounts(*client, rest);
+  if (command == "login") return RunLogin(*client, rest);
+  if (command == "logout") return RunLogout(*client, rest);
+  if (command == "watch") return RunWatch(*client, rest);
   return Usage("unknown command '" + command + "'");
 }
 

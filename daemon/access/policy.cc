@@ -59,4 +59,11 @@ bool Policy::AdmitsAccount(const Caller& caller, const std::string& account) con
   });
 }
 
+bool Policy::AdmitsAdmin(const Caller& caller, const std::string& account) const {
+  return std::any_of(rules_.begin(), rules_.end(), [&](const PolicyRule& rule) {
+    return rule.admin && MatchesPrincipal(rule, caller) && MatchesAccount(rule, account);
+  });
+}
+
+
 }  // namespace stormbroker

@@ -24,6 +24,8 @@ class Policy {
   int Admits(const Caller& caller, const std::string& account, const std::string& method) const;
   // Whether some rule admits the caller to the account for any method.
   bool AdmitsAccount(const Caller& caller, const std::string& account) const;
+  // Whether some rule with admin: true admits the caller to the account.
+  bool AdmitsAdmin(const Caller& caller, const std::string& account) const;
 
  private:
   static bool MatchesPrincipal(const PolicyRule& rule, const Caller& caller);

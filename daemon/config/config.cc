@@ -5,12 +5,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <set>
 
 #include <yaml-cpp/yaml.h>
 
 #include "config/duration.h"
+#include "secret/base32.h"
 
 namespace stormbroker {
 namespace {
@@ -97,7 +99,7 @@ ListenConfig ParseListen(const YAML::Node& node) {
 
 UpstreamConfig ParseUpstream(const YAML::Node& node) {
   RequireMap(node, "upstream");
-  RejectUnknownKeys(node, "upstream", {"url", "ca_file", "timeout"});
+  RejectUnknownKeys(node, "upstream", {"url", "ca_file", "timeout", "passcode_header"});
   UpstreamConfig upstream;
   if (!node["url"]) Fail(node, "upstream.url is required, e.g. https://api.stormondemand.com/v1");
   upstream.url = Scalar(node["url"], "upstream.url");
@@ -117,6 +119,13 @@ UpstreamConfig ParseUpstream(const YAML::Node& node) {
   if (node["timeout"]) {
     upstream.timeout = Duration(node["timeout"], "upstream.timeout", std::chrono::milliseconds(100),
                                 std::chrono::minutes(10));
+  }
+  if (node["passcode_header"]) {
+    upstream.passcode_header = Scalar(node["passcode_header"], "upstream.passcode_header");
+    const std::string& name = upstream.passcode_header;
+    if (!std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-'; })) {
+      Fail(node["passcode_header"], "upstream.passcode_header must be an HTTP header name (letters, digits, '-')");
+    }
   }
   return upstream;
 }
@@ -139,7 +148,9 @@ AccountConfig ParseAccount(const std::string& name, const YAML::Node& key, const
     Fail(node["password"], "passwords are never written in the config: put it in a file readable "
                            "only by the daemon and name it with " + where + ".password_file");
   }
-  RejectUnknownKeys(node, where, {"username", "password_file", "token_timeout"});
+  RejectUnknownKeys(node, where,
+                    {"username", "password_file", "token_timeout", "two_factor", "totp_secret_file",
+                     "max_lifetime", "renew_before", "expire_on_shutdown"});
   AccountConfig account;
   account.name = name;
   if (!node["username"]) Fail(node, where + ".username is required");
@@ -156,12 +167,50 @@ AccountConfig ParseAccount(const std::string& name, const YAML::Node& key, const
     account.token_timeout = Duration(node["token_timeout"], where + ".token_timeout",
                                      std::chrono::seconds(1), std::chrono::hours(1));
   }
+  if (node["two_factor"]) {
+    std::string mode = Scalar(node["two_factor"], where + ".two_factor");
+    if (mode == "none") account.two_factor = TwoFactor::kNone;
+    else if (mode == "prompt") account.two_factor = TwoFactor::kPrompt;
+    else if (mode == "totp") account.two_factor = TwoFactor::kTotp;
+    else Fail(node["two_factor"], where + ".two_factor must be none, prompt or totp");
+  }
+  if (account.two_factor == TwoFactor::kTotp) {
+    if (!node["totp_secret_file"]) {
+      Fail(node, where + ".totp_secret_file is required with two_factor: totp (a file holding the base32 secret)");
+    }
+    auto secret = ReadSecretFile(Scalar(node["totp_secret_file"], where + ".totp_secret_file"));
+    if (!secret.ok()) Fail(node["totp_secret_file"], secret.status().message());
+    auto key = DecodeBase32(secret->Reveal());
+    if (!key.ok()) Fail(node["totp_secret_file"], "the TOTP secret file " + key.status().message());
+    account.totp_key = Secret(std::move(key).value());
+  } else if (node["totp_secret_file"]) {
+    Fail(node["totp_secret_file"], where + ".totp_secret_file needs two_factor: totp");
+  }
+  if (node["max_lifetime"]) {
+    account.max_lifetime = Duration(node["max_lifetime"], where + ".max_lifetime", std::chrono::seconds(2),
+                                    std::chrono::hours(12));
+  }
+  if (node["renew_before"]) {
+    account.renew_before = Duration(node["renew_before"], where + ".renew_before", std::chrono::seconds(1),
+                                    std::chrono::hours(11));
+  }
+  if (account.renew_before >= account.max_lifetime) {
+    Fail(node["renew_before"] ? node["renew_before"] : node,
+         where + ".renew_before must be shorter than max_lifetime (" +
+             std::to_string(account.max_lifetime.count() / 1000) + "s)");
+  }
+  account.expire_on_shutdown = account.two_factor == TwoFactor::kNone;
+  if (node["expire_on_shutdown"]) {
+    std::string value = Scalar(node["expire_on_shutdown"], where + ".expire_on_shutdown");
+    if (value != "true" && value != "false") Fail(node["expire_on_shutdown"], where + ".expire_on_shutdown must be true or false");
+    account.expire_on_shutdown = value == "true";
+  }
   return account;
 }
 
 PolicyRule ParseRule(const YAML::Node& node, const std::set<std::string>& account_names) {
   RequireMap(node, "each policy rule");
-  RejectUnknownKeys(node, "policy rule", {"uids", "users", "groups", "accounts", "methods"});
+  RejectUnknownKeys(node, "policy rule", {"uids", "users", "groups", "accounts", "methods", "admin"});
   PolicyRule rule;
   rule.line = LineOf(node);
   if (node["uids"]) {
@@ -203,16 +252,27 @@ PolicyRule ParseRule(const YAML::Node& node, const std::set<std::string>& accoun
       Fail(node["accounts"][i], "policy names account '" + name + "', which is not under accounts:");
     }
   }
-  if (!node["methods"]) Fail(node, "a policy rule must list methods: (patterns, or \"*\" for all)");
-  rule.methods = StringList(node["methods"], "methods");
+  if (!node["methods"] && !node["admin"]) {
+    Fail(node, "a policy rule must list methods: (patterns, or \"*\" for all), or say admin: true");
+  }
+  if (node["methods"]) rule.methods = StringList(node["methods"], "methods");
+  if (node["admin"]) {
+    std::string value = Scalar(node["admin"], "admin");
+    if (value != "true" && value != "false") Fail(node["admin"], "admin must be true or false");
+    rule.admin = value == "true";
+  }
   return rule;
 }
 
 Config Parse(const YAML::Node& root) {
   if (!root.IsDefined() || root.IsNull()) throw ConfigError{0, "the file is empty"};
   RequireMap(root, "the top level");
-  RejectUnknownKeys(root, "the top level", {"listen", "upstream", "accounts", "policy"});
+  RejectUnknownKeys(root, "the top level", {"listen", "upstream", "accounts", "policy", "state_dir"});
   Config config;
+  if (root["state_dir"]) {
+    config.state_dir = Scalar(root["state_dir"], "state_dir");
+    if (config.state_dir.front() != '/') Fail(root["state_dir"], "state_dir must be an absolute path");
+  }
   for (const char* required : {"listen", "upstream", "accounts", "policy"}) {
     if (!root[required]) Fail(root, std::string("missing section '") + required + "'");
   }
@@ -234,6 +294,21 @@ Config Parse(const YAML::Node& root) {
 }
 
 }  // namespace
+
+AccountConfig AccountConfig::Clone() const {
+  AccountConfig copy;
+  copy.name = name;
+  copy.username = username;
+  copy.password_file = password_file;
+  copy.password = password.Clone();
+  copy.two_factor = two_factor;
+  copy.totp_key = totp_key.Clone();
+  copy.token_timeout = token_timeout;
+  copy.max_lifetime = max_lifetime;
+  copy.renew_before = renew_before;
+  copy.expire_on_shutdown = expire_on_shutdown;
+  return copy;
+}
 
 Result<Config> LoadConfig(const std::string& path) {
   try {

@@ -26,6 +26,15 @@ struct UpstreamConfig {
   std::string url;      // base URL without trailing slash, e.g. https://host/v1
   std::string ca_file;  // empty: the system's CAs
   std::chrono::milliseconds timeout{30'000};  // one HTTP exchange, connect included
+  // The HTTP header that carries a two-factor passcode (the public API
+  // documentation does not name one; this is the project's choice).
+  std::string passcode_header = "X-Two-Factor-Passcode";
+};
+
+enum class TwoFactor {
+  kNone,    // the password alone logs in
+  kPrompt,  // an operator types a passcode (stormctl login) for every new token
+  kTotp,    // the daemon computes passcodes from a secret it holds
 };
 
 struct AccountConfig {
@@ -33,8 +42,19 @@ struct AccountConfig {
   std::string username;
   std::string password_file;
   Secret password;
+  TwoFactor two_factor = TwoFactor::kNone;
+  Secret totp_key;  // kTotp: the raw secret, decoded from the base32 file
   // Inactivity timeout asked of Account/Auth/token (the API allows up to 1 h).
   std::chrono::milliseconds token_timeout{3'600'000};
+  // A token's life from creation (the API's hard limit), and how long before
+  // it a replacement is obtained (none, totp) or warnings start (prompt).
+  std::chrono::milliseconds max_lifetime{12 * 3'600'000};
+  std::chrono::milliseconds renew_before{30 * 60'000};
+  // Expire the token upstream when the daemon stops. Default: yes without
+  // two-factor; no with it, so a restart does not cost a passcode.
+  bool expire_on_shutdown = true;
+
+  AccountConfig Clone() const;
 };
 
 // One `policy:` entry. A caller matches the principal part when its uid is in
@@ -46,10 +66,12 @@ struct PolicyRule {
   std::vector<gid_t> gids;
   std::vector<std::string> accounts;  // names, or "*"
   std::vector<std::string> methods;   // method path patterns; '*' matches any run
+  bool admin = false;                 // may Login and Logout the rule's accounts
 };
 
 struct Config {
   std::string path;
+  std::string state_dir;  // empty: tokens are not kept across restarts
   ListenConfig listen;
   UpstreamConfig upstream;
   std::map<std::string, AccountConfig> accounts;

@@ -35,23 +35,65 @@ std::string Describe(const Caller& caller) {
   return "uid " + std::to_string(caller.uid) + " (" + caller.user + ") pid " + std::to_string(caller.pid);
 }
 
-v1::AccountState ToProto(AccountState state) {
-  switch (state) {
-    case AccountState::kStarting: return v1::ACCOUNT_STATE_STARTING;
-    case AccountState::kActive: return v1::ACCOUNT_STATE_ACTIVE;
-    case AccountState::kRefreshing: return v1::ACCOUNT_STATE_REFRESHING;
-    case AccountState::kUnreachable: return v1::ACCOUNT_STATE_UNREACHABLE;
-    case AccountState::kLoginFailed: return v1::ACCOUNT_STATE_LOGIN_FAILED;
-  }
-  return v1::ACCOUNT_STATE_UNSPECIFIED;
-}
-
 google::protobuf::Timestamp ToTimestamp(std::chrono::system_clock::time_point t) {
   return google::protobuf::util::TimeUtil::MillisecondsToTimestamp(
       std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
 }
 
+const char* TwoFactorName(TwoFactor mode) {
+  switch (mode) {
+    case TwoFactor::kNone: return "none";
+    case TwoFactor::kPrompt: return "prompt";
+    case TwoFactor::kTotp: return "totp";
+  }
+  return "none";
+}
+
+void FillAccount(const AccountSnapshot& snapshot, v1::Account* account) {
+  account->set_name(snapshot.name);
+  account->set_username(snapshot.username);
+  account->set_state(ToProto(snapshot.state));
+  if (snapshot.inactivity_deadline) *account->mutable_inactivity_deadline() = ToTimestamp(*snapshot.inactivity_deadline);
+  if (snapshot.hard_deadline) *account->mutable_hard_deadline() = ToTimestamp(*snapshot.hard_deadline);
+  if (snapshot.renew_at) *account->mutable_renew_at() = ToTimestamp(*snapshot.renew_at);
+  account->set_last_error(snapshot.last_error);
+  account->set_warning(snapshot.warning);
+  account->set_two_factor(TwoFactorName(snapshot.two_factor));
+}
+
+const Status kUnidentified(StatusCode::kUnauthenticated, "the broker cannot identify this connection");
+
 }  // namespace
+
+Result<std::pair<std::string, std::shared_ptr<AccountSession>>> BrokerService::FindAccount(
+    const std::string& name) const {
+  if (name.empty()) {
+    if (accounts_.size() != 1) {
+      std::string names;
+      for (const auto& [account, session] : accounts_) names += (names.empty() ? "" : ", ") + account;
+      return InvalidArgument("name the account (this broker holds " + names + ")");
+    }
+    return std::pair<std::string, std::shared_ptr<AccountSession>>(*accounts_.begin());
+  }
+  auto found = accounts_.find(name);
+  if (found == accounts_.end()) return NotFound("no account named '" + name + "'");
+  return std::pair<std::string, std::shared_ptr<AccountSession>>(*found);
+}
+
+Result<std::pair<std::string, std::shared_ptr<AccountSession>>> BrokerService::AdminAccess(
+    grpc::CallbackServerContext* context, const std::string& account, const char* action) const {
+  std::optional<Caller> caller = peers_.Lookup(context->peer());
+  if (!caller) return kUnidentified;
+  auto found = FindAccount(account);
+  if (!found.ok()) return found.status();
+  if (!policy_.AdmitsAdmin(*caller, found->first)) {
+    spdlog::warn("denied: {} may not {} account {}", Describe(*caller), action, found->first);
+    return PermissionDenied("uid " + std::to_string(caller->uid) + " (" + caller->user + ") may not " + action +
+                            " account " + found->first + "; that needs a policy rule with admin: true");
+  }
+  spdlog::info("{} by {} on account {}", action, Describe(*caller), found->first);
+  return found;
+}
 
 grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* context,
                                               const v1::CallRequest* request, v1::CallResponse* response) {
@@ -62,23 +104,16 @@ grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* conte
   };
 
   std::optional<Caller> caller = peers_.Lookup(context->peer());
-  if (!caller) return refuse({StatusCode::kUnauthenticated, "the broker cannot identify this connection"});
+  if (!caller) return refuse(kUnidentified);
   if (request->ByteSizeLong() > kMaxRequestBytes) {
     return refuse(InvalidArgument("request is larger than 1 MiB"));
   }
   if (Status shape = CheckMethodPath(request->method()); !shape.ok()) return refuse(shape);
 
-  std::string account = request->account();
-  if (account.empty()) {
-    if (accounts_.size() != 1) {
-      std::string names;
-      for (const auto& [name, session] : accounts_) names += (names.empty() ? "" : ", ") + name;
-      return refuse(InvalidArgument("name the account (this broker holds " + names + ")"));
-    }
-    account = accounts_.begin()->first;
-  }
-  auto session = accounts_.find(account);
-  if (session == accounts_.end()) return refuse(NotFound("no account named '" + account + "'"));
+  auto found = FindAccount(request->account());
+  if (!found.ok()) return refuse(found.status());
+  const std::string& account = found->first;
+  const std::shared_ptr<AccountSession>& session = found->second;
 
   if (policy_.Admits(*caller, account, request->method()) == 0) {
     spdlog::warn("denied: {} may not call {} on account {}", Describe(*caller), request->method(), account);
@@ -89,7 +124,7 @@ grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* conte
 
   response->set_account(account);
   auto started = std::chrono::steady_clock::now();
-  session->second->Call(
+  session->Call(
       request->method(), StructToJson(request->params()),
       [reactor, response, method = request->method(), account, who = Describe(*caller),
        started](Result<ApiOutcome> outcome) {
@@ -122,24 +157,60 @@ grpc::ServerUnaryReactor* BrokerService::ListAccounts(grpc::CallbackServerContex
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   std::optional<Caller> caller = peers_.Lookup(context->peer());
   if (!caller) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "the broker cannot identify this connection"));
+    reactor->Finish(ToGrpc(kUnidentified));
     return reactor;
   }
   for (const auto& [name, session] : accounts_) {
-    if (!policy_.AdmitsAccount(*caller, name)) continue;
-    AccountSnapshot snapshot = session->Snapshot();
-    v1::Account* account = response->add_accounts();
-    account->set_name(snapshot.name);
-    account->set_username(snapshot.username);
-    account->set_state(ToProto(snapshot.state));
-    if (snapshot.inactivity_deadline) {
-      *account->mutable_inactivity_deadline() = ToTimestamp(*snapshot.inactivity_deadline);
-    }
-    if (snapshot.hard_deadline) *account->mutable_hard_deadline() = ToTimestamp(*snapshot.hard_deadline);
-    account->set_last_error(snapshot.last_error);
+    if (policy_.AdmitsAccount(*caller, name)) FillAccount(session->Snapshot(), response->add_accounts());
   }
   reactor->Finish(grpc::Status::OK);
   return reactor;
+}
+
+grpc::ServerUnaryReactor* BrokerService::Login(grpc::CallbackServerContext* context, const v1::LoginRequest* request,
+                                               v1::LoginResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto access = AdminAccess(context, request->account(), "log in");
+  if (!access.ok()) {
+    reactor->Finish(ToGrpc(access.status()));
+    return reactor;
+  }
+  std::shared_ptr<AccountSession> session = access->second;
+  if (request->passcode().size() > 64) {
+    reactor->Finish(ToGrpc(InvalidArgument("the passcode is longer than 64 characters")));
+    return reactor;
+  }
+  session->Login(Secret(request->passcode()), [reactor, response, session](Status status) {
+    if (status.ok()) FillAccount(session->Snapshot(), response->mutable_account());
+    reactor->Finish(ToGrpc(status));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* BrokerService::Logout(grpc::CallbackServerContext* context,
+                                                const v1::LogoutRequest* request, v1::LogoutResponse*) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto access = AdminAccess(context, request->account(), "log out");
+  if (!access.ok()) {
+    reactor->Finish(ToGrpc(access.status()));
+    return reactor;
+  }
+  access->second->Logout([reactor](Status status) { reactor->Finish(ToGrpc(status)); });
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::AccountEvent>* BrokerService::WatchAccounts(grpc::CallbackServerContext* context,
+                                                                         const v1::WatchAccountsRequest*) {
+  std::optional<Caller> caller = peers_.Lookup(context->peer());
+  if (!caller) {
+    class Refusal : public grpc::ServerWriteReactor<v1::AccountEvent> {
+     public:
+      Refusal() { Finish(ToGrpc(kUnidentified)); }
+      void OnDone() override { delete this; }
+    };
+    return new Refusal();
+  }
+  return watches_.Open(std::move(*caller));
 }
 
 }  // namespace stormbroker

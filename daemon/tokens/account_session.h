@@ -1,8 +1,18 @@
-// One account's token: obtained once with the password, kept alive before its
-// inactivity deadline, replaced before the hard limit, and used for every call.
+// One account's token, from first login to replacement, so that callers never
+// see a token problem the broker could have prevented:
+//  - one login at start (or a persisted token reused after a keep-alive check);
+//  - keep-alive well before the inactivity deadline;
+//  - a replacement obtained before the hard limit (make before break: new calls
+//    switch to it, the old one is expired upstream once its calls are done);
+//  - single flight: however many callers need a token, one login runs;
+//  - transient upstream faults retried with jittered backoff, never past the
+//    deadline; refused credentials stop retries (an account lockout costs more);
+//  - two-factor by prompt (an operator's passcode through Login) or by TOTP.
 //
 // Thread-safe. All upstream I/O is asynchronous; callbacks run on the upstream
-// engine's or the scheduler's thread and must not block.
+// engine's or the scheduler's thread and must not block. Nothing is called out
+// while the session's mutex is held, except the event sink and token store,
+// which must not call back into the session.
 #pragma once
 
 #include <chrono>
@@ -17,101 +27,139 @@
 
 #include "config/config.h"
 #include "secret/secret.h"
+#include "tokens/account_events.h"
 #include "tokens/scheduler.h"
+#include "tokens/token_store.h"
 #include "upstream/storm_client.h"
 
 namespace stormbroker {
 
-enum class AccountState {
-  kStarting,     // no token yet; a login is under way
-  kActive,       // holds a token
-  kRefreshing,   // holds a token; a replacement login is under way
-  kUnreachable,  // no token; the upstream could not be reached; retrying with backoff
-  kLoginFailed,  // the upstream refused the credentials; no retries until restart
-};
-
-const char* AccountStateName(AccountState state);
-
 struct AccountSnapshot {
   std::string name;
   std::string username;
+  TwoFactor two_factor = TwoFactor::kNone;
   AccountState state = AccountState::kStarting;
   std::optional<std::chrono::system_clock::time_point> inactivity_deadline;
   std::optional<std::chrono::system_clock::time_point> hard_deadline;
+  std::optional<std::chrono::system_clock::time_point> renew_at;  // next replacement (none, totp)
   std::string last_error;
+  std::string warning;  // e.g. "token expires in 15 min: run stormctl login prod"
 };
 
 class AccountSession : public std::enable_shared_from_this<AccountSession> {
  public:
-  // The API's hard limit on a token's life.
-  static constexpr std::chrono::hours kMaxLifetime{12};
+  // `store` and `events` may be null (no persistence, no event stream).
+  AccountSession(const AccountConfig& account, StormUpstream& upstream, Scheduler& scheduler, TokenStore* store,
+                 AccountEventSink* events);
 
-  AccountSession(const AccountConfig& account, StormUpstream& upstream, Scheduler& scheduler);
-
-  // Begins the first login. Call once.
+  // Reuses a persisted token or begins the first login (none, totp). Call once.
   void Start();
-  // Cancels timers and fails waiting calls with UNAVAILABLE.
-  void Stop();
+  // Cancels timers and fails waiting calls with UNAVAILABLE. With
+  // `expire_tokens` (the account's expire_on_shutdown), also expires its tokens
+  // upstream and forgets the persisted one; `done` runs when that is over.
+  void Stop(bool expire_tokens, std::function<void()> done);
 
-  // Proxies one call with the account's token. Waits for a login under way.
-  // A call the upstream rejects for its token (401: it was not executed) is
-  // retried once after one fresh login. `done` gets the API's answer, or:
-  // FAILED_PRECONDITION (credentials refused), UNAVAILABLE (upstream down).
-  void Call(const std::string& method, const nlohmann::json& params,
-            std::function<void(Result<ApiOutcome>)> done);
+  // Proxies one call with the account's token; waits for a login under way. A
+  // call the upstream rejects for its token (401: it was not executed) is
+  // retried once after one fresh login. `done` gets the API's answer, or
+  // FAILED_PRECONDITION (needs a login, or credentials refused: the message
+  // says what to do), UNAVAILABLE (upstream unreachable).
+  void Call(const std::string& method, const nlohmann::json& params, std::function<void(Result<ApiOutcome>)> done);
+
+  // An operator's login. Prompt mode: logs in with `passcode`. Otherwise the
+  // passcode is ignored, the password file is read again and a fresh login
+  // runs (the way out of login-failed). `done` says how it went.
+  void Login(Secret passcode, std::function<void(Status)> done);
+  // Expires the token upstream now. Afterwards a prompt account needs a new
+  // Login; the others log in again on the next call.
+  void Logout(std::function<void(Status)> done);
 
   AccountSnapshot Snapshot() const;
+  bool expire_on_shutdown() const { return account_.expire_on_shutdown; }
 
  private:
-  struct Lease {
+  using Clock = Scheduler::Clock;
+  // A token and the calls using it. Retired slots are expired upstream when
+  // their last call finishes.
+  struct Slot {
     Secret token;
-    uint64_t generation;
+    uint64_t generation = 0;
+    Clock::time_point hard_deadline{};
+    Clock::time_point inactivity_deadline{};
+    int in_flight = 0;
+    bool retired = false;
+  };
+  struct Lease {
+    std::shared_ptr<Slot> slot;
+    Secret token;
   };
   using LeaseCallback = std::function<void(Result<Lease>)>;
+  enum class LoginKind { kFirst, kRenewal, kOperator, kCheckPersisted };
 
   void AcquireToken(LeaseCallback done);
+  // Gives `outcome` to `waiter` once the mutex is released.
+  void HandOutLocked(LeaseCallback waiter, Result<Lease> outcome);
+  void Release(const std::shared_ptr<Slot>& slot);
   void CallWithRetry(const std::string& method, const nlohmann::json& params, bool may_retry,
                      std::function<void(Result<ApiOutcome>)> done);
-  // Drops the token of `generation` (if still current) and logs in again.
   void TokenRejected(uint64_t generation);
 
-  // The following require mutex_ held. They never call out while holding it:
-  // waiters to release are returned and called by the caller after unlocking.
-  void BeginLoginLocked();
-  void ScheduleLocked(Scheduler::Clock::time_point when, void (AccountSession::*what)());
-  std::chrono::milliseconds NextBackoffLocked();
-
-  void OnLoginReply(Scheduler::Clock::time_point sent_at, Result<StormReply> reply);
+  // --- everything below requires mutex_ ---
+  bool CanLogInUnattendedLocked() const { return account_.two_factor != TwoFactor::kPrompt; }
+  void BeginLoginLocked(LoginKind kind, Secret passcode = Secret(), std::function<void(Status)> done = nullptr);
+  void SendLoginLocked(LoginKind kind, Secret passcode, std::function<void(Status)> done);
+  void OnLoginReply(LoginKind kind, Clock::time_point sent_at, std::function<void(Status)> done,
+                    Result<StormReply> reply);
+  void OnCheckReply(Clock::time_point sent_at, Result<StormReply> reply);
   void KeepAlive();
-  void OnKeepAliveReply(Scheduler::Clock::time_point sent_at, uint64_t generation,
-                        Result<StormReply> reply);
-  void RetryLogin();
-  // Takes token and expiry from a token reply; false with a reason when malformed.
-  Status AdoptTokenLocked(Scheduler::Clock::time_point sent_at, const StormReply& reply,
-                          bool new_token);
-  void ScheduleKeepAliveLocked();
-  Status LoginRefusedLocked() const;
-  void FailWaiters(std::vector<LeaseCallback> waiters, const Status& status);
+  void OnKeepAliveReply(Clock::time_point sent_at, uint64_t generation, Result<StormReply> reply);
+  void Renew();
+  void HardDeadlineReached(uint64_t generation);
+  void Warn(std::chrono::minutes before);
 
-  const std::string name_;
-  const std::string username_;
-  const Secret password_;
-  const std::chrono::milliseconds token_timeout_;
+  // Reads token and expiry from a token reply into `slot`.
+  Status ReadTokenReplyLocked(Clock::time_point sent_at, const StormReply& reply, Slot* slot) const;
+  void InstallLocked(std::shared_ptr<Slot> slot);
+  void RetireLocked(std::shared_ptr<Slot> slot);
+  void ExpireUpstream(std::shared_ptr<Slot> slot, std::function<void(Status)> done = nullptr);
+  void DropTokenLocked(AccountState next, const std::string& why);
+  void ScheduleTimersLocked();
+  void CancelTimersLocked();
+  Scheduler::TaskId AtLocked(Clock::time_point when, std::function<void(AccountSession&)> task);
+  std::chrono::milliseconds NextBackoffLocked();
+  void SetStateLocked(AccountState state, const std::string& message);
+  void PersistLocked();
+  Status NeedsLoginLocked() const;
+  Status LoginRefusedLocked() const;
+  std::chrono::system_clock::time_point ToWall(Clock::time_point t) const;
+
+  class Guard;  // the mutex, plus work deferred until it is released
+  // Runs `work` once the mutex is released (by the Guard that holds it).
+  void DeferLocked(std::function<void()> work) { deferred_.push_back(std::move(work)); }
+
+  const AccountConfig account_;
   StormUpstream& upstream_;
   Scheduler& scheduler_;
+  TokenStore* store_;
+  AccountEventSink* events_;
 
   mutable std::mutex mutex_;
   bool stopped_ = false;
   AccountState state_ = AccountState::kStarting;
-  Secret token_;
-  uint64_t generation_ = 0;
-  bool login_in_flight_ = false;
-  Scheduler::Clock::time_point inactivity_deadline_{};
-  Scheduler::Clock::time_point hard_deadline_{};
+  std::shared_ptr<Slot> current_;
+  uint64_t next_generation_ = 1;
+  bool login_in_flight_ = false;  // single flight: also covers a wait for the next TOTP step
+  int64_t last_totp_step_ = -1;
   std::string last_error_;
+  std::string warning_;
   int failures_in_a_row_ = 0;
-  std::optional<Scheduler::TaskId> timer_;
+  std::optional<Clock::time_point> renew_at_;
+  std::vector<Scheduler::TaskId> timers_;
+  std::optional<Scheduler::TaskId> retry_timer_;
   std::vector<LeaseCallback> waiters_;
+  std::vector<std::shared_ptr<Slot>> retiring_;  // replaced tokens with calls still running
+  std::vector<std::function<void()>> deferred_;
+  Secret password_;  // re-read from the file on an operator Login
 };
 
 }  // namespace stormbroker

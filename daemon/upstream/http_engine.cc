@@ -142,6 +142,12 @@ class HttpEngine::Impl {
     t->headers = curl_slist_append(t->headers, "Content-Type: application/json");
     t->headers = curl_slist_append(t->headers, "Accept: application/json");
     t->headers = curl_slist_append(t->headers, "Expect:");
+    if (!t->request.passcode.empty()) {
+      // curl_slist_append copies the line; wipe our copy of it at once.
+      std::string line = t->request.passcode_header + ": " + std::string(t->request.passcode.Reveal());
+      t->headers = curl_slist_append(t->headers, line.c_str());
+      explicit_bzero(line.data(), line.size());
+    }
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
     curl_easy_setopt(easy, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
     // libcurl copies both strings; our Secret keeps the only copy we own.

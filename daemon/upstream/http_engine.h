@@ -20,6 +20,9 @@ struct HttpRequest {
   // HTTP Basic credentials; `credential` is a password or a token.
   std::string username;
   Secret credential;
+  // A two-factor passcode, sent as "passcode_header: passcode" when not empty.
+  std::string passcode_header;
+  Secret passcode;
   std::chrono::milliseconds timeout{30'000};
 };
 

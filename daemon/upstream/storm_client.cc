@@ -2,13 +2,17 @@
 
 namespace stormbroker {
 
-void StormClient::Call(const std::string& method, const nlohmann::json& params,
-                       const std::string& username, const Secret& credential, StormCallback done) {
+void StormClient::Call(const std::string& method, const nlohmann::json& params, const Credentials& credentials,
+                       StormCallback done) {
   HttpRequest request;
   request.url = base_url_ + "/" + method;
   request.body = EncodeEnvelope(params);
-  request.username = username;
-  request.credential = credential.Clone();
+  request.username = credentials.username;
+  request.credential = credentials.secret.Clone();
+  if (credentials.passcode) {
+    request.passcode_header = passcode_header_;
+    request.passcode = credentials.passcode->Clone();
+  }
   request.timeout = timeout_;
   engine_.Submit(std::move(request), [done = std::move(done)](Result<HttpResponse> response) {
     if (!response.ok()) {

@@ -24,27 +24,36 @@ struct StormReply {
 // means the API gave no answer (UNAVAILABLE: transport fault, garbage body).
 using StormCallback = std::function<void(Result<StormReply>)>;
 
+// Who a call authenticates as: the password (with a passcode for two-factor
+// logins) or a token.
+struct Credentials {
+  const std::string& username;
+  const Secret& secret;
+  const Secret* passcode = nullptr;
+};
+
 // The upstream as the token logic sees it. An interface so that unit tests can
 // script the API without a server.
 class StormUpstream {
  public:
   virtual ~StormUpstream() = default;
   // `method` must already be validated (slash-separated words).
-  virtual void Call(const std::string& method, const nlohmann::json& params,
-                    const std::string& username, const Secret& credential, StormCallback done) = 0;
+  virtual void Call(const std::string& method, const nlohmann::json& params, const Credentials& credentials,
+                    StormCallback done) = 0;
 };
 
 class StormClient : public StormUpstream {
  public:
   StormClient(HttpEngine& engine, const UpstreamConfig& config)
-      : engine_(engine), base_url_(config.url), timeout_(config.timeout) {}
+      : engine_(engine), base_url_(config.url), passcode_header_(config.passcode_header), timeout_(config.timeout) {}
 
-  void Call(const std::string& method, const nlohmann::json& params, const std::string& username,
-            const Secret& credential, StormCallback done) override;
+  void Call(const std::string& method, const nlohmann::json& params, const Credentials& credentials,
+            StormCallback done) override;
 
  private:
   HttpEngine& engine_;
   std::string base_url_;
+  std::string passcode_header_;
   std::chrono::milliseconds timeout_;
 };
 

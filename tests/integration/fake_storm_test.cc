@@ -115,7 +115,7 @@ TEST_F(FakeStormTest, ShiftingTheClockExpiresTokensAndMovesTheDateHeader) {
 
 TEST_F(FakeStormTest, RevokedTokenIsRefused) {
   std::string token = Login();
-  EXPECT_EQ(storm_.Control("POST", "/revoke?token=" + token)["revoked"], 1);
+  EXPECT_EQ(storm_.Revoke(token), 1);
   EXPECT_EQ(storm_.Api("Utilities/Info/ping", kEnvelope, "bot", token).status, 401);
 }
 

@@ -255,7 +255,13 @@ HttpResult FakeStorm::Api(const std::string& path, const std::string& body, cons
 
 nlohmann::json FakeStorm::Counters() const { return Control("GET", "/counters"); }
 nlohmann::json FakeStorm::Tokens() const { return Control("GET", "/tokens"); }
-void FakeStorm::Revoke(const std::string& token) { Control("POST", "/revoke?token=" + token); }
+int FakeStorm::Revoke(const std::string& token) {
+  // Tokens are base64: '+' and '/' must be escaped in a query string.
+  char* escaped = curl_easy_escape(nullptr, token.c_str(), static_cast<int>(token.size()));
+  std::string query = escaped;
+  curl_free(escaped);
+  return Control("POST", "/revoke?token=" + query)["revoked"].get<int>();
+}
 
 long long FakeStorm::Count(const std::string& method, const std::string& kind) const {
   nlohmann::json counters = Counters();

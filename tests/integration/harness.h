@@ -87,7 +87,8 @@ class FakeStorm {
   const std::string& ca_file() const { return ca_file_; }
   nlohmann::json Counters() const;
   nlohmann::json Tokens() const;
-  void Revoke(const std::string& token = "");
+  // Kills `token` (every token when empty); returns how many died.
+  int Revoke(const std::string& token = "");
   // How many calls of `method` (lower case) were authenticated with `kind`.
   long long Count(const std::string& method, const std::string& kind) const;
   // A control request (see fake_storm --help); the answer's JSON, and its

@@ -4,12 +4,14 @@
 
 #include "fake_scheduler.h"
 #include "fake_upstream.h"
+#include "memory_token_store.h"
 
 namespace stormbroker {
 namespace {
 
 using testing::FakeScheduler;
 using testing::FakeUpstream;
+using testing::RecordedCall;
 using namespace std::chrono_literals;
 
 constexpr long long kServerNow = 1'900'000'000;
@@ -21,8 +23,10 @@ class AccountSessionTest : public ::testing::Test {
     config_.username = "deploy-bot";
     config_.password = Secret("the-password");
     config_.token_timeout = 600s;
-    session_ = std::make_shared<AccountSession>(config_, upstream_, scheduler_);
+    Recreate();
   }
+
+  void Recreate() { session_ = std::make_shared<AccountSession>(config_, upstream_, scheduler_, &store_, &events_); }
 
   // Answers the pending login with a token valid for the full timeout.
   void AnswerLogin(const std::string& token, long long granted_seconds = 600) {
@@ -46,9 +50,34 @@ class AccountSessionTest : public ::testing::Test {
     return captured;
   }
 
+  // Moves time to the next task and runs it.
+  void RunNextTask() {
+    auto due = scheduler_.NextDue();
+    ASSERT_TRUE(due) << "nothing is scheduled";
+    scheduler_.Advance(*due - scheduler_.Now());
+  }
+
+  // Answers keep-alives with the token until the next password login comes;
+  // returns it (still pending).
+  RecordedCall RunUntilLogin(const std::string& token) {
+    for (int i = 0; i < 100; ++i) {
+      RunNextTask();
+      while (upstream_.Pending() > 0) {
+        auto call = upstream_.Take();
+        if (call.credential == "the-password") return call;
+        EXPECT_EQ(call.credential, token);
+        call.done(FakeUpstream::Ok({{"token", token}, {"expires", kServerNow + 600}}, kServerNow));
+      }
+    }
+    ADD_FAILURE() << "no login came";
+    return {};
+  }
+
   AccountConfig config_;
   FakeUpstream upstream_;
   FakeScheduler scheduler_;
+  testing::MemoryTokenStore store_;
+  testing::RecordingEvents events_;
   std::shared_ptr<AccountSession> session_;
 };
 
@@ -97,9 +126,9 @@ TEST_F(AccountSessionTest, ExpiryIsReadAgainstTheServersOwnClock) {
   auto snapshot = session_->Snapshot();
   ASSERT_TRUE(snapshot.inactivity_deadline);
   EXPECT_EQ(*snapshot.inactivity_deadline - scheduler_.WallNow(), std::chrono::system_clock::duration(100s));
-  // With so little left of the asked-for 600 s, the hard limit is near: the
-  // next step is a fresh login, not a keep-alive.
-  scheduler_.Advance(*scheduler_.NextDue() - scheduler_.Now());
+  // With so little left of the asked-for 600 s, the server's hard limit is
+  // near: the next step is a replacement login, not a keep-alive.
+  RunNextTask();
   EXPECT_EQ(upstream_.Take().credential, "the-password");
 }
 
@@ -185,7 +214,7 @@ TEST_F(AccountSessionTest, FailedKeepAliveIsRetriedBeforeTheDeadlineWhileTheToke
 TEST_F(AccountSessionTest, StopFailsWaitingCalls) {
   session_->Start();
   auto caller = CallPing();
-  session_->Stop();
+  session_->Stop(false, nullptr);
   ASSERT_EQ(caller->calls, 1);
   EXPECT_EQ(caller->outcome->status().code(), StatusCode::kUnavailable);
 }

@@ -3,6 +3,7 @@
 
 #include <deque>
 #include <mutex>
+#include <stdexcept>
 
 #include "upstream/storm_client.h"
 
@@ -13,15 +14,17 @@ struct RecordedCall {
   nlohmann::json params;
   std::string username;
   std::string credential;  // revealed: tests compare it
+  std::string passcode;    // empty when none was sent
   StormCallback done;
 };
 
 class FakeUpstream : public StormUpstream {
  public:
-  void Call(const std::string& method, const nlohmann::json& params, const std::string& username,
-            const Secret& credential, StormCallback done) override {
+  void Call(const std::string& method, const nlohmann::json& params, const Credentials& credentials,
+            StormCallback done) override {
     std::lock_guard<std::mutex> lock(mutex_);
-    calls_.push_back({method, params, username, std::string(credential.Reveal()), std::move(done)});
+    calls_.push_back({method, params, credentials.username, std::string(credentials.secret.Reveal()),
+                      credentials.passcode ? std::string(credentials.passcode->Reveal()) : "", std::move(done)});
   }
   size_t Pending() {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -29,6 +32,7 @@ class FakeUpstream : public StormUpstream {
   }
   RecordedCall Take() {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (calls_.empty()) throw std::runtime_error("no call is pending upstream");
     RecordedCall call = std::move(calls_.front());
     calls_.pop_front();
     return call;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -69,8 +70,20 @@ struct AccountInfo {
   std::string state;  // starting, active, refreshing, needs-passcode, login-failed, unreachable
   std::optional<std::chrono::system_clock::time_point> inactivity_deadline;
   std::optional<std::chrono::system_clock::time_point> hard_deadline;
+  std::optional<std::chrono::system_clock::time_point> renew_at;
   std::string last_error;
+  std::string warning;
+  std::string two_factor;  // none, prompt or totp
 };
+
+struct AccountEvent {
+  std::string account;
+  std::string state;
+  std::string message;
+  std::chrono::system_clock::time_point time;
+};
+
+struct Done {};  // success with nothing to return
 
 class Client {
  public:
@@ -84,6 +97,15 @@ class Client {
                                    const nlohmann::json& params,
                                    std::chrono::milliseconds timeout = std::chrono::seconds(60)) = 0;
   virtual Outcome<std::vector<AccountInfo>> ListAccounts() = 0;
+  // An operator's login (needs an admin policy rule). `passcode` for
+  // two-factor prompt accounts; ignored by the others.
+  virtual Outcome<AccountInfo> Login(const std::string& account, const std::string& passcode) = 0;
+  // Expires the account's token upstream now (needs an admin policy rule).
+  virtual Outcome<Done> Logout(const std::string& account) = 0;
+  // Streams account events to `on_event` until it returns false or the
+  // stream ends; says why it ended (an error, or kOther with an empty
+  // message when on_event stopped it or the broker closed it cleanly).
+  virtual BrokerError Watch(const std::function<bool(const AccountEvent&)>& on_event) = 0;
 };
 
 }  // namespace stormbroker

@@ -1,0 +1,111 @@
+#include "service/account_watch.h"
+
+#include <google/protobuf/util/time_util.h>
+
+namespace stormbroker {
+namespace {
+
+// A watcher this far behind is not reading: end its stream rather than grow.
+constexpr size_t kMaxQueuedEvents = 1000;
+
+}  // namespace
+
+v1::AccountState ToProto(AccountState state) {
+  switch (state) {
+    case AccountState::kStarting: return v1::ACCOUNT_STATE_STARTING;
+    case AccountState::kActive: return v1::ACCOUNT_STATE_ACTIVE;
+    case AccountState::kRefreshing: return v1::ACCOUNT_STATE_REFRESHING;
+    case AccountState::kNeedsPasscode: return v1::ACCOUNT_STATE_NEEDS_PASSCODE;
+    case AccountState::kLoginFailed: return v1::ACCOUNT_STATE_LOGIN_FAILED;
+    case AccountState::kUnreachable: return v1::ACCOUNT_STATE_UNREACHABLE;
+  }
+  return v1::ACCOUNT_STATE_UNSPECIFIED;
+}
+
+class AccountWatchHub::Watch : public grpc::ServerWriteReactor<v1::AccountEvent> {
+ public:
+  Watch(AccountWatchHub& hub, Caller caller) : hub_(hub), caller_(std::move(caller)) {}
+
+  const Caller& caller() const { return caller_; }
+
+  void Push(v1::AccountEvent event) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (finished_) return;
+    if (queue_.size() >= kMaxQueuedEvents) {
+      FinishLocked(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "the watcher fell too far behind"));
+      return;
+    }
+    queue_.push_back(std::move(event));
+    if (queue_.size() == 1) StartWrite(&queue_.front());
+  }
+
+  void End() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    FinishLocked(grpc::Status::OK);
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!ok) {
+      FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
+      return;
+    }
+    queue_.pop_front();
+    if (!queue_.empty() && !finished_) StartWrite(&queue_.front());
+  }
+
+  void OnCancel() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    FinishLocked(grpc::Status::CANCELLED);
+  }
+
+  void OnDone() override {
+    hub_.Remove(this);
+    delete this;
+  }
+
+ private:
+  void FinishLocked(const grpc::Status& status) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
+  }
+
+  AccountWatchHub& hub_;
+  const Caller caller_;
+  std::mutex mutex_;
+  bool finished_ = false;
+  std::deque<v1::AccountEvent> queue_;  // front() is being written
+};
+
+void AccountWatchHub::Publish(const AccountEvent& event) {
+  v1::AccountEvent message;
+  message.set_account(event.account);
+  message.set_state(ToProto(event.state));
+  message.set_message(event.message);
+  *message.mutable_time() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(
+      std::chrono::duration_cast<std::chrono::milliseconds>(event.time.time_since_epoch()).count());
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (Watch* watch : watches_) {
+    if (policy_.AdmitsAccount(watch->caller(), event.account)) watch->Push(message);
+  }
+}
+
+grpc::ServerWriteReactor<v1::AccountEvent>* AccountWatchHub::Open(Caller caller) {
+  auto* watch = new Watch(*this, std::move(caller));
+  std::lock_guard<std::mutex> lock(mutex_);
+  watches_.insert(watch);
+  return watch;
+}
+
+void AccountWatchHub::CloseAll() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (Watch* watch : watches_) watch->End();
+}
+
+void AccountWatchHub::Remove(Watch* watch) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  watches_.erase(watch);
+}
+
+}  // namespace stormbroker

@@ -1,0 +1,39 @@
+// The WatchAccounts stream: an AccountEventSink that fans account events out
+// to every open watch, each filtered by what its caller may see.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <deque>
+#include <mutex>
+#include <set>
+
+#include "access/caller.h"
+#include "access/policy.h"
+#include "stormbroker/v1/broker.grpc.pb.h"
+#include "tokens/account_events.h"
+
+namespace stormbroker {
+
+class AccountWatchHub : public AccountEventSink {
+ public:
+  explicit AccountWatchHub(const Policy& policy) : policy_(policy) {}
+
+  void Publish(const AccountEvent& event) override;
+  // Opens a watch for `caller`; the reactor deletes itself when the call ends.
+  grpc::ServerWriteReactor<v1::AccountEvent>* Open(Caller caller);
+  // Ends every open watch (at shutdown, so the server can stop).
+  void CloseAll();
+
+ private:
+  class Watch;
+  void Remove(Watch* watch);
+
+  const Policy& policy_;
+  std::mutex mutex_;
+  std::set<Watch*> watches_;
+};
+
+v1::AccountState ToProto(AccountState state);
+
+}  // namespace stormbroker
