@@ -312,12 +312,14 @@ bool Broker::WaitForState(const std::string& state, std::chrono::milliseconds ti
 }
 
 std::string BasicConfig(const std::string& socket, const FakeStorm& storm, const std::string& password_file,
-                        const std::string& token_timeout, const std::string& policy) {
+                        const ConfigOptions& options) {
   return "listen:\n  socket: " + socket + "\n  mode: \"0666\"\n"
          "upstream:\n  url: " + storm.url() + "\n  ca_file: " + storm.ca_file() + "\n  timeout: 10s\n"
          "accounts:\n  prod:\n    username: deploy-bot\n    password_file: " + password_file +
-         "\n    token_timeout: " + token_timeout + "\n"
-         "policy:\n" + (policy.empty() ? "  - users: [root]\n    accounts: [\"*\"]\n    methods: [\"*\"]\n" : policy);
+         "\n    token_timeout: " + options.token_timeout + "\n" + options.account_extra + options.top_extra +
+         "policy:\n" +
+         (options.policy.empty() ? "  - users: [root]\n    accounts: [\"*\"]\n    methods: [\"*\"]\n    admin: true\n"
+                                 : options.policy);
 }
 
 }  // namespace harness

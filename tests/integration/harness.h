@@ -123,9 +123,21 @@ class Broker {
   std::unique_ptr<Process> process_;
 };
 
-// A config for one account "prod" (username deploy-bot) admitting root.
+struct ConfigOptions {
+  std::string token_timeout = "1h";
+  std::string account_extra;  // more keys under accounts.prod, each line indented by 4
+  std::string top_extra;      // more top-level keys
+  std::string policy;         // rules (indented by 2); default: root may do everything
+
+  ConfigOptions& Timeout(std::string value) { token_timeout = std::move(value); return *this; }
+  ConfigOptions& Account(std::string value) { account_extra = std::move(value); return *this; }
+  ConfigOptions& Top(std::string value) { top_extra = std::move(value); return *this; }
+  ConfigOptions& Policy(std::string value) { policy = std::move(value); return *this; }
+};
+
+// A config for one account "prod" (username deploy-bot).
 std::string BasicConfig(const std::string& socket, const FakeStorm& storm, const std::string& password_file,
-                        const std::string& token_timeout = "1h", const std::string& policy = "");
+                        const ConfigOptions& options = {});
 
 std::string Binary(const std::string& name);  // path of a built program
 

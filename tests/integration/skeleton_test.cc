@@ -27,8 +27,10 @@ class SkeletonTest : public ::testing::Test {
 
   void StartBroker(const std::string& token_timeout = "1h", const std::string& policy = "") {
     socket_ = dir_.path() + "/run/broker.sock";
-    broker_ = std::make_unique<harness::Broker>(
-        dir_, harness::BasicConfig(socket_, *storm_, password_file_, token_timeout, policy));
+    harness::ConfigOptions options;
+    options.token_timeout = token_timeout;
+    options.policy = policy;
+    broker_ = std::make_unique<harness::Broker>(dir_, harness::BasicConfig(socket_, *storm_, password_file_, options));
     ASSERT_TRUE(broker_->WaitForState("active")) << broker_->Log();
   }
 

@@ -1,0 +1,227 @@
+// The token lifecycle end to end: the real daemon against the real emulator,
+// with lifetimes of seconds.
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <thread>
+
+#include "harness.h"
+
+namespace {
+
+using harness::Binary;
+using harness::RunCommand;
+using namespace std::chrono_literals;
+
+constexpr const char* kPassword = "lifecycle-pw-5150";
+constexpr const char* kTotpSecret = "JBSWY3DPEHPK3PXP";
+
+// The current passcode, from oathtool; waits out the end of a step so the
+// code is still current when it arrives.
+std::string CurrentPasscode() {
+  while (std::time(nullptr) % 30 >= 26) std::this_thread::sleep_for(200ms);
+  auto result = RunCommand({"/usr/bin/oathtool", "--totp", "-b", kTotpSecret});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  return result.out.substr(0, 6);
+}
+
+class LifecycleTest : public ::testing::Test {
+ protected:
+  void StartStorm(const std::string& totp_secret = "", std::vector<std::string> flags = {}) {
+    storm_ = std::make_unique<harness::FakeStorm>(
+        dir_, std::vector<harness::StormUser>{{"deploy-bot", kPassword, totp_secret}}, flags);
+    password_file_ = dir_.Write("prod.password", kPassword, 0600);
+  }
+  void StartBroker(harness::ConfigOptions options, const std::string& wait_for = "active") {
+    socket_ = dir_.path() + "/run/broker.sock";
+    broker_ = std::make_unique<harness::Broker>(dir_, harness::BasicConfig(socket_, *storm_, password_file_, options));
+    ASSERT_TRUE(broker_->WaitForState(wait_for)) << broker_->Log();
+  }
+  harness::RunResult Ctl(std::vector<std::string> args, const std::string& input = "") {
+    args.insert(args.begin(), {Binary("stormctl"), "--socket", socket_});
+    return RunCommand(args, input);
+  }
+
+  // `clients` threads call ping through the broker for `duration`; returns
+  // the failures (with their messages) and counts the successes.
+  std::vector<std::string> Hammer(int clients, std::chrono::milliseconds duration, std::atomic<int>* ok) {
+    std::mutex mutex;
+    std::vector<std::string> failures;
+    std::vector<std::thread> threads;
+    auto until = std::chrono::steady_clock::now() + duration;
+    for (int i = 0; i < clients; ++i) {
+      threads.emplace_back([&] {
+        auto client = broker_->Connect();
+        while (std::chrono::steady_clock::now() < until) {
+          auto outcome = client->Call("prod", "Utilities/Info/ping", {});
+          std::lock_guard<std::mutex> lock(mutex);
+          if (!outcome.ok()) failures.push_back(outcome.error().message);
+          else if (outcome->api_error) failures.push_back(outcome->api_error->error_class);
+          else ++*ok;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    return failures;
+  }
+
+  harness::TempDir dir_;
+  std::unique_ptr<harness::FakeStorm> storm_;
+  std::unique_ptr<harness::Broker> broker_;
+  std::string password_file_, socket_;
+};
+
+TEST_F(LifecycleTest, EightClientsAcrossRenewalsSeeNoFailure) {
+  StartStorm("", {"--hard-limit", "6"});
+  StartBroker(harness::ConfigOptions().Timeout("3s").Account("    max_lifetime: 6s\n    renew_before: 2s\n"));
+  std::atomic<int> ok{0};
+  auto failures = Hammer(8, 14s, &ok);
+  EXPECT_TRUE(failures.empty()) << failures.size() << " failed calls, first: " << failures.front();
+  EXPECT_GT(ok.load(), 100);
+  std::this_thread::sleep_for(500ms);  // the last replaced token's expiry
+  long long logins = storm_->Count("account/auth/token", "password");
+  EXPECT_GE(logins, 3) << "at least two renewals in 14 s with a 6 s limit";
+  EXPECT_LE(logins, 5);
+  EXPECT_EQ(storm_->Count("account/auth/expiretoken", "token"), logins - 1) << "every replaced token expired upstream";
+  EXPECT_EQ(storm_->Tokens().size(), 1u) << storm_->Tokens().dump();
+  EXPECT_EQ(storm_->Counters()["auth"]["rejected"], 0);
+}
+
+TEST_F(LifecycleTest, TwoHundredClientsAtAColdStartCauseOneLogin) {
+  StartStorm();
+  // Hold the first login long enough for every client to arrive while it runs.
+  storm_->Control("POST", "/faults", R"({"kind":"delay","delay_ms":1500,"method":"account/auth/token"})");
+  socket_ = dir_.path() + "/run/broker.sock";
+  broker_ = std::make_unique<harness::Broker>(dir_, harness::BasicConfig(socket_, *storm_, password_file_));
+  while (!std::filesystem::exists(socket_)) std::this_thread::sleep_for(10ms);
+  std::atomic<int> ok{0};
+  std::atomic<int> failed{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 200; ++i) {
+    threads.emplace_back([&] {
+      auto outcome = broker_->Connect()->Call("prod", "Utilities/Info/ping", {});
+      (outcome.ok() && !outcome->api_error ? ok : failed)++;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 200);
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(storm_->Count("account/auth/token", "password"), 1);
+  EXPECT_EQ(storm_->Count("utilities/info/ping", "token"), 200);
+}
+
+TEST_F(LifecycleTest, PromptModeWaitsForStormctlLoginAndReportsAReusedPasscode) {
+  StartStorm(kTotpSecret);
+  StartBroker(harness::ConfigOptions().Account("    two_factor: prompt\n"), "needs-passcode");
+  auto before = Ctl({"call", "Utilities/Info/ping"});
+  EXPECT_EQ(before.exit_code, 4) << before.err;
+  EXPECT_NE(before.err.find("stormctl login prod"), std::string::npos) << before.err;
+  EXPECT_EQ(storm_->Counters()["auth"]["password+passcode"], 0);
+
+  std::string code = CurrentPasscode();
+  auto login = Ctl({"login", "prod", "--passcode-stdin"}, code + "\n");
+  EXPECT_EQ(login.exit_code, 0) << login.err;
+  EXPECT_NE(login.out.find("active"), std::string::npos) << login.out;
+  auto after = Ctl({"call", "Utilities/Info/ping"});
+  EXPECT_EQ(after.exit_code, 0) << after.err;
+
+  auto logout = Ctl({"logout", "prod"});
+  EXPECT_EQ(logout.exit_code, 0) << logout.err;
+  EXPECT_EQ(storm_->Tokens().size(), 0u) << "logout expires the token upstream";
+  auto again = Ctl({"login", "prod", "--passcode-stdin"}, code + "\n");
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.err.find("already used"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("stormctl login prod"), std::string::npos) << again.err;
+  EXPECT_EQ(Ctl({"call", "Utilities/Info/ping"}).exit_code, 4);
+}
+
+TEST_F(LifecycleTest, LoginAndLogoutNeedAnAdminRule) {
+  StartStorm();
+  StartBroker(harness::ConfigOptions().Policy(
+      "  - uids: [65534]\n    accounts: [prod]\n    methods: [\"*\"]\n"
+      "  - users: [root]\n    accounts: [\"*\"]\n    methods: [\"*\"]\n    admin: true\n"));
+  auto as_nobody = RunCommand({Binary("stormctl"), "--socket", socket_, "logout", "prod"}, "", std::optional<uid_t>(65534));
+  EXPECT_EQ(as_nobody.exit_code, 5) << as_nobody.err;
+  EXPECT_NE(as_nobody.err.find("admin: true"), std::string::npos) << as_nobody.err;
+  EXPECT_EQ(storm_->Tokens().size(), 1u);
+  EXPECT_EQ(Ctl({"logout", "prod"}).exit_code, 0);
+  // A password account logs in again by itself on the next call.
+  EXPECT_EQ(Ctl({"call", "Utilities/Info/ping"}).exit_code, 0);
+  EXPECT_EQ(storm_->Count("account/auth/token", "password"), 2);
+}
+
+TEST_F(LifecycleTest, TotpModeRenewsUnattendedAcrossTheHardLimit) {
+  StartStorm(kTotpSecret, {"--hard-limit", "34"});
+  std::string secret_file = dir_.Write("totp.secret", std::string(kTotpSecret) + "\n", 0600);
+  StartBroker(harness::ConfigOptions().Timeout("20s").Account("    two_factor: totp\n    totp_secret_file: " +
+                                                              secret_file + "\n    max_lifetime: 34s\n"
+                                                              "    renew_before: 4s\n"));
+  std::atomic<int> ok{0};
+  auto failures = Hammer(2, 40s, &ok);
+  EXPECT_TRUE(failures.empty()) << failures.size() << " failed calls, first: " << failures.front();
+  EXPECT_GE(storm_->Counters()["auth"]["password+passcode"], 2) << "renewed across the 34 s limit";
+  EXPECT_EQ(storm_->Counters()["auth"]["password"], 0);
+  EXPECT_EQ(storm_->Counters()["auth"]["rejected"], 0) << "no passcode was refused (no step reused)";
+}
+
+TEST_F(LifecycleTest, FaultsDuringKeepAliveAreInvisibleToCallers) {
+  StartStorm();
+  StartBroker(harness::ConfigOptions().Timeout("3s"));
+  storm_->Control("POST", "/faults", R"({"kind":"status500","count":3,"method":"account/auth/token"})");
+  storm_->Control("POST", "/faults", R"({"kind":"delay","delay_ms":400,"count":3,"method":"account/auth/token"})");
+  storm_->Control("POST", "/faults", R"({"kind":"maintenance","count":2,"method":"account/auth/token"})");
+  std::atomic<int> ok{0};
+  auto failures = Hammer(4, 8s, &ok);
+  EXPECT_TRUE(failures.empty()) << failures.size() << " failed calls, first: " << failures.front();
+  auto counters = storm_->Counters();
+  EXPECT_EQ(counters["faults"]["status500"], 3) << counters.dump();
+  EXPECT_EQ(counters["faults"]["maintenance"], 2) << counters.dump();
+  EXPECT_EQ(storm_->Count("account/auth/token", "password"), 1) << "the token lived through the faults";
+}
+
+TEST_F(LifecycleTest, KillNineAndRestartReusesThePersistedTokenWithoutAPasscode) {
+  StartStorm(kTotpSecret);
+  std::string state_dir = dir_.path() + "/state";
+  auto options = harness::ConfigOptions().Account("    two_factor: prompt\n").Top("state_dir: " + state_dir + "\n");
+  StartBroker(options, "needs-passcode");
+  ASSERT_EQ(Ctl({"login", "prod", "--passcode-stdin"}, CurrentPasscode() + "\n").exit_code, 0);
+  ASSERT_EQ(Ctl({"call", "Utilities/Info/ping"}).exit_code, 0);
+  struct stat st {};
+  ASSERT_EQ(stat((state_dir + "/prod.token").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  broker_->process().Stop(SIGKILL);
+  broker_ = std::make_unique<harness::Broker>(dir_, harness::BasicConfig(socket_, *storm_, password_file_, options));
+  ASSERT_TRUE(broker_->WaitForState("active")) << broker_->Log();
+  auto call = Ctl({"call", "Utilities/Info/ping"});
+  EXPECT_EQ(call.exit_code, 0) << call.err;
+  EXPECT_EQ(storm_->Counters()["auth"]["password+passcode"], 1) << "no new login after the restart";
+  EXPECT_NE(broker_->Log().find("reusing the token kept from the last run"), std::string::npos);
+  // A two-factor account keeps its token over a clean stop too.
+  EXPECT_EQ(broker_->process().Stop(SIGTERM), 0);
+  EXPECT_EQ(storm_->Tokens().size(), 1u);
+}
+
+TEST_F(LifecycleTest, CleanStopExpiresAPasswordAccountsToken) {
+  StartStorm();
+  StartBroker(harness::ConfigOptions());
+  ASSERT_EQ(storm_->Tokens().size(), 1u);
+  EXPECT_EQ(broker_->process().Stop(SIGTERM), 0);
+  EXPECT_EQ(storm_->Tokens().size(), 0u) << "expire_on_shutdown defaults to true without two-factor";
+}
+
+TEST_F(LifecycleTest, WatchShowsRenewals) {
+  StartStorm("", {"--hard-limit", "4"});
+  StartBroker(harness::ConfigOptions().Timeout("3s").Account("    max_lifetime: 4s\n    renew_before: 2s\n"));
+  auto watch = Ctl({"watch", "--count", "2", "--output", "json"});
+  EXPECT_EQ(watch.exit_code, 0) << watch.err;
+  EXPECT_NE(watch.out.find("\"message\":\"token renewed\""), std::string::npos) << watch.out;
+  EXPECT_NE(watch.out.find("\"account\":\"prod\""), std::string::npos) << watch.out;
+  auto accounts = Ctl({"accounts"});
+  EXPECT_EQ(accounts.exit_code, 0);
+  EXPECT_NE(accounts.out.find("RENEWS-IN"), std::string::npos) << accounts.out;
+}
+
+}  // namespace
