@@ -104,6 +104,17 @@ class GrpcClient : public Client {
     return Done{};
   }
 
+  Outcome<std::string> GetToken(const std::string& account) override {
+    v1::GetTokenRequest request;
+    request.set_account(account);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    v1::GetTokenResponse response;
+    grpc::Status status = stub_->GetToken(&context, request, &response);
+    if (!status.ok()) return FromStatus(status);
+    return response.token();
+  }
+
   BrokerError Watch(const std::function<bool(const AccountEvent&)>& on_event) override {
     grpc::ClientContext context;
     auto reader = stub_->WatchAccounts(&context, v1::WatchAccountsRequest());

@@ -16,6 +16,7 @@
 #include "access/peer_registry.h"
 #include "access/policy.h"
 #include "config/config.h"
+#include "observe/audit_log.h"
 #include "observe/logging.h"
 #include "service/broker_service.h"
 #include "service/self_test.h"
@@ -71,6 +72,31 @@ void StopSessions(AccountSessions& sessions, std::chrono::seconds bound) {
   }
 }
 
+// SIGHUP: the policy (and the audit file, for log rotation) change at once,
+// without dropping a connection or a token. A broken file changes nothing.
+// Accounts, listen and upstream settings hold tokens and sockets, so changes
+// to them wait for a restart, and the log says so.
+void Reload(const Config& running, PolicyHolder& policy, AuditLog& audit) {
+  auto fresh = LoadConfig(running.path);
+  if (!fresh.ok()) {
+    spdlog::error("reload rejected, keeping the running configuration: {}", fresh.status().message());
+    return;
+  }
+  policy.Set(std::make_shared<const Policy>(fresh->policy));
+  if (Status reopened = audit.Reopen(); !reopened.ok()) spdlog::error("{}", reopened.message());
+  bool accounts_changed = fresh->accounts.size() != running.accounts.size();
+  for (const auto& [name, account] : fresh->accounts) {
+    auto old = running.accounts.find(name);
+    accounts_changed = accounts_changed || old == running.accounts.end() || old->second.username != account.username ||
+                       !(old->second.password == account.password) || old->second.two_factor != account.two_factor;
+  }
+  if (accounts_changed || fresh->listen.socket_path != running.listen.socket_path ||
+      fresh->upstream.url != running.upstream.url || fresh->state_dir != running.state_dir) {
+    spdlog::warn("reload: changes to accounts, listen, upstream or state_dir take effect at the next restart");
+  }
+  spdlog::info("reloaded the policy from {} ({} rules)", running.path, fresh->policy.size());
+}
+
 int Serve(Config config) {
   HttpEngine engine({config.upstream.ca_file});
   if (Status started = engine.Start(); !started.ok()) {
@@ -88,14 +114,24 @@ int Serve(Config config) {
     }
     store = std::move(opened).value();
   }
-  Policy policy(config.policy);
+  PolicyHolder policy(std::make_shared<const Policy>(config.policy));
   AccountWatchHub watches(policy);
+  std::unique_ptr<AuditSink> audit_sink = MakeStderrAuditSink();
+  if (!config.audit.file.empty()) {
+    auto file = MakeFileAuditSink(config.audit.file);
+    if (!file.ok()) {
+      spdlog::critical("{}", file.status().message());
+      return 1;
+    }
+    audit_sink = std::move(file).value();
+  }
+  AuditLog audit(std::move(audit_sink), config.audit.queue);
   AccountSessions sessions;
   for (const auto& [name, account] : config.accounts) {
     sessions.emplace(name, std::make_shared<AccountSession>(account, upstream, scheduler, store.get(), &watches));
   }
   PeerRegistry peers;
-  BrokerService service(peers, policy, sessions, watches);
+  BrokerService service(peers, policy, sessions, watches, audit);
 
   grpc::ServerBuilder builder;
   builder.RegisterService(&service);
@@ -124,7 +160,7 @@ int Serve(Config config) {
     int received = 0;
     sigwait(&signals, &received);
     if (received == SIGHUP) {
-      spdlog::warn("SIGHUP: configuration reload is not supported yet; restart to apply changes");
+      Reload(config, policy, audit);
       continue;
     }
     spdlog::info("{}: shutting down", strsignal(received));

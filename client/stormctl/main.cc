@@ -43,6 +43,9 @@ Commands:
         afresh with their password file (the way out of login-failed).
   logout ACCOUNT
         Expire the account's token upstream now (needs an admin policy rule).
+  token ACCOUNT
+        Print the account's token (needs a policy rule with token_export:
+        true; refused otherwise). It is valid until the broker replaces it.
   watch [--count N] [--output text|json]
         Print account events (logins, renewals, warnings) as they happen.
 
@@ -252,6 +255,14 @@ int RunLogin(Client& client, const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+int RunToken(Client& client, const std::vector<std::string>& args) {
+  if (args.size() != 1 || args[0].rfind("--", 0) == 0) return Usage("token takes one ACCOUNT");
+  auto token = client.GetToken(args[0]);
+  if (!token.ok()) return ExitFor(token.error());
+  std::printf("%s\n", token.value().c_str());
+  return kExitOk;
+}
+
 int RunLogout(Client& client, const std::vector<std::string>& args) {
   if (args.size() != 1 || args[0].rfind("--", 0) == 0) return Usage("logout takes one ACCOUNT");
   auto outcome = client.Logout(args[0]);
@@ -327,6 +338,7 @@ int Main(int argc, char** argv) {
   if (command == "login") return RunLogin(*client, rest);
   if (command == "logout") return RunLogout(*client, rest);
   if (command == "watch") return RunWatch(*client, rest);
+  if (command == "token") return RunToken(*client, rest);
   return Usage("unknown command '" + command + "'");
 }
 

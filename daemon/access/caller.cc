@@ -2,9 +2,48 @@
 
 #include <grp.h>
 #include <pwd.h>
+#include <limits.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
 
 namespace stormbroker {
+namespace {
+
+std::string ExeOf(pid_t pid) {
+  char path[PATH_MAX];
+  std::string link = "/proc/" + std::to_string(pid) + "/exe";
+  ssize_t n = readlink(link.c_str(), path, sizeof path - 1);
+  return n > 0 ? std::string(path, n) : std::string();
+}
+
+// The innermost systemd unit (service or scope) in the process's cgroup path,
+// e.g. "0::/system.slice/ci-runner.service" -> "ci-runner.service".
+std::string UnitOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
+  std::string line, unit;
+  while (std::getline(in, line)) {
+    size_t path = line.find("::");
+    if (path == std::string::npos) continue;  // only the unified (v2) hierarchy
+    std::string rest = line.substr(path + 2);
+    size_t start = 0;
+    while (start < rest.size()) {
+      size_t end = rest.find('/', start);
+      if (end == std::string::npos) end = rest.size();
+      std::string part = rest.substr(start, end - start);
+      auto ends_with = [&](const char* suffix) {
+        std::string s(suffix);
+        return part.size() > s.size() && part.compare(part.size() - s.size(), s.size(), s) == 0;
+      };
+      if (ends_with(".service") || ends_with(".scope")) unit = part;
+      start = end + 1;
+    }
+  }
+  return unit;
+}
+
+}  // namespace
 
 std::optional<Caller> IdentifyPeer(int fd) {
   struct ucred cred {};
@@ -32,6 +71,8 @@ std::optional<Caller> IdentifyPeer(int fd) {
     groups.resize(count);
     caller.groups = std::move(groups);
   }
+  caller.exe = ExeOf(cred.pid);
+  caller.unit = UnitOf(cred.pid);
   return caller;
 }
 

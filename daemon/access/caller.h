@@ -16,6 +16,9 @@ struct Caller {
   pid_t pid = 0;
   std::vector<gid_t> groups;  // supplementary groups from the uid's account entry
   std::string user;           // user name, or the uid in digits when unknown
+  // For the audit trail only (a process can change both; never decide on them):
+  std::string exe;   // /proc/PID/exe, or empty when unreadable
+  std::string unit;  // the systemd unit from /proc/PID/cgroup, or empty
 };
 
 // Reads the peer credentials of a connected Unix socket and resolves the

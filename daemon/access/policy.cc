@@ -65,5 +65,10 @@ bool Policy::AdmitsAdmin(const Caller& caller, const std::string& account) const
   });
 }
 
+bool Policy::AdmitsTokenExport(const Caller& caller, const std::string& account) const {
+  return std::any_of(rules_.begin(), rules_.end(), [&](const PolicyRule& rule) {
+    return rule.token_export && MatchesPrincipal(rule, caller) && MatchesAccount(rule, account);
+  });
+}
 
 }  // namespace stormbroker

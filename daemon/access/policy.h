@@ -1,8 +1,11 @@
-// Who may use which account for which methods. Rules only admit: a request is
-// allowed when some rule admits its caller, account and method; no rule, no
-// access.
+// Who may use which account for which methods. Rules only grant: a request
+// is allowed when some rule admits its caller, account and method, so the
+// order of rules never matters (first match and most specific match would
+// decide alike); no rule, no access.
 #pragma once
 
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,12 +29,33 @@ class Policy {
   bool AdmitsAccount(const Caller& caller, const std::string& account) const;
   // Whether some rule with admin: true admits the caller to the account.
   bool AdmitsAdmin(const Caller& caller, const std::string& account) const;
+  // Whether some rule with token_export: true admits the caller to the account.
+  bool AdmitsTokenExport(const Caller& caller, const std::string& account) const;
 
  private:
   static bool MatchesPrincipal(const PolicyRule& rule, const Caller& caller);
   static bool MatchesAccount(const PolicyRule& rule, const std::string& account);
 
   std::vector<PolicyRule> rules_;
+};
+
+// The policy in force, replaced as a whole on reload (SIGHUP) while calls
+// keep using the one they started with.
+class PolicyHolder {
+ public:
+  explicit PolicyHolder(std::shared_ptr<const Policy> policy) : policy_(std::move(policy)) {}
+  std::shared_ptr<const Policy> Get() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return policy_;
+  }
+  void Set(std::shared_ptr<const Policy> policy) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    policy_ = std::move(policy);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const Policy> policy_;
 };
 
 }  // namespace stormbroker

@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "config/config.h"
+
 namespace stormbroker {
 
 Status CheckMethodPath(std::string_view method) {
@@ -34,6 +36,11 @@ Status CheckMethodPath(std::string_view method) {
     return InvalidArgument("method must have 2 to 8 segments, such as Utilities/Info/ping");
   }
   return Status::Ok();
+}
+
+Status CheckAccountName(std::string_view account) {
+  if (account.empty() || IsValidAccountName(account)) return Status::Ok();
+  return InvalidArgument("an account name is 1 to 64 letters, digits, '_', '-' or '.'");
 }
 
 }  // namespace stormbroker

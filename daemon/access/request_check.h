@@ -16,4 +16,8 @@ constexpr size_t kMaxMethodLength = 128;
 // character). INVALID_ARGUMENT says what is wrong.
 Status CheckMethodPath(std::string_view method);
 
+// An account name as the config allows it: 1 to 64 letters, digits, '_', '-'
+// or '.'. Empty is allowed (the broker's only account).
+Status CheckAccountName(std::string_view account);
+
 }  // namespace stormbroker

@@ -66,6 +66,32 @@ std::chrono::milliseconds Duration(const YAML::Node& node, const std::string& wh
   return *parsed;
 }
 
+bool Boolean(const YAML::Node& node, const std::string& what) {
+  std::string value = Scalar(node, what);
+  if (value != "true" && value != "false") Fail(node, what + " must be true or false");
+  return value == "true";
+}
+
+AuditConfig ParseAudit(const YAML::Node& node) {
+  RequireMap(node, "audit");
+  RejectUnknownKeys(node, "audit", {"file", "queue"});
+  AuditConfig audit;
+  if (node["file"]) {
+    audit.file = Scalar(node["file"], "audit.file");
+    if (audit.file.front() != '/') Fail(node["file"], "audit.file must be an absolute path");
+  }
+  if (node["queue"]) {
+    std::string text = Scalar(node["queue"], "audit.queue");
+    char* end = nullptr;
+    unsigned long queue = std::strtoul(text.c_str(), &end, 10);
+    if (*end != '\0' || text[0] == '-' || queue < 1 || queue > 1'000'000) {
+      Fail(node["queue"], "audit.queue must be a number of records from 1 to 1000000");
+    }
+    audit.queue = queue;
+  }
+  return audit;
+}
+
 std::vector<std::string> StringList(const YAML::Node& node, const std::string& what) {
   if (!node.IsSequence()) Fail(node, what + " must be a list, e.g. [a, b]");
   std::vector<std::string> out;
@@ -75,7 +101,7 @@ std::vector<std::string> StringList(const YAML::Node& node, const std::string& w
 
 ListenConfig ParseListen(const YAML::Node& node) {
   RequireMap(node, "listen");
-  RejectUnknownKeys(node, "listen", {"socket", "mode"});
+  RejectUnknownKeys(node, "listen", {"socket", "mode", "group"});
   ListenConfig listen;
   if (!node["socket"]) Fail(node, "listen.socket is required: the path of the Unix socket to serve");
   listen.socket_path = Scalar(node["socket"], "listen.socket");
@@ -93,6 +119,12 @@ ListenConfig ParseListen(const YAML::Node& node) {
       Fail(node["mode"], "listen.mode must be octal permission bits such as 0660");
     }
     listen.mode = static_cast<mode_t>(mode);
+  }
+  if (node["group"]) {
+    std::string group = Scalar(node["group"], "listen.group");
+    struct group* gr = getgrnam(group.c_str());
+    if (!gr) Fail(node["group"], "unknown group '" + group + "' for listen.group: create it (groupadd) first");
+    listen.group = gr->gr_gid;
   }
   return listen;
 }
@@ -130,16 +162,8 @@ UpstreamConfig ParseUpstream(const YAML::Node& node) {
   return upstream;
 }
 
-bool ValidAccountName(const std::string& name) {
-  if (name.empty() || name.size() > 64) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-' || c == '.';
-  });
-}
-
 AccountConfig ParseAccount(const std::string& name, const YAML::Node& key, const YAML::Node& node) {
-  if (!ValidAccountName(name)) {
+  if (!IsValidAccountName(name)) {
     Fail(key, "account name '" + name + "' must be 1-64 letters, digits, '_', '-' or '.'");
   }
   std::string where = "accounts." + name;
@@ -199,18 +223,16 @@ AccountConfig ParseAccount(const std::string& name, const YAML::Node& key, const
          where + ".renew_before must be shorter than max_lifetime (" +
              std::to_string(account.max_lifetime.count() / 1000) + "s)");
   }
-  account.expire_on_shutdown = account.two_factor == TwoFactor::kNone;
-  if (node["expire_on_shutdown"]) {
-    std::string value = Scalar(node["expire_on_shutdown"], where + ".expire_on_shutdown");
-    if (value != "true" && value != "false") Fail(node["expire_on_shutdown"], where + ".expire_on_shutdown must be true or false");
-    account.expire_on_shutdown = value == "true";
-  }
+  account.expire_on_shutdown = node["expire_on_shutdown"]
+                                   ? Boolean(node["expire_on_shutdown"], where + ".expire_on_shutdown")
+                                   : account.two_factor == TwoFactor::kNone;
   return account;
 }
 
 PolicyRule ParseRule(const YAML::Node& node, const std::set<std::string>& account_names) {
   RequireMap(node, "each policy rule");
-  RejectUnknownKeys(node, "policy rule", {"uids", "users", "groups", "accounts", "methods", "admin"});
+  RejectUnknownKeys(node, "policy rule",
+                    {"uids", "users", "groups", "accounts", "methods", "admin", "token_export"});
   PolicyRule rule;
   rule.line = LineOf(node);
   if (node["uids"]) {
@@ -252,22 +274,19 @@ PolicyRule ParseRule(const YAML::Node& node, const std::set<std::string>& accoun
       Fail(node["accounts"][i], "policy names account '" + name + "', which is not under accounts:");
     }
   }
-  if (!node["methods"] && !node["admin"]) {
-    Fail(node, "a policy rule must list methods: (patterns, or \"*\" for all), or say admin: true");
+  if (!node["methods"] && !node["admin"] && !node["token_export"]) {
+    Fail(node, "a policy rule must list methods: (patterns, or \"*\" for all), or say admin: or token_export: true");
   }
   if (node["methods"]) rule.methods = StringList(node["methods"], "methods");
-  if (node["admin"]) {
-    std::string value = Scalar(node["admin"], "admin");
-    if (value != "true" && value != "false") Fail(node["admin"], "admin must be true or false");
-    rule.admin = value == "true";
-  }
+  rule.admin = node["admin"] && Boolean(node["admin"], "admin");
+  rule.token_export = node["token_export"] && Boolean(node["token_export"], "token_export");
   return rule;
 }
 
 Config Parse(const YAML::Node& root) {
   if (!root.IsDefined() || root.IsNull()) throw ConfigError{0, "the file is empty"};
   RequireMap(root, "the top level");
-  RejectUnknownKeys(root, "the top level", {"listen", "upstream", "accounts", "policy", "state_dir"});
+  RejectUnknownKeys(root, "the top level", {"listen", "upstream", "accounts", "policy", "state_dir", "audit"});
   Config config;
   if (root["state_dir"]) {
     config.state_dir = Scalar(root["state_dir"], "state_dir");
@@ -277,6 +296,7 @@ Config Parse(const YAML::Node& root) {
     if (!root[required]) Fail(root, std::string("missing section '") + required + "'");
   }
   config.listen = ParseListen(root["listen"]);
+  if (root["audit"]) config.audit = ParseAudit(root["audit"]);
   config.upstream = ParseUpstream(root["upstream"]);
 
   RequireMap(root["accounts"], "accounts");
@@ -294,6 +314,14 @@ Config Parse(const YAML::Node& root) {
 }
 
 }  // namespace
+
+bool IsValidAccountName(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+           c == '.';
+  });
+}
 
 AccountConfig AccountConfig::Clone() const {
   AccountConfig copy;

@@ -9,7 +9,9 @@
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "secret/secret.h"
@@ -20,6 +22,12 @@ namespace stormbroker {
 struct ListenConfig {
   std::string socket_path;
   mode_t mode = 0660;  // permission bits of the socket file
+  std::optional<gid_t> group;  // the socket file's group; default: the daemon's
+};
+
+struct AuditConfig {
+  std::string file;      // empty: standard error (the journal under systemd)
+  size_t queue = 10000;  // records waiting for the writer before new ones are dropped
 };
 
 struct UpstreamConfig {
@@ -67,6 +75,7 @@ struct PolicyRule {
   std::vector<std::string> accounts;  // names, or "*"
   std::vector<std::string> methods;   // method path patterns; '*' matches any run
   bool admin = false;                 // may Login and Logout the rule's accounts
+  bool token_export = false;          // may read the token itself (GetToken)
 };
 
 struct Config {
@@ -74,10 +83,14 @@ struct Config {
   std::string state_dir;  // empty: tokens are not kept across restarts
   ListenConfig listen;
   UpstreamConfig upstream;
+  AuditConfig audit;
   std::map<std::string, AccountConfig> accounts;
   std::vector<PolicyRule> policy;
 };
 
 Result<Config> LoadConfig(const std::string& path);
+
+// 1 to 64 letters, digits, '_', '-' or '.'.
+bool IsValidAccountName(std::string_view name);
 
 }  // namespace stormbroker

@@ -85,9 +85,10 @@ void AccountWatchHub::Publish(const AccountEvent& event) {
   message.set_message(event.message);
   *message.mutable_time() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(
       std::chrono::duration_cast<std::chrono::milliseconds>(event.time.time_since_epoch()).count());
+  auto policy = policy_.Get();
   std::lock_guard<std::mutex> lock(mutex_);
   for (Watch* watch : watches_) {
-    if (policy_.AdmitsAccount(watch->caller(), event.account)) watch->Push(message);
+    if (policy->AdmitsAccount(watch->caller(), event.account)) watch->Push(message);
   }
 }
 

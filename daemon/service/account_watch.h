@@ -17,7 +17,7 @@ namespace stormbroker {
 
 class AccountWatchHub : public AccountEventSink {
  public:
-  explicit AccountWatchHub(const Policy& policy) : policy_(policy) {}
+  explicit AccountWatchHub(const PolicyHolder& policy) : policy_(policy) {}
 
   void Publish(const AccountEvent& event) override;
   // Opens a watch for `caller`; the reactor deletes itself when the call ends.
@@ -29,7 +29,7 @@ class AccountWatchHub : public AccountEventSink {
   class Watch;
   void Remove(Watch* watch);
 
-  const Policy& policy_;
+  const PolicyHolder& policy_;
   std::mutex mutex_;
   std::set<Watch*> watches_;
 };

@@ -12,8 +12,11 @@
 namespace stormbroker {
 namespace {
 
-// Largest serialized request accepted; API params are small.
+// Largest serialized request, and largest params, accepted: API params are small.
 constexpr size_t kMaxRequestBytes = 1 << 20;
+constexpr size_t kMaxParamsBytes = 64 << 10;
+// A made-up method path is cut to this length in the audit trail.
+constexpr size_t kMaxAuditedMethod = 200;
 
 grpc::Status ToGrpc(const Status& status) {
   grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
@@ -61,93 +64,117 @@ void FillAccount(const AccountSnapshot& snapshot, v1::Account* account) {
   account->set_two_factor(TwoFactorName(snapshot.two_factor));
 }
 
+AuditRecord NewRecord(const Caller& caller, const char* rpc, const std::string& account) {
+  AuditRecord record;
+  record.time = std::chrono::system_clock::now();
+  record.uid = caller.uid;
+  record.user = caller.user;
+  record.gid = caller.gid;
+  record.pid = caller.pid;
+  record.exe = caller.exe;
+  record.unit = caller.unit;
+  record.rpc = rpc;
+  record.account = account;
+  return record;
+}
+
+double MillisecondsSince(std::chrono::system_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::system_clock::now() - start).count();
+}
+
 const Status kUnidentified(StatusCode::kUnauthenticated, "the broker cannot identify this connection");
 
 }  // namespace
 
-Result<std::pair<std::string, std::shared_ptr<AccountSession>>> BrokerService::FindAccount(
-    const std::string& name) const {
+Result<BrokerService::Found> BrokerService::FindAccount(const std::string& name) const {
+  if (Status shape = CheckAccountName(name); !shape.ok()) return shape;
   if (name.empty()) {
     if (accounts_.size() != 1) {
       std::string names;
       for (const auto& [account, session] : accounts_) names += (names.empty() ? "" : ", ") + account;
       return InvalidArgument("name the account (this broker holds " + names + ")");
     }
-    return std::pair<std::string, std::shared_ptr<AccountSession>>(*accounts_.begin());
+    return Found(*accounts_.begin());
   }
   auto found = accounts_.find(name);
   if (found == accounts_.end()) return NotFound("no account named '" + name + "'");
-  return std::pair<std::string, std::shared_ptr<AccountSession>>(*found);
+  return Found(*found);
 }
 
-Result<std::pair<std::string, std::shared_ptr<AccountSession>>> BrokerService::AdminAccess(
-    grpc::CallbackServerContext* context, const std::string& account, const char* action) const {
-  std::optional<Caller> caller = peers_.Lookup(context->peer());
-  if (!caller) return kUnidentified;
-  auto found = FindAccount(account);
-  if (!found.ok()) return found.status();
-  if (!policy_.AdmitsAdmin(*caller, found->first)) {
-    spdlog::warn("denied: {} may not {} account {}", Describe(*caller), action, found->first);
-    return PermissionDenied("uid " + std::to_string(caller->uid) + " (" + caller->user + ") may not " + action +
-                            " account " + found->first + "; that needs a policy rule with admin: true");
-  }
-  spdlog::info("{} by {} on account {}", action, Describe(*caller), found->first);
-  return found;
+grpc::ServerUnaryReactor* BrokerService::Refuse(grpc::ServerUnaryReactor* reactor, AuditRecord record,
+                                                const Status& status) {
+  if (record.decision.empty()) record.decision = "invalid";
+  record.outcome = "failed";
+  record.detail = status.message();
+  record.latency_ms = MillisecondsSince(record.time);
+  audit_.Record(std::move(record));
+  reactor->Finish(ToGrpc(status));
+  return reactor;
 }
 
-grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* context,
-                                              const v1::CallRequest* request, v1::CallResponse* response) {
+grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* context, const v1::CallRequest* request,
+                                              v1::CallResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto refuse = [&](const Status& status) {
-    reactor->Finish(ToGrpc(status));
-    return reactor;
-  };
-
   std::optional<Caller> caller = peers_.Lookup(context->peer());
-  if (!caller) return refuse(kUnidentified);
-  if (request->ByteSizeLong() > kMaxRequestBytes) {
-    return refuse(InvalidArgument("request is larger than 1 MiB"));
+  if (!caller) {
+    reactor->Finish(ToGrpc(kUnidentified));
+    return reactor;
   }
-  if (Status shape = CheckMethodPath(request->method()); !shape.ok()) return refuse(shape);
+  AuditRecord record = NewRecord(*caller, "Call", request->account());
+  record.method = request->method().substr(0, kMaxAuditedMethod);
+  for (const auto& [name, value] : request->params().fields()) record.param_names.push_back(name);
 
+  if (request->ByteSizeLong() > kMaxRequestBytes) {
+    return Refuse(reactor, std::move(record), InvalidArgument("the request is larger than 1 MiB"));
+  }
+  if (Status shape = CheckMethodPath(request->method()); !shape.ok()) return Refuse(reactor, std::move(record), shape);
+  if (request->params().ByteSizeLong() > kMaxParamsBytes) {
+    return Refuse(reactor, std::move(record), InvalidArgument("params are larger than 64 KiB"));
+  }
   auto found = FindAccount(request->account());
-  if (!found.ok()) return refuse(found.status());
-  const std::string& account = found->first;
-  const std::shared_ptr<AccountSession>& session = found->second;
+  if (!found.ok()) return Refuse(reactor, std::move(record), found.status());
+  auto [account, session] = std::move(found).value();
+  record.account = account;
 
-  if (policy_.Admits(*caller, account, request->method()) == 0) {
+  int rule = policy_.Get()->Admits(*caller, account, request->method());
+  if (rule == 0) {
     spdlog::warn("denied: {} may not call {} on account {}", Describe(*caller), request->method(), account);
-    return refuse(PermissionDenied("uid " + std::to_string(caller->uid) + " (" + caller->user +
-                                   ") may not call " + request->method() + " on account " + account +
+    record.decision = "deny";
+    return Refuse(reactor, std::move(record),
+                  PermissionDenied("uid " + std::to_string(caller->uid) + " (" + caller->user + ") may not call " +
+                                   request->method() + " on account " + account +
                                    "; an administrator can add a policy rule"));
   }
+  record.decision = "allow";
+  record.rule_line = rule;
 
   response->set_account(account);
-  auto started = std::chrono::steady_clock::now();
-  session->Call(
-      request->method(), StructToJson(request->params()),
-      [reactor, response, method = request->method(), account, who = Describe(*caller),
-       started](Result<ApiOutcome> outcome) {
-        double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
-        if (!outcome.ok()) {
-          spdlog::warn("call {} on {} by {}: {} ({:.1f} ms)", method, account, who, outcome.status().message(), ms);
-          reactor->Finish(ToGrpc(outcome.status()));
-          return;
-        }
-        if (outcome->is_error) {
-          const ApiError& error = outcome->error;
-          spdlog::info("call {} on {} by {}: API error {} ({:.1f} ms)", method, account, who, error.error_class, ms);
-          v1::ApiError* out = response->mutable_error();
-          out->set_error_class(error.error_class);
-          out->set_message(error.message);
-          JsonToStruct(error.extra, out->mutable_extra());
-          out->set_http_status(static_cast<int>(error.http_status));
-        } else {
-          spdlog::debug("call {} on {} by {}: ok ({:.1f} ms)", method, account, who, ms);
-          JsonToValue(outcome->result, response->mutable_result());
-        }
-        reactor->Finish(grpc::Status::OK);
-      });
+  session->Call(request->method(), StructToJson(request->params()),
+                [this, reactor, response, record = std::move(record)](Result<ApiOutcome> outcome) mutable {
+                  record.latency_ms = MillisecondsSince(record.time);
+                  if (!outcome.ok()) {
+                    record.outcome = "failed";
+                    record.detail = outcome.status().message();
+                    audit_.Record(std::move(record));
+                    reactor->Finish(ToGrpc(outcome.status()));
+                    return;
+                  }
+                  if (outcome->is_error) {
+                    const ApiError& error = outcome->error;
+                    record.outcome = "api_error";
+                    record.error_class = error.error_class;
+                    v1::ApiError* out = response->mutable_error();
+                    out->set_error_class(error.error_class);
+                    out->set_message(error.message);
+                    JsonToStruct(error.extra, out->mutable_extra());
+                    out->set_http_status(static_cast<int>(error.http_status));
+                  } else {
+                    record.outcome = "ok";
+                    JsonToValue(outcome->result, response->mutable_result());
+                  }
+                  audit_.Record(std::move(record));
+                  reactor->Finish(grpc::Status::OK);
+                });
   return reactor;
 }
 
@@ -160,42 +187,95 @@ grpc::ServerUnaryReactor* BrokerService::ListAccounts(grpc::CallbackServerContex
     reactor->Finish(ToGrpc(kUnidentified));
     return reactor;
   }
+  auto policy = policy_.Get();
   for (const auto& [name, session] : accounts_) {
-    if (policy_.AdmitsAccount(*caller, name)) FillAccount(session->Snapshot(), response->add_accounts());
+    if (policy->AdmitsAccount(*caller, name)) FillAccount(session->Snapshot(), response->add_accounts());
   }
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
 
+Result<BrokerService::Found> BrokerService::Authorize(grpc::CallbackServerContext* context, const std::string& account,
+                                                      const char* rpc,
+                                                      bool (Policy::*allowed)(const Caller&, const std::string&) const,
+                                                      const char* needs, AuditRecord* record) {
+  std::optional<Caller> caller = peers_.Lookup(context->peer());
+  if (!caller) return kUnidentified;
+  *record = NewRecord(*caller, rpc, account);
+  auto found = FindAccount(account);
+  if (!found.ok()) {
+    record->decision = "invalid";
+    return found.status();
+  }
+  record->account = found->first;
+  if (!(policy_.Get().get()->*allowed)(*caller, found->first)) {
+    spdlog::warn("denied: {} may not {} on account {}", Describe(*caller), rpc, found->first);
+    record->decision = "deny";
+    return PermissionDenied("uid " + std::to_string(caller->uid) + " (" + caller->user + ") may not " + rpc +
+                            " on account " + found->first + "; that needs a policy rule with " + needs);
+  }
+  record->decision = "allow";
+  return found;
+}
+
 grpc::ServerUnaryReactor* BrokerService::Login(grpc::CallbackServerContext* context, const v1::LoginRequest* request,
                                                v1::LoginResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto access = AdminAccess(context, request->account(), "log in");
-  if (!access.ok()) {
-    reactor->Finish(ToGrpc(access.status()));
-    return reactor;
+  AuditRecord record;
+  auto access = Authorize(context, request->account(), "Login", &Policy::AdmitsAdmin, "admin: true", &record);
+  if (!access.ok()) return Refuse(reactor, std::move(record), access.status());
+  if (request->passcode().size() > 64) {
+    return Refuse(reactor, std::move(record), InvalidArgument("the passcode is longer than 64 characters"));
   }
   std::shared_ptr<AccountSession> session = access->second;
-  if (request->passcode().size() > 64) {
-    reactor->Finish(ToGrpc(InvalidArgument("the passcode is longer than 64 characters")));
-    return reactor;
-  }
-  session->Login(Secret(request->passcode()), [reactor, response, session](Status status) {
-    if (status.ok()) FillAccount(session->Snapshot(), response->mutable_account());
-    reactor->Finish(ToGrpc(status));
-  });
+  session->Login(Secret(request->passcode()),
+                 [this, reactor, response, session, record = std::move(record)](Status status) mutable {
+                   if (status.ok()) FillAccount(session->Snapshot(), response->mutable_account());
+                   record.outcome = status.ok() ? "ok" : "failed";
+                   record.detail = status.message();
+                   record.latency_ms = MillisecondsSince(record.time);
+                   audit_.Record(std::move(record));
+                   reactor->Finish(ToGrpc(status));
+                 });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* BrokerService::Logout(grpc::CallbackServerContext* context,
                                                 const v1::LogoutRequest* request, v1::LogoutResponse*) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto access = AdminAccess(context, request->account(), "log out");
-  if (!access.ok()) {
-    reactor->Finish(ToGrpc(access.status()));
-    return reactor;
-  }
-  access->second->Logout([reactor](Status status) { reactor->Finish(ToGrpc(status)); });
+  AuditRecord record;
+  auto access = Authorize(context, request->account(), "Logout", &Policy::AdmitsAdmin, "admin: true", &record);
+  if (!access.ok()) return Refuse(reactor, std::move(record), access.status());
+  access->second->Logout([this, reactor, record = std::move(record)](Status status) mutable {
+    record.outcome = status.ok() ? "ok" : "failed";
+    record.detail = status.message();
+    record.latency_ms = MillisecondsSince(record.time);
+    audit_.Record(std::move(record));
+    reactor->Finish(ToGrpc(status));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* BrokerService::GetToken(grpc::CallbackServerContext* context,
+                                                  const v1::GetTokenRequest* request, v1::GetTokenResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  AuditRecord record;
+  auto access = Authorize(context, request->account(), "GetToken", &Policy::AdmitsTokenExport, "token_export: true",
+                          &record);
+  if (!access.ok()) return Refuse(reactor, std::move(record), access.status());
+  const std::shared_ptr<AccountSession>& session = access->second;
+  auto token = session->CurrentToken();
+  if (!token.ok()) return Refuse(reactor, std::move(record), token.status());
+  AccountSnapshot snapshot = session->Snapshot();
+  response->set_token(std::string(token->Reveal()));
+  response->set_username(snapshot.username);
+  if (snapshot.inactivity_deadline) *response->mutable_inactivity_deadline() = ToTimestamp(*snapshot.inactivity_deadline);
+  if (snapshot.hard_deadline) *response->mutable_hard_deadline() = ToTimestamp(*snapshot.hard_deadline);
+  if (snapshot.renew_at) *response->mutable_renew_at() = ToTimestamp(*snapshot.renew_at);
+  record.outcome = "ok";
+  record.latency_ms = MillisecondsSince(record.time);
+  audit_.Record(std::move(record));
+  reactor->Finish(grpc::Status::OK);
   return reactor;
 }
 

@@ -1,7 +1,8 @@
 // The gRPC face of the daemon: stormbroker.v1.Broker on the callback API.
 // Handlers never block: they identify the caller, validate, authorize, hand
 // the call to the account's session and return; the session's callback
-// finishes the reactor later on another thread.
+// finishes the reactor later on another thread. Every Call, Login, Logout and
+// GetToken leaves one audit record, allowed or not.
 #pragma once
 
 #include <map>
@@ -10,6 +11,7 @@
 
 #include "access/peer_registry.h"
 #include "access/policy.h"
+#include "observe/audit_log.h"
 #include "service/account_watch.h"
 #include "stormbroker/v1/broker.grpc.pb.h"
 #include "tokens/account_session.h"
@@ -20,9 +22,9 @@ using AccountSessions = std::map<std::string, std::shared_ptr<AccountSession>>;
 
 class BrokerService final : public v1::Broker::CallbackService {
  public:
-  BrokerService(const PeerRegistry& peers, const Policy& policy, const AccountSessions& accounts,
-                AccountWatchHub& watches)
-      : peers_(peers), policy_(policy), accounts_(accounts), watches_(watches) {}
+  BrokerService(const PeerRegistry& peers, const PolicyHolder& policy, const AccountSessions& accounts,
+                AccountWatchHub& watches, AuditLog& audit)
+      : peers_(peers), policy_(policy), accounts_(accounts), watches_(watches), audit_(audit) {}
 
   grpc::ServerUnaryReactor* Call(grpc::CallbackServerContext* context, const v1::CallRequest* request,
                                  v1::CallResponse* response) override;
@@ -33,21 +35,28 @@ class BrokerService final : public v1::Broker::CallbackService {
                                   v1::LoginResponse* response) override;
   grpc::ServerUnaryReactor* Logout(grpc::CallbackServerContext* context, const v1::LogoutRequest* request,
                                    v1::LogoutResponse* response) override;
+  grpc::ServerUnaryReactor* GetToken(grpc::CallbackServerContext* context, const v1::GetTokenRequest* request,
+                                     v1::GetTokenResponse* response) override;
   grpc::ServerWriteReactor<v1::AccountEvent>* WatchAccounts(grpc::CallbackServerContext* context,
                                                             const v1::WatchAccountsRequest* request) override;
 
  private:
+  using Found = std::pair<std::string, std::shared_ptr<AccountSession>>;
   // The named account (or the only one when `name` is empty), or why not.
-  Result<std::pair<std::string, std::shared_ptr<AccountSession>>> FindAccount(const std::string& name) const;
-  // The caller, the account and its session when the caller may administer it.
-  Result<std::pair<std::string, std::shared_ptr<AccountSession>>> AdminAccess(grpc::CallbackServerContext* context,
-                                                                             const std::string& account,
-                                                                             const char* action) const;
+  Result<Found> FindAccount(const std::string& name) const;
+  // For Login, Logout and GetToken: the account when `allowed` says the caller
+  // may act on it; audits a refusal. `record` is filled in either way.
+  Result<Found> Authorize(grpc::CallbackServerContext* context, const std::string& account, const char* rpc,
+                          bool (Policy::*allowed)(const Caller&, const std::string&) const,
+                          const char* needs, AuditRecord* record);
+  // Audits `record` as failed with `status` and finishes `reactor` with it.
+  grpc::ServerUnaryReactor* Refuse(grpc::ServerUnaryReactor* reactor, AuditRecord record, const Status& status);
 
   const PeerRegistry& peers_;
-  const Policy& policy_;
+  const PolicyHolder& policy_;
   const AccountSessions& accounts_;
   AccountWatchHub& watches_;
+  AuditLog& audit_;
 };
 
 }  // namespace stormbroker

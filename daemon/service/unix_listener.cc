@@ -67,8 +67,9 @@ Result<std::unique_ptr<UnixListener>> UnixListener::Open(const ListenConfig& con
     close(fd);
     return failure;
   }
-  // Set the mode before listen(): until then nobody can connect.
-  if (chmod(path.c_str(), config.mode) != 0 || listen(fd, SOMAXCONN) != 0) {
+  // Set group and mode before listen(): until then nobody can connect.
+  if ((config.group && chown(path.c_str(), static_cast<uid_t>(-1), *config.group) != 0) ||
+      chmod(path.c_str(), config.mode) != 0 || listen(fd, SOMAXCONN) != 0) {
     Status failure = Unavailable(Errno("cannot set up " + path));
     close(fd);
     unlink(path.c_str());

@@ -695,4 +695,12 @@ AccountSnapshot AccountSession::Snapshot() const {
   return snapshot;
 }
 
+Result<Secret> AccountSession::CurrentToken() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!current_ || state_ == AccountState::kStarting) {
+    return FailedPrecondition("account " + account_.name + " holds no token now (" + AccountStateName(state_) + ")");
+  }
+  return current_->token.Clone();
+}
+
 }  // namespace stormbroker

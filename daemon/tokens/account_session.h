@@ -75,6 +75,9 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
   void Logout(std::function<void(Status)> done);
 
   AccountSnapshot Snapshot() const;
+  // The current token, for a caller that policy lets read it; with the
+  // snapshot for its deadlines. FAILED_PRECONDITION when there is none.
+  Result<Secret> CurrentToken() const;
   bool expire_on_shutdown() const { return account_.expire_on_shutdown; }
 
  private:

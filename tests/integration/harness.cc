@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -134,7 +135,10 @@ RunResult RunCommand(const std::vector<std::string>& argv, const std::string& st
               std::map<std::string, std::string> env) {
   std::vector<std::string> full;
   if (as_uid) {
-    full = {"/usr/bin/setpriv", "--reuid", std::to_string(*as_uid), "--regid", std::to_string(*as_uid),
+    // The user's own primary group when it has an account entry.
+    struct passwd* pw = getpwuid(*as_uid);
+    gid_t gid = pw ? pw->pw_gid : *as_uid;
+    full = {"/usr/bin/setpriv", "--reuid", std::to_string(*as_uid), "--regid", std::to_string(gid),
             "--clear-groups", "--"};
   }
   full.insert(full.end(), argv.begin(), argv.end());

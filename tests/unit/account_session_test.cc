@@ -73,6 +73,12 @@ class AccountSessionTest : public ::testing::Test {
     return {};
   }
 
+  // Owners stop a session before letting it go: that releases the calls
+  // still waiting on it (they hold the session).
+  void TearDown() override {
+    if (session_) session_->Stop(false, nullptr);
+  }
+
   AccountConfig config_;
   FakeUpstream upstream_;
   FakeScheduler scheduler_;

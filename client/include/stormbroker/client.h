@@ -102,6 +102,8 @@ class Client {
   virtual Outcome<AccountInfo> Login(const std::string& account, const std::string& passcode) = 0;
   // Expires the account's token upstream now (needs an admin policy rule).
   virtual Outcome<Done> Logout(const std::string& account) = 0;
+  // The account's token itself (needs a policy rule with token_export: true).
+  virtual Outcome<std::string> GetToken(const std::string& account) = 0;
   // Streams account events to `on_event` until it returns false or the
   // stream ends; says why it ended (an error, or kOther with an empty
   // message when on_event stopped it or the broker closed it cleanly).

@@ -1,0 +1,257 @@
+// Caller identity, policy and audit on a shared build server: clients run as
+// real users and groups made for the test, the daemon decides from the
+// kernel's word on who they are, and every decision lands in the audit file.
+//
+// These tests add system users (sbtest-*), so CTest runs them one at a time
+// (RESOURCE_LOCK) and they remove the users when done.
+
+#include <grp.h>
+#include <gtest/gtest.h>
+#include <pwd.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "harness.h"
+
+namespace {
+
+using harness::Binary;
+using harness::RunCommand;
+using namespace std::chrono_literals;
+
+constexpr const char* kProdPassword = "prod-pw-!9f3";
+constexpr const char* kStagingPassword = "staging-pw-#21";
+const char* kUsers[] = {"sbtest-alice", "sbtest-bob", "sbtest-carol"};
+
+uid_t Uid(const std::string& name) {
+  struct passwd* pw = getpwnam(name.c_str());
+  if (!pw) throw std::runtime_error("no user " + name);
+  return pw->pw_uid;
+}
+
+class AccessTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    RunCommand({"/usr/sbin/groupadd", "-f", "sbtest-builders"});
+    for (const char* user : kUsers) {
+      if (!getpwnam(user)) {
+        std::vector<std::string> add = {"/usr/sbin/useradd", "--system", "--no-create-home", "--shell",
+                                        "/usr/sbin/nologin", "--user-group"};
+        if (std::string(user) == "sbtest-bob") add.insert(add.end(), {"--groups", "sbtest-builders"});
+        add.push_back(user);
+        auto result = RunCommand(add);
+        ASSERT_EQ(result.exit_code, 0) << result.err;
+      }
+    }
+  }
+  static void TearDownTestSuite() {
+    for (const char* user : kUsers) RunCommand({"/usr/sbin/userdel", user});
+    RunCommand({"/usr/sbin/groupdel", "sbtest-builders"});
+  }
+
+  void SetUp() override {
+    storm_ = std::make_unique<harness::FakeStorm>(
+        dir_, std::vector<harness::StormUser>{{"deploy-bot", kProdPassword, ""}, {"stage-bot", kStagingPassword, ""}});
+    audit_path_ = dir_.path() + "/audit.jsonl";
+    socket_ = dir_.path() + "/run/broker.sock";
+    broker_ = std::make_unique<harness::Broker>(dir_, Config(Policy()));
+    ASSERT_TRUE(broker_->WaitForState("active")) << broker_->Log();
+  }
+
+  std::string Policy(const std::string& extra = "") {
+    return "  - users: [sbtest-alice]\n    accounts: [prod]\n    methods: [\"Utilities/Info/*\"]\n"
+           "  - groups: [sbtest-builders]\n    accounts: [staging]\n    methods: [\"storm/server/*\"]\n"
+           "  - uids: [" + std::to_string(Uid("sbtest-carol")) + "]\n    accounts: [\"*\"]\n"
+           "    methods: [\"Utilities/Info/ping\"]\n    admin: true\n"
+           "  - users: [root]\n    accounts: [\"*\"]\n    methods: [\"*\"]\n    admin: true\n    token_export: true\n" +
+           extra;
+  }
+  std::string Config(const std::string& policy) {
+    return "listen:\n  socket: " + socket_ + "\n  mode: \"0666\"\n"
+           "upstream:\n  url: " + storm_->url() + "\n  ca_file: " + storm_->ca_file() + "\n"
+           "audit:\n  file: " + audit_path_ + "\n"
+           "accounts:\n"
+           "  prod:\n    username: deploy-bot\n    password_file: " + dir_.Write("prod.pw", kProdPassword, 0600) + "\n"
+           "  staging:\n    username: stage-bot\n    password_file: " +
+           dir_.Write("staging.pw", kStagingPassword, 0600) + "\n"
+           "policy:\n" + policy;
+  }
+
+  harness::RunResult As(const std::string& user, std::vector<std::string> args) {
+    args.insert(args.begin(), {Binary("stormctl"), "--socket", socket_});
+    std::optional<uid_t> uid;
+    if (user != "root") uid = user == "nobody" ? 65534 : Uid(user);
+    return RunCommand(args, "", uid);
+  }
+
+  // Every audit record so far (waits a moment for the writer thread).
+  std::vector<nlohmann::json> Audit() {
+    std::this_thread::sleep_for(200ms);
+    std::vector<nlohmann::json> records;
+    std::ifstream in(audit_path_);
+    std::string line;
+    while (std::getline(in, line)) records.push_back(nlohmann::json::parse(line));
+    return records;
+  }
+
+  // Sends SIGHUP and waits for the daemon to say how the reload went.
+  bool Reload(const std::string& expect_in_log) {
+    kill(broker_->process().pid(), SIGHUP);
+    for (int i = 0; i < 100; ++i) {
+      if (broker_->Log().find(expect_in_log) != std::string::npos) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  }
+
+  harness::TempDir dir_;
+  std::unique_ptr<harness::FakeStorm> storm_;
+  std::unique_ptr<harness::Broker> broker_;
+  std::string audit_path_, socket_;
+};
+
+struct Case {
+  std::string user;
+  std::vector<std::string> args;
+  int exit_code;
+  std::string rpc, account, method, decision;
+};
+
+TEST_F(AccessTest, PolicyDecidesByUidUserGroupAccountAndMethodAndAuditsEachCase) {
+  const std::vector<Case> cases = {
+      {"sbtest-alice", {"call", "--account", "prod", "Utilities/Info/ping"}, 0, "Call", "prod", "Utilities/Info/ping", "allow"},
+      {"sbtest-alice", {"call", "--account", "prod", "Storm/Server/list"}, 5, "Call", "prod", "Storm/Server/list", "deny"},
+      {"sbtest-alice", {"call", "--account", "staging", "Utilities/Info/ping"}, 5, "Call", "staging", "Utilities/Info/ping", "deny"},
+      {"sbtest-bob", {"call", "--account", "staging", "Storm/Server/list"}, 0, "Call", "staging", "Storm/Server/list", "allow"},
+      {"sbtest-bob", {"call", "--account", "prod", "Storm/Server/list"}, 5, "Call", "prod", "Storm/Server/list", "deny"},
+      {"sbtest-carol", {"call", "--account", "staging", "utilities/info/PING"}, 0, "Call", "staging", "utilities/info/PING", "allow"},
+      {"sbtest-carol", {"call", "--account", "staging", "Utilities/Info/version"}, 5, "Call", "staging", "Utilities/Info/version", "deny"},
+      {"nobody", {"call", "--account", "prod", "Utilities/Info/ping"}, 5, "Call", "prod", "Utilities/Info/ping", "deny"},
+      {"sbtest-alice", {"login", "prod"}, 5, "Login", "prod", "", "deny"},
+      {"sbtest-carol", {"login", "prod"}, 0, "Login", "prod", "", "allow"},
+      {"sbtest-alice", {"logout", "prod"}, 5, "Logout", "prod", "", "deny"},
+      {"sbtest-alice", {"token", "prod"}, 5, "GetToken", "prod", "", "deny"},
+      {"sbtest-carol", {"token", "prod"}, 5, "GetToken", "prod", "", "deny"},
+      {"root", {"token", "prod"}, 0, "GetToken", "prod", "", "allow"},
+  };
+  for (const auto& c : cases) {
+    auto result = As(c.user, c.args);
+    EXPECT_EQ(result.exit_code, c.exit_code) << c.user << " " << c.args[0] << ": " << result.err;
+    if (c.exit_code == 5) {
+      EXPECT_NE(result.err.find("permission denied"), std::string::npos) << result.err;
+    }
+  }
+  auto records = Audit();
+  for (const auto& c : cases) {
+    uid_t uid = c.user == "root" ? 0 : c.user == "nobody" ? 65534 : Uid(c.user);
+    int found = 0;
+    for (const auto& r : records) {
+      if (r["uid"] == uid && r["rpc"] == c.rpc && r["account"] == c.account && r.value("method", "") == c.method) {
+        ++found;
+        EXPECT_EQ(r["decision"], c.decision) << r.dump();
+        EXPECT_EQ(r["user"], c.user) << r.dump();
+        EXPECT_EQ(r["exe"], Binary("stormctl")) << r.dump();
+        EXPECT_GT(r["pid"].get<int>(), 0);
+        if (c.decision == "allow" && c.rpc == "Call") {
+          EXPECT_EQ(r["outcome"], "ok") << r.dump();
+          EXPECT_GT(r["rule_line"].get<int>(), 0);
+        }
+      }
+    }
+    EXPECT_EQ(found, 1) << "audit records for " << c.user << " " << c.rpc << " " << c.method;
+  }
+  // The exported token is the live one upstream.
+  auto token = As("root", {"token", "prod"});
+  bool live = false;
+  for (const auto& t : storm_->Tokens()) live = live || t["token"] == token.out.substr(0, token.out.size() - 1);
+  EXPECT_TRUE(live) << token.out;
+}
+
+TEST_F(AccessTest, AuditHoldsParamNamesNeverValuesOrSecrets) {
+  auto result = As("root", {"call", "--account", "staging", "Storm/Server/list", "page_size=5",
+                            "note=\"PARAM-VALUE-7731\""});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  As("root", {"call", "--account", "prod", "Bad/Method/x"});
+  As("root", {"token", "prod"});
+  std::ifstream in(audit_path_);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto records = Audit();
+  bool saw_names = false;
+  for (const auto& r : records) {
+    if (r.value("method", "") == "Storm/Server/list") {
+      saw_names = true;
+      EXPECT_EQ(r["params"], nlohmann::json({"note", "page_size"}));
+    }
+    if (r.value("method", "") == "Bad/Method/x") {
+      EXPECT_EQ(r["outcome"], "api_error");
+      EXPECT_EQ(r["error_class"], "LW::Exception::API::InvalidMethod");
+    }
+  }
+  EXPECT_TRUE(saw_names);
+  std::string everything = text.str() + broker_->Log();
+  EXPECT_EQ(everything.find("PARAM-VALUE-7731"), std::string::npos);
+  for (const char* secret : {kProdPassword, kStagingPassword}) EXPECT_EQ(everything.find(secret), std::string::npos);
+  for (const auto& t : storm_->Tokens()) {
+    EXPECT_EQ(everything.find(t["token"].get<std::string>()), std::string::npos) << "a token in the audit or log";
+  }
+}
+
+TEST_F(AccessTest, BadRequestsAreAuditedAsInvalidAndNeverSentUpstream) {
+  auto before = storm_->Counters();
+  std::string big(70 * 1024, 'x');
+  const std::vector<std::vector<std::string>> requests = {
+      {"call", "--account", "prod", "Utilities/../ping"},
+      {"call", "--account", "prod", "Utilities/Info/ping?x=1"},
+      {"call", "--account", "../prod", "Utilities/Info/ping"},
+      {"call", "--account", "prod", "Utilities/Info/ping", "blob=" + big},
+  };
+  for (const auto& args : requests) {
+    auto result = As("root", args);
+    EXPECT_EQ(result.exit_code, 2) << args[3];
+    EXPECT_NE(result.err.find("invalid request"), std::string::npos) << result.err;
+  }
+  EXPECT_EQ(storm_->Counters(), before);
+  int invalid = 0;
+  for (const auto& r : Audit()) invalid += r["decision"] == "invalid";
+  EXPECT_EQ(invalid, 4);
+}
+
+TEST_F(AccessTest, ReloadChangesThePolicyForNewCallsAndABrokenFileChangesNothing) {
+  EXPECT_EQ(As("sbtest-alice", {"call", "--account", "prod", "Storm/Server/list"}).exit_code, 5);
+  dir_.Write("stormbroker.yaml",
+             Config(Policy("  - users: [sbtest-alice]\n    accounts: [prod]\n    methods: [\"Storm/Server/*\"]\n")));
+  ASSERT_TRUE(Reload("reloaded the policy")) << broker_->Log();
+  EXPECT_EQ(As("sbtest-alice", {"call", "--account", "prod", "Storm/Server/list"}).exit_code, 0);
+
+  dir_.Write("stormbroker.yaml", "listen: [this is not\n");
+  ASSERT_TRUE(Reload("reload rejected")) << broker_->Log();
+  EXPECT_NE(broker_->Log().find("stormbroker.yaml:"), std::string::npos) << "the error names file:line";
+  EXPECT_EQ(As("sbtest-alice", {"call", "--account", "prod", "Storm/Server/list"}).exit_code, 0)
+      << "the last good policy stays";
+  EXPECT_EQ(storm_->Count("account/auth/token", "password"), 2) << "no token was lost (one login per account)";
+}
+
+TEST_F(AccessTest, SocketGroupAndMode) {
+  broker_.reset();
+  std::string config = Config(Policy());
+  config.replace(config.find("  mode: \"0666\"\n"), 15, "  mode: \"0660\"\n  group: sbtest-builders\n");
+  broker_ = std::make_unique<harness::Broker>(dir_, config);
+  ASSERT_TRUE(broker_->WaitForState("active")) << broker_->Log();
+  struct stat st {};
+  ASSERT_EQ(stat(socket_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+  EXPECT_EQ(st.st_gid, getgrnam("sbtest-builders")->gr_gid);
+  // The kernel lets only the group in; policy decides after that.
+  auto alice = RunCommand({"/usr/bin/setpriv", "--reuid", "sbtest-alice", "--regid", "sbtest-alice", "--init-groups",
+                           Binary("stormctl"), "--socket", socket_, "accounts"});
+  EXPECT_EQ(alice.exit_code, 2);
+  EXPECT_NE(alice.err.find("Permission denied"), std::string::npos) << alice.err;
+  auto bob = RunCommand({"/usr/bin/setpriv", "--reuid", "sbtest-bob", "--regid", "sbtest-bob", "--init-groups",
+                         Binary("stormctl"), "--socket", socket_, "call", "--account", "staging", "Storm/Server/list"});
+  EXPECT_EQ(bob.exit_code, 0) << bob.err;
+}
+
+}  // namespace
