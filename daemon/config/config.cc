@@ -162,6 +162,32 @@ UpstreamConfig ParseUpstream(const YAML::Node& node) {
   return upstream;
 }
 
+// The file a secret comes from: `file_key` names it, or `credential_key`
+// names a systemd credential (LoadCredential=) in $CREDENTIALS_DIRECTORY.
+// Empty when neither is given and the secret is optional.
+std::string SecretSource(const YAML::Node& node, const std::string& where, const char* file_key,
+                         const char* credential_key, bool required) {
+  if (node[file_key] && node[credential_key]) {
+    Fail(node[credential_key], where + ": give " + file_key + " or " + credential_key + ", not both");
+  }
+  if (node[file_key]) return Scalar(node[file_key], where + "." + file_key);
+  if (!node[credential_key]) {
+    if (required) Fail(node, where + "." + file_key + " (or " + credential_key + ") is required");
+    return "";
+  }
+  std::string name = Scalar(node[credential_key], where + "." + credential_key);
+  if (name.find('/') != std::string::npos || name == "." || name == "..") {
+    Fail(node[credential_key], where + "." + credential_key + " is a credential name, not a path");
+  }
+  const char* directory = std::getenv("CREDENTIALS_DIRECTORY");
+  if (!directory || !*directory) {
+    Fail(node[credential_key], where + "." + credential_key +
+                                   " needs $CREDENTIALS_DIRECTORY, which systemd sets for LoadCredential= "
+                                   "(outside systemd, use " + file_key + ")");
+  }
+  return std::string(directory) + "/" + name;
+}
+
 AccountConfig ParseAccount(const std::string& name, const YAML::Node& key, const YAML::Node& node) {
   if (!IsValidAccountName(name)) {
     Fail(key, "account name '" + name + "' must be 1-64 letters, digits, '_', '-' or '.'");
@@ -173,8 +199,9 @@ AccountConfig ParseAccount(const std::string& name, const YAML::Node& key, const
                            "only by the daemon and name it with " + where + ".password_file");
   }
   RejectUnknownKeys(node, where,
-                    {"username", "password_file", "token_timeout", "two_factor", "totp_secret_file",
-                     "max_lifetime", "renew_before", "expire_on_shutdown"});
+                    {"username", "password_file", "password_credential", "token_timeout", "two_factor",
+                     "totp_secret_file", "totp_secret_credential", "max_lifetime", "renew_before",
+                     "expire_on_shutdown"});
   AccountConfig account;
   account.name = name;
   if (!node["username"]) Fail(node, where + ".username is required");
@@ -182,10 +209,9 @@ AccountConfig ParseAccount(const std::string& name, const YAML::Node& key, const
   if (account.username.find(':') != std::string::npos) {
     Fail(node["username"], where + ".username must not contain ':' (HTTP Basic authentication)");
   }
-  if (!node["password_file"]) Fail(node, where + ".password_file is required");
-  account.password_file = Scalar(node["password_file"], where + ".password_file");
+  account.password_file = SecretSource(node, where, "password_file", "password_credential", true);
   auto password = ReadSecretFile(account.password_file);
-  if (!password.ok()) Fail(node["password_file"], password.status().message());
+  if (!password.ok()) Fail(node[node["password_file"] ? "password_file" : "password_credential"], password.status().message());
   account.password = std::move(password).value();
   if (node["token_timeout"]) {
     account.token_timeout = Duration(node["token_timeout"], where + ".token_timeout",
@@ -198,17 +224,17 @@ AccountConfig ParseAccount(const std::string& name, const YAML::Node& key, const
     else if (mode == "totp") account.two_factor = TwoFactor::kTotp;
     else Fail(node["two_factor"], where + ".two_factor must be none, prompt or totp");
   }
+  std::string totp_file = SecretSource(node, where, "totp_secret_file", "totp_secret_credential",
+                                       account.two_factor == TwoFactor::kTotp);
   if (account.two_factor == TwoFactor::kTotp) {
-    if (!node["totp_secret_file"]) {
-      Fail(node, where + ".totp_secret_file is required with two_factor: totp (a file holding the base32 secret)");
-    }
-    auto secret = ReadSecretFile(Scalar(node["totp_secret_file"], where + ".totp_secret_file"));
-    if (!secret.ok()) Fail(node["totp_secret_file"], secret.status().message());
+    const YAML::Node source = node[node["totp_secret_file"] ? "totp_secret_file" : "totp_secret_credential"];
+    auto secret = ReadSecretFile(totp_file);
+    if (!secret.ok()) Fail(source, secret.status().message());
     auto key = DecodeBase32(secret->Reveal());
-    if (!key.ok()) Fail(node["totp_secret_file"], "the TOTP secret file " + key.status().message());
+    if (!key.ok()) Fail(source, "the TOTP secret " + key.status().message());
     account.totp_key = Secret(std::move(key).value());
-  } else if (node["totp_secret_file"]) {
-    Fail(node["totp_secret_file"], where + ".totp_secret_file needs two_factor: totp");
+  } else if (!totp_file.empty()) {
+    Fail(node, where + ": a TOTP secret needs two_factor: totp");
   }
   if (node["max_lifetime"]) {
     account.max_lifetime = Duration(node["max_lifetime"], where + ".max_lifetime", std::chrono::seconds(2),
@@ -286,7 +312,8 @@ PolicyRule ParseRule(const YAML::Node& node, const std::set<std::string>& accoun
 Config Parse(const YAML::Node& root) {
   if (!root.IsDefined() || root.IsNull()) throw ConfigError{0, "the file is empty"};
   RequireMap(root, "the top level");
-  RejectUnknownKeys(root, "the top level", {"listen", "upstream", "accounts", "policy", "state_dir", "audit"});
+  RejectUnknownKeys(root, "the top level",
+                    {"listen", "upstream", "accounts", "policy", "state_dir", "audit", "shutdown_timeout"});
   Config config;
   if (root["state_dir"]) {
     config.state_dir = Scalar(root["state_dir"], "state_dir");
@@ -296,6 +323,10 @@ Config Parse(const YAML::Node& root) {
     if (!root[required]) Fail(root, std::string("missing section '") + required + "'");
   }
   config.listen = ParseListen(root["listen"]);
+  if (root["shutdown_timeout"]) {
+    config.shutdown_timeout = Duration(root["shutdown_timeout"], "shutdown_timeout", std::chrono::milliseconds(0),
+                                       std::chrono::minutes(5));
+  }
   if (root["audit"]) config.audit = ParseAudit(root["audit"]);
   config.upstream = ParseUpstream(root["upstream"]);
 

@@ -48,7 +48,7 @@ enum class TwoFactor {
 struct AccountConfig {
   std::string name;
   std::string username;
-  std::string password_file;
+  std::string password_file;  // from password_file, or the credential's path
   Secret password;
   TwoFactor two_factor = TwoFactor::kNone;
   Secret totp_key;  // kTotp: the raw secret, decoded from the base32 file
@@ -81,6 +81,9 @@ struct PolicyRule {
 struct Config {
   std::string path;
   std::string state_dir;  // empty: tokens are not kept across restarts
+  // On SIGTERM, how long calls in flight may take to finish before they are
+  // answered UNAVAILABLE.
+  std::chrono::milliseconds shutdown_timeout{10'000};
   ListenConfig listen;
   UpstreamConfig upstream;
   AuditConfig audit;

@@ -1,5 +1,7 @@
 #include "secret/secret.h"
 
+#include "secret/locked_memory.h"
+
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -9,29 +11,40 @@
 
 namespace stormbroker {
 
+Secret::Secret(const char* data, size_t size) : size_(size) {
+  if (size_ == 0) return;
+  data_ = static_cast<char*>(AllocateLocked(size_ + 1));
+  memcpy(data_, data, size_);
+  data_[size_] = '\0';
+}
+
+Secret::Secret(std::string value) : Secret(value.data(), value.size()) {
+  explicit_bzero(value.data(), value.capacity());
+}
+
 Secret& Secret::operator=(Secret&& other) noexcept {
   if (this != &other) {
-    Wipe();
-    value_ = std::move(other.value_);
-    other.Wipe();
+    Reset();
+    data_ = other.data_;
+    size_ = other.size_;
+    other.data_ = nullptr;
+    other.size_ = 0;
   }
   return *this;
 }
 
 bool Secret::operator==(const Secret& other) const {
-  // Constant-time over the common length: a token comparison must not leak
-  // where the first difference is.
-  if (value_.size() != other.value_.size()) return false;
+  // No early exit: a token comparison must not leak where they differ.
+  if (size_ != other.size_) return false;
   unsigned char diff = 0;
-  for (size_t i = 0; i < value_.size(); ++i) diff |= value_[i] ^ other.value_[i];
+  for (size_t i = 0; i < size_; ++i) diff |= data_[i] ^ other.data_[i];
   return diff == 0;
 }
 
-void Secret::Wipe() {
-  // Wipe the whole buffer, not just the live characters: a shorter value
-  // assigned earlier may have left a longer one's tail behind.
-  if (value_.capacity() > 0) explicit_bzero(value_.data(), value_.capacity());
-  value_.clear();
+void Secret::Reset() {
+  if (data_) ReleaseLocked(data_, size_ + 1);
+  data_ = nullptr;
+  size_ = 0;
 }
 
 Result<Secret> ReadSecretFile(const std::string& path) {

@@ -1,7 +1,8 @@
-// A secret value (password, token, TOTP secret) that wipes its memory when it
-// dies and cannot be printed: it has no stream or fmt operator, so passing one
-// to a logger fails to compile. Reveal() is the one way to read it; call sites
-// of Reveal() are the places to audit.
+// A secret value (password, token, TOTP secret, passcode) that lives in
+// locked memory kept out of core dumps, wipes itself when it dies, and cannot
+// be printed: it has no stream or fmt operator, so passing one to a logger
+// fails to compile. Reveal() is the one way to read it; its call sites are
+// the places to audit.
 #pragma once
 
 #include <string>
@@ -14,24 +15,32 @@ namespace stormbroker {
 class Secret {
  public:
   Secret() = default;
-  explicit Secret(std::string value) : value_(std::move(value)) {}
-  ~Secret() { Wipe(); }
+  // Takes the value and wipes the string it came in.
+  explicit Secret(std::string value);
+  ~Secret() { Reset(); }
 
   Secret(const Secret&) = delete;
   Secret& operator=(const Secret&) = delete;
-  Secret(Secret&& other) noexcept : value_(std::move(other.value_)) { other.Wipe(); }
+  Secret(Secret&& other) noexcept : data_(other.data_), size_(other.size_) {
+    other.data_ = nullptr;
+    other.size_ = 0;
+  }
   Secret& operator=(Secret&& other) noexcept;
 
   // The secret itself. The view's data() is NUL-terminated, for C APIs.
-  std::string_view Reveal() const { return value_; }
-  bool empty() const { return value_.empty(); }
+  std::string_view Reveal() const { return data_ ? std::string_view(data_, size_) : std::string_view(""); }
+  bool empty() const { return size_ == 0; }
   // A copy for another owner (e.g. handing the current token to a request).
-  Secret Clone() const { return Secret(value_); }
+  Secret Clone() const { return Secret(data_, size_); }
+  // Constant time in the length of the shorter value.
   bool operator==(const Secret& other) const;
 
  private:
-  void Wipe();
-  std::string value_;
+  Secret(const char* data, size_t size);
+  void Reset();
+
+  char* data_ = nullptr;
+  size_t size_ = 0;
 };
 
 // Reads a secret from a file: the whole content with one trailing newline (or

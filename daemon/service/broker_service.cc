@@ -147,10 +147,12 @@ grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* conte
   }
   record.decision = "allow";
   record.rule_line = rule;
+  if (!BeginCall()) return Refuse(reactor, std::move(record), Unavailable("the broker is shutting down"));
 
   response->set_account(account);
   session->Call(request->method(), StructToJson(request->params()),
                 [this, reactor, response, record = std::move(record)](Result<ApiOutcome> outcome) mutable {
+                  EndCall();
                   record.latency_ms = MillisecondsSince(record.time);
                   if (!outcome.ok()) {
                     record.outcome = "failed";
@@ -176,6 +178,24 @@ grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* conte
                   reactor->Finish(grpc::Status::OK);
                 });
   return reactor;
+}
+
+bool BrokerService::BeginCall() {
+  std::lock_guard<std::mutex> lock(calls_mutex_);
+  if (draining_) return false;
+  ++calls_in_flight_;
+  return true;
+}
+
+void BrokerService::EndCall() {
+  std::lock_guard<std::mutex> lock(calls_mutex_);
+  if (--calls_in_flight_ == 0) calls_done_.notify_all();
+}
+
+bool BrokerService::Drain(std::chrono::milliseconds bound) {
+  std::unique_lock<std::mutex> lock(calls_mutex_);
+  draining_ = true;
+  return calls_done_.wait_for(lock, bound, [&] { return calls_in_flight_ == 0; });
 }
 
 grpc::ServerUnaryReactor* BrokerService::ListAccounts(grpc::CallbackServerContext* context,

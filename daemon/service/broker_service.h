@@ -5,7 +5,9 @@
 // GetToken leaves one audit record, allowed or not.
 #pragma once
 
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <string>
 
@@ -40,7 +42,14 @@ class BrokerService final : public v1::Broker::CallbackService {
   grpc::ServerWriteReactor<v1::AccountEvent>* WatchAccounts(grpc::CallbackServerContext* context,
                                                             const v1::WatchAccountsRequest* request) override;
 
+  // Shutdown: new calls are answered UNAVAILABLE from now on; returns once
+  // the calls in flight have finished or `bound` has passed, and says which.
+  bool Drain(std::chrono::milliseconds bound);
+
  private:
+  // Counts a call in flight; false when draining (the call must be refused).
+  bool BeginCall();
+  void EndCall();
   using Found = std::pair<std::string, std::shared_ptr<AccountSession>>;
   // The named account (or the only one when `name` is empty), or why not.
   Result<Found> FindAccount(const std::string& name) const;
@@ -57,6 +66,10 @@ class BrokerService final : public v1::Broker::CallbackService {
   const AccountSessions& accounts_;
   AccountWatchHub& watches_;
   AuditLog& audit_;
+  std::mutex calls_mutex_;
+  std::condition_variable calls_done_;
+  int calls_in_flight_ = 0;
+  bool draining_ = false;
 };
 
 }  // namespace stormbroker

@@ -1,6 +1,7 @@
 #include "service/unix_listener.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <grpcpp/server_posix.h>
+#include <systemd/sd-daemon.h>
 
 #include <spdlog/spdlog.h>
 
@@ -85,6 +87,23 @@ Result<std::unique_ptr<UnixListener>> UnixListener::Open(const ListenConfig& con
   return std::unique_ptr<UnixListener>(new UnixListener(fd, path, wake));
 }
 
+Result<std::unique_ptr<UnixListener>> UnixListener::FromSystemd() {
+  int count = sd_listen_fds(/*unset_environment=*/1);
+  if (count <= 0) return std::unique_ptr<UnixListener>();
+  int fd = SD_LISTEN_FDS_START;
+  if (count != 1 || sd_is_socket_unix(fd, SOCK_STREAM, /*listening=*/1, nullptr, 0) <= 0) {
+    return FailedPrecondition("systemd passed " + std::to_string(count) +
+                              " sockets; stormbrokerd takes exactly one listening Unix stream socket");
+  }
+  // Never AddListeningPort on this path: gRPC would unlink and rebind it.
+  int flags = fcntl(fd, F_GETFL);
+  fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  fcntl(fd, F_SETFD, FD_CLOEXEC);
+  int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake < 0) return Unavailable(Errno("eventfd"));
+  return std::unique_ptr<UnixListener>(new UnixListener(fd, "", wake));
+}
+
 UnixListener::~UnixListener() {
   Stop();
   close(wake_fd_);
@@ -100,7 +119,7 @@ void UnixListener::Stop() {
   (void)!write(wake_fd_, &one, sizeof one);
   if (thread_.joinable()) thread_.join();
   close(fd_);
-  unlink(path_.c_str());
+  if (!path_.empty()) unlink(path_.c_str());
 }
 
 bool AdoptConnection(int fd, grpc::Server* server, PeerRegistry* peers) {

@@ -22,6 +22,9 @@ class UnixListener {
   // A stale socket left by a dead daemon is replaced; a live one is refused
   // ("another stormbrokerd is serving PATH"); a non-socket file is left alone.
   static Result<std::unique_ptr<UnixListener>> Open(const ListenConfig& config);
+  // The socket systemd passed (socket activation, fd 3), if it passed one.
+  // systemd owns its file: Stop closes the fd and leaves the file alone.
+  static Result<std::unique_ptr<UnixListener>> FromSystemd();
   ~UnixListener();
 
   // Starts accepting; each connection is recorded in `peers` and added to `server`.

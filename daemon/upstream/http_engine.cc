@@ -82,6 +82,12 @@ class HttpEngine::Impl {
     transfer->done(Unavailable("the broker is shutting down"));
   }
 
+  void CancelAll(const std::string& reason) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    cancel_reason_ = reason;
+    if (multi_) curl_multi_wakeup(multi_);
+  }
+
   void Stop() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -98,10 +104,17 @@ class HttpEngine::Impl {
   void Loop() {
     for (;;) {
       std::deque<std::unique_ptr<Transfer>> incoming;
+      std::optional<std::string> cancel;
       {
         std::lock_guard<std::mutex> lock(mutex_);
         if (stopping_) break;
         incoming.swap(queue_);
+        cancel.swap(cancel_reason_);
+      }
+      if (cancel) {
+        for (auto& transfer : incoming) transfer->done(Unavailable(*cancel));
+        incoming.clear();
+        FailActive(*cancel);
       }
       for (auto& transfer : incoming) Begin(std::move(transfer));
 
@@ -120,11 +133,16 @@ class HttpEngine::Impl {
       leftover.swap(queue_);
     }
     for (auto& transfer : leftover) transfer->done(Unavailable("the broker is shutting down"));
-    for (auto& [easy, transfer] : active_) {
-      curl_multi_remove_handle(multi_, easy);
-      transfer->done(Unavailable("the broker is shutting down"));
-    }
+    FailActive("the broker is shutting down");
+  }
+
+  void FailActive(const std::string& reason) {
+    auto active = std::move(active_);
     active_.clear();
+    for (auto& [easy, transfer] : active) {
+      curl_multi_remove_handle(multi_, easy);
+      transfer->done(Unavailable(reason));
+    }
   }
 
   void Begin(std::unique_ptr<Transfer> transfer) {
@@ -193,6 +211,7 @@ class HttpEngine::Impl {
   std::mutex mutex_;
   bool stopping_ = false;
   std::deque<std::unique_ptr<Transfer>> queue_;
+  std::optional<std::string> cancel_reason_;
   // Touched only by the engine thread.
   std::vector<std::pair<CURL*, std::unique_ptr<Transfer>>> active_;
 };
@@ -203,6 +222,7 @@ Status HttpEngine::Start() { return impl_->Start(); }
 void HttpEngine::Submit(HttpRequest request, HttpCallback done) {
   impl_->Submit(std::move(request), std::move(done));
 }
+void HttpEngine::CancelAll(const std::string& reason) { impl_->CancelAll(reason); }
 void HttpEngine::Stop() { impl_->Stop(); }
 
 }  // namespace stormbroker

@@ -53,6 +53,9 @@ class HttpEngine {
   Status Start();
   // Thread-safe. After Stop() (or destruction) the callback fails at once.
   void Submit(HttpRequest request, HttpCallback done);
+  // Fails every request queued or in flight now with UNAVAILABLE `reason`;
+  // later requests run as usual.
+  void CancelAll(const std::string& reason);
   void Stop();
 
  private:
