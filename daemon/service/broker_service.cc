@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include <spdlog/spdlog.h>
@@ -123,6 +124,7 @@ grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* conte
   AuditRecord record = NewRecord(*caller, "Call", request->account());
   record.method = request->method().substr(0, kMaxAuditedMethod);
   for (const auto& [name, value] : request->params().fields()) record.param_names.push_back(name);
+  std::sort(record.param_names.begin(), record.param_names.end());  // map order is unspecified
 
   if (request->ByteSizeLong() > kMaxRequestBytes) {
     return Refuse(reactor, std::move(record), InvalidArgument("the request is larger than 1 MiB"));

@@ -211,7 +211,8 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "fake_storm: cannot use certificate %s and key %s\n", flags.cert.c_str(), flags.key.c_str());
     return 2;
   }
-  api->new_task_queue = [] { return new httplib::ThreadPool(32); };
+  // Enough threads for every call a test holds open with a delay fault.
+  api->new_task_queue = [] { return new httplib::ThreadPool(96); };
   httplib::Server control;
   ServeApi(*api, emulator, flags.passcode_header);
   ServeControl(control, emulator);

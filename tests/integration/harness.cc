@@ -71,7 +71,8 @@ std::string TempDir::Read(const std::string& name) const {
   return buffer.str();
 }
 
-Process::Process(const std::vector<std::string>& argv, const std::string& stderr_path, bool pipe_stdout) {
+Process::Process(const std::vector<std::string>& argv, const std::string& stderr_path, bool pipe_stdout,
+                 const std::map<std::string, std::string>& env) {
   int out[2] = {-1, -1};
   if (pipe_stdout && pipe2(out, O_CLOEXEC) != 0) Die("pipe failed");
   auto args = CArgs(argv);
@@ -82,6 +83,7 @@ Process::Process(const std::vector<std::string>& argv, const std::string& stderr
     if (err >= 0) dup2(err, 2);
     if (pipe_stdout) dup2(out[1], 1);
     else if (err >= 0) dup2(err, 1);
+    for (const auto& [key, value] : env) setenv(key.c_str(), value.c_str(), 1);
     execv(args[0], args.data());
     _exit(127);
   }
@@ -274,14 +276,16 @@ long long FakeStorm::Count(const std::string& method, const std::string& kind) c
   return methods[method][kind].get<long long>();
 }
 
-Broker::Broker(const TempDir& dir, const std::string& config_yaml) {
+Broker::Broker(const TempDir& dir, const std::string& config_yaml, const std::map<std::string, std::string>& env,
+               const std::vector<std::string>& prefix) {
   config_path_ = dir.Write("stormbroker.yaml", config_yaml);
   log_path_ = dir.path() + "/stormbrokerd.log";
   // The socket path is whatever the config says; find it for Connect().
   size_t at = config_yaml.find("socket: ");
   socket_path_ = config_yaml.substr(at + 8, config_yaml.find('\n', at) - at - 8);
-  process_ = std::make_unique<Process>(
-      std::vector<std::string>{Binary("stormbrokerd"), "--config", config_path_, "--verbose"}, log_path_, false);
+  std::vector<std::string> argv = prefix;
+  argv.insert(argv.end(), {Binary("stormbrokerd"), "--config", config_path_, "--verbose"});
+  process_ = std::make_unique<Process>(argv, log_path_, false, env);
 }
 
 Broker::~Broker() { process_->Stop(SIGTERM); }

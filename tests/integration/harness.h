@@ -37,7 +37,9 @@ class TempDir {
 // its stderr to a file. Killed (SIGKILL) on destruction if still running.
 class Process {
  public:
-  Process(const std::vector<std::string>& argv, const std::string& stderr_path, bool pipe_stdout);
+  // `env` is added to the inherited environment.
+  Process(const std::vector<std::string>& argv, const std::string& stderr_path, bool pipe_stdout,
+          const std::map<std::string, std::string>& env = {});
   ~Process();
   pid_t pid() const { return pid_; }
   // One line of stdout (without the newline), waiting up to `timeout`.
@@ -105,10 +107,13 @@ class FakeStorm {
   std::string url_, control_url_, ca_file_;
 };
 
-// The daemon with a config written from `config_yaml`.
+// The daemon with a config written from `config_yaml`. `env` is added to its
+// environment; `prefix` goes before its command (e.g. setpriv, or
+// systemd-socket-activate).
 class Broker {
  public:
-  Broker(const TempDir& dir, const std::string& config_yaml);
+  Broker(const TempDir& dir, const std::string& config_yaml, const std::map<std::string, std::string>& env = {},
+         const std::vector<std::string>& prefix = {});
   ~Broker();
   const std::string& socket_path() const { return socket_path_; }
   const std::string& config_path() const { return config_path_; }
