@@ -104,6 +104,20 @@ class GrpcClient : public Client {
     return Done{};
   }
 
+  Outcome<DaemonStatus> GetStatus() override {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    v1::GetStatusResponse response;
+    grpc::Status status = stub_->GetStatus(&context, v1::GetStatusRequest(), &response);
+    if (!status.ok()) return FromStatus(status);
+    DaemonStatus out;
+    out.version = response.version();
+    out.started_at = ToTimePoint(response.started_at());
+    for (const v1::Account& account : response.accounts()) out.accounts.push_back(ToInfo(account));
+    out.audit_records_dropped = response.audit_records_dropped();
+    return out;
+  }
+
   Outcome<std::string> GetToken(const std::string& account) override {
     v1::GetTokenRequest request;
     request.set_account(account);

@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 #include <spdlog/spdlog.h>
 
 #include "access/peer_registry.h"
@@ -80,9 +82,15 @@ void Reload(const Config& running, PolicyHolder& policy, AuditLog& audit) {
 // every account has had its first say, and the watchdog ping. Since the
 // scheduler runs the token timers too, a stuck scheduler stops the pings and
 // systemd restarts the daemon.
-void Heartbeat(Scheduler& scheduler, ServiceManager& manager, const AccountSessions& sessions) {
+void Heartbeat(Scheduler& scheduler, ServiceManager& manager, const AccountSessions& sessions,
+               grpc::HealthCheckServiceInterface* health) {
   std::vector<AccountSnapshot> snapshots;
-  for (const auto& [name, session] : sessions) snapshots.push_back(session->Snapshot());
+  for (const auto& [name, session] : sessions) {
+    snapshots.push_back(session->Snapshot());
+    AccountState state = snapshots.back().state;
+    health->SetServingStatus(BrokerService::HealthName(name),
+                             state == AccountState::kActive || state == AccountState::kRefreshing);
+  }
   std::string status = SummarizeAccounts(snapshots);
   if (manager.ready()) {
     manager.Status(status);
@@ -97,7 +105,7 @@ void Heartbeat(Scheduler& scheduler, ServiceManager& manager, const AccountSessi
   if (manager.watchdog_interval()) {
     every = std::min(every, std::chrono::duration_cast<std::chrono::milliseconds>(*manager.watchdog_interval() / 4));
   }
-  scheduler.RunAt(scheduler.Now() + every, [&] { Heartbeat(scheduler, manager, sessions); });
+  scheduler.RunAt(scheduler.Now() + every, [&, health] { Heartbeat(scheduler, manager, sessions, health); });
 }
 
 }  // namespace
@@ -139,6 +147,9 @@ int RunDaemon(Config config) {
   PeerRegistry peers;
   BrokerService service(peers, policy, sessions, watches, audit);
 
+  // Health and reflection let generic gRPC tools find their way around.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -146,6 +157,9 @@ int RunDaemon(Config config) {
     spdlog::critical("gRPC server failed to start");
     return 1;
   }
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  health->SetServingStatus("stormbroker.v1.Broker", true);
+  for (const auto& [name, session] : sessions) health->SetServingStatus(BrokerService::HealthName(name), false);
   if (Status self_test = CheckPeerIdentification(server.get(), &peers); !self_test.ok()) {
     spdlog::critical("{}", self_test.message());
     return 1;
@@ -163,7 +177,7 @@ int RunDaemon(Config config) {
   }
   (*listener)->Start(server.get(), &peers);
   for (auto& [name, session] : sessions) session->Start();
-  Heartbeat(scheduler, manager, sessions);
+  Heartbeat(scheduler, manager, sessions, health);
 
   sigset_t signals;
   sigemptyset(&signals);
@@ -187,6 +201,7 @@ int RunDaemon(Config config) {
   // (none is cut silently), then expire the tokens that should not outlive
   // the daemon.
   manager.Stopping();
+  health->Shutdown();  // every service NOT_SERVING from here on
   (*listener)->Stop();
   watches.CloseAll();
   if (!service.Drain(config.shutdown_timeout)) {

@@ -301,6 +301,25 @@ grpc::ServerUnaryReactor* BrokerService::GetToken(grpc::CallbackServerContext* c
   return reactor;
 }
 
+grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* context, const v1::GetStatusRequest*,
+                                                   v1::GetStatusResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::optional<Caller> caller = peers_.Lookup(context->peer());
+  if (!caller) {
+    reactor->Finish(ToGrpc(kUnidentified));
+    return reactor;
+  }
+  response->set_version(STORMBROKER_VERSION);
+  *response->mutable_started_at() = ToTimestamp(started_);
+  response->set_audit_records_dropped(audit_.dropped());
+  auto policy = policy_.Get();
+  for (const auto& [name, session] : accounts_) {
+    if (policy->AdmitsAccount(*caller, name)) FillAccount(session->Snapshot(), response->add_accounts());
+  }
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
 grpc::ServerWriteReactor<v1::AccountEvent>* BrokerService::WatchAccounts(grpc::CallbackServerContext* context,
                                                                          const v1::WatchAccountsRequest*) {
   std::optional<Caller> caller = peers_.Lookup(context->peer());

@@ -28,6 +28,9 @@ class BrokerService final : public v1::Broker::CallbackService {
                 AccountWatchHub& watches, AuditLog& audit)
       : peers_(peers), policy_(policy), accounts_(accounts), watches_(watches), audit_(audit) {}
 
+  // The health service's name for an account ("account:NAME").
+  static std::string HealthName(const std::string& account) { return "account:" + account; }
+
   grpc::ServerUnaryReactor* Call(grpc::CallbackServerContext* context, const v1::CallRequest* request,
                                  v1::CallResponse* response) override;
   grpc::ServerUnaryReactor* ListAccounts(grpc::CallbackServerContext* context,
@@ -39,6 +42,8 @@ class BrokerService final : public v1::Broker::CallbackService {
                                    v1::LogoutResponse* response) override;
   grpc::ServerUnaryReactor* GetToken(grpc::CallbackServerContext* context, const v1::GetTokenRequest* request,
                                      v1::GetTokenResponse* response) override;
+  grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context, const v1::GetStatusRequest* request,
+                                      v1::GetStatusResponse* response) override;
   grpc::ServerWriteReactor<v1::AccountEvent>* WatchAccounts(grpc::CallbackServerContext* context,
                                                             const v1::WatchAccountsRequest* request) override;
 
@@ -66,6 +71,7 @@ class BrokerService final : public v1::Broker::CallbackService {
   const AccountSessions& accounts_;
   AccountWatchHub& watches_;
   AuditLog& audit_;
+  const std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
   std::mutex calls_mutex_;
   std::condition_variable calls_done_;
   int calls_in_flight_ = 0;

@@ -8,7 +8,7 @@
 
 #include "secret/base32.h"
 #include "tokens/totp.h"
-#include "yaml_json.h"
+#include "format/yaml_json.h"
 
 namespace fake_storm {
 namespace {
@@ -140,7 +140,7 @@ Reply Emulator::Handle(const Request& request) {
 
     std::optional<nlohmann::json> body = nlohmann::json::object();
     if (!request.body.empty()) {
-      body = encoding == "yaml" ? ParseYaml(request.body)
+      body = encoding == "yaml" ? stormbroker::ParseYaml(request.body)
                                 : std::optional<nlohmann::json>(nlohmann::json::parse(request.body, nullptr, false));
     }
     if (!body || body->is_discarded() || !(body->is_object() || body->is_null())) {

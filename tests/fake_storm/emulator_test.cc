@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <thread>
 
-#include "yaml_json.h"
+#include "format/yaml_json.h"
 
 namespace fake_storm {
 namespace {
@@ -162,11 +162,11 @@ TEST_F(EmulatorTest, EncodingsFollowTheExtension) {
   EXPECT_EQ(yaml.encoding, "yaml");
   EXPECT_EQ(yaml.body["uniq_id"], "ABC007");
   // YAML round trip: what the emulator renders parses back to the same value.
-  auto parsed = ParseYaml(RenderYaml(yaml.body));
+  auto parsed = stormbroker::ParseYaml(stormbroker::RenderYaml(yaml.body));
   ASSERT_TRUE(parsed);
   EXPECT_EQ(*parsed, yaml.body);
   nlohmann::json tricky = {{"s", "123"}, {"b", "true"}, {"n", nullptr}, {"e", ""}, {"c", "a: b"}, {"i", 5}, {"f", 1.5}};
-  EXPECT_EQ(*ParseYaml(RenderYaml(tricky)), tricky);
+  EXPECT_EQ(*stormbroker::ParseYaml(stormbroker::RenderYaml(tricky)), tricky);
 
   EXPECT_EQ(Call("Utilities/Info/ping.json", "plain", "pw1").encoding, "json");
   Reply bad = Call("Utilities/Info/ping.xml", "plain", "pw1");

@@ -15,7 +15,7 @@
 
 #include "emulator.h"
 #include "users.h"
-#include "yaml_json.h"
+#include "format/yaml_json.h"
 
 namespace fake_storm {
 namespace {
@@ -127,7 +127,7 @@ void ServeApi(httplib::Server& server, Emulator& emulator, const std::string& pa
     // The server's clock, so a client can read `expires` without clock skew.
     res.set_header("Date", HttpDate(emulator.Now()));
     if (reply.encoding == "yaml") {
-      res.set_content(RenderYaml(reply.body), "application/yaml");
+      res.set_content(stormbroker::RenderYaml(reply.body), "application/yaml");
     } else {
       res.set_content(reply.body.dump(), "application/json");
     }

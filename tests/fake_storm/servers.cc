@@ -3,7 +3,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "yaml_json.h"
+#include "format/yaml_json.h"
 
 namespace fake_storm {
 namespace {
@@ -63,7 +63,7 @@ std::optional<nlohmann::json> ServerCatalog::Load(const std::string& path, std::
   }
   std::stringstream text;
   text << in.rdbuf();
-  auto parsed = ParseYaml(text.str());  // YAML is a superset of JSON
+  auto parsed = stormbroker::ParseYaml(text.str());  // YAML is a superset of JSON
   if (!parsed || !parsed->is_array()) {
     *error = path + ": expected a list of servers";
     return std::nullopt;

@@ -42,6 +42,9 @@ std::string Binary(const std::string& name) {
   if (name == "stormctl") return STORMCTL_BIN;
   if (name == "client_example") return CLIENT_EXAMPLE_BIN;
   if (name == "make_test_ca") return MAKE_TEST_CA;
+  if (name == "python_stubs") return PYTHON_STUBS_DIR;
+  if (name == "python_ping") return PYTHON_PING;
+  if (name == "grpc_probe") return GRPC_PROBE;
   Die("unknown binary " + name);
 }
 

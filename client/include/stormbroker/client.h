@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -85,6 +86,13 @@ struct AccountEvent {
 
 struct Done {};  // success with nothing to return
 
+struct DaemonStatus {
+  std::string version;
+  std::chrono::system_clock::time_point started_at;
+  std::vector<AccountInfo> accounts;  // those the caller may use
+  uint64_t audit_records_dropped = 0;
+};
+
 class Client {
  public:
   // Connects lazily: a bad path shows up as kUnavailable on the first call.
@@ -102,6 +110,7 @@ class Client {
   virtual Outcome<AccountInfo> Login(const std::string& account, const std::string& passcode) = 0;
   // Expires the account's token upstream now (needs an admin policy rule).
   virtual Outcome<Done> Logout(const std::string& account) = 0;
+  virtual Outcome<DaemonStatus> GetStatus() = 0;
   // The account's token itself (needs a policy rule with token_export: true).
   virtual Outcome<std::string> GetToken(const std::string& account) = 0;
   // Streams account events to `on_event` until it returns false or the

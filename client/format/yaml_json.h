@@ -1,4 +1,5 @@
-// Converts between YAML text and JSON values, for the API's .yaml encoding.
+// Converts between YAML text and JSON values: the API's .yaml encoding, and
+// stormctl's YAML params and output.
 #pragma once
 
 #include <optional>
@@ -6,11 +7,11 @@
 
 #include <nlohmann/json.hpp>
 
-namespace fake_storm {
+namespace stormbroker {
 
 // Parses YAML text; plain scalars become numbers, booleans or null where
 // they read as such, quoted ones stay strings. Nothing on a parse error.
 std::optional<nlohmann::json> ParseYaml(const std::string& text);
 std::string RenderYaml(const nlohmann::json& value);
 
-}  // namespace fake_storm
+}  // namespace stormbroker

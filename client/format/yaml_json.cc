@@ -1,8 +1,8 @@
-#include "yaml_json.h"
+#include "format/yaml_json.h"
 
 #include <yaml-cpp/yaml.h>
 
-namespace fake_storm {
+namespace stormbroker {
 namespace {
 
 nlohmann::json ScalarToJson(const YAML::Node& node) {
@@ -84,4 +84,4 @@ std::string RenderYaml(const nlohmann::json& value) {
   return std::string(out.c_str()) + "\n";
 }
 
-}  // namespace fake_storm
+}  // namespace stormbroker
