@@ -102,15 +102,20 @@ Result<BrokerService::Found> BrokerService::FindAccount(const std::string& name)
   return Found(*found);
 }
 
-grpc::ServerUnaryReactor* BrokerService::Refuse(grpc::ServerUnaryReactor* reactor, AuditRecord record,
-                                                const Status& status) {
-  if (record.decision.empty()) record.decision = "invalid";
-  record.outcome = "failed";
+grpc::ServerUnaryReactor* BrokerService::Conclude(grpc::ServerUnaryReactor* reactor, AuditRecord record,
+                                                  const Status& status) {
+  record.outcome = status.ok() ? "ok" : "failed";
   record.detail = status.message();
   record.latency_ms = MillisecondsSince(record.time);
   audit_.Record(std::move(record));
   reactor->Finish(ToGrpc(status));
   return reactor;
+}
+
+grpc::ServerUnaryReactor* BrokerService::Refuse(grpc::ServerUnaryReactor* reactor, AuditRecord record,
+                                                const Status& status) {
+  if (record.decision.empty()) record.decision = "invalid";
+  return Conclude(reactor, std::move(record), status);
 }
 
 grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* context, const v1::CallRequest* request,
@@ -157,10 +162,7 @@ grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* conte
                   EndCall();
                   record.latency_ms = MillisecondsSince(record.time);
                   if (!outcome.ok()) {
-                    record.outcome = "failed";
-                    record.detail = outcome.status().message();
-                    audit_.Record(std::move(record));
-                    reactor->Finish(ToGrpc(outcome.status()));
+                    Conclude(reactor, std::move(record), outcome.status());
                     return;
                   }
                   if (outcome->is_error) {
@@ -253,11 +255,7 @@ grpc::ServerUnaryReactor* BrokerService::Login(grpc::CallbackServerContext* cont
   session->Login(Secret(request->passcode()),
                  [this, reactor, response, session, record = std::move(record)](Status status) mutable {
                    if (status.ok()) FillAccount(session->Snapshot(), response->mutable_account());
-                   record.outcome = status.ok() ? "ok" : "failed";
-                   record.detail = status.message();
-                   record.latency_ms = MillisecondsSince(record.time);
-                   audit_.Record(std::move(record));
-                   reactor->Finish(ToGrpc(status));
+                   Conclude(reactor, std::move(record), status);
                  });
   return reactor;
 }
@@ -269,11 +267,7 @@ grpc::ServerUnaryReactor* BrokerService::Logout(grpc::CallbackServerContext* con
   auto access = Authorize(context, request->account(), "Logout", &Policy::AdmitsAdmin, "admin: true", &record);
   if (!access.ok()) return Refuse(reactor, std::move(record), access.status());
   access->second->Logout([this, reactor, record = std::move(record)](Status status) mutable {
-    record.outcome = status.ok() ? "ok" : "failed";
-    record.detail = status.message();
-    record.latency_ms = MillisecondsSince(record.time);
-    audit_.Record(std::move(record));
-    reactor->Finish(ToGrpc(status));
+    Conclude(reactor, std::move(record), status);
   });
   return reactor;
 }
@@ -294,11 +288,7 @@ grpc::ServerUnaryReactor* BrokerService::GetToken(grpc::CallbackServerContext* c
   if (snapshot.inactivity_deadline) *response->mutable_inactivity_deadline() = ToTimestamp(*snapshot.inactivity_deadline);
   if (snapshot.hard_deadline) *response->mutable_hard_deadline() = ToTimestamp(*snapshot.hard_deadline);
   if (snapshot.renew_at) *response->mutable_renew_at() = ToTimestamp(*snapshot.renew_at);
-  record.outcome = "ok";
-  record.latency_ms = MillisecondsSince(record.time);
-  audit_.Record(std::move(record));
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  return Conclude(reactor, std::move(record), Status::Ok());
 }
 
 grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* context, const v1::GetStatusRequest*,

@@ -63,7 +63,9 @@ class BrokerService final : public v1::Broker::CallbackService {
   Result<Found> Authorize(grpc::CallbackServerContext* context, const std::string& account, const char* rpc,
                           bool (Policy::*allowed)(const Caller&, const std::string&) const,
                           const char* needs, AuditRecord* record);
-  // Audits `record` as failed with `status` and finishes `reactor` with it.
+  // Audits `record` with how it ended (`status`) and finishes `reactor` with it.
+  grpc::ServerUnaryReactor* Conclude(grpc::ServerUnaryReactor* reactor, AuditRecord record, const Status& status);
+  // Conclude for a request refused before it ran ("invalid" unless decided).
   grpc::ServerUnaryReactor* Refuse(grpc::ServerUnaryReactor* reactor, AuditRecord record, const Status& status);
 
   const PeerRegistry& peers_;

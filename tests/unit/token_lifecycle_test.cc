@@ -30,6 +30,16 @@ class LifecycleTest : public ::testing::Test {
     config_.renew_before = 600s;
   }
   void Create() { session_ = std::make_shared<AccountSession>(config_, upstream_, scheduler_, &store_, &events_); }
+  // As if a previous run had kept token "kept" for `username`, with 500 s of
+  // inactivity and 3000 s of life left.
+  void KeepToken(const std::string& username) {
+    PersistedToken saved;
+    saved.username = username;
+    saved.token = Secret("kept");
+    saved.hard_deadline = ServerNow() + 3000;
+    saved.inactivity_deadline = ServerNow() + 500;
+    store_.Save("prod", saved);
+  }
 
   long long ServerNow() {
     return std::chrono::duration_cast<std::chrono::seconds>(scheduler_.WallNow().time_since_epoch()).count();
@@ -311,12 +321,7 @@ TEST_F(PromptTest, ARefusedPasscodeIsReportedAndNotRetried) {
 }
 
 TEST_F(LifecycleTest, APersistedTokenIsReusedAfterAKeepAliveCheck) {
-  PersistedToken saved;
-  saved.username = "deploy-bot";
-  saved.token = Secret("kept");
-  saved.hard_deadline = ServerNow() + 3000;
-  saved.inactivity_deadline = ServerNow() + 500;
-  store_.Save("prod", saved);
+  KeepToken("deploy-bot");
   Create();
   session_->Start();
   auto waiting = CallPing();
@@ -336,12 +341,7 @@ TEST_F(LifecycleTest, APersistedTokenIsReusedAfterAKeepAliveCheck) {
 }
 
 TEST_F(LifecycleTest, ADeadPersistedTokenCostsOneLogin) {
-  PersistedToken saved;
-  saved.username = "deploy-bot";
-  saved.token = Secret("kept");
-  saved.hard_deadline = ServerNow() + 3000;
-  saved.inactivity_deadline = ServerNow() + 500;
-  store_.Save("prod", saved);
+  KeepToken("deploy-bot");
   Create();
   session_->Start();
   upstream_.Take().done(FakeUpstream::Error(401, "LW::Exception::Authorization"));
@@ -350,12 +350,7 @@ TEST_F(LifecycleTest, ADeadPersistedTokenCostsOneLogin) {
 }
 
 TEST_F(LifecycleTest, APersistedTokenOfAnotherUserOrPastItsLimitIsIgnored) {
-  PersistedToken other;
-  other.username = "someone-else";
-  other.token = Secret("kept");
-  other.hard_deadline = ServerNow() + 3000;
-  other.inactivity_deadline = ServerNow() + 500;
-  store_.Save("prod", other);
+  KeepToken("someone-else");
   Create();
   session_->Start();
   EXPECT_EQ(upstream_.Take().credential, "the-password");
