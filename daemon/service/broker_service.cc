@@ -157,7 +157,12 @@ grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* conte
   if (!BeginCall()) return Refuse(reactor, std::move(record), Unavailable("the broker is shutting down"));
 
   response->set_account(account);
-  session->Call(request->method(), StructToJson(request->params()),
+  // The caller's deadline bounds the upstream exchange too.
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  if (context->deadline() < std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
+    deadline = std::chrono::steady_clock::now() + (context->deadline() - std::chrono::system_clock::now());
+  }
+  session->Call(request->method(), StructToJson(request->params()), deadline,
                 [this, reactor, response, record = std::move(record)](Result<ApiOutcome> outcome) mutable {
                   EndCall();
                   record.latency_ms = MillisecondsSince(record.time);

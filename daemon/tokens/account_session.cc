@@ -153,29 +153,39 @@ void AccountSession::Stop(bool expire_tokens, std::function<void()> done) {
 // ---------------------------------------------------------------- calls
 
 void AccountSession::Call(const std::string& method, const nlohmann::json& params,
-                          std::function<void(Result<ApiOutcome>)> done) {
-  CallWithRetry(method, params, /*may_retry=*/true, std::move(done));
+                          std::optional<Clock::time_point> deadline, std::function<void(Result<ApiOutcome>)> done) {
+  CallWithRetry(method, params, deadline, /*may_retry=*/true, std::move(done));
 }
 
-void AccountSession::CallWithRetry(const std::string& method, const nlohmann::json& params, bool may_retry,
+void AccountSession::CallWithRetry(const std::string& method, const nlohmann::json& params,
+                                   std::optional<Clock::time_point> deadline, bool may_retry,
                                    std::function<void(Result<ApiOutcome>)> done) {
   auto self = shared_from_this();
-  AcquireToken([self, method, params, may_retry, done = std::move(done)](Result<Lease> lease) mutable {
+  AcquireToken([self, method, params, deadline, may_retry, done = std::move(done)](Result<Lease> lease) mutable {
     if (!lease.ok()) {
       done(lease.status());
       return;
     }
     std::shared_ptr<Slot> slot = lease->slot;
+    milliseconds budget(0);
+    if (deadline) {
+      budget = std::chrono::duration_cast<milliseconds>(*deadline - self->scheduler_.Now());
+      if (budget.count() <= 0) {
+        self->Release(slot);
+        done(Status(StatusCode::kDeadlineExceeded, "the caller's deadline passed before the call could be sent"));
+        return;
+      }
+    }
     self->upstream_.Call(
         method, params, {self->account_.username, lease->token},
-        [self, method, params, may_retry, slot, done = std::move(done)](Result<StormReply> reply) mutable {
+        [self, method, params, deadline, may_retry, slot, done = std::move(done)](Result<StormReply> reply) mutable {
           self->Release(slot);
           if (reply.ok() && reply->outcome.is_error && IsAuthorizationFailure(reply->outcome.error)) {
             // The API refused our token, so it did not run the call: safe to
             // get a new token and send it once more.
             self->TokenRejected(slot->generation);
             if (may_retry) {
-              self->CallWithRetry(method, params, /*may_retry=*/false, std::move(done));
+              self->CallWithRetry(method, params, deadline, /*may_retry=*/false, std::move(done));
               return;
             }
           }
@@ -184,7 +194,8 @@ void AccountSession::CallWithRetry(const std::string& method, const nlohmann::js
             return;
           }
           done(std::move(reply->outcome));
-        });
+        },
+        budget);
   });
 }
 

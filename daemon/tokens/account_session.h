@@ -64,7 +64,11 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
   // retried once after one fresh login. `done` gets the API's answer, or
   // FAILED_PRECONDITION (needs a login, or credentials refused: the message
   // says what to do), UNAVAILABLE (upstream unreachable).
-  void Call(const std::string& method, const nlohmann::json& params, std::function<void(Result<ApiOutcome>)> done);
+  // `deadline` (the caller's, on the scheduler's clock) bounds the upstream
+  // exchange too, so a caller that gave up does not leave a transfer running;
+  // past it, DEADLINE_EXCEEDED.
+  void Call(const std::string& method, const nlohmann::json& params, std::optional<Scheduler::Clock::time_point> deadline,
+            std::function<void(Result<ApiOutcome>)> done);
 
   // An operator's login. Prompt mode: logs in with `passcode`. Otherwise the
   // passcode is ignored, the password file is read again and a fresh login
@@ -103,7 +107,8 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
   // Gives `outcome` to `waiter` once the mutex is released.
   void HandOutLocked(LeaseCallback waiter, Result<Lease> outcome);
   void Release(const std::shared_ptr<Slot>& slot);
-  void CallWithRetry(const std::string& method, const nlohmann::json& params, bool may_retry,
+  void CallWithRetry(const std::string& method, const nlohmann::json& params,
+                     std::optional<Clock::time_point> deadline, bool may_retry,
                      std::function<void(Result<ApiOutcome>)> done);
   void TokenRejected(uint64_t generation);
 

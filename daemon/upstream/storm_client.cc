@@ -1,9 +1,11 @@
 #include "upstream/storm_client.h"
 
+#include <algorithm>
+
 namespace stormbroker {
 
 void StormClient::Call(const std::string& method, const nlohmann::json& params, const Credentials& credentials,
-                       StormCallback done) {
+                       StormCallback done, std::chrono::milliseconds timeout) {
   HttpRequest request;
   request.url = base_url_ + "/" + method;
   request.body = EncodeEnvelope(params);
@@ -13,7 +15,7 @@ void StormClient::Call(const std::string& method, const nlohmann::json& params, 
     request.passcode_header = passcode_header_;
     request.passcode = credentials.passcode->Clone();
   }
-  request.timeout = timeout_;
+  request.timeout = timeout.count() > 0 ? std::min(timeout, timeout_) : timeout_;
   engine_.Submit(std::move(request), [done = std::move(done)](Result<HttpResponse> response) {
     if (!response.ok()) {
       done(response.status());

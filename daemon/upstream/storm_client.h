@@ -37,9 +37,11 @@ struct Credentials {
 class StormUpstream {
  public:
   virtual ~StormUpstream() = default;
-  // `method` must already be validated (slash-separated words).
+  // `method` must already be validated (slash-separated words). `timeout`
+  // bounds the HTTP exchange below the configured upstream timeout (a caller
+  // with a deadline); zero means the configured one.
   virtual void Call(const std::string& method, const nlohmann::json& params, const Credentials& credentials,
-                    StormCallback done) = 0;
+                    StormCallback done, std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) = 0;
 };
 
 class StormClient : public StormUpstream {
@@ -48,7 +50,7 @@ class StormClient : public StormUpstream {
       : engine_(engine), base_url_(config.url), passcode_header_(config.passcode_header), timeout_(config.timeout) {}
 
   void Call(const std::string& method, const nlohmann::json& params, const Credentials& credentials,
-            StormCallback done) override;
+            StormCallback done, std::chrono::milliseconds timeout) override;
 
  private:
   HttpEngine& engine_;

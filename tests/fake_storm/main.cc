@@ -213,6 +213,11 @@ int Main(int argc, char** argv) {
   }
   // Enough threads for every call a test holds open with a delay fault.
   api->new_task_queue = [] { return new httplib::ThreadPool(96); };
+  // Answer like a production server: no Nagle delay between headers and body,
+  // and connections kept alive (httplib's defaults close after 5 requests).
+  api->set_tcp_nodelay(true);
+  api->set_keep_alive_max_count(100000);
+  api->set_keep_alive_timeout(10);
   httplib::Server control;
   ServeApi(*api, emulator, flags.passcode_header);
   ServeControl(control, emulator);

@@ -43,7 +43,7 @@ class AccountSessionTest : public ::testing::Test {
   };
   std::shared_ptr<Captured> CallPing() {
     auto captured = std::make_shared<Captured>();
-    session_->Call("Utilities/Info/ping", nlohmann::json::object(), [captured](Result<ApiOutcome> outcome) {
+    session_->Call("Utilities/Info/ping", nlohmann::json::object(), std::nullopt, [captured](Result<ApiOutcome> outcome) {
       ++captured->calls;
       captured->outcome.emplace(std::move(outcome));
     });
@@ -215,6 +215,21 @@ TEST_F(AccountSessionTest, FailedKeepAliveIsRetriedBeforeTheDeadlineWhileTheToke
   EXPECT_LT(*due - scheduler_.Now(), 5s);
   scheduler_.Advance(*due - scheduler_.Now());
   EXPECT_EQ(upstream_.Take().credential, "tok-1");
+}
+
+TEST_F(AccountSessionTest, TheCallersDeadlineBoundsTheUpstreamExchange) {
+  session_->Start();
+  AnswerLogin("tok-1");
+  std::optional<Result<ApiOutcome>> late;
+  session_->Call("Utilities/Info/ping", nlohmann::json::object(), scheduler_.Now() + 1500ms,
+                 [](Result<ApiOutcome>) {});
+  upstream_.Take();
+  EXPECT_EQ(upstream_.last_timeout, 1500ms);
+  session_->Call("Utilities/Info/ping", nlohmann::json::object(), scheduler_.Now() - 1ms,
+                 [&](Result<ApiOutcome> outcome) { late.emplace(std::move(outcome)); });
+  ASSERT_TRUE(late);
+  EXPECT_EQ(late->status().code(), StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(upstream_.Pending(), 0u) << "nothing is sent for a caller who already gave up";
 }
 
 TEST_F(AccountSessionTest, StopFailsWaitingCalls) {

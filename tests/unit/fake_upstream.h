@@ -21,7 +21,8 @@ struct RecordedCall {
 class FakeUpstream : public StormUpstream {
  public:
   void Call(const std::string& method, const nlohmann::json& params, const Credentials& credentials,
-            StormCallback done) override {
+            StormCallback done, std::chrono::milliseconds timeout) override {
+    last_timeout = timeout;
     std::lock_guard<std::mutex> lock(mutex_);
     calls_.push_back({method, params, credentials.username, std::string(credentials.secret.Reveal()),
                       credentials.passcode ? std::string(credentials.passcode->Reveal()) : "", std::move(done)});
@@ -56,6 +57,9 @@ class FakeUpstream : public StormUpstream {
  private:
   std::mutex mutex_;
   std::deque<RecordedCall> calls_;
+
+ public:
+  std::chrono::milliseconds last_timeout{0};
 };
 
 }  // namespace stormbroker::testing

@@ -74,7 +74,7 @@ class LifecycleTest : public ::testing::Test {
   };
   std::shared_ptr<Captured> CallPing() {
     auto captured = std::make_shared<Captured>();
-    session_->Call("Utilities/Info/ping", nlohmann::json::object(), [captured](Result<ApiOutcome> outcome) {
+    session_->Call("Utilities/Info/ping", nlohmann::json::object(), std::nullopt, [captured](Result<ApiOutcome> outcome) {
       ++captured->calls;
       captured->outcome.emplace(std::move(outcome));
     });
