@@ -1,0 +1,24 @@
+// Fuzzes the checks on what callers send: method paths, account names, and
+// policy pattern matching. A path that passes must be safe to append to a URL.
+#include <string>
+
+#include "access/policy.h"
+#include "access/request_check.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string input(reinterpret_cast<const char*>(data), size);
+  size_t split = input.find('\n');
+  std::string method = input.substr(0, split);
+  std::string pattern = split == std::string::npos ? "*" : input.substr(split + 1);
+  if (stormbroker::CheckMethodPath(method).ok()) {
+    for (char c : method) {
+      bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '/';
+      if (!word) __builtin_trap();
+    }
+    if (method.find("//") != std::string::npos || method.front() == '/' || method.back() == '/') __builtin_trap();
+  }
+  stormbroker::CheckAccountName(method);
+  stormbroker::MethodPatternMatches(pattern, method);
+  if (!stormbroker::MethodPatternMatches("*", method)) __builtin_trap();
+  return 0;
+}

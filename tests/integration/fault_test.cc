@@ -1,0 +1,180 @@
+// Faults against the real daemon and emulator: an upstream that is down,
+// resets, stalls, runs on another clock; a state directory that cannot be
+// written; a storm of reloads under load.
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include "harness.h"
+
+namespace {
+
+using harness::Binary;
+using harness::RunCommand;
+using namespace std::chrono_literals;
+
+constexpr const char* kPassword = "fault-pw-31337";
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  socklen_t length = sizeof address;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+class FaultTest : public ::testing::Test {
+ protected:
+  void StartStorm(std::vector<std::string> flags = {}) {
+    storm_ = std::make_unique<harness::FakeStorm>(dir_, std::vector<harness::StormUser>{{"deploy-bot", kPassword, ""}},
+                                                  flags);
+  }
+  void StartBroker(harness::ConfigOptions options = {}, const std::string& wait_for = "active") {
+    socket_ = dir_.path() + "/run/broker.sock";
+    broker_ = std::make_unique<harness::Broker>(
+        dir_, harness::BasicConfig(socket_, *storm_, dir_.Write("prod.pw", kPassword, 0600), options));
+    ASSERT_TRUE(broker_->WaitForState(wait_for)) << broker_->Log();
+  }
+  std::vector<std::string> Hammer(int clients, std::chrono::milliseconds duration, std::atomic<int>* ok,
+                                  const std::function<void()>& meanwhile = [] {}) {
+    std::mutex mutex;
+    std::vector<std::string> failures;
+    std::vector<std::thread> threads;
+    auto until = std::chrono::steady_clock::now() + duration;
+    for (int i = 0; i < clients; ++i) {
+      threads.emplace_back([&] {
+        auto client = broker_->Connect();
+        while (std::chrono::steady_clock::now() < until) {
+          auto outcome = client->Call("prod", "Utilities/Info/ping", {});
+          std::lock_guard<std::mutex> lock(mutex);
+          if (!outcome.ok()) failures.push_back(outcome.error().message);
+          else ++*ok;
+        }
+      });
+    }
+    meanwhile();
+    for (auto& t : threads) t.join();
+    return failures;
+  }
+
+  harness::TempDir dir_;
+  std::unique_ptr<harness::FakeStorm> storm_;
+  std::unique_ptr<harness::Broker> broker_;
+  std::string socket_;
+};
+
+TEST_F(FaultTest, UpstreamDownAtStartThenRecoversWhenItAppears) {
+  // The daemon starts against a port where nothing listens yet.
+  int port = FreePort();
+  ASSERT_EQ(RunCommand({Binary("make_test_ca"), dir_.path() + "/certs"}).exit_code, 0);
+  socket_ = dir_.path() + "/run/broker.sock";
+  std::string config = "listen:\n  socket: " + socket_ + "\n  mode: \"0666\"\n"
+                       "upstream:\n  url: https://127.0.0.1:" + std::to_string(port) + "/v1\n"
+                       "  ca_file: " + dir_.path() + "/certs/ca.pem\n  timeout: 5s\n"
+                       "accounts:\n  prod:\n    username: deploy-bot\n    password_file: " +
+                       dir_.Write("prod.pw", kPassword, 0600) + "\n"
+                       "policy:\n  - users: [root]\n    accounts: [\"*\"]\n    methods: [\"*\"]\n";
+  broker_ = std::make_unique<harness::Broker>(dir_, config);
+  ASSERT_TRUE(broker_->WaitForState("unreachable")) << broker_->Log();
+  auto down = broker_->Connect()->Call("prod", "Utilities/Info/ping", {});
+  ASSERT_FALSE(down.ok());
+  EXPECT_EQ(down.error().code, stormbroker::ErrorCode::kUnavailable);
+  EXPECT_NE(down.error().message.find("127.0.0.1:" + std::to_string(port)), std::string::npos) << down.error().message;
+
+  StartStorm({"--port", std::to_string(port)});
+  EXPECT_TRUE(broker_->WaitForState("active", 20s)) << broker_->Log();
+  auto up = broker_->Connect()->Call("prod", "Utilities/Info/ping", {});
+  ASSERT_TRUE(up.ok()) << up.error().message;
+  EXPECT_EQ(up->result["ping"], "success");
+}
+
+TEST_F(FaultTest, AConnectionResetMidCallIsUnavailableAndTheDaemonCarriesOn) {
+  StartStorm();
+  StartBroker();
+  storm_->Control("POST", "/faults", R"({"kind":"reset","method":"utilities/info/ping"})");
+  auto client = broker_->Connect();
+  auto reset = client->Call("prod", "Utilities/Info/ping", {});
+  ASSERT_FALSE(reset.ok());
+  EXPECT_EQ(reset.error().code, stormbroker::ErrorCode::kUnavailable) << reset.error().message;
+  auto next = client->Call("prod", "Utilities/Info/ping", {});
+  ASSERT_TRUE(next.ok()) << next.error().message;
+  EXPECT_EQ(storm_->Count("account/auth/token", "password"), 1) << "a transport fault is not a token problem";
+}
+
+TEST_F(FaultTest, ASlowUpstreamMeetsTheCallersDeadlineAndTheTransferIsCut) {
+  StartStorm();
+  StartBroker(harness::ConfigOptions().Top("audit:\n  file: " + dir_.path() + "/audit.jsonl\n"));
+  storm_->Control("POST", "/faults", R"({"kind":"delay","delay_ms":4000,"method":"utilities/info/ping"})");
+  auto started = std::chrono::steady_clock::now();
+  auto slow = broker_->Connect()->Call("prod", "Utilities/Info/ping", {}, 500ms);
+  auto waited = std::chrono::steady_clock::now() - started;
+  ASSERT_FALSE(slow.ok());
+  EXPECT_EQ(slow.error().code, stormbroker::ErrorCode::kDeadlineExceeded) << slow.error().message;
+  EXPECT_LT(waited, 3s) << "the deadline was not honoured";
+  // The daemon gave up on the upstream at the deadline too, not after 4 s.
+  std::this_thread::sleep_for(1s);
+  std::ifstream audit(dir_.path() + "/audit.jsonl");
+  std::string line;
+  bool seen = false;
+  while (std::getline(audit, line)) {
+    auto record = nlohmann::json::parse(line);
+    if (record.value("method", "") != "Utilities/Info/ping") continue;
+    seen = true;
+    EXPECT_EQ(record["outcome"], "failed") << line;
+    EXPECT_LT(record["latency_ms"].get<double>(), 2000) << line;
+  }
+  EXPECT_TRUE(seen);
+  EXPECT_TRUE(broker_->Connect()->Call("prod", "Utilities/Info/version", {}).ok());
+}
+
+TEST_F(FaultTest, AnUpstreamOnAnotherClockCostsNoExtraLogin) {
+  StartStorm();
+  // The emulator's clock (Date header and expires) runs two hours ahead.
+  storm_->Control("POST", "/clock", R"({"advance": 7200})");
+  StartBroker(harness::ConfigOptions().Timeout("2s"));
+  std::atomic<int> ok{0};
+  auto failures = Hammer(2, 6s, &ok);
+  EXPECT_TRUE(failures.empty()) << failures.front();
+  EXPECT_EQ(storm_->Count("account/auth/token", "password"), 1);
+  EXPECT_GE(storm_->Count("account/auth/token", "token"), 3) << "keep-alives kept to the server's timing";
+  EXPECT_EQ(storm_->Counters()["auth"]["rejected"], 0);
+}
+
+TEST_F(FaultTest, AStateDirectoryThatCannotBeWrittenIsReportedAndTokensStillServe) {
+  StartStorm();
+  std::string state = dir_.path() + "/state";
+  // A directory where the token file's temporary copy must go: every save fails.
+  std::filesystem::create_directories(state + "/prod.token.tmp");
+  StartBroker(harness::ConfigOptions().Top("state_dir: " + state + "\n"));
+  auto outcome = broker_->Connect()->Call("prod", "Utilities/Info/ping", {});
+  ASSERT_TRUE(outcome.ok()) << outcome.error().message;
+  EXPECT_NE(broker_->Log().find("cannot keep the token for a restart"), std::string::npos) << broker_->Log();
+}
+
+TEST_F(FaultTest, AHundredReloadsUnderLoadLoseNothing) {
+  StartStorm();
+  StartBroker();
+  std::atomic<int> ok{0};
+  auto failures = Hammer(4, 4s, &ok, [&] {
+    for (int i = 0; i < 100; ++i) {
+      kill(broker_->process().pid(), SIGHUP);
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  EXPECT_TRUE(failures.empty()) << failures.size() << " failed, first: " << failures.front();
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_TRUE(broker_->process().Running());
+  EXPECT_NE(broker_->Log().find("reloaded the policy"), std::string::npos);
+  EXPECT_EQ(storm_->Count("account/auth/token", "password"), 1) << "reloads keep the token";
+}
+
+}  // namespace
