@@ -136,6 +136,34 @@ TEST_F(FaultTest, ASlowUpstreamMeetsTheCallersDeadlineAndTheTransferIsCut) {
   EXPECT_TRUE(broker_->Connect()->Call("prod", "Utilities/Info/version", {}).ok());
 }
 
+TEST_F(FaultTest, AnUpstreamTimeoutMidCallIsUnavailable) {
+  StartStorm();
+  socket_ = dir_.path() + "/run/broker.sock";
+  std::string config = harness::BasicConfig(socket_, *storm_, dir_.Write("prod.pw", kPassword, 0600));
+  config.replace(config.find("timeout: 10s"), 12, "timeout: 1s");
+  broker_ = std::make_unique<harness::Broker>(dir_, config);
+  ASSERT_TRUE(broker_->WaitForState("active")) << broker_->Log();
+  storm_->Control("POST", "/faults", R"({"kind":"delay","delay_ms":3000,"method":"utilities/info/ping"})");
+  auto stalled = broker_->Connect()->Call("prod", "Utilities/Info/ping", {});
+  ASSERT_FALSE(stalled.ok());
+  EXPECT_EQ(stalled.error().code, stormbroker::ErrorCode::kUnavailable);
+  EXPECT_NE(stalled.error().message.find("timed out"), std::string::npos) << stalled.error().message;
+  EXPECT_TRUE(broker_->Connect()->Call("prod", "Utilities/Info/ping", {}).ok());
+}
+
+TEST_F(FaultTest, TheUpstreamClockJumpingAheadCostsOneLoginAndNoFailedCall) {
+  StartStorm();
+  StartBroker(harness::ConfigOptions().Timeout("60s"));
+  std::atomic<int> ok{0};
+  auto failures = Hammer(2, 3s, &ok, [&] {
+    std::this_thread::sleep_for(1s);
+    // Two minutes pass upstream at once: the token idles out there.
+    storm_->Control("POST", "/clock", R"({"advance": 120})");
+  });
+  EXPECT_TRUE(failures.empty()) << failures.size() << " failed, first: " << failures.front();
+  EXPECT_EQ(storm_->Count("account/auth/token", "password"), 2) << "one re-login after the jump";
+}
+
 TEST_F(FaultTest, AnUpstreamOnAnotherClockCostsNoExtraLogin) {
   StartStorm();
   // The emulator's clock (Date header and expires) runs two hours ahead.
