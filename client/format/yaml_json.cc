@@ -1,19 +1,38 @@
 #include "format/yaml_json.h"
 
+#include <cctype>
+
 #include <yaml-cpp/yaml.h>
 
 namespace stormbroker {
 namespace {
 
-nlohmann::json ScalarToJson(const YAML::Node& node) {
-  const std::string& text = node.Scalar();
-  if (node.Tag() == "!") return text;  // quoted: a string whatever it looks like
+// What an unquoted scalar means: null, a boolean, a number, or else a string.
+nlohmann::json PlainScalar(const std::string& text) {
   if (text == "~" || text == "null" || text == "Null" || text == "NULL" || text.empty()) return nullptr;
   if (text == "true" || text == "True" || text == "TRUE") return true;
   if (text == "false" || text == "False" || text == "FALSE") return false;
   nlohmann::json number = nlohmann::json::parse(text, nullptr, false);
   if (!number.is_discarded() && number.is_number()) return number;
   return text;
+}
+
+nlohmann::json ScalarToJson(const YAML::Node& node) {
+  if (node.Tag() == "!") return node.Scalar();  // quoted: a string whatever it looks like
+  return PlainScalar(node.Scalar());
+}
+
+// Whether a string can be written unquoted and read back as the same string.
+bool SafeUnquoted(const std::string& text) {
+  if (text.empty() || !PlainScalar(text).is_string()) return false;
+  if (std::isspace(static_cast<unsigned char>(text.front())) || std::isspace(static_cast<unsigned char>(text.back()))) {
+    return false;
+  }
+  if (std::string("-?:,[]{}#&*!|>'\"%@`").find(text.front()) != std::string::npos) return false;
+  for (unsigned char c : text) {
+    if (c < 0x20 || c >= 0x7f || c == ':' || c == '#') return false;
+  }
+  return true;
 }
 
 nlohmann::json NodeToJson(const YAML::Node& node) {
@@ -51,10 +70,7 @@ void Emit(YAML::Emitter& out, const nlohmann::json& value) {
       out << YAML::EndSeq;
       break;
     case nlohmann::json::value_t::string:
-      // Quote strings that would read back as another type.
-      if (ScalarToJson(YAML::Load(value.get<std::string>())).is_string() &&
-          value.get<std::string>().find_first_of(":#\n{}[],&*!|>'\"%@`") == std::string::npos &&
-          !value.get<std::string>().empty()) {
+      if (SafeUnquoted(value.get<std::string>())) {
         out << value.get<std::string>();
       } else {
         out << YAML::DoubleQuoted << value.get<std::string>();
