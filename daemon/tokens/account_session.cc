@@ -566,7 +566,7 @@ void AccountSession::ExpireUpstream(std::shared_ptr<Slot> slot, std::function<vo
                    Status status;
                    if (!reply.ok()) status = reply.status();
                    else if (reply->outcome.is_error) status = Unavailable(Describe(reply->outcome.error));
-                   if (status.ok()) spdlog::info("account {}: expired a replaced token upstream", self->account_.name);
+                   if (status.ok()) spdlog::info("account {}: expired a token upstream", self->account_.name);
                    else spdlog::warn("account {}: could not expire a token upstream: {}", self->account_.name, status.message());
                    if (done) done(status);
                  });
