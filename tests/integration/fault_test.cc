@@ -46,24 +46,7 @@ class FaultTest : public ::testing::Test {
   }
   std::vector<std::string> Hammer(int clients, std::chrono::milliseconds duration, std::atomic<int>* ok,
                                   const std::function<void()>& meanwhile = [] {}) {
-    std::mutex mutex;
-    std::vector<std::string> failures;
-    std::vector<std::thread> threads;
-    auto until = std::chrono::steady_clock::now() + duration;
-    for (int i = 0; i < clients; ++i) {
-      threads.emplace_back([&] {
-        auto client = broker_->Connect();
-        while (std::chrono::steady_clock::now() < until) {
-          auto outcome = client->Call("prod", "Utilities/Info/ping", {});
-          std::lock_guard<std::mutex> lock(mutex);
-          if (!outcome.ok()) failures.push_back(outcome.error().message);
-          else ++*ok;
-        }
-      });
-    }
-    meanwhile();
-    for (auto& t : threads) t.join();
-    return failures;
+    return harness::Hammer(*broker_, clients, duration, ok, meanwhile);
   }
 
   harness::TempDir dir_;

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -331,6 +332,29 @@ std::string BasicConfig(const std::string& socket, const FakeStorm& storm, const
          "policy:\n" +
          (options.policy.empty() ? "  - users: [root]\n    accounts: [\"*\"]\n    methods: [\"*\"]\n    admin: true\n"
                                  : options.policy);
+}
+
+std::vector<std::string> Hammer(const Broker& broker, int clients, std::chrono::milliseconds duration,
+                                std::atomic<int>* ok, const std::function<void()>& meanwhile) {
+  std::mutex mutex;
+  std::vector<std::string> failures;
+  std::vector<std::thread> threads;
+  auto until = std::chrono::steady_clock::now() + duration;
+  for (int i = 0; i < clients; ++i) {
+    threads.emplace_back([&] {
+      auto client = broker.Connect();
+      while (std::chrono::steady_clock::now() < until) {
+        auto outcome = client->Call("prod", "Utilities/Info/ping", {});
+        std::lock_guard<std::mutex> lock(mutex);
+        if (!outcome.ok()) failures.push_back(outcome.error().message);
+        else if (outcome->api_error) failures.push_back(outcome->api_error->error_class);
+        else ++*ok;
+      }
+    });
+  }
+  meanwhile();
+  for (auto& t : threads) t.join();
+  return failures;
 }
 
 }  // namespace harness

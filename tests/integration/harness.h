@@ -8,6 +8,8 @@
 #include <optional>
 
 #include <chrono>
+#include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -145,5 +147,12 @@ std::string BasicConfig(const std::string& socket, const FakeStorm& storm, const
                         const ConfigOptions& options = {});
 
 std::string Binary(const std::string& name);  // path of a built program
+
+// `clients` threads each call Utilities/Info/ping on account "prod" through
+// `broker` until `duration` has passed, while `meanwhile` runs on this
+// thread. Returns what went wrong (broker errors and API errors), and counts
+// the calls that succeeded in `ok`.
+std::vector<std::string> Hammer(const Broker& broker, int clients, std::chrono::milliseconds duration,
+                                std::atomic<int>* ok, const std::function<void()>& meanwhile = [] {});
 
 }  // namespace harness

@@ -2,33 +2,22 @@
 
 #include <gtest/gtest.h>
 
-#include "fake_scheduler.h"
-#include "fake_upstream.h"
-#include "memory_token_store.h"
+#include "session_fixture.h"
 
 namespace stormbroker {
 namespace {
 
 using testing::FakeScheduler;
 using testing::FakeUpstream;
-using testing::RecordedCall;
 using namespace std::chrono_literals;
 
 constexpr long long kServerNow = 1'900'000'000;
 
-class AccountSessionTest : public ::testing::Test {
+class AccountSessionTest : public testing::SessionTest {
  protected:
-  AccountSessionTest() {
-    config_.name = "prod";
-    config_.username = "deploy-bot";
-    config_.password = Secret("the-password");
-    config_.token_timeout = 600s;
-    Recreate();
-  }
+  AccountSessionTest() { Create(); }
 
-  void Recreate() { session_ = std::make_shared<AccountSession>(config_, upstream_, scheduler_, &store_, &events_); }
-
-  // Answers the pending login with a token valid for the full timeout.
+  // Answers the pending login with a token valid for `granted_seconds`.
   void AnswerLogin(const std::string& token, long long granted_seconds = 600) {
     auto call = upstream_.Take();
     ASSERT_EQ(call.method, "Account/Auth/token");
@@ -36,55 +25,6 @@ class AccountSessionTest : public ::testing::Test {
     EXPECT_EQ(call.params["timeout"], 600);
     call.done(FakeUpstream::Ok({{"token", token}, {"expires", kServerNow + granted_seconds}}, kServerNow));
   }
-
-  struct Captured {
-    int calls = 0;
-    std::optional<Result<ApiOutcome>> outcome;
-  };
-  std::shared_ptr<Captured> CallPing() {
-    auto captured = std::make_shared<Captured>();
-    session_->Call("Utilities/Info/ping", nlohmann::json::object(), std::nullopt, [captured](Result<ApiOutcome> outcome) {
-      ++captured->calls;
-      captured->outcome.emplace(std::move(outcome));
-    });
-    return captured;
-  }
-
-  // Moves time to the next task and runs it.
-  void RunNextTask() {
-    auto due = scheduler_.NextDue();
-    ASSERT_TRUE(due) << "nothing is scheduled";
-    scheduler_.Advance(*due - scheduler_.Now());
-  }
-
-  // Answers keep-alives with the token until the next password login comes;
-  // returns it (still pending).
-  RecordedCall RunUntilLogin(const std::string& token) {
-    for (int i = 0; i < 100; ++i) {
-      RunNextTask();
-      while (upstream_.Pending() > 0) {
-        auto call = upstream_.Take();
-        if (call.credential == "the-password") return call;
-        EXPECT_EQ(call.credential, token);
-        call.done(FakeUpstream::Ok({{"token", token}, {"expires", kServerNow + 600}}, kServerNow));
-      }
-    }
-    ADD_FAILURE() << "no login came";
-    return {};
-  }
-
-  // Owners stop a session before letting it go: that releases the calls
-  // still waiting on it (they hold the session).
-  void TearDown() override {
-    if (session_) session_->Stop(false, nullptr);
-  }
-
-  AccountConfig config_;
-  FakeUpstream upstream_;
-  FakeScheduler scheduler_;
-  testing::MemoryTokenStore store_;
-  testing::RecordingEvents events_;
-  std::shared_ptr<AccountSession> session_;
 };
 
 TEST_F(AccountSessionTest, ThousandConcurrentCallersCauseOneLogin) {

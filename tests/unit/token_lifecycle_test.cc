@@ -2,9 +2,7 @@
 // before break), two-factor prompt and TOTP, persistence, logout.
 #include <gtest/gtest.h>
 
-#include "fake_scheduler.h"
-#include "fake_upstream.h"
-#include "memory_token_store.h"
+#include "session_fixture.h"
 #include "secret/base32.h"
 #include "tokens/account_session.h"
 #include "tokens/totp.h"
@@ -19,17 +17,12 @@ using testing::RecordedCall;
 
 constexpr long long kServerNow = 1'900'000'000;
 
-class LifecycleTest : public ::testing::Test {
+class LifecycleTest : public testing::SessionTest {
  protected:
   LifecycleTest() {
-    config_.name = "prod";
-    config_.username = "deploy-bot";
-    config_.password = Secret("the-password");
-    config_.token_timeout = 600s;
     config_.max_lifetime = 3600s;
     config_.renew_before = 600s;
   }
-  void Create() { session_ = std::make_shared<AccountSession>(config_, upstream_, scheduler_, &store_, &events_); }
   // As if a previous run had kept token "kept" for `username`, with 500 s of
   // inactivity and 3000 s of life left.
   void KeepToken(const std::string& username) {
@@ -47,11 +40,6 @@ class LifecycleTest : public ::testing::Test {
   void Grant(RecordedCall& call, const std::string& token) {
     call.done(FakeUpstream::Ok({{"token", token}, {"expires", ServerNow() + 600}}, ServerNow()));
   }
-  void RunNextTask() {
-    auto due = scheduler_.NextDue();
-    ASSERT_TRUE(due) << "nothing is scheduled";
-    scheduler_.Advance(*due - scheduler_.Now());
-  }
   // Runs tasks, answering keep-alives for `token`, until a call that is not a
   // keep-alive goes upstream; returns it.
   RecordedCall RunUntilNot(const std::string& keepalive_token) {
@@ -68,31 +56,6 @@ class LifecycleTest : public ::testing::Test {
     }
     throw std::runtime_error("nothing but keep-alives");
   }
-  struct Captured {
-    int calls = 0;
-    std::optional<Result<ApiOutcome>> outcome;
-  };
-  std::shared_ptr<Captured> CallPing() {
-    auto captured = std::make_shared<Captured>();
-    session_->Call("Utilities/Info/ping", nlohmann::json::object(), std::nullopt, [captured](Result<ApiOutcome> outcome) {
-      ++captured->calls;
-      captured->outcome.emplace(std::move(outcome));
-    });
-    return captured;
-  }
-
-  // Owners stop a session before letting it go: that releases the calls
-  // still waiting on it (they hold the session).
-  void TearDown() override {
-    if (session_) session_->Stop(false, nullptr);
-  }
-
-  AccountConfig config_;
-  FakeUpstream upstream_;
-  FakeScheduler scheduler_;
-  testing::MemoryTokenStore store_;
-  testing::RecordingEvents events_;
-  std::shared_ptr<AccountSession> session_;
 };
 
 TEST_F(LifecycleTest, RenewsBeforeTheHardLimitMakeBeforeBreak) {
