@@ -44,10 +44,6 @@ class FaultTest : public ::testing::Test {
         dir_, harness::BasicConfig(socket_, *storm_, dir_.Write("prod.pw", kPassword, 0600), options));
     ASSERT_TRUE(broker_->WaitForState(wait_for)) << broker_->Log();
   }
-  std::vector<std::string> Hammer(int clients, std::chrono::milliseconds duration, std::atomic<int>* ok,
-                                  const std::function<void()>& meanwhile = [] {}) {
-    return harness::Hammer(*broker_, clients, duration, ok, meanwhile);
-  }
 
   harness::TempDir dir_;
   std::unique_ptr<harness::FakeStorm> storm_;
@@ -138,7 +134,7 @@ TEST_F(FaultTest, TheUpstreamClockJumpingAheadCostsOneLoginAndNoFailedCall) {
   StartStorm();
   StartBroker(harness::ConfigOptions().Timeout("60s"));
   std::atomic<int> ok{0};
-  auto failures = Hammer(2, 3s, &ok, [&] {
+  auto failures = harness::Hammer(*broker_, 2, 3s, &ok, [&] {
     std::this_thread::sleep_for(1s);
     // Two minutes pass upstream at once: the token idles out there.
     storm_->Control("POST", "/clock", R"({"advance": 120})");
@@ -153,7 +149,7 @@ TEST_F(FaultTest, AnUpstreamOnAnotherClockCostsNoExtraLogin) {
   storm_->Control("POST", "/clock", R"({"advance": 7200})");
   StartBroker(harness::ConfigOptions().Timeout("2s"));
   std::atomic<int> ok{0};
-  auto failures = Hammer(2, 6s, &ok);
+  auto failures = harness::Hammer(*broker_, 2, 6s, &ok);
   EXPECT_TRUE(failures.empty()) << failures.front();
   EXPECT_EQ(storm_->Count("account/auth/token", "password"), 1);
   EXPECT_GE(storm_->Count("account/auth/token", "token"), 3) << "keep-alives kept to the server's timing";
@@ -175,7 +171,7 @@ TEST_F(FaultTest, AHundredReloadsUnderLoadLoseNothing) {
   StartStorm();
   StartBroker();
   std::atomic<int> ok{0};
-  auto failures = Hammer(4, 4s, &ok, [&] {
+  auto failures = harness::Hammer(*broker_, 4, 4s, &ok, [&] {
     for (int i = 0; i < 100; ++i) {
       kill(broker_->process().pid(), SIGHUP);
       std::this_thread::sleep_for(20ms);

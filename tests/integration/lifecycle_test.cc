@@ -44,10 +44,6 @@ class LifecycleTest : public ::testing::Test {
     return RunCommand(args, input);
   }
 
-  std::vector<std::string> Hammer(int clients, std::chrono::milliseconds duration, std::atomic<int>* ok,
-                                  const std::function<void()>& meanwhile = [] {}) {
-    return harness::Hammer(*broker_, clients, duration, ok, meanwhile);
-  }
 
   harness::TempDir dir_;
   std::unique_ptr<harness::FakeStorm> storm_;
@@ -59,7 +55,7 @@ TEST_F(LifecycleTest, EightClientsAcrossRenewalsSeeNoFailure) {
   StartStorm("", {"--hard-limit", "6"});
   StartBroker(harness::ConfigOptions().Timeout("3s").Account("    max_lifetime: 6s\n    renew_before: 2s\n"));
   std::atomic<int> ok{0};
-  auto failures = Hammer(8, 14s, &ok);
+  auto failures = harness::Hammer(*broker_, 8, 14s, &ok);
   EXPECT_TRUE(failures.empty()) << failures.size() << " failed calls, first: " << failures.front();
   EXPECT_GT(ok.load(), 100);
   std::this_thread::sleep_for(500ms);  // the last replaced token's expiry
@@ -141,7 +137,7 @@ TEST_F(LifecycleTest, TotpModeRenewsUnattendedAcrossTheHardLimit) {
                                                               secret_file + "\n    max_lifetime: 34s\n"
                                                               "    renew_before: 4s\n"));
   std::atomic<int> ok{0};
-  auto failures = Hammer(2, 40s, &ok);
+  auto failures = harness::Hammer(*broker_, 2, 40s, &ok);
   EXPECT_TRUE(failures.empty()) << failures.size() << " failed calls, first: " << failures.front();
   EXPECT_GE(storm_->Counters()["auth"]["password+passcode"], 2) << "renewed across the 34 s limit";
   EXPECT_EQ(storm_->Counters()["auth"]["password"], 0);
@@ -158,7 +154,7 @@ TEST_F(LifecycleTest, FaultsDuringKeepAliveAreInvisibleToCallers) {
   std::atomic<int> ok{0};
   std::vector<std::string> failures;
   for (int round = 0; round < 20 && !storm_->Control("GET", "/faults").empty(); ++round) {
-    auto more = Hammer(4, 2s, &ok);
+    auto more = harness::Hammer(*broker_, 4, 2s, &ok);
     failures.insert(failures.end(), more.begin(), more.end());
   }
   EXPECT_TRUE(failures.empty()) << failures.size() << " failed calls, first: " << failures.front();
