@@ -235,6 +235,15 @@ void AccountSession::AcquireToken(LeaseCallback done) {
   HandOutLocked(std::move(done), std::move(outcome));
 }
 
+void AccountSession::LeaseWaitersLocked(const std::shared_ptr<Slot>& slot) {
+  std::vector<LeaseCallback> waiters;
+  waiters.swap(waiters_);
+  for (auto& waiter : waiters) {
+    ++slot->in_flight;
+    HandOutLocked(std::move(waiter), Lease{slot, slot->token.Clone()});
+  }
+}
+
 void AccountSession::HandOutLocked(LeaseCallback waiter, Result<Lease> outcome) {
   // std::function needs copyable captures; a Secret is not.
   auto shared = std::make_shared<Result<Lease>>(std::move(outcome));
@@ -358,12 +367,7 @@ void AccountSession::OnLoginReply(LoginKind kind, Clock::time_point sent_at, std
     SetStateLocked(AccountState::kActive, kind == LoginKind::kRenewal ? "token renewed" : "token obtained");
     ScheduleTimersLocked();
     PersistLocked();
-    std::vector<LeaseCallback> waiters;
-    waiters.swap(waiters_);
-    for (auto& waiter : waiters) {
-      ++slot->in_flight;
-      HandOutLocked(std::move(waiter), Lease{slot, slot->token.Clone()});
-    }
+    LeaseWaitersLocked(slot);
     return tell(Status::Ok());
   }
 
@@ -440,12 +444,7 @@ void AccountSession::OnCheckReply(Clock::time_point sent_at, Result<StormReply> 
   SetStateLocked(AccountState::kActive, "reusing the token kept from the last run");
   ScheduleTimersLocked();
   PersistLocked();
-  std::vector<LeaseCallback> waiters;
-  waiters.swap(waiters_);
-  for (auto& waiter : waiters) {
-    ++current_->in_flight;
-    HandOutLocked(std::move(waiter), Lease{current_, current_->token.Clone()});
-  }
+  LeaseWaitersLocked(current_);
 }
 
 Status AccountSession::ReadTokenReplyLocked(Clock::time_point sent_at, const StormReply& reply, Slot* slot) const {

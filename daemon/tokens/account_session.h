@@ -106,6 +106,8 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
   void AcquireToken(LeaseCallback done);
   // Gives `outcome` to `waiter` once the mutex is released.
   void HandOutLocked(LeaseCallback waiter, Result<Lease> outcome);
+  // Hands every waiting call a lease on `slot`.
+  void LeaseWaitersLocked(const std::shared_ptr<Slot>& slot);
   void Release(const std::shared_ptr<Slot>& slot);
   void CallWithRetry(const std::string& method, const nlohmann::json& params,
                      std::optional<Clock::time_point> deadline, bool may_retry,
