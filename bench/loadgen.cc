@@ -2,6 +2,8 @@
 // one of three paths and prints one JSON line of figures.
 //
 //   loadgen --mode broker --target SOCKET       gRPC to stormbrokerd
+//   loadgen --mode grpc_floor --target SOCKET   GetStatus to stormbrokerd: what gRPC alone
+//                                               costs, with no upstream call behind it
 //   loadgen --mode direct --target BASE_URL --user U --token T
 //                                               HTTP(S) to the API itself, keep-alive
 //   loadgen --mode nginx --target SOCKET        HTTP over a Unix socket to a proxy
@@ -21,6 +23,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -43,70 +46,49 @@ struct Outcome {
   std::string first_error;
 };
 
-// --- broker: gRPC callback API, one connection per concurrent caller -------
-class BrokerCaller {
- public:
-  BrokerCaller(std::shared_ptr<grpc::Channel> channel, const Options& options, std::atomic<long>* issued,
-               std::function<void()> finished)
-      : stub_(stormbroker::v1::Broker::NewStub(channel)), options_(options), issued_(issued),
-        finished_(std::move(finished)) {
-    request_.set_account(options.account);
-    request_.set_method(options.method);
-  }
-  void Next() {
-    if (issued_->fetch_add(1) >= options_.calls) {
-      finished_();
-      return;
-    }
-    context_ = std::make_unique<grpc::ClientContext>();
-    started_ = Clock::now();
-    stub_->async()->Call(context_.get(), &request_, &response_, [this](grpc::Status status) {
-      outcome.latencies_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - started_).count());
-      if (!status.ok() || response_.has_error()) {
-        if (outcome.errors++ == 0) outcome.first_error = status.ok() ? response_.error().error_class() : status.error_message();
-      }
-      Next();
-    });
-  }
-  Outcome outcome;
-
- private:
-  std::unique_ptr<stormbroker::v1::Broker::Stub> stub_;
-  const Options& options_;
-  std::atomic<long>* issued_;
-  std::function<void()> finished_;
-  std::unique_ptr<grpc::ClientContext> context_;
-  stormbroker::v1::CallRequest request_;
-  stormbroker::v1::CallResponse response_;
-  Clock::time_point started_;
-};
-
+// --- broker: one thread per concurrent caller, each with its own connection
+// and blocking calls, as a build job using the client library makes them ----
 Outcome RunBroker(const Options& options) {
   std::atomic<long> issued{0};
-  std::mutex mutex;
-  std::condition_variable done;
-  long finished = 0;
-  std::vector<std::unique_ptr<BrokerCaller>> callers;
+  std::vector<Outcome> outcomes(options.concurrency);
+  std::vector<std::thread> callers;
   for (long i = 0; i < options.concurrency; ++i) {
     grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own, like a separate process
     auto channel = grpc::CreateCustomChannel("unix:" + options.target, grpc::InsecureChannelCredentials(), args);
     channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    callers.push_back(std::make_unique<BrokerCaller>(channel, options, &issued, [&] {
-      std::lock_guard<std::mutex> lock(mutex);
-      ++finished;
-      done.notify_all();
-    }));
+    callers.emplace_back([&, channel, i] {
+      auto stub = stormbroker::v1::Broker::NewStub(channel);
+      stormbroker::v1::CallRequest request;
+      request.set_account(options.account);
+      request.set_method(options.method);
+      Outcome& outcome = outcomes[i];
+      while (issued.fetch_add(1) < options.calls) {
+        grpc::ClientContext context;
+        grpc::Status status;
+        std::string api_error;
+        auto started = Clock::now();
+        if (options.mode == "grpc_floor") {
+          stormbroker::v1::GetStatusResponse response;
+          status = stub->GetStatus(&context, stormbroker::v1::GetStatusRequest(), &response);
+        } else {
+          stormbroker::v1::CallResponse response;
+          status = stub->Call(&context, request, &response);
+          if (response.has_error()) api_error = response.error().error_class();
+        }
+        outcome.latencies_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - started).count());
+        if ((!status.ok() || !api_error.empty()) && outcome.errors++ == 0) {
+          outcome.first_error = status.ok() ? api_error : status.error_message();
+        }
+      }
+    });
   }
-  for (auto& caller : callers) caller->Next();
-  std::unique_lock<std::mutex> lock(mutex);
-  done.wait(lock, [&] { return finished == options.concurrency; });
+  for (auto& caller : callers) caller.join();
   Outcome all;
-  for (auto& caller : callers) {
-    all.latencies_us.insert(all.latencies_us.end(), caller->outcome.latencies_us.begin(),
-                            caller->outcome.latencies_us.end());
-    all.errors += caller->outcome.errors;
-    if (all.first_error.empty()) all.first_error = caller->outcome.first_error;
+  for (auto& outcome : outcomes) {
+    all.latencies_us.insert(all.latencies_us.end(), outcome.latencies_us.begin(), outcome.latencies_us.end());
+    all.errors += outcome.errors;
+    if (all.first_error.empty()) all.first_error = outcome.first_error;
   }
   return all;
 }
@@ -238,14 +220,14 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (options.mode != "broker" && options.mode != "direct" && options.mode != "nginx") {
-    std::fprintf(stderr, "loadgen: --mode broker|direct|nginx is required\n");
+  if (options.mode != "broker" && options.mode != "grpc_floor" && options.mode != "direct" && options.mode != "nginx") {
+    std::fprintf(stderr, "loadgen: --mode broker|grpc_floor|direct|nginx is required\n");
     return 2;
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);
   auto [cpu_before, rss_unused] = Usage(options.pid);
   auto started = Clock::now();
-  Outcome outcome = options.mode == "broker" ? RunBroker(options) : RunHttp(options);
+  Outcome outcome = options.mode == "broker" || options.mode == "grpc_floor" ? RunBroker(options) : RunHttp(options);
   double seconds = std::chrono::duration<double>(Clock::now() - started).count();
   auto [cpu_after, rss] = Usage(options.pid);
   std::sort(outcome.latencies_us.begin(), outcome.latencies_us.end());

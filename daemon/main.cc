@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <string>
 
+#include <absl/synchronization/mutex.h>
+
 #include "config/config.h"
 #include "daemon.h"
 #include "observe/logging.h"
@@ -37,6 +39,7 @@ struct Options {
 };
 
 int Main(int argc, char** argv) {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   Options options;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];

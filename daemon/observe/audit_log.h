@@ -3,7 +3,7 @@
 // ended. Never a secret or a parameter value: parameters appear by name only.
 //
 // Record() never blocks a call: records go through a bounded queue to a
-// writer thread. When the queue is full a record is dropped and counted, and
+// writer thread, which writes them in batches, each within 20 ms. When the queue is full a record is dropped and counted, and
 // the trail says so with an {"event":"audit_records_dropped"} line as soon as
 // there is room again.
 #pragma once
@@ -55,7 +55,8 @@ std::string FormatAuditRecord(const AuditRecord& record);
 class AuditSink {
  public:
   virtual ~AuditSink() = default;
-  virtual void Write(const std::string& line) = 0;
+  // Whole lines, each ending in a newline.
+  virtual void Write(const std::string& lines) = 0;
   // Reopens a file after log rotation (SIGHUP); streams ignore it.
   virtual Status Reopen() { return Status::Ok(); }
 };
@@ -80,6 +81,7 @@ class AuditLog {
   std::unique_ptr<AuditSink> sink_;
   std::mutex sink_mutex_;  // held while writing, so Reopen never races a write
   const size_t capacity_;
+  const size_t wake_at_;  // a batch this big wakes the writer at once
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<AuditRecord> queue_;

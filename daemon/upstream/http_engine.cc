@@ -2,13 +2,16 @@
 
 #include <curl/curl.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
-#include <algorithm>
-#include <cstdlib>
+#include <cerrno>
 #include <ctime>
-#include <deque>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -16,19 +19,28 @@
 namespace stormbroker {
 namespace {
 
+// Finished easy handles kept for reuse: creating one per call costs more
+// than the call. Connections live in the multi handle, not in these.
+constexpr size_t kMaxIdleHandles = 64;
+
 struct Transfer {
   HttpRequest request;
   HttpCallback done;
   HttpResponse response;
-  CURL* easy = nullptr;
   curl_slist* headers = nullptr;
   char error[CURL_ERROR_SIZE] = {};
 
   ~Transfer() {
-    if (easy) curl_easy_cleanup(easy);
     if (headers) curl_slist_free_all(headers);
   }
 };
+
+// A callback owed to a caller, run once the engine's lock is released.
+struct Completion {
+  HttpCallback done;
+  Result<HttpResponse> outcome;
+};
+using Completions = std::vector<Completion>;
 
 size_t OnBody(char* data, size_t size, size_t count, void* user) {
   static_cast<Transfer*>(user)->response.body.append(data, size * count);
@@ -46,8 +58,20 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) {
   return size * count;
 }
 
+void RunAll(Completions& completions) {
+  for (auto& completion : completions) completion.done(std::move(completion.outcome));
+  completions.clear();
+}
+
 }  // namespace
 
+// libcurl's multi_socket interface, driven from two sides under one mutex:
+// Submit() adds the transfer and lets libcurl send the request at once, on
+// the caller's thread; the engine thread sleeps in epoll_wait (without the
+// mutex) on libcurl's sockets and a timerfd for libcurl's timeouts, and drives
+// the replies. So a request never waits for a thread to wake up before it
+// leaves. epoll_ctl and timerfd_settime take effect in a running epoll_wait,
+// which is what lets a submitting thread change what the engine waits for.
 class HttpEngine::Impl {
  public:
   explicit Impl(Options options) : options_(std::move(options)) {}
@@ -57,12 +81,28 @@ class HttpEngine::Impl {
   Status Start() {
     static std::once_flag global_init;
     std::call_once(global_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+    epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+    wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (epoll_fd_ < 0 || wake_fd_ < 0 || timer_fd_ < 0) {
+      return Internal(std::string("the upstream engine cannot create its event descriptors: ") + strerror(errno));
+    }
+    for (int fd : {wake_fd_, timer_fd_}) {
+      epoll_event event{};
+      event.events = EPOLLIN;
+      event.data.fd = fd;
+      epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event);
+    }
     multi_ = curl_multi_init();
     if (!multi_) return Internal("libcurl could not create a multi handle");
     // Reuse connections as much as the server allows; HTTP/2 multiplexes.
     curl_multi_setopt(multi_, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
     curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, 64L);
     curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, 64L);
+    curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, OnSocket);
+    curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+    curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, OnTimer);
+    curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
     thread_ = std::thread([this] { Loop(); });
     return Status::Ok();
   }
@@ -71,87 +111,188 @@ class HttpEngine::Impl {
     auto transfer = std::make_unique<Transfer>();
     transfer->request = std::move(request);
     transfer->done = std::move(done);
+    Completions completions;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (!stopping_ && multi_) {
-        queue_.push_back(std::move(transfer));
-        curl_multi_wakeup(multi_);
-        return;
+      // An idle engine sends at once, on this thread. A busy one gets the
+      // transfer through the queue: its thread is awake anyway and takes
+      // many at a time, and callers do not queue up on the mutex.
+      std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
+      if (lock.owns_lock() && active_.empty() && !stopping_) {
+        Begin(std::move(transfer), completions);
+        Drive(CURL_SOCKET_TIMEOUT, 0, completions);
       }
     }
-    transfer->done(Unavailable("the broker is shutting down"));
+    if (transfer) Enqueue(std::move(transfer));
+    RunAll(completions);
   }
 
   void CancelAll(const std::string& reason) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    cancel_reason_ = reason;
-    if (multi_) curl_multi_wakeup(multi_);
+    Completions completions;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      FailActive(reason, completions);
+      std::lock_guard<std::mutex> queue_lock(queue_mutex_);
+      for (auto& transfer : queue_) completions.push_back({std::move(transfer->done), Unavailable(reason)});
+      queue_.clear();
+    }
+    RunAll(completions);
   }
 
   void Stop() {
+    Completions completions;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (stopping_) return;
       stopping_ = true;
-      if (multi_) curl_multi_wakeup(multi_);
+      FailActive("the broker is shutting down", completions);
+      std::lock_guard<std::mutex> queue_lock(queue_mutex_);
+      queue_closed_ = true;
+      for (auto& transfer : queue_) completions.push_back({std::move(transfer->done), Unavailable("the broker is shutting down")});
+      queue_.clear();
     }
-    if (thread_.joinable()) thread_.join();
+    RunAll(completions);
+    if (thread_.joinable()) {
+      uint64_t one = 1;
+      if (write(wake_fd_, &one, sizeof one) < 0) spdlog::error("cannot wake the upstream engine: {}", strerror(errno));
+      thread_.join();
+    }
+    for (CURL* easy : idle_handles_) curl_easy_cleanup(easy);
+    idle_handles_.clear();
     if (multi_) curl_multi_cleanup(multi_);
     multi_ = nullptr;
+    for (int fd : {epoll_fd_, wake_fd_, timer_fd_}) {
+      if (fd >= 0) close(fd);
+    }
+    epoll_fd_ = wake_fd_ = timer_fd_ = -1;
   }
 
  private:
-  void Loop() {
-    for (;;) {
-      std::deque<std::unique_ptr<Transfer>> incoming;
-      std::optional<std::string> cancel;
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (stopping_) break;
-        incoming.swap(queue_);
-        cancel.swap(cancel_reason_);
-      }
-      if (cancel) {
-        for (auto& transfer : incoming) transfer->done(Unavailable(*cancel));
-        incoming.clear();
-        FailActive(*cancel);
-      }
-      for (auto& transfer : incoming) Begin(std::move(transfer));
-
-      int running = 0;
-      curl_multi_perform(multi_, &running);
-      int left = 0;
-      while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
-        if (msg->msg == CURLMSG_DONE) Finish(msg->easy_handle, msg->data.result);
-      }
-      curl_multi_poll(multi_, nullptr, 0, 1000, nullptr);
-    }
-    // Fail everything still here: a caller must always hear back.
-    std::deque<std::unique_ptr<Transfer>> leftover;
+  void Enqueue(std::unique_ptr<Transfer> transfer) {
     {
-      std::lock_guard<std::mutex> lock(mutex_);
-      leftover.swap(queue_);
+      std::lock_guard<std::mutex> lock(queue_mutex_);
+      if (!queue_closed_) {
+        queue_.push_back(std::move(transfer));
+        if (wake_pending_) return;
+        wake_pending_ = true;
+      }
     }
-    for (auto& transfer : leftover) transfer->done(Unavailable("the broker is shutting down"));
-    FailActive("the broker is shutting down");
-  }
-
-  void FailActive(const std::string& reason) {
-    auto active = std::move(active_);
-    active_.clear();
-    for (auto& [easy, transfer] : active) {
-      curl_multi_remove_handle(multi_, easy);
-      transfer->done(Unavailable(reason));
-    }
-  }
-
-  void Begin(std::unique_ptr<Transfer> transfer) {
-    CURL* easy = curl_easy_init();
-    if (!easy) {
-      transfer->done(Internal("libcurl could not create a handle"));
+    if (transfer) {
+      transfer->done(Unavailable("the broker is shutting down"));
       return;
     }
-    transfer->easy = easy;
+    uint64_t one = 1;
+    if (write(wake_fd_, &one, sizeof one) < 0) spdlog::error("cannot wake the upstream engine: {}", strerror(errno));
+  }
+
+  // With the mutex held: starts what was queued.
+  void TakeQueue(Completions& completions) {
+    std::vector<std::unique_ptr<Transfer>> queued;
+    {
+      std::lock_guard<std::mutex> lock(queue_mutex_);
+      queued.swap(queue_);
+      wake_pending_ = false;
+    }
+    for (auto& transfer : queued) Begin(std::move(transfer), completions);
+    if (!queued.empty()) Drive(CURL_SOCKET_TIMEOUT, 0, completions);
+  }
+
+  void Loop() {
+    std::vector<epoll_event> events(64);
+    for (;;) {
+      int ready = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), -1);
+      if (ready < 0 && errno != EINTR) {
+        spdlog::critical("the upstream engine cannot wait for events: {}", strerror(errno));
+        return;
+      }
+      Completions completions;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (stopping_) return;
+        for (int i = 0; i < ready; ++i) {
+          int fd = events[i].data.fd;
+          if (fd == wake_fd_) {
+            uint64_t count;
+            if (read(wake_fd_, &count, sizeof count) < 0) continue;  // another event took it
+            TakeQueue(completions);
+            continue;
+          }
+          if (fd == timer_fd_) {
+            uint64_t expirations;
+            if (read(timer_fd_, &expirations, sizeof expirations) < 0) continue;  // re-armed meanwhile
+            Drive(CURL_SOCKET_TIMEOUT, 0, completions);
+            continue;
+          }
+          int flags = 0;
+          if (events[i].events & EPOLLIN) flags |= CURL_CSELECT_IN;
+          if (events[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+          if (events[i].events & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
+          Drive(fd, flags, completions);
+        }
+      }
+      RunAll(completions);
+    }
+  }
+
+  // With the mutex held: lets libcurl act on `socket` (or on its timers), then
+  // collects what finished. libcurl may ask for its timers at once (a zero
+  // timeout); that is done here too, since it may not be asked from within
+  // its callback.
+  void Drive(curl_socket_t socket, int flags, Completions& completions) {
+    int running = 0;
+    curl_multi_socket_action(multi_, socket, flags, &running);
+    while (timeout_due_) {
+      timeout_due_ = false;
+      curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+    int left = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
+      if (msg->msg == CURLMSG_DONE) Finish(msg->easy_handle, msg->data.result, completions);
+    }
+  }
+
+  static int OnSocket(CURL*, curl_socket_t socket, int what, void* user, void*) {
+    auto* self = static_cast<Impl*>(user);
+    if (what == CURL_POLL_REMOVE) {
+      epoll_ctl(self->epoll_fd_, EPOLL_CTL_DEL, socket, nullptr);
+      return 0;
+    }
+    epoll_event event{};
+    event.data.fd = socket;
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) event.events |= EPOLLIN;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) event.events |= EPOLLOUT;
+    if (epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, socket, &event) != 0 && errno == ENOENT) {
+      epoll_ctl(self->epoll_fd_, EPOLL_CTL_ADD, socket, &event);
+    }
+    return 0;
+  }
+
+  static int OnTimer(CURLM*, long timeout_ms, void* user) {
+    auto* self = static_cast<Impl*>(user);
+    itimerspec when{};  // all zero disarms
+    if (timeout_ms == 0) {
+      self->timeout_due_ = true;
+    } else if (timeout_ms > 0) {
+      when.it_value.tv_sec = timeout_ms / 1000;
+      when.it_value.tv_nsec = (timeout_ms % 1000) * 1'000'000;
+    }
+    timerfd_settime(self->timer_fd_, 0, &when, nullptr);
+    return 0;
+  }
+
+  void FailActive(const std::string& reason, Completions& completions) {
+    for (auto& [easy, transfer] : active_) {
+      Release(easy);
+      completions.push_back({std::move(transfer->done), Unavailable(reason)});
+    }
+    active_.clear();
+  }
+
+  void Begin(std::unique_ptr<Transfer> transfer, Completions& completions) {
+    CURL* easy = Acquire();
+    if (!easy) {
+      completions.push_back({std::move(transfer->done), Internal("libcurl could not create a handle")});
+      return;
+    }
     Transfer* t = transfer.get();
     curl_easy_setopt(easy, CURLOPT_URL, t->request.url.c_str());
     curl_easy_setopt(easy, CURLOPT_POST, 1L);
@@ -183,37 +324,67 @@ class HttpEngine::Impl {
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, OnHeader);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error);
-    curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
-    curl_multi_add_handle(multi_, easy);
-    active_.emplace_back(easy, std::move(transfer));
-  }
-
-  void Finish(CURL* easy, CURLcode code) {
-    curl_multi_remove_handle(multi_, easy);
-    auto it = std::find_if(active_.begin(), active_.end(), [&](auto& p) { return p.first == easy; });
-    if (it == active_.end()) return;
-    std::unique_ptr<Transfer> transfer = std::move(it->second);
-    *it = std::move(active_.back());
-    active_.pop_back();
-
-    if (code != CURLE_OK) {
-      std::string detail = transfer->error[0] ? transfer->error : curl_easy_strerror(code);
-      transfer->done(Unavailable("upstream " + transfer->request.url + ": " + detail));
+    CURLMcode added = curl_multi_add_handle(multi_, easy);
+    if (added != CURLM_OK) {
+      curl_easy_cleanup(easy);
+      completions.push_back(
+          {std::move(transfer->done), Internal(std::string("libcurl refused a transfer: ") + curl_multi_strerror(added))});
       return;
     }
-    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &transfer->response.status);
-    transfer->done(std::move(transfer->response));
+    active_.emplace(easy, std::move(transfer));
+  }
+
+  CURL* Acquire() {
+    if (idle_handles_.empty()) return curl_easy_init();
+    CURL* easy = idle_handles_.back();
+    idle_handles_.pop_back();
+    return easy;
+  }
+
+  void Release(CURL* easy) {
+    curl_multi_remove_handle(multi_, easy);
+    if (idle_handles_.size() >= kMaxIdleHandles) {
+      curl_easy_cleanup(easy);
+      return;
+    }
+    curl_easy_reset(easy);  // forgets the options, the credentials among them
+    idle_handles_.push_back(easy);
+  }
+
+  void Finish(CURL* easy, CURLcode code, Completions& completions) {
+    auto found = active_.find(easy);
+    if (found == active_.end()) return;
+    std::unique_ptr<Transfer> transfer = std::move(found->second);
+    active_.erase(found);
+    long status = 0;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    Release(easy);
+    if (code != CURLE_OK) {
+      std::string detail = transfer->error[0] ? transfer->error : curl_easy_strerror(code);
+      completions.push_back(
+          {std::move(transfer->done), Unavailable("upstream " + transfer->request.url + ": " + detail)});
+      return;
+    }
+    transfer->response.status = status;
+    completions.push_back({std::move(transfer->done), std::move(transfer->response)});
   }
 
   Options options_;
-  CURLM* multi_ = nullptr;
   std::thread thread_;
-  std::mutex mutex_;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;   // tells the engine thread to take the queue, or to stop
+  int timer_fd_ = -1;  // libcurl's next timeout
+  std::mutex mutex_;   // guards everything below, and every call into libcurl
+  CURLM* multi_ = nullptr;
   bool stopping_ = false;
-  std::deque<std::unique_ptr<Transfer>> queue_;
-  std::optional<std::string> cancel_reason_;
-  // Touched only by the engine thread.
-  std::vector<std::pair<CURL*, std::unique_ptr<Transfer>>> active_;
+  bool timeout_due_ = false;  // libcurl asked for its timers to run now
+  std::unordered_map<CURL*, std::unique_ptr<Transfer>> active_;
+  std::vector<CURL*> idle_handles_;
+  // Transfers handed over while the engine is busy. Taken after mutex_.
+  std::mutex queue_mutex_;
+  std::vector<std::unique_ptr<Transfer>> queue_;
+  bool wake_pending_ = false;  // wake_fd_ was written and the queue not taken since
+  bool queue_closed_ = false;  // Stop() ran: Enqueue fails at once
 };
 
 HttpEngine::HttpEngine(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}

@@ -1,6 +1,8 @@
-// All upstream HTTP of the daemon goes through one HttpEngine: one thread runs
-// a curl_multi loop, so every transfer shares one connection cache (keep-alive,
-// TLS session reuse) and no caller thread ever blocks on the network.
+// All upstream HTTP of the daemon goes through one HttpEngine: one curl_multi
+// handle, so every transfer shares one connection cache (keep-alive, TLS
+// session reuse). Submit sends the request on the caller's thread without
+// waiting on the network; one engine thread waits for the replies. No caller
+// thread ever blocks on the network.
 #pragma once
 
 #include <chrono>
@@ -33,7 +35,10 @@ struct HttpResponse {
   std::optional<long long> server_time;
 };
 
-// Called exactly once per request, on the engine thread: it must not block.
+// Called exactly once per request, on the engine thread or inside a call to
+// Submit, CancelAll or Stop (for this request or another one), with no engine
+// lock held: it must not block, and whoever calls those three must not hold a
+// lock that a callback takes.
 // An error Status (UNAVAILABLE) means no HTTP response was received; it names
 // the URL and the transport fault, never a credential.
 using HttpCallback = std::function<void(Result<HttpResponse>)>;
@@ -45,7 +50,7 @@ class HttpEngine {
   };
 
   explicit HttpEngine(Options options);
-  // Stops the thread; requests still queued or in flight fail with UNAVAILABLE.
+  // Stops the thread; requests still in flight fail with UNAVAILABLE.
   ~HttpEngine();
   HttpEngine(const HttpEngine&) = delete;
   HttpEngine& operator=(const HttpEngine&) = delete;
@@ -53,7 +58,7 @@ class HttpEngine {
   Status Start();
   // Thread-safe. After Stop() (or destruction) the callback fails at once.
   void Submit(HttpRequest request, HttpCallback done);
-  // Fails every request queued or in flight now with UNAVAILABLE `reason`;
+  // Fails every request in flight now with UNAVAILABLE `reason`;
   // later requests run as usual.
   void CancelAll(const std::string& reason);
   void Stop();

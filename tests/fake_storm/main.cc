@@ -1,12 +1,16 @@
 // fake_storm: a real HTTP(S) server that behaves like the Storm API, for
 // testing and demonstrating stormbroker. See README.md beside this file.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <cstdio>
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -37,6 +41,8 @@ An emulator of the Storm API (v1) for tests. Prints, as its first lines:
   --passcode-header NAME the two-factor passcode header (default X-Two-Factor-Passcode)
   --servers FILE       seed data for Storm/Server/* (JSON or YAML list of objects
                        with uniq_id); default: 60 generated servers
+  --threads N          API worker threads (default 96); cpp-httplib gives each
+                       open connection one, so serve N keep-alive connections
   --help               this text
 
 Control interface (plain HTTP, loopback only):
@@ -59,6 +65,7 @@ struct Flags {
   std::string passcode_header = "X-Two-Factor-Passcode";
   bool plain = false;
   int port = 0, control_port = 0;
+  int threads = 96;  // enough for every call a test holds open with a delay fault
   Options options;
 };
 
@@ -83,6 +90,7 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
     else if (arg == "--default-timeout") flags->options.default_timeout = std::stoll(next());
     else if (arg == "--passcode-header") flags->passcode_header = next();
     else if (arg == "--servers") flags->servers = next();
+    else if (arg == "--threads") flags->threads = std::stoi(next());
     else if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -100,6 +108,23 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
     return false;
   }
   return true;
+}
+
+// cpp-httplib listens with a backlog of 5, compiled into Debian's library: a
+// burst of new connections overflows it and the kernel drops them, which
+// costs the client a one-second SYN retry. A production API would not do
+// that, so the listening socket gets the system's full backlog.
+void WidenListenBacklog(int port) {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    int fd = std::atoi(entry.path().filename().c_str());
+    int listening = 0;
+    socklen_t size = sizeof listening;
+    sockaddr_in address{};
+    socklen_t address_size = sizeof address;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0 || !listening) continue;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&address), &address_size) != 0) continue;
+    if (address.sin_family == AF_INET && ntohs(address.sin_port) == port) listen(fd, SOMAXCONN);
+  }
 }
 
 std::string HttpDate(std::chrono::system_clock::time_point when) {
@@ -211,8 +236,7 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "fake_storm: cannot use certificate %s and key %s\n", flags.cert.c_str(), flags.key.c_str());
     return 2;
   }
-  // Enough threads for every call a test holds open with a delay fault.
-  api->new_task_queue = [] { return new httplib::ThreadPool(96); };
+  api->new_task_queue = [threads = flags.threads] { return new httplib::ThreadPool(threads); };
   // Answer like a production server: no Nagle delay between headers and body,
   // and connections kept alive (httplib's defaults close after 5 requests).
   api->set_tcp_nodelay(true);
@@ -229,6 +253,7 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "fake_storm: cannot bind the requested port\n");
     return 2;
   }
+  WidenListenBacklog(port);
   std::printf("listening on %s://127.0.0.1:%d/v1\ncontrol on http://127.0.0.1:%d\n",
               flags.plain ? "http" : "https", port, control_port);
   std::fflush(stdout);

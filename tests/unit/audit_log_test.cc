@@ -4,6 +4,7 @@
 
 #include <condition_variable>
 #include <future>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -28,10 +29,12 @@ struct Gate {
 class GatedSink : public AuditSink {
  public:
   explicit GatedSink(std::shared_ptr<Gate> gate) : gate_(std::move(gate)) {}
-  void Write(const std::string& line) override {
+  void Write(const std::string& lines) override {
     std::unique_lock<std::mutex> lock(gate_->mutex);
     gate_->opened.wait(lock, [&] { return gate_->open; });
-    gate_->lines.push_back(line);
+    EXPECT_EQ(lines.back(), '\n') << "a sink is given whole lines";
+    std::istringstream in(lines);
+    for (std::string line; std::getline(in, line);) gate_->lines.push_back(line);
   }
 
  private:
