@@ -10,6 +10,8 @@
 //                                               that adds the credentials
 // Common: --calls N --concurrency C [--method M] [--account A] [--ca FILE]
 //         [--pid PID] (the daemon whose RSS and CPU time to report)
+//         [--timeline FILE] (each call's start, epoch seconds, and latency, µs)
+//         [--duration SECONDS] (stop after this long even if --calls are not done)
 #include <curl/curl.h>
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
@@ -20,6 +22,8 @@
 #include <condition_variable>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <map>
 #include <mutex>
 #include <string>
@@ -38,59 +42,102 @@ struct Options {
   std::string mode, target, method = "Utilities/Info/ping", account, user, token, ca;
   long calls = 1000, concurrency = 1;
   int pid = 0;
+  std::string timeline;  // a file to write "started_s latency_us" per call to
+  double duration_s = 0;  // stop issuing calls after this long (0: after --calls)
+  Clock::time_point begun = Clock::now();
+
+  // Whether the call numbered `issued` (from 0) is still to be made.
+  bool MayIssue(long issued) const {
+    return issued < calls && (duration_s <= 0 || std::chrono::duration<double>(Clock::now() - begun).count() < duration_s);
+  }
+};
+
+// When a call started (wall clock, so it lines up with the daemon's log) and
+// how long it took.
+struct Sample {
+  double started_s;
+  double latency_us;
 };
 
 struct Outcome {
-  std::vector<double> latencies_us;
+  std::vector<Sample> samples;
   long errors = 0;
   std::string first_error;
+
+  // One call, started at `started` (steady clock), is over; `error` is empty
+  // when it went well.
+  void Record(Clock::time_point started, const std::string& error) {
+    auto now = Clock::now();
+    auto wall_start = std::chrono::system_clock::now() - (now - started);
+    samples.push_back({std::chrono::duration<double>(wall_start.time_since_epoch()).count(),
+                       std::chrono::duration<double, std::micro>(now - started).count()});
+    if (!error.empty() && errors++ == 0) first_error = error;
+  }
+  void Merge(const Outcome& other) {
+    samples.insert(samples.end(), other.samples.begin(), other.samples.end());
+    errors += other.errors;
+    if (first_error.empty()) first_error = other.first_error;
+  }
 };
 
-// --- broker: one thread per concurrent caller, each with its own connection
-// and blocking calls, as a build job using the client library makes them ----
+// --- broker: one thread drives every caller through a completion queue,
+// as the direct path's one libcurl multi thread does; each caller has a
+// connection of its own, like a separate process ---------------------------
+struct BrokerCall {
+  size_t caller;
+  Clock::time_point started = Clock::now();
+  grpc::ClientContext context;
+  grpc::Status status;
+  stormbroker::v1::CallResponse response;
+  stormbroker::v1::GetStatusResponse status_response;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<stormbroker::v1::CallResponse>> call;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<stormbroker::v1::GetStatusResponse>> get_status;
+};
+
 Outcome RunBroker(const Options& options) {
-  std::atomic<long> issued{0};
-  std::vector<Outcome> outcomes(options.concurrency);
-  std::vector<std::thread> callers;
+  std::vector<std::unique_ptr<stormbroker::v1::Broker::Stub>> stubs;
   for (long i = 0; i < options.concurrency; ++i) {
     grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own, like a separate process
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     auto channel = grpc::CreateCustomChannel("unix:" + options.target, grpc::InsecureChannelCredentials(), args);
     channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    callers.emplace_back([&, channel, i] {
-      auto stub = stormbroker::v1::Broker::NewStub(channel);
-      stormbroker::v1::CallRequest request;
-      request.set_account(options.account);
-      request.set_method(options.method);
-      Outcome& outcome = outcomes[i];
-      while (issued.fetch_add(1) < options.calls) {
-        grpc::ClientContext context;
-        grpc::Status status;
-        std::string api_error;
-        auto started = Clock::now();
-        if (options.mode == "grpc_floor") {
-          stormbroker::v1::GetStatusResponse response;
-          status = stub->GetStatus(&context, stormbroker::v1::GetStatusRequest(), &response);
-        } else {
-          stormbroker::v1::CallResponse response;
-          status = stub->Call(&context, request, &response);
-          if (response.has_error()) api_error = response.error().error_class();
-        }
-        outcome.latencies_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - started).count());
-        if ((!status.ok() || !api_error.empty()) && outcome.errors++ == 0) {
-          outcome.first_error = status.ok() ? api_error : status.error_message();
-        }
-      }
-    });
+    stubs.push_back(stormbroker::v1::Broker::NewStub(channel));
   }
-  for (auto& caller : callers) caller.join();
-  Outcome all;
-  for (auto& outcome : outcomes) {
-    all.latencies_us.insert(all.latencies_us.end(), outcome.latencies_us.begin(), outcome.latencies_us.end());
-    all.errors += outcome.errors;
-    if (all.first_error.empty()) all.first_error = outcome.first_error;
+  stormbroker::v1::CallRequest request;
+  request.set_account(options.account);
+  request.set_method(options.method);
+  grpc::CompletionQueue queue;
+  long issued = 0, outstanding = 0;
+  auto start = [&](size_t caller) {
+    auto* call = new BrokerCall;
+    call->caller = caller;
+    if (options.mode == "grpc_floor") {
+      call->get_status = stubs[caller]->AsyncGetStatus(&call->context, stormbroker::v1::GetStatusRequest(), &queue);
+      call->get_status->Finish(&call->status_response, &call->status, call);
+    } else {
+      call->call = stubs[caller]->AsyncCall(&call->context, request, &queue);
+      call->call->Finish(&call->response, &call->status, call);
+    }
+    ++issued;
+    ++outstanding;
+  };
+  for (size_t caller = 0; caller < stubs.size() && options.MayIssue(issued); ++caller) start(caller);
+  Outcome outcome;
+  void* tag = nullptr;
+  bool ok = false;
+  while (outstanding > 0 && queue.Next(&tag, &ok)) {
+    std::unique_ptr<BrokerCall> call(static_cast<BrokerCall*>(tag));
+    --outstanding;
+    std::string error = !call->status.ok()        ? call->status.error_message()
+                        : call->response.has_error() ? call->response.error().error_class()
+                                                     : "";
+    outcome.Record(call->started, error);
+    if (options.MayIssue(issued)) start(call->caller);
   }
-  return all;
+  queue.Shutdown();
+  while (queue.Next(&tag, &ok)) {
+  }
+  return outcome;
 }
 
 // --- direct and nginx: libcurl multi, keep-alive, C transfers in flight ------
@@ -136,9 +183,9 @@ Outcome RunHttp(const Options& options) {
   };
   for (auto& t : transfers) {
     t.easy = curl_easy_init();
-    if (issued < options.calls) start(t);
+    if (options.MayIssue(issued)) start(t);
   }
-  while (completed < options.calls) {
+  while (completed < issued) {
     int running = 0;
     curl_multi_perform(multi, &running);
     int left = 0;
@@ -148,18 +195,18 @@ Outcome RunHttp(const Options& options) {
       curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
       long status = 0;
       curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-      outcome.latencies_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t->started).count());
-      if (msg->data.result != CURLE_OK || status != 200 || t->body.find("error_class") != std::string::npos) {
-        if (outcome.errors++ == 0) {
-          outcome.first_error = msg->data.result != CURLE_OK ? curl_easy_strerror(msg->data.result)
-                                                              : "HTTP " + std::to_string(status) + " " + t->body;
-        }
+      std::string error;
+      if (msg->data.result != CURLE_OK) {
+        error = curl_easy_strerror(msg->data.result);
+      } else if (status != 200 || t->body.find("error_class") != std::string::npos) {
+        error = "HTTP " + std::to_string(status) + " " + t->body;
       }
+      outcome.Record(t->started, error);
       ++completed;
       curl_multi_remove_handle(multi, msg->easy_handle);
-      if (issued < options.calls) start(*t);
+      if (options.MayIssue(issued)) start(*t);
     }
-    if (completed < options.calls) curl_multi_poll(multi, nullptr, 0, 100, nullptr);
+    if (completed < issued) curl_multi_poll(multi, nullptr, 0, 100, nullptr);
   }
   for (auto& t : transfers) curl_easy_cleanup(t.easy);
   curl_multi_cleanup(multi);
@@ -167,22 +214,18 @@ Outcome RunHttp(const Options& options) {
   return outcome;
 }
 
-// CPU seconds (user + system) and peak RSS (MiB) of a process.
+// CPU seconds (user + system) and peak RSS (MiB) of a process; zeros when
+// it is gone.
 std::pair<double, double> Usage(int pid) {
   if (pid <= 0) return {0, 0};
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
   std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  std::vector<std::string> fields;
   size_t close = text.rfind(')');
-  std::string rest = text.substr(close + 2), field;
-  for (char c : rest) {
-    if (c == ' ') {
-      fields.push_back(field);
-      field.clear();
-    } else {
-      field += c;
-    }
-  }
+  if (close == std::string::npos) return {0, 0};
+  // After the command name: state, then fields 4.. of proc(5); utime and
+  // stime are fields 14 and 15.
+  std::istringstream rest(text.substr(close + 1));
+  std::vector<std::string> fields(std::istream_iterator<std::string>(rest), {});
   double cpu = fields.size() > 12 ? (std::stod(fields[11]) + std::stod(fields[12])) / sysconf(_SC_CLK_TCK) : 0;
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   std::string line;
@@ -193,7 +236,7 @@ std::pair<double, double> Usage(int pid) {
   return {cpu, rss};
 }
 
-double Percentile(std::vector<double>& sorted, double p) {
+double Percentile(const std::vector<double>& sorted, double p) {
   if (sorted.empty()) return 0;
   size_t index = std::min(sorted.size() - 1, static_cast<size_t>(p * (sorted.size() - 1) + 0.5));
   return sorted[index];
@@ -215,6 +258,8 @@ int main(int argc, char** argv) {
     else if (key == "--calls") options.calls = std::stol(value);
     else if (key == "--concurrency") options.concurrency = std::stol(value);
     else if (key == "--pid") options.pid = std::stoi(value);
+    else if (key == "--timeline") options.timeline = value;
+    else if (key == "--duration") options.duration_s = std::stod(value);
     else {
       std::fprintf(stderr, "loadgen: unknown option %s\n", key.c_str());
       return 2;
@@ -225,21 +270,29 @@ int main(int argc, char** argv) {
     return 2;
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);
+  options.begun = Clock::now();
   auto [cpu_before, rss_unused] = Usage(options.pid);
   auto started = Clock::now();
   Outcome outcome = options.mode == "broker" || options.mode == "grpc_floor" ? RunBroker(options) : RunHttp(options);
   double seconds = std::chrono::duration<double>(Clock::now() - started).count();
   auto [cpu_after, rss] = Usage(options.pid);
-  std::sort(outcome.latencies_us.begin(), outcome.latencies_us.end());
+  if (!options.timeline.empty()) {
+    std::ofstream out(options.timeline);
+    out.precision(17);
+    for (const auto& sample : outcome.samples) out << sample.started_s << ' ' << sample.latency_us << '\n';
+  }
+  std::vector<double> latencies;
+  for (const auto& sample : outcome.samples) latencies.push_back(sample.latency_us);
+  std::sort(latencies.begin(), latencies.end());
   nlohmann::json line = {{"mode", options.mode},
                          {"concurrency", options.concurrency},
-                         {"calls", outcome.latencies_us.size()},
+                         {"calls", latencies.size()},
                          {"seconds", seconds},
-                         {"cps", outcome.latencies_us.size() / seconds},
-                         {"p50_us", Percentile(outcome.latencies_us, 0.50)},
-                         {"p90_us", Percentile(outcome.latencies_us, 0.90)},
-                         {"p99_us", Percentile(outcome.latencies_us, 0.99)},
-                         {"max_us", outcome.latencies_us.empty() ? 0 : outcome.latencies_us.back()},
+                         {"cps", latencies.size() / seconds},
+                         {"p50_us", Percentile(latencies, 0.50)},
+                         {"p90_us", Percentile(latencies, 0.90)},
+                         {"p99_us", Percentile(latencies, 0.99)},
+                         {"max_us", latencies.empty() ? 0 : latencies.back()},
                          {"errors", outcome.errors}};
   if (!outcome.first_error.empty()) line["first_error"] = outcome.first_error;
   if (options.pid > 0) {

@@ -39,6 +39,8 @@ struct Options {
 };
 
 int Main(int argc, char** argv) {
+  // Debian builds Abseil without NDEBUG, which leaves the deadlock detector
+  // on: every gRPC mutex lock would then update a lock-order graph.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   Options options;
   for (int i = 1; i < argc; ++i) {

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <ctime>
+#include <deque>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -19,11 +20,18 @@
 namespace stormbroker {
 namespace {
 
-// Finished easy handles kept for reuse: creating one per call costs more
+// At most this many transfers are in libcurl's hands at once, one per
+// connection (HTTP/1.1); the rest wait in line here, where a waiting call
+// costs a few hundred bytes instead of a libcurl handle with its buffers.
+// Their easy handles are kept and reused: creating one per call costs more
 // than the call. Connections live in the multi handle, not in these.
-constexpr size_t kMaxIdleHandles = 64;
+constexpr size_t kMaxTransfers = 64;
+// A line longer than this means the upstream cannot keep up: a caller is
+// told so at once rather than after waiting out its timeout.
+constexpr size_t kMaxWaiting = 4096;
 
 struct Transfer {
+  std::chrono::steady_clock::time_point submitted = std::chrono::steady_clock::now();
   HttpRequest request;
   HttpCallback done;
   HttpResponse response;
@@ -97,8 +105,8 @@ class HttpEngine::Impl {
     if (!multi_) return Internal("libcurl could not create a multi handle");
     // Reuse connections as much as the server allows; HTTP/2 multiplexes.
     curl_multi_setopt(multi_, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-    curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, 64L);
-    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, 64L);
+    curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(kMaxTransfers));
+    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(kMaxTransfers));
     curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, OnSocket);
     curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
     curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, OnTimer);
@@ -118,7 +126,7 @@ class HttpEngine::Impl {
       // many at a time, and callers do not queue up on the mutex.
       std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
       if (lock.owns_lock() && active_.empty() && !stopping_) {
-        Begin(std::move(transfer), completions);
+        Start(std::move(transfer), completions);
         Drive(CURL_SOCKET_TIMEOUT, 0, completions);
       }
     }
@@ -130,10 +138,7 @@ class HttpEngine::Impl {
     Completions completions;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      FailActive(reason, completions);
-      std::lock_guard<std::mutex> queue_lock(queue_mutex_);
-      for (auto& transfer : queue_) completions.push_back({std::move(transfer->done), Unavailable(reason)});
-      queue_.clear();
+      FailAll(reason, completions);
     }
     RunAll(completions);
   }
@@ -144,11 +149,11 @@ class HttpEngine::Impl {
       std::lock_guard<std::mutex> lock(mutex_);
       if (stopping_) return;
       stopping_ = true;
-      FailActive("the broker is shutting down", completions);
-      std::lock_guard<std::mutex> queue_lock(queue_mutex_);
-      queue_closed_ = true;
-      for (auto& transfer : queue_) completions.push_back({std::move(transfer->done), Unavailable("the broker is shutting down")});
-      queue_.clear();
+      {
+        std::lock_guard<std::mutex> queue_lock(queue_mutex_);
+        queue_closed_ = true;
+      }
+      FailAll("the broker is shutting down", completions);
     }
     RunAll(completions);
     if (thread_.joinable()) {
@@ -186,13 +191,13 @@ class HttpEngine::Impl {
 
   // With the mutex held: starts what was queued.
   void TakeQueue(Completions& completions) {
-    std::vector<std::unique_ptr<Transfer>> queued;
+    std::deque<std::unique_ptr<Transfer>> queued;
     {
       std::lock_guard<std::mutex> lock(queue_mutex_);
       queued.swap(queue_);
       wake_pending_ = false;
     }
-    for (auto& transfer : queued) Begin(std::move(transfer), completions);
+    for (auto& transfer : queued) Start(std::move(transfer), completions);
     if (!queued.empty()) Drive(CURL_SOCKET_TIMEOUT, 0, completions);
   }
 
@@ -240,14 +245,23 @@ class HttpEngine::Impl {
   void Drive(curl_socket_t socket, int flags, Completions& completions) {
     int running = 0;
     curl_multi_socket_action(multi_, socket, flags, &running);
-    while (timeout_due_) {
-      timeout_due_ = false;
-      curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
-    }
-    int left = 0;
-    while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
-      if (msg->msg == CURLMSG_DONE) Finish(msg->easy_handle, msg->data.result, completions);
-    }
+    do {
+      while (timeout_due_) {
+        timeout_due_ = false;
+        curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+      }
+      int left = 0;
+      while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
+        if (msg->msg == CURLMSG_DONE) Finish(msg->easy_handle, msg->data.result, completions);
+      }
+      // Finished transfers make room for waiting ones, which ask for their
+      // timers at once (and so go round again).
+      while (!waiting_.empty() && active_.size() < kMaxTransfers) {
+        std::unique_ptr<Transfer> next = std::move(waiting_.front());
+        waiting_.pop_front();
+        Begin(std::move(next), completions);
+      }
+    } while (timeout_due_);
   }
 
   static int OnSocket(CURL*, curl_socket_t socket, int what, void* user, void*) {
@@ -279,15 +293,46 @@ class HttpEngine::Impl {
     return 0;
   }
 
-  void FailActive(const std::string& reason, Completions& completions) {
+  // With the mutex held: every transfer, wherever it is, fails with `reason`.
+  void FailAll(const std::string& reason, Completions& completions) {
     for (auto& [easy, transfer] : active_) {
       Release(easy);
       completions.push_back({std::move(transfer->done), Unavailable(reason)});
     }
     active_.clear();
+    std::lock_guard<std::mutex> queue_lock(queue_mutex_);
+    for (auto* line : {&waiting_, &queue_}) {
+      for (auto& transfer : *line) completions.push_back({std::move(transfer->done), Unavailable(reason)});
+      line->clear();
+    }
+  }
+
+  // Hands the transfer to libcurl, or puts it in line when libcurl has all
+  // it may have (the line only moves as transfers finish, so joining it
+  // needs no timer).
+  void Start(std::unique_ptr<Transfer> transfer, Completions& completions) {
+    if (active_.size() < kMaxTransfers) {
+      Begin(std::move(transfer), completions);
+    } else if (waiting_.size() < kMaxWaiting) {
+      waiting_.push_back(std::move(transfer));
+    } else {
+      completions.push_back({std::move(transfer->done),
+                             Unavailable("the upstream is saturated: " + std::to_string(kMaxWaiting) +
+                                         " calls are already waiting for it; try again shortly")});
+    }
   }
 
   void Begin(std::unique_ptr<Transfer> transfer, Completions& completions) {
+    // Time spent in line counts against the request's timeout.
+    auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                          transfer->submitted);
+    std::chrono::milliseconds left = transfer->request.timeout - waited;
+    if (left.count() <= 0) {
+      completions.push_back({std::move(transfer->done),
+                             Unavailable("upstream " + transfer->request.url + ": no connection came free within " +
+                                         std::to_string(transfer->request.timeout.count()) + " ms")});
+      return;
+    }
     CURL* easy = Acquire();
     if (!easy) {
       completions.push_back({std::move(transfer->done), Internal("libcurl could not create a handle")});
@@ -312,7 +357,7 @@ class HttpEngine::Impl {
     // libcurl copies both strings; our Secret keeps the only copy we own.
     curl_easy_setopt(easy, CURLOPT_USERNAME, t->request.username.c_str());
     curl_easy_setopt(easy, CURLOPT_PASSWORD, t->request.credential.Reveal().data());
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(t->request.timeout.count()));
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(left.count()));
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);  // never resend credentials elsewhere
@@ -343,7 +388,7 @@ class HttpEngine::Impl {
 
   void Release(CURL* easy) {
     curl_multi_remove_handle(multi_, easy);
-    if (idle_handles_.size() >= kMaxIdleHandles) {
+    if (idle_handles_.size() >= kMaxTransfers) {
       curl_easy_cleanup(easy);
       return;
     }
@@ -378,11 +423,12 @@ class HttpEngine::Impl {
   CURLM* multi_ = nullptr;
   bool stopping_ = false;
   bool timeout_due_ = false;  // libcurl asked for its timers to run now
-  std::unordered_map<CURL*, std::unique_ptr<Transfer>> active_;
+  std::unordered_map<CURL*, std::unique_ptr<Transfer>> active_;  // in libcurl's hands
+  std::deque<std::unique_ptr<Transfer>> waiting_;                 // in line for a place there
   std::vector<CURL*> idle_handles_;
   // Transfers handed over while the engine is busy. Taken after mutex_.
   std::mutex queue_mutex_;
-  std::vector<std::unique_ptr<Transfer>> queue_;
+  std::deque<std::unique_ptr<Transfer>> queue_;
   bool wake_pending_ = false;  // wake_fd_ was written and the queue not taken since
   bool queue_closed_ = false;  // Stop() ran: Enqueue fails at once
 };
