@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <ctime>
 
-#include <nlohmann/json.hpp>
+#include "observe/json_line.h"
 
 namespace stormbroker {
 namespace {
@@ -63,25 +63,25 @@ class FdSink : public AuditSink {
 }  // namespace
 
 std::string FormatAuditRecord(const AuditRecord& r) {
-  nlohmann::json line = {{"time", Rfc3339(r.time)},
-                         {"uid", r.uid},
-                         {"user", r.user},
-                         {"gid", r.gid},
-                         {"pid", r.pid},
-                         {"exe", r.exe},
-                         {"unit", r.unit},
-                         {"rpc", r.rpc},
-                         {"account", r.account},
-                         {"decision", r.decision},
-                         {"outcome", r.outcome},
-                         {"latency_ms", static_cast<double>(static_cast<long long>(r.latency_ms * 1000)) / 1000}};
-  if (!r.method.empty()) line["method"] = r.method;
-  if (!r.param_names.empty()) line["params"] = r.param_names;
-  if (r.rule_line > 0) line["rule_line"] = r.rule_line;
-  if (!r.error_class.empty()) line["error_class"] = r.error_class;
-  if (!r.detail.empty()) line["detail"] = r.detail;
-  // Replace invalid UTF-8 (a method path a caller made up) instead of failing.
-  return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  JsonLine line;
+  line.Add("time", Rfc3339(r.time))
+      .Add("uid", static_cast<long long>(r.uid))
+      .Add("user", r.user)
+      .Add("gid", static_cast<long long>(r.gid))
+      .Add("pid", static_cast<long long>(r.pid))
+      .Add("exe", r.exe)
+      .Add("unit", r.unit)
+      .Add("rpc", r.rpc)
+      .Add("account", r.account)
+      .Add("decision", r.decision)
+      .Add("outcome", r.outcome)
+      .AddThousandths("latency_ms", r.latency_ms);
+  if (!r.method.empty()) line.Add("method", r.method);
+  if (!r.param_names.empty()) line.Add("params", r.param_names);
+  if (r.rule_line > 0) line.Add("rule_line", static_cast<long long>(r.rule_line));
+  if (!r.error_class.empty()) line.Add("error_class", r.error_class);
+  if (!r.detail.empty()) line.Add("detail", r.detail);
+  return line.Finish();
 }
 
 std::unique_ptr<AuditSink> MakeStderrAuditSink() { return std::make_unique<FdSink>(2, ""); }
@@ -147,10 +147,11 @@ void AuditLog::Loop() {
     lock.unlock();
     std::lock_guard<std::mutex> writing(sink_mutex_);
     if (dropped > 0) {
-      nlohmann::json gap = {{"time", Rfc3339(std::chrono::system_clock::now())},
-                            {"event", "audit_records_dropped"},
-                            {"count", dropped}};
-      sink_->Write(gap.dump() + "\n");
+      JsonLine gap;
+      gap.Add("time", Rfc3339(std::chrono::system_clock::now()))
+          .Add("event", "audit_records_dropped")
+          .Add("count", static_cast<long long>(dropped));
+      sink_->Write(gap.Finish() + "\n");
     }
     std::string lines;
     for (const auto& record : batch) lines += FormatAuditRecord(record) + "\n";

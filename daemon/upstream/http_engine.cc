@@ -55,13 +55,24 @@ size_t OnBody(char* data, size_t size, size_t count, void* user) {
   return size * count;
 }
 
+// The server's clock from a Date header value. The value changes once a
+// second and curl_getdate is slow (sscanf), so each value is parsed once.
+std::optional<long long> ParseHttpDate(std::string_view value) {
+  thread_local std::string last_value;
+  thread_local time_t last_time = -1;
+  if (value != last_value) {
+    last_value.assign(value);
+    last_time = curl_getdate(last_value.c_str(), nullptr);
+  }
+  if (last_time <= 0) return std::nullopt;
+  return last_time;
+}
+
 size_t OnHeader(char* data, size_t size, size_t count, void* user) {
   std::string_view line(data, size * count);
   constexpr std::string_view kDate = "date:";
   if (line.size() > kDate.size() && strncasecmp(line.data(), kDate.data(), kDate.size()) == 0) {
-    std::string value(line.substr(kDate.size()));
-    time_t t = curl_getdate(value.c_str(), nullptr);
-    if (t > 0) static_cast<Transfer*>(user)->response.server_time = t;
+    static_cast<Transfer*>(user)->response.server_time = ParseHttpDate(line.substr(kDate.size()));
   }
   return size * count;
 }
