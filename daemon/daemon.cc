@@ -72,7 +72,8 @@ void Reload(const Config& running, PolicyHolder& policy, AuditLog& audit) {
                        !(old->second.password == account.password) || old->second.two_factor != account.two_factor;
   }
   if (accounts_changed || fresh->listen.socket_path != running.listen.socket_path ||
-      fresh->upstream.url != running.upstream.url || fresh->state_dir != running.state_dir) {
+      fresh->upstream.url != running.upstream.url ||
+      fresh->upstream.max_connections != running.upstream.max_connections || fresh->state_dir != running.state_dir) {
     spdlog::warn("reload: changes to accounts, listen, upstream or state_dir take effect at the next restart");
   }
   spdlog::info("reloaded the policy from {} ({} rules)", running.path, fresh->policy.size());
@@ -112,7 +113,7 @@ void Heartbeat(Scheduler& scheduler, ServiceManager& manager, const AccountSessi
 
 int RunDaemon(Config config) {
   ServiceManager manager;
-  HttpEngine engine({config.upstream.ca_file});
+  HttpEngine engine({config.upstream.ca_file, config.upstream.max_connections});
   if (Status started = engine.Start(); !started.ok()) {
     spdlog::critical("{}", started.message());
     return 1;

@@ -72,6 +72,18 @@ bool Boolean(const YAML::Node& node, const std::string& what) {
   return value == "true";
 }
 
+// A whole number from `low` to `high`; `unit` says what it counts.
+unsigned long Count(const YAML::Node& node, const std::string& what, unsigned long low, unsigned long high,
+                    const std::string& unit) {
+  std::string text = Scalar(node, what);
+  char* end = nullptr;
+  unsigned long value = std::strtoul(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || text[0] == '-' || value < low || value > high) {
+    Fail(node, what + " must be a number of " + unit + " from " + std::to_string(low) + " to " + std::to_string(high));
+  }
+  return value;
+}
+
 AuditConfig ParseAudit(const YAML::Node& node) {
   RequireMap(node, "audit");
   RejectUnknownKeys(node, "audit", {"file", "queue"});
@@ -80,15 +92,7 @@ AuditConfig ParseAudit(const YAML::Node& node) {
     audit.file = Scalar(node["file"], "audit.file");
     if (audit.file.front() != '/') Fail(node["file"], "audit.file must be an absolute path");
   }
-  if (node["queue"]) {
-    std::string text = Scalar(node["queue"], "audit.queue");
-    char* end = nullptr;
-    unsigned long queue = std::strtoul(text.c_str(), &end, 10);
-    if (*end != '\0' || text[0] == '-' || queue < 1 || queue > 1'000'000) {
-      Fail(node["queue"], "audit.queue must be a number of records from 1 to 1000000");
-    }
-    audit.queue = queue;
-  }
+  if (node["queue"]) audit.queue = Count(node["queue"], "audit.queue", 1, 1'000'000, "records");
   return audit;
 }
 
@@ -131,7 +135,7 @@ ListenConfig ParseListen(const YAML::Node& node) {
 
 UpstreamConfig ParseUpstream(const YAML::Node& node) {
   RequireMap(node, "upstream");
-  RejectUnknownKeys(node, "upstream", {"url", "ca_file", "timeout", "passcode_header"});
+  RejectUnknownKeys(node, "upstream", {"url", "ca_file", "timeout", "passcode_header", "max_connections"});
   UpstreamConfig upstream;
   if (!node["url"]) Fail(node, "upstream.url is required, e.g. https://api.stormondemand.com/v1");
   upstream.url = Scalar(node["url"], "upstream.url");
@@ -151,6 +155,9 @@ UpstreamConfig ParseUpstream(const YAML::Node& node) {
   if (node["timeout"]) {
     upstream.timeout = Duration(node["timeout"], "upstream.timeout", std::chrono::milliseconds(100),
                                 std::chrono::minutes(10));
+  }
+  if (node["max_connections"]) {
+    upstream.max_connections = Count(node["max_connections"], "upstream.max_connections", 1, 1024, "connections");
   }
   if (node["passcode_header"]) {
     upstream.passcode_header = Scalar(node["passcode_header"], "upstream.passcode_header");

@@ -34,6 +34,9 @@ struct UpstreamConfig {
   std::string url;      // base URL without trailing slash, e.g. https://host/v1
   std::string ca_file;  // empty: the system's CAs
   std::chrono::milliseconds timeout{30'000};  // one HTTP exchange, connect included
+  // Calls running upstream at once, one connection each (HTTP/1.1); more
+  // wait in line. Enough for the API's latency times the call rate.
+  size_t max_connections = 64;
   // The HTTP header that carries a two-factor passcode (the public API
   // documentation does not name one; this is the project's choice).
   std::string passcode_header = "X-Two-Factor-Passcode";

@@ -20,12 +20,12 @@
 namespace stormbroker {
 namespace {
 
-// At most this many transfers are in libcurl's hands at once, one per
-// connection (HTTP/1.1); the rest wait in line here, where a waiting call
-// costs a few hundred bytes instead of a libcurl handle with its buffers.
-// Their easy handles are kept and reused: creating one per call costs more
-// than the call. Connections live in the multi handle, not in these.
-constexpr size_t kMaxTransfers = 64;
+// At most Options::max_connections transfers are in libcurl's hands at
+// once, one per connection (HTTP/1.1); the rest wait in line here, where a
+// waiting call costs a few hundred bytes instead of a libcurl handle with its
+// buffers. Finished easy handles are kept and reused: creating one per call
+// costs more than the call. Connections live in the multi handle, not in these.
+//
 // A line longer than this means the upstream cannot keep up: a caller is
 // told so at once rather than after waiting out its timeout.
 constexpr size_t kMaxWaiting = 4096;
@@ -116,8 +116,8 @@ class HttpEngine::Impl {
     if (!multi_) return Internal("libcurl could not create a multi handle");
     // Reuse connections as much as the server allows; HTTP/2 multiplexes.
     curl_multi_setopt(multi_, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-    curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(kMaxTransfers));
-    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(kMaxTransfers));
+    curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(options_.max_connections));
+    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(options_.max_connections));
     curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, OnSocket);
     curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
     curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, OnTimer);
@@ -267,7 +267,7 @@ class HttpEngine::Impl {
       }
       // Finished transfers make room for waiting ones, which ask for their
       // timers at once (and so go round again).
-      while (!waiting_.empty() && active_.size() < kMaxTransfers) {
+      while (!waiting_.empty() && active_.size() < options_.max_connections) {
         std::unique_ptr<Transfer> next = std::move(waiting_.front());
         waiting_.pop_front();
         Begin(std::move(next), completions);
@@ -322,7 +322,7 @@ class HttpEngine::Impl {
   // it may have (the line only moves as transfers finish, so joining it
   // needs no timer).
   void Start(std::unique_ptr<Transfer> transfer, Completions& completions) {
-    if (active_.size() < kMaxTransfers) {
+    if (active_.size() < options_.max_connections) {
       Begin(std::move(transfer), completions);
     } else if (waiting_.size() < kMaxWaiting) {
       waiting_.push_back(std::move(transfer));
@@ -399,7 +399,7 @@ class HttpEngine::Impl {
 
   void Release(CURL* easy) {
     curl_multi_remove_handle(multi_, easy);
-    if (idle_handles_.size() >= kMaxTransfers) {
+    if (idle_handles_.size() >= options_.max_connections) {
       curl_easy_cleanup(easy);
       return;
     }

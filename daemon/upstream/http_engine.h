@@ -47,6 +47,10 @@ class HttpEngine {
  public:
   struct Options {
     std::string ca_file;  // empty: system CAs. Peer and host verification stay on.
+    // Transfers in libcurl's hands at once, one connection each; the rest
+    // wait in line (up to 4096, then UNAVAILABLE at once), and time in line
+    // counts against a request's timeout.
+    size_t max_connections = 64;
   };
 
   explicit HttpEngine(Options options);

@@ -74,6 +74,22 @@ TEST_F(CheckConfigTest, BrokenConfigsNameFileLineAndReason) {
   }
 }
 
+TEST_F(CheckConfigTest, UpstreamConnectionsAreACountInRange) {
+  auto with = [&](const std::string& value) {
+    std::string yaml = Config();
+    yaml.replace(yaml.find("  timeout: 30s\n"), 14, "  timeout: 30s\n  max_connections: " + value + "\n");
+    return Check(yaml);
+  };
+  EXPECT_EQ(with("16").exit_code, 0) << with("16").err;
+  for (const std::string bad : {"0", "1025", "-3", "many", "8.5"}) {
+    auto result = with(bad);
+    EXPECT_NE(result.exit_code, 0) << bad;
+    EXPECT_EQ(result.err.rfind(path_ + ":6: upstream.max_connections must be a number of connections from 1 to 1024", 0),
+              0u)
+        << bad << ": " << result.err;
+  }
+}
+
 TEST_F(CheckConfigTest, UnreadablePasswordFileIsNamed) {
   std::string yaml = Config();
   yaml.replace(yaml.find(password_), password_.size(), dir_.path() + "/missing.password");
