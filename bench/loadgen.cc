@@ -12,6 +12,7 @@
 //         [--pid PID] (the daemon whose RSS and CPU time to report)
 //         [--timeline FILE] (each call's start, epoch seconds, and latency, µs)
 //         [--duration SECONDS] (stop after this long even if --calls are not done)
+//         [--pace SECONDS] (a pause before each next call: sporadic callers)
 #include <curl/curl.h>
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
@@ -44,6 +45,7 @@ struct Options {
   int pid = 0;
   std::string timeline;  // a file to write "started_s latency_us" per call to
   double duration_s = 0;  // stop issuing calls after this long (0: after --calls)
+  double pace_s = 0;      // a pause before each call after the first: sporadic callers
   Clock::time_point begun = Clock::now();
 
   // Whether the call numbered `issued` (from 0) is still to be made.
@@ -79,6 +81,12 @@ struct Outcome {
     if (first_error.empty()) first_error = other.first_error;
   }
 };
+
+// Sporadic callers (--pace): the daemon idles between calls, as it does on a
+// build server between jobs.
+void Pause(const Options& options) {
+  if (options.pace_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(options.pace_s));
+}
 
 // --- broker: one thread drives every caller through a completion queue,
 // as the direct path's one libcurl multi thread does; each caller has a
@@ -132,7 +140,10 @@ Outcome RunBroker(const Options& options) {
                         : call->response.has_error() ? call->response.error().error_class()
                                                      : "";
     outcome.Record(call->started, error);
-    if (options.MayIssue(issued)) start(call->caller);
+    if (options.MayIssue(issued)) {
+      Pause(options);
+      start(call->caller);
+    }
   }
   queue.Shutdown();
   while (queue.Next(&tag, &ok)) {
@@ -204,7 +215,10 @@ Outcome RunHttp(const Options& options) {
       outcome.Record(t->started, error);
       ++completed;
       curl_multi_remove_handle(multi, msg->easy_handle);
-      if (options.MayIssue(issued)) start(*t);
+      if (options.MayIssue(issued)) {
+        Pause(options);
+        start(*t);
+      }
     }
     if (completed < issued) curl_multi_poll(multi, nullptr, 0, 100, nullptr);
   }
@@ -260,6 +274,7 @@ int main(int argc, char** argv) {
     else if (key == "--pid") options.pid = std::stoi(value);
     else if (key == "--timeline") options.timeline = value;
     else if (key == "--duration") options.duration_s = std::stod(value);
+    else if (key == "--pace") options.pace_s = std::stod(value);
     else {
       std::fprintf(stderr, "loadgen: unknown option %s\n", key.c_str());
       return 2;

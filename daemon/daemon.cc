@@ -19,6 +19,7 @@
 #include "observe/audit_log.h"
 #include "observe/service_manager.h"
 #include "service/broker_service.h"
+#include "service/keep_warm.h"
 #include "service/self_test.h"
 #include "service/unix_listener.h"
 #include "tokens/account_session.h"
@@ -179,6 +180,8 @@ int RunDaemon(Config config) {
   (*listener)->Start(server.get(), &peers);
   for (auto& [name, session] : sessions) session->Start();
   Heartbeat(scheduler, manager, sessions, health);
+  GrpcKeepWarm keep_warm(scheduler, *server);
+  keep_warm.Start();
 
   sigset_t signals;
   sigemptyset(&signals);
@@ -202,6 +205,7 @@ int RunDaemon(Config config) {
   // (none is cut silently), then expire the tokens that should not outlive
   // the daemon.
   manager.Stopping();
+  keep_warm.Stop();
   health->Shutdown();  // every service NOT_SERVING from here on
   (*listener)->Stop();
   watches.CloseAll();
