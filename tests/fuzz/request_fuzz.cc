@@ -1,9 +1,13 @@
 // Fuzzes the checks on what callers send: method paths, account names, and
 // policy pattern matching. A path that passes must be safe to append to a URL.
+// Whatever a caller sends, its audit line must be JSON that parses.
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "access/policy.h"
 #include "access/request_check.h"
+#include "observe/audit_log.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string input(reinterpret_cast<const char*>(data), size);
@@ -20,5 +24,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   stormbroker::CheckAccountName(method);
   stormbroker::MethodPatternMatches(pattern, method);
   if (!stormbroker::MethodPatternMatches("*", method)) __builtin_trap();
+
+  stormbroker::AuditRecord record;
+  record.rpc = "Call";
+  record.method = method;
+  record.account = pattern;
+  record.param_names = {pattern, method};
+  record.detail = input;
+  auto line = nlohmann::json::parse(stormbroker::FormatAuditRecord(record), nullptr, /*allow_exceptions=*/false);
+  if (line.is_discarded() || !line.is_object()) __builtin_trap();
   return 0;
 }
