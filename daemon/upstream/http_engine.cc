@@ -154,17 +154,12 @@ class HttpEngine::Impl {
     RunAll(completions);
   }
 
+  // Safe to call more than once.
   void Stop() {
     Completions completions;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (stopping_) return;
-      stopping_ = true;
-      {
-        std::lock_guard<std::mutex> queue_lock(queue_mutex_);
-        queue_closed_ = true;
-      }
-      FailAll("the broker is shutting down", completions);
+      Close("the broker is shutting down", completions);
     }
     RunAll(completions);
     if (thread_.joinable()) {
@@ -217,7 +212,16 @@ class HttpEngine::Impl {
     for (;;) {
       int ready = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), -1);
       if (ready < 0 && errno != EINTR) {
-        spdlog::critical("the upstream engine cannot wait for events: {}", strerror(errno));
+        // Nothing could be answered any more: fail everything now and later,
+        // rather than leave callers waiting.
+        std::string reason = std::string("the upstream engine cannot wait for events: ") + strerror(errno);
+        spdlog::critical("{}", reason);
+        Completions failed;
+        {
+          std::lock_guard<std::mutex> lock(mutex_);
+          Close(reason, failed);
+        }
+        RunAll(failed);
         return;
       }
       Completions completions;
@@ -303,6 +307,17 @@ class HttpEngine::Impl {
     when.it_value.tv_nsec = (timeout_ms % 1000) * 1'000'000;
     timerfd_settime(self->timer_fd_, 0, &when, nullptr);
     return 0;
+  }
+
+  // With the mutex held: takes no more transfers, and fails every one it has
+  // with `reason`.
+  void Close(const std::string& reason, Completions& completions) {
+    stopping_ = true;
+    {
+      std::lock_guard<std::mutex> queue_lock(queue_mutex_);
+      queue_closed_ = true;
+    }
+    FailAll(reason, completions);
   }
 
   // With the mutex held: every transfer, wherever it is, fails with `reason`.
