@@ -25,8 +25,7 @@ size_t SequenceLength(std::string_view s, size_t i) {
   return 0;
 }
 
-}  // namespace
-
+// Appends `value` to `out` as a JSON string literal, quotes included.
 void AppendJsonString(std::string& out, std::string_view value) {
   out += '"';
   for (size_t i = 0; i < value.size();) {
@@ -61,6 +60,8 @@ void AppendJsonString(std::string& out, std::string_view value) {
   }
   out += '"';
 }
+
+}  // namespace
 
 void JsonLine::Key(std::string_view key) {
   if (text_.size() > 1) text_ += ',';

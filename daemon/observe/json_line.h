@@ -27,7 +27,4 @@ class JsonLine {
   std::string text_ = "{";
 };
 
-// Appends `value` to `out` as a JSON string literal, quotes included.
-void AppendJsonString(std::string& out, std::string_view value);
-
 }  // namespace stormbroker
