@@ -1,6 +1,8 @@
 #include "daemon.h"
 
+#include <dirent.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <string.h>
 
 #include <condition_variable>
@@ -10,15 +12,15 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
 #include <spdlog/spdlog.h>
 
-#include "access/peer_registry.h"
+#include "access/connection_table.h"
 #include "access/policy.h"
 #include "observe/account_summary.h"
 #include "observe/audit_log.h"
 #include "observe/service_manager.h"
 #include "service/broker_service.h"
+#include "service/health_service.h"
 #include "service/keep_warm.h"
 #include "service/self_test.h"
 #include "service/unix_listener.h"
@@ -72,6 +74,14 @@ void Reload(const Config& running, PolicyHolder& policy, AuditLog& audit) {
     accounts_changed = accounts_changed || old == running.accounts.end() || old->second.username != account.username ||
                        !(old->second.password == account.password) || old->second.two_factor != account.two_factor;
   }
+  const LimitsConfig& a = fresh->limits;
+  const LimitsConfig& b = running.limits;
+  bool limits_changed = a.max_request_bytes != b.max_request_bytes || a.connections != b.connections ||
+                        a.connections_per_uid != b.connections_per_uid ||
+                        a.calls_per_connection != b.calls_per_connection || a.calls_per_uid != b.calls_per_uid ||
+                        a.idle_timeout != b.idle_timeout || a.first_request_timeout != b.first_request_timeout ||
+                        a.reserved_descriptors != b.reserved_descriptors;
+  if (limits_changed) spdlog::warn("reload: changes to limits take effect at the next restart");
   if (accounts_changed || fresh->listen.socket_path != running.listen.socket_path ||
       fresh->upstream.url != running.upstream.url ||
       fresh->upstream.max_connections != running.upstream.max_connections || fresh->state_dir != running.state_dir) {
@@ -85,13 +95,12 @@ void Reload(const Config& running, PolicyHolder& policy, AuditLog& audit) {
 // scheduler runs the token timers too, a stuck scheduler stops the pings and
 // systemd restarts the daemon.
 void Heartbeat(Scheduler& scheduler, ServiceManager& manager, const AccountSessions& sessions,
-               grpc::HealthCheckServiceInterface* health) {
+               HealthService& health) {
   std::vector<AccountSnapshot> snapshots;
   for (const auto& [name, session] : sessions) {
     snapshots.push_back(session->Snapshot());
     AccountState state = snapshots.back().state;
-    health->SetServingStatus(BrokerService::HealthName(name),
-                             state == AccountState::kActive || state == AccountState::kRefreshing);
+    health.Set(HealthService::AccountName(name), state == AccountState::kActive || state == AccountState::kRefreshing);
   }
   std::string status = SummarizeAccounts(snapshots);
   if (manager.ready()) {
@@ -107,14 +116,41 @@ void Heartbeat(Scheduler& scheduler, ServiceManager& manager, const AccountSessi
   if (manager.watchdog_interval()) {
     every = std::min(every, std::chrono::duration_cast<std::chrono::milliseconds>(*manager.watchdog_interval() / 4));
   }
-  scheduler.RunAt(scheduler.Now() + every, [&, health] { Heartbeat(scheduler, manager, sessions, health); });
+  scheduler.RunAt(scheduler.Now() + every, [&] { Heartbeat(scheduler, manager, sessions, health); });
+}
+
+size_t OpenDescriptors() {
+  size_t count = 0;
+  if (DIR* dir = opendir("/proc/self/fd")) {
+    while (readdir(dir)) ++count;
+    closedir(dir);
+  }
+  return count > 3 ? count - 3 : 0;  // ".", ".." and the directory's own fd
+}
+
+// How many callers' connections the descriptors allow (two each: gRPC's and
+// the connection table's), keeping limits.reserved_descriptors for the rest.
+size_t ConnectionsTheDescriptorsAllow(const LimitsConfig& limits) {
+  struct rlimit files {};
+  if (getrlimit(RLIMIT_NOFILE, &files) != 0 || files.rlim_cur == RLIM_INFINITY) return limits.connections;
+  size_t spare = files.rlim_cur > OpenDescriptors() + limits.reserved_descriptors
+                     ? files.rlim_cur - OpenDescriptors() - limits.reserved_descriptors
+                     : 0;
+  size_t allowed = std::min(limits.connections, spare / 2);
+  if (allowed < limits.connections) {
+    spdlog::warn("the descriptor limit ({}) allows {} connections, fewer than limits.connections ({}); raise "
+                 "LimitNOFILE to allow more",
+                 files.rlim_cur, allowed, limits.connections);
+  }
+  return std::max<size_t>(allowed, 1);
 }
 
 }  // namespace
 
 int RunDaemon(Config config) {
+  for (const std::string& warning : config.warnings) spdlog::warn("{}", warning);
   ServiceManager manager;
-  HttpEngine engine({config.upstream.ca_file, config.upstream.max_connections});
+  HttpEngine engine({config.upstream.ca_file, config.upstream.max_connections, config.upstream.max_response_bytes});
   if (Status started = engine.Start(); !started.ok()) {
     spdlog::critical("{}", started.message());
     return 1;
@@ -141,28 +177,40 @@ int RunDaemon(Config config) {
     }
     audit_sink = std::move(file).value();
   }
-  AuditLog audit(std::move(audit_sink), config.audit.queue);
+  AuditLog audit(std::move(audit_sink), {.records = config.audit.queue,
+                                         .bytes = config.audit.queue_bytes,
+                                         .refusals_per_second = config.audit.refusal_rate,
+                                         .refusal_burst = config.audit.refusal_burst});
   AccountSessions sessions;
   for (const auto& [name, account] : config.accounts) {
     sessions.emplace(name, std::make_shared<AccountSession>(account, upstream, scheduler, store.get(), &watches));
   }
-  PeerRegistry peers;
-  BrokerService service(peers, policy, sessions, watches, audit);
+  ConnectionTable connections(config.limits, ConnectionsTheDescriptorsAllow(config.limits));
+  if (Status started = connections.Start(); !started.ok()) {
+    spdlog::critical("{}", started.message());
+    return 1;
+  }
+  BrokerService service(connections, policy, sessions, watches, audit);
+  HealthService health(connections, policy);
 
   // Health and reflection let generic gRPC tools find their way around.
-  grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.RegisterService(&service);
+  builder.RegisterService(&health);
+  // Bigger messages are refused before they reach a handler; clients queue
+  // calls beyond a connection's share instead of having them refused.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(config.limits.max_request_bytes));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, static_cast<int>(config.limits.calls_per_connection));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) {
     spdlog::critical("gRPC server failed to start");
     return 1;
   }
-  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  health->SetServingStatus("stormbroker.v1.Broker", true);
-  for (const auto& [name, session] : sessions) health->SetServingStatus(BrokerService::HealthName(name), false);
-  if (Status self_test = CheckPeerIdentification(server.get(), &peers); !self_test.ok()) {
+  health.Set("", true);
+  health.Set("stormbroker.v1.Broker", true);
+  for (const auto& [name, session] : sessions) health.Set(HealthService::AccountName(name), false);
+  if (Status self_test = CheckPeerIdentification(server.get(), &connections); !self_test.ok()) {
     spdlog::critical("{}", self_test.message());
     return 1;
   }
@@ -177,7 +225,21 @@ int RunDaemon(Config config) {
     spdlog::critical("{}", listener.status().message());
     return 1;
   }
-  (*listener)->Start(server.get(), &peers);
+  (*listener)->Start(server.get(), &connections, [&audit](const Caller& caller, const Status& refusal) {
+    AuditRecord record;
+    record.time = std::chrono::system_clock::now();
+    record.uid = caller.uid;
+    record.user = caller.user;
+    record.gid = caller.gid;
+    record.pid = caller.pid;
+    record.comm = caller.comm;
+    record.listener = "grpc";
+    record.rpc = "connect";
+    record.decision = "limit";
+    record.outcome = "failed";
+    record.detail = refusal.message();
+    audit.Record(std::move(record));
+  });
   for (auto& [name, session] : sessions) session->Start();
   Heartbeat(scheduler, manager, sessions, health);
   GrpcKeepWarm keep_warm(scheduler, *server);
@@ -206,7 +268,7 @@ int RunDaemon(Config config) {
   // the daemon.
   manager.Stopping();
   keep_warm.Stop();
-  health->Shutdown();  // every service NOT_SERVING from here on
+  health.Shutdown();  // every service NOT_SERVING from here on
   (*listener)->Stop();
   watches.CloseAll();
   if (!service.Drain(config.shutdown_timeout)) {

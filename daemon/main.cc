@@ -90,6 +90,7 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", config.status().message().c_str());
     return 1;
   }
+  for (const std::string& warning : config->warnings) std::fprintf(stderr, "warning: %s\n", warning.c_str());
   if (options.check_only) {
     std::printf("%s: OK (%zu account(s), %zu policy rule(s))\n", options.config_path.c_str(),
                 config->accounts.size(), config->policy.size());

@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "format/table.h"
+#include "format/terminal_text.h"
+#include "stormctl/socket_trust.h"
 #include "format/yaml_json.h"
 #include "stormbroker/client.h"
 
@@ -163,7 +165,8 @@ int ExitFor(const BrokerError& error) {
     case ErrorCode::kDeadlineExceeded: label = "timed out"; break;
     case ErrorCode::kOther: break;
   }
-  std::fprintf(stderr, "%s %s: %s\n", Paint("stormctl:", "31", UseColour(2)).c_str(), label, error.message.c_str());
+  std::fprintf(stderr, "%s %s: %s\n", Paint("stormctl:", "31", UseColour(2)).c_str(), label,
+               ForOutput(error.message, 2).c_str());
   return code;
 }
 
@@ -219,8 +222,9 @@ std::optional<std::string> Output(const Args& args, const std::vector<std::strin
 }
 
 void Print(const nlohmann::json& value, const std::string& output) {
-  if (output == "yaml") std::cout << RenderYaml(value);
-  else if (output == "table") std::cout << RenderTable(value);
+  // JSON escapes control characters itself; YAML and tables show strings as they are.
+  if (output == "yaml") std::cout << ForOutput(RenderYaml(value), 1);
+  else if (output == "table") std::cout << ForOutput(RenderTable(value), 1);
   else std::cout << value.dump(2) << std::endl;
 }
 
@@ -361,9 +365,9 @@ void PrintAccountsTable(const std::vector<AccountInfo>& accounts) {
     const char* hue = a.state == "active" ? "32" : (a.state == "refreshing" || a.state == "starting") ? "33" : "31";
     char state[32];
     std::snprintf(state, sizeof state, "%-14s", a.state.c_str());
-    std::printf("%-16s %-20s %-8s %s %-11s %-11s %-11s %s\n", a.name.c_str(), a.username.c_str(),
+    std::printf("%-16s %-20s %-8s %s %-11s %-11s %-11s %s\n", a.name.c_str(), ForOutput(a.username, 1).c_str(),
                 a.two_factor.c_str(), Paint(state, hue, colour).c_str(), Until(a.inactivity_deadline).c_str(),
-                Until(a.renew_at).c_str(), Until(a.hard_deadline).c_str(), note.c_str());
+                Until(a.renew_at).c_str(), Until(a.hard_deadline).c_str(), ForOutput(note, 1).c_str());
   }
 }
 
@@ -434,7 +438,7 @@ std::optional<std::string> ReadHidden(const std::string& prompt) {
   return text;
 }
 
-int RunLogin(Client& client, const std::vector<std::string>& raw) {
+int RunLogin(Client& client, const std::vector<std::string>& raw, const std::string& socket_path) {
   std::string problem;
   auto args = ParseArgs(raw, {}, {"passcode-stdin"}, &problem);
   if (!args) return Usage(problem);
@@ -464,6 +468,13 @@ int RunLogin(Client& client, const std::vector<std::string>& raw) {
     }
     passcode = *read;
     while (!passcode.empty() && std::isspace(static_cast<unsigned char>(passcode.back()))) passcode.pop_back();
+    // A passcode goes only to the real broker.
+    if (std::string untrusted = UntrustedSocketServer(socket_path); !untrusted.empty()) {
+      explicit_bzero(passcode.data(), passcode.size());
+      std::fprintf(stderr, "%s not sending the passcode: %s\n", Paint("stormctl:", "31", UseColour(2)).c_str(),
+                   untrusted.c_str());
+      return kExitBroker;
+    }
   }
   auto outcome = client.Login(account, passcode);
   explicit_bzero(passcode.data(), passcode.size());
@@ -525,7 +536,7 @@ int RunWatch(Client& client, const std::vector<std::string>& raw) {
     } else {
       const char* hue = event.state == "active" ? "32" : event.state == "refreshing" ? "33" : "31";
       std::cout << LocalTime(event.time) << "  " << event.account << "  " << Paint(event.state, hue, colour) << "  "
-                << event.message << std::endl;
+                << ForOutput(event.message, 1) << std::endl;
     }
     return limit < 0 || ++seen < limit;
   });
@@ -572,7 +583,7 @@ int Main(int argc, char** argv) {
   if (command == "call") return RunCall(*client, rest);
   if (command == "accounts") return RunAccounts(*client, rest);
   if (command == "status") return RunStatus(*client, rest, socket_path);
-  if (command == "login") return RunLogin(*client, rest);
+  if (command == "login") return RunLogin(*client, rest, socket_path);
   if (command == "logout") return RunLogout(*client, rest);
   if (command == "token") return RunToken(*client, rest);
   return RunWatch(*client, rest);

@@ -1,6 +1,6 @@
 #include "access/caller.h"
 
-#include <grp.h>
+#include <errno.h>
 #include <pwd.h>
 #include <limits.h>
 #include <sys/socket.h>
@@ -16,6 +16,28 @@ std::string ExeOf(pid_t pid) {
   std::string link = "/proc/" + std::to_string(pid) + "/exe";
   ssize_t n = readlink(link.c_str(), path, sizeof path - 1);
   return n > 0 ? std::string(path, n) : std::string();
+}
+
+std::string CommOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+  std::string comm;
+  std::getline(in, comm);
+  return comm;
+}
+
+// The supplementary groups the peer process had when it connected.
+std::optional<std::vector<gid_t>> PeerGroups(int fd) {
+  std::vector<gid_t> groups(64);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    socklen_t length = groups.size() * sizeof(gid_t);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &length) == 0) {
+      groups.resize(length / sizeof(gid_t));
+      return groups;
+    }
+    if (errno != ERANGE) return std::nullopt;
+    groups.resize(length / sizeof(gid_t) + 1);  // the kernel said how many
+  }
+  return std::nullopt;
 }
 
 // The innermost systemd unit (service or scope) in the process's cgroup path,
@@ -51,27 +73,20 @@ std::optional<Caller> IdentifyPeer(int fd) {
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) != 0 || length != sizeof cred) {
     return std::nullopt;
   }
+  std::optional<std::vector<gid_t>> groups = PeerGroups(fd);
+  if (!groups) return std::nullopt;  // unknown groups could hide a missing one: deny
   Caller caller;
   caller.uid = cred.uid;
   caller.gid = cred.gid;
   caller.pid = cred.pid;
+  caller.groups = std::move(*groups);
   caller.user = std::to_string(cred.uid);
-
   struct passwd entry {};
   struct passwd* found = nullptr;
   std::vector<char> buffer(16384);
-  if (getpwuid_r(cred.uid, &entry, buffer.data(), buffer.size(), &found) == 0 && found) {
-    caller.user = found->pw_name;
-    int count = 64;
-    std::vector<gid_t> groups(count);
-    if (getgrouplist(found->pw_name, found->pw_gid, groups.data(), &count) < 0) {
-      groups.resize(count);
-      getgrouplist(found->pw_name, found->pw_gid, groups.data(), &count);
-    }
-    groups.resize(count);
-    caller.groups = std::move(groups);
-  }
+  if (getpwuid_r(cred.uid, &entry, buffer.data(), buffer.size(), &found) == 0 && found) caller.user = found->pw_name;
   caller.exe = ExeOf(cred.pid);
+  caller.comm = CommOf(cred.pid);
   caller.unit = UnitOf(cred.pid);
   return caller;
 }

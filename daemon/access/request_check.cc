@@ -1,5 +1,7 @@
 #include "access/request_check.h"
 
+#include <algorithm>
+#include <cctype>
 #include <string>
 
 #include "config/config.h"
@@ -34,6 +36,30 @@ Status CheckMethodPath(std::string_view method) {
   if (word_length == 0) return InvalidArgument("method must not end with '/'");
   if (words < 2 || words > 8) {
     return InvalidArgument("method must have 2 to 8 segments, such as Utilities/Info/ping");
+  }
+  return Status::Ok();
+}
+
+bool IsReservedMethod(std::string_view method) {
+  std::string lower;
+  for (char c : method.substr(0, kMaxMethodLength + 16)) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  size_t dot = lower.rfind('.');
+  if (dot != std::string::npos && lower.find('/', dot) == std::string::npos) lower.resize(dot);  // ".json", ".yaml"
+  return lower == "account/auth" || lower.rfind("account/auth/", 0) == 0;
+}
+
+Status ReservedMethodRefusal(std::string_view method) {
+  std::string shown(method.substr(0, kMaxMethodLength));
+  return PermissionDenied(shown +
+                          " is reserved: the broker never forwards the API's credential methods (Account/Auth/*) "
+                          "for a caller; use GetToken (stormctl token) to read the token where policy allows "
+                          "token_export, and Logout (stormctl logout) to expire it");
+}
+
+Status CheckPasscode(std::string_view passcode) {
+  bool digits = std::all_of(passcode.begin(), passcode.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (passcode.size() < 6 || passcode.size() > 8 || !digits) {
+    return InvalidArgument("a passcode is 6 to 8 digits, with nothing else (no spaces or line breaks)");
   }
   return Status::Ok();
 }

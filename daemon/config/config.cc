@@ -1,7 +1,9 @@
 #include "config/config.h"
 
+#include <arpa/inet.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +13,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "config/byte_size.h"
 #include "config/duration.h"
 #include "secret/base32.h"
 
@@ -25,6 +28,17 @@ struct ConfigError {
 };
 
 int LineOf(const YAML::Node& node) { return node.Mark().line + 1; }
+
+// Warnings of the load under way, with their line (LoadConfig adds the file).
+struct Warning {
+  int line;
+  std::string message;
+};
+thread_local std::vector<Warning>* warnings = nullptr;
+
+void Warn(const YAML::Node& node, std::string message) {
+  if (warnings) warnings->push_back({LineOf(node), std::move(message)});
+}
 
 [[noreturn]] void Fail(const YAML::Node& node, std::string message) {
   throw ConfigError{LineOf(node), std::move(message)};
@@ -84,16 +98,96 @@ unsigned long Count(const YAML::Node& node, const std::string& what, unsigned lo
   return value;
 }
 
+size_t ByteSize(const YAML::Node& node, const std::string& what, size_t low, size_t high) {
+  auto parsed = ParseByteSize(Scalar(node, what));
+  if (!parsed.ok()) Fail(node, what + ": " + parsed.status().message());
+  if (*parsed < low || *parsed > high) {
+    Fail(node, what + " must be between " + std::to_string(low) + " and " + std::to_string(high) + " bytes");
+  }
+  return *parsed;
+}
+
 AuditConfig ParseAudit(const YAML::Node& node) {
   RequireMap(node, "audit");
-  RejectUnknownKeys(node, "audit", {"file", "queue"});
+  RejectUnknownKeys(node, "audit", {"file", "queue", "queue_bytes", "refusal_rate", "refusal_burst"});
   AuditConfig audit;
   if (node["file"]) {
     audit.file = Scalar(node["file"], "audit.file");
     if (audit.file.front() != '/') Fail(node["file"], "audit.file must be an absolute path");
   }
   if (node["queue"]) audit.queue = Count(node["queue"], "audit.queue", 1, 1'000'000, "records");
+  if (node["queue_bytes"]) audit.queue_bytes = ByteSize(node["queue_bytes"], "audit.queue_bytes", 64 << 10, 1 << 30);
+  if (node["refusal_rate"]) {
+    audit.refusal_rate = Count(node["refusal_rate"], "audit.refusal_rate", 1, 100'000, "records a second");
+  }
+  if (node["refusal_burst"]) {
+    audit.refusal_burst = Count(node["refusal_burst"], "audit.refusal_burst", 1, 1'000'000, "records");
+  }
   return audit;
+}
+
+LimitsConfig ParseLimits(const YAML::Node& node) {
+  RequireMap(node, "limits");
+  RejectUnknownKeys(node, "limits",
+                    {"max_request_size", "connections", "connections_per_uid", "calls_per_connection",
+                     "calls_per_uid", "idle_timeout", "first_request_timeout", "reserved_descriptors"});
+  LimitsConfig limits;
+  if (node["max_request_size"]) {
+    limits.max_request_bytes = ByteSize(node["max_request_size"], "limits.max_request_size", 4 << 10, 64 << 20);
+  }
+  auto count = [&](const char* key, size_t* value, unsigned long high, const char* unit) {
+    if (node[key]) *value = Count(node[key], std::string("limits.") + key, 1, high, unit);
+  };
+  count("connections", &limits.connections, 1'000'000, "connections");
+  count("connections_per_uid", &limits.connections_per_uid, 1'000'000, "connections");
+  count("calls_per_connection", &limits.calls_per_connection, 100'000, "calls");
+  count("calls_per_uid", &limits.calls_per_uid, 1'000'000, "calls");
+  count("reserved_descriptors", &limits.reserved_descriptors, 100'000, "descriptors");
+  if (node["idle_timeout"]) {
+    limits.idle_timeout =
+        Duration(node["idle_timeout"], "limits.idle_timeout", std::chrono::seconds(1), std::chrono::hours(24));
+  }
+  if (node["first_request_timeout"]) {
+    limits.first_request_timeout = Duration(node["first_request_timeout"], "limits.first_request_timeout",
+                                            std::chrono::milliseconds(100), std::chrono::minutes(10));
+  }
+  if (limits.connections_per_uid > limits.connections) {
+    Fail(node["connections_per_uid"], "limits.connections_per_uid must not exceed limits.connections (" +
+                                          std::to_string(limits.connections) + ")");
+  }
+  return limits;
+}
+
+// Plain HTTP carries the password in clear text: only to this machine.
+bool IsLoopbackHost(const std::string& url) {
+  std::string rest = url.substr(url.find("://") + 3);
+  std::string host;
+  if (!rest.empty() && rest[0] == '[') {
+    size_t end = rest.find(']');
+    if (end == std::string::npos) return false;
+    host = rest.substr(1, end - 1);
+  } else {
+    host = rest.substr(0, rest.find_first_of(":/"));
+  }
+  if (host == "localhost") return true;
+  in_addr v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  return inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+// The state directory holds tokens: whoever can write it can swap them.
+void CheckStateDir(const YAML::Node& node, const std::string& dir) {
+  struct stat st {};
+  if (lstat(dir.c_str(), &st) != 0) return;  // created 0700 at start
+  if (!S_ISDIR(st.st_mode)) Fail(node, "state_dir " + dir + " exists and is not a directory");
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    Fail(node, "state_dir " + dir + " is writable by other users, who could swap its tokens: run chmod 700 " + dir);
+  }
+  if (st.st_uid != geteuid() && st.st_uid != 0) {
+    Fail(node, "state_dir " + dir + " belongs to uid " + std::to_string(st.st_uid) +
+                   ", not to the daemon's user: run chown " + std::to_string(geteuid()) + " " + dir);
+  }
 }
 
 std::vector<std::string> StringList(const YAML::Node& node, const std::string& what) {
@@ -135,15 +229,20 @@ ListenConfig ParseListen(const YAML::Node& node) {
 
 UpstreamConfig ParseUpstream(const YAML::Node& node) {
   RequireMap(node, "upstream");
-  RejectUnknownKeys(node, "upstream", {"url", "ca_file", "timeout", "passcode_header", "max_connections"});
+  RejectUnknownKeys(node, "upstream",
+                    {"url", "ca_file", "timeout", "passcode_header", "max_connections", "max_response_size"});
   UpstreamConfig upstream;
   if (!node["url"]) Fail(node, "upstream.url is required, e.g. https://api.stormondemand.com/v1");
   upstream.url = Scalar(node["url"], "upstream.url");
   if (upstream.url.rfind("https://", 0) != 0 && upstream.url.rfind("http://", 0) != 0) {
     Fail(node["url"], "upstream.url must start with https:// (or http:// for a local test server)");
   }
-  if (upstream.url.find_first_of("?# ") != std::string::npos) {
-    Fail(node["url"], "upstream.url must be a base URL without query, fragment or spaces");
+  if (upstream.url.find_first_of("?#@ ") != std::string::npos) {
+    Fail(node["url"], "upstream.url must be a base URL without credentials, query, fragment or spaces");
+  }
+  if (upstream.url.rfind("http://", 0) == 0 && !IsLoopbackHost(upstream.url)) {
+    Fail(node["url"], "upstream.url uses plain http:// to another machine, which would send the password in "
+                      "clear text: use https:// (http:// is only for a server on this machine, such as 127.0.0.1)");
   }
   while (upstream.url.back() == '/') upstream.url.pop_back();
   if (node["ca_file"]) {
@@ -158,6 +257,10 @@ UpstreamConfig ParseUpstream(const YAML::Node& node) {
   }
   if (node["max_connections"]) {
     upstream.max_connections = Count(node["max_connections"], "upstream.max_connections", 1, 1024, "connections");
+  }
+  if (node["max_response_size"]) {
+    upstream.max_response_bytes =
+        ByteSize(node["max_response_size"], "upstream.max_response_size", 64 << 10, size_t{1} << 30);
   }
   if (node["passcode_header"]) {
     upstream.passcode_header = Scalar(node["passcode_header"], "upstream.passcode_header");
@@ -208,7 +311,7 @@ AccountConfig ParseAccount(const std::string& name, const YAML::Node& key, const
   RejectUnknownKeys(node, where,
                     {"username", "password_file", "password_credential", "token_timeout", "two_factor",
                      "totp_secret_file", "totp_secret_credential", "max_lifetime", "renew_before",
-                     "expire_on_shutdown"});
+                     "expire_on_shutdown", "relogin_interval"});
   AccountConfig account;
   account.name = name;
   if (!node["username"]) Fail(node, where + ".username is required");
@@ -217,8 +320,11 @@ AccountConfig ParseAccount(const std::string& name, const YAML::Node& key, const
     Fail(node["username"], where + ".username must not contain ':' (HTTP Basic authentication)");
   }
   account.password_file = SecretSource(node, where, "password_file", "password_credential", true);
-  auto password = ReadSecretFile(account.password_file);
-  if (!password.ok()) Fail(node[node["password_file"] ? "password_file" : "password_credential"], password.status().message());
+  const YAML::Node password_source = node[node["password_file"] ? "password_file" : "password_credential"];
+  std::string warning;
+  auto password = ReadSecretFile(account.password_file, &warning);
+  if (!password.ok()) Fail(password_source, password.status().message());
+  if (!warning.empty()) Warn(password_source, warning);
   account.password = std::move(password).value();
   if (node["token_timeout"]) {
     account.token_timeout = Duration(node["token_timeout"], where + ".token_timeout",
@@ -235,8 +341,9 @@ AccountConfig ParseAccount(const std::string& name, const YAML::Node& key, const
                                        account.two_factor == TwoFactor::kTotp);
   if (account.two_factor == TwoFactor::kTotp) {
     const YAML::Node source = node[node["totp_secret_file"] ? "totp_secret_file" : "totp_secret_credential"];
-    auto secret = ReadSecretFile(totp_file);
+    auto secret = ReadSecretFile(totp_file, &warning);
     if (!secret.ok()) Fail(source, secret.status().message());
+    if (!warning.empty()) Warn(source, warning);
     auto key = DecodeBase32(secret->Reveal());
     if (!key.ok()) Fail(source, "the TOTP secret " + key.status().message());
     account.totp_key = Secret(std::move(key).value());
@@ -255,6 +362,10 @@ AccountConfig ParseAccount(const std::string& name, const YAML::Node& key, const
     Fail(node["renew_before"] ? node["renew_before"] : node,
          where + ".renew_before must be shorter than max_lifetime (" +
              std::to_string(account.max_lifetime.count() / 1000) + "s)");
+  }
+  if (node["relogin_interval"]) {
+    account.relogin_interval = Duration(node["relogin_interval"], where + ".relogin_interval",
+                                        std::chrono::seconds(1), std::chrono::hours(1));
   }
   account.expire_on_shutdown = node["expire_on_shutdown"]
                                    ? Boolean(node["expire_on_shutdown"], where + ".expire_on_shutdown")
@@ -320,11 +431,12 @@ Config Parse(const YAML::Node& root) {
   if (!root.IsDefined() || root.IsNull()) throw ConfigError{0, "the file is empty"};
   RequireMap(root, "the top level");
   RejectUnknownKeys(root, "the top level",
-                    {"listen", "upstream", "accounts", "policy", "state_dir", "audit", "shutdown_timeout"});
+                    {"listen", "upstream", "accounts", "policy", "state_dir", "audit", "shutdown_timeout", "limits"});
   Config config;
   if (root["state_dir"]) {
     config.state_dir = Scalar(root["state_dir"], "state_dir");
     if (config.state_dir.front() != '/') Fail(root["state_dir"], "state_dir must be an absolute path");
+    CheckStateDir(root["state_dir"], config.state_dir);
   }
   for (const char* required : {"listen", "upstream", "accounts", "policy"}) {
     if (!root[required]) Fail(root, std::string("missing section '") + required + "'");
@@ -335,6 +447,7 @@ Config Parse(const YAML::Node& root) {
                                        std::chrono::minutes(5));
   }
   if (root["audit"]) config.audit = ParseAudit(root["audit"]);
+  if (root["limits"]) config.limits = ParseLimits(root["limits"]);
   config.upstream = ParseUpstream(root["upstream"]);
 
   RequireMap(root["accounts"], "accounts");
@@ -373,14 +486,21 @@ AccountConfig AccountConfig::Clone() const {
   copy.max_lifetime = max_lifetime;
   copy.renew_before = renew_before;
   copy.expire_on_shutdown = expire_on_shutdown;
+  copy.relogin_interval = relogin_interval;
   return copy;
 }
 
 Result<Config> LoadConfig(const std::string& path) {
+  std::vector<Warning> found;
+  warnings = &found;
+  struct Done {
+    ~Done() { warnings = nullptr; }
+  } done;
   try {
     YAML::Node root = YAML::LoadFile(path);
     Config config = Parse(root);
     config.path = path;
+    for (const Warning& w : found) config.warnings.push_back(path + ":" + std::to_string(w.line) + ": " + w.message);
     return config;
   } catch (const ConfigError& e) {
     return InvalidArgument(path + ":" + std::to_string(e.line) + ": " + e.message);

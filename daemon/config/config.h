@@ -28,6 +28,33 @@ struct ListenConfig {
 struct AuditConfig {
   std::string file;      // empty: standard error (the journal under systemd)
   size_t queue = 10000;  // records waiting for the writer before new ones are dropped
+  size_t queue_bytes = 16 << 20;  // and the bytes they may hold
+  // Refusals (denied, invalid, over a limit) written per uid: `refusal_rate`
+  // a second on average, bursts of `refusal_burst`; the rest are counted.
+  double refusal_rate = 10;
+  size_t refusal_burst = 50;
+};
+
+// What one local caller can make the daemon hold. Callers are untrusted: each
+// bound keeps one uid from starving the others or the token's keep-alive.
+struct LimitsConfig {
+  size_t max_request_bytes = 1 << 20;  // one gRPC message
+  size_t connections = 4096;           // open at once, all callers together
+  size_t connections_per_uid = 1024;
+  // Calls in flight at once on one connection: HTTP/2's MAX_CONCURRENT_STREAMS,
+  // so a client queues its calls beyond it (or they are refused and it
+  // retries them, unsent), and on all of a uid's connections together, a
+  // hard bound: beyond it RESOURCE_EXHAUSTED. Watch streams count too.
+  size_t calls_per_connection = 128;
+  size_t calls_per_uid = 1024;
+  // A connection with no call in flight for this long is closed.
+  std::chrono::milliseconds idle_timeout{5 * 60'000};
+  // A connection that has not completed a request this long after it was
+  // accepted is closed (a half-sent message holds memory).
+  std::chrono::milliseconds first_request_timeout{10'000};
+  // Descriptors never given to callers' connections, so that upstream
+  // connections, the state directory and the audit file always have some.
+  size_t reserved_descriptors = 256;
 };
 
 struct UpstreamConfig {
@@ -40,6 +67,8 @@ struct UpstreamConfig {
   // The HTTP header that carries a two-factor passcode (the public API
   // documentation does not name one; this is the project's choice).
   std::string passcode_header = "X-Two-Factor-Passcode";
+  // The largest answer body read from the API; a bigger one fails the call.
+  size_t max_response_bytes = 32 << 20;
 };
 
 enum class TwoFactor {
@@ -64,6 +93,10 @@ struct AccountConfig {
   // Expire the token upstream when the daemon stops. Default: yes without
   // two-factor; no with it, so a restart does not cost a passcode.
   bool expire_on_shutdown = true;
+  // After the API rejected the token, a new password login happens at once,
+  // but at most once per this interval (a flapping upstream or a forged
+  // answer must not cause login storms or lock the account).
+  std::chrono::milliseconds relogin_interval{60'000};
 
   AccountConfig Clone() const;
 };
@@ -90,8 +123,12 @@ struct Config {
   ListenConfig listen;
   UpstreamConfig upstream;
   AuditConfig audit;
+  LimitsConfig limits;
   std::map<std::string, AccountConfig> accounts;
   std::vector<PolicyRule> policy;
+  // Things that work but deserve a look ("FILE:LINE: ..."), for the log and
+  // --check-config.
+  std::vector<std::string> warnings;
 };
 
 Result<Config> LoadConfig(const std::string& path);

@@ -17,6 +17,53 @@ namespace {
 // batch size that wakes it early (or half the queue, when that is smaller). A record reaches the file within this time.
 constexpr std::chrono::milliseconds kGatherTime{20};
 constexpr size_t kWakeAt = 256;
+// The longest a caller-chosen field may be in the trail, and how many
+// parameter names one record lists.
+constexpr size_t kMaxField = 200;
+constexpr size_t kMaxParamNames = 32;
+constexpr size_t kMaxDetail = 1000;
+
+void Cut(std::string& field, size_t max) {
+  if (field.size() > max) {
+    field.resize(max);
+    field += "...";
+  }
+}
+
+// Cuts what the caller chose (method, account, parameter names, and
+// messages that may quote them) to bounded lengths.
+void CutCallerFields(AuditRecord& r) {
+  Cut(r.method, kMaxField);
+  Cut(r.account, kMaxField);
+  Cut(r.detail, kMaxDetail);
+  Cut(r.error_class, kMaxField);
+  Cut(r.exe, kMaxField);
+  Cut(r.comm, kMaxField);
+  Cut(r.unit, kMaxField);
+  if (r.param_names.size() > kMaxParamNames) {
+    size_t more = r.param_names.size() - kMaxParamNames;
+    r.param_names.resize(kMaxParamNames);
+    r.param_names.push_back("... " + std::to_string(more) + " more");
+  }
+  for (auto& name : r.param_names) Cut(name, kMaxField);
+}
+
+// About what a record costs while it waits in the queue.
+size_t SizeOf(const AuditRecord& r) {
+  size_t size = sizeof r + r.user.size() + r.exe.size() + r.comm.size() + r.unit.size() + r.rpc.size() +
+                r.account.size() + r.method.size() + r.decision.size() + r.outcome.size() + r.error_class.size() +
+                r.detail.size() + r.listener.size();
+  for (const auto& name : r.param_names) size += sizeof name + name.size();
+  return size;
+}
+
+// Records that are never dropped: an operator's or a token exporter's
+// allowed action is the trail's reason to exist.
+bool MustKeep(const AuditRecord& r) {
+  return r.decision == "allow" && (r.rpc == "Login" || r.rpc == "Logout" || r.rpc == "GetToken");
+}
+
+bool IsRefusal(const AuditRecord& r) { return r.decision != "allow"; }
 
 std::string Rfc3339(std::chrono::system_clock::time_point t) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -69,8 +116,9 @@ std::string FormatAuditRecord(const AuditRecord& r) {
       .Add("user", r.user)
       .Add("gid", static_cast<long long>(r.gid))
       .Add("pid", static_cast<long long>(r.pid))
-      .Add("exe", r.exe)
-      .Add("unit", r.unit)
+      .Add("comm_hint", r.comm)
+      .Add("exe_hint", r.exe)
+      .Add("unit_hint", r.unit)
       .Add("rpc", r.rpc)
       .Add("account", r.account)
       .Add("decision", r.decision)
@@ -81,6 +129,8 @@ std::string FormatAuditRecord(const AuditRecord& r) {
   if (r.rule_line > 0) line.Add("rule_line", static_cast<long long>(r.rule_line));
   if (!r.error_class.empty()) line.Add("error_class", r.error_class);
   if (!r.detail.empty()) line.Add("detail", r.detail);
+  if (!r.listener.empty()) line.Add("listener", r.listener);
+  if (r.refusals_suppressed > 0) line.Add("refusals_suppressed", static_cast<long long>(r.refusals_suppressed));
   return line.Finish();
 }
 
@@ -92,10 +142,10 @@ Result<std::unique_ptr<AuditSink>> MakeFileAuditSink(const std::string& path) {
   return std::unique_ptr<AuditSink>(std::make_unique<FdSink>(fd, path));
 }
 
-AuditLog::AuditLog(std::unique_ptr<AuditSink> sink, size_t capacity)
+AuditLog::AuditLog(std::unique_ptr<AuditSink> sink, Options options)
     : sink_(std::move(sink)),
-      capacity_(capacity),
-      wake_at_(std::clamp<size_t>(capacity / 2, 1, kWakeAt)),
+      options_(options),
+      wake_at_(std::clamp<size_t>(options.records / 2, 1, kWakeAt)),
       writer_([this] { Loop(); }) {}
 
 AuditLog::~AuditLog() {
@@ -107,15 +157,39 @@ AuditLog::~AuditLog() {
   writer_.join();
 }
 
+bool AuditLog::TakeRefusalLocked(uid_t uid, uint64_t* suppressed_before) {
+  auto now = std::chrono::steady_clock::now();
+  auto [it, fresh] = allowances_.try_emplace(uid, Allowance{static_cast<double>(options_.refusal_burst), now});
+  Allowance& a = it->second;
+  double refill = std::chrono::duration<double>(now - a.refilled).count() * options_.refusals_per_second;
+  a.tokens = std::min<double>(options_.refusal_burst, a.tokens + refill);
+  a.refilled = now;
+  if (a.tokens < 1) {
+    ++a.suppressed;
+    ++suppressed_total_;
+    ++suppressed_unreported_;
+    return false;
+  }
+  a.tokens -= 1;
+  *suppressed_before = a.suppressed;
+  suppressed_unreported_ -= a.suppressed;
+  a.suppressed = 0;
+  return true;
+}
+
 void AuditLog::Record(AuditRecord record) {
+  CutCallerFields(record);
+  size_t size = SizeOf(record);
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (queue_.size() >= capacity_) {
+    if (IsRefusal(record) && !TakeRefusalLocked(record.uid, &record.refusals_suppressed)) return;
+    if (!MustKeep(record) && (queue_.size() >= options_.records || queued_bytes_ + size > options_.bytes)) {
       ++dropped_total_;
       ++dropped_unreported_;
       return;
     }
     queue_.push_back(std::move(record));
+    queued_bytes_ += size;
     // Wake the writer for the first record of a batch (it then gathers more
     // for up to kGatherTime) and when the batch is big; not for every record,
     // since a wake-up per call is what a busy broker can least afford.
@@ -129,6 +203,11 @@ uint64_t AuditLog::dropped() const {
   return dropped_total_;
 }
 
+uint64_t AuditLog::suppressed() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return suppressed_total_;
+}
+
 Status AuditLog::Reopen() {
   std::lock_guard<std::mutex> lock(sink_mutex_);  // not in the middle of a write
   return sink_->Reopen();
@@ -137,13 +216,33 @@ Status AuditLog::Reopen() {
 void AuditLog::Loop() {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
-    wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-    if (queue_.empty() && stopping_) return;
-    wake_.wait_for(lock, kGatherTime, [&] { return stopping_ || queue_.size() >= wake_at_; });
+    auto work = [&] { return stopping_ || !queue_.empty(); };
+    // Suppressed counts waiting for their uid to go quiet: look again soon.
+    if (suppressed_unreported_ > 0) wake_.wait_for(lock, std::chrono::seconds(1), work);
+    else wake_.wait(lock, work);
+    if (!queue_.empty() && !stopping_) {
+      wake_.wait_for(lock, kGatherTime, [&] { return stopping_ || queue_.size() >= wake_at_; });
+    }
+    bool last = stopping_;
     std::deque<AuditRecord> batch;
     batch.swap(queue_);
+    queued_bytes_ = 0;
     uint64_t dropped = dropped_unreported_;
     dropped_unreported_ = 0;
+    // Suppressed refusals of uids that have gone quiet (their allowance is
+    // full again, so no record of theirs will carry the count).
+    std::vector<std::pair<uid_t, uint64_t>> quiet;
+    auto now = std::chrono::steady_clock::now();
+    for (auto it = allowances_.begin(); it != allowances_.end();) {
+      double idle = std::chrono::duration<double>(now - it->second.refilled).count();
+      if (!last && idle * options_.refusals_per_second + it->second.tokens < options_.refusal_burst) {
+        ++it;
+        continue;
+      }
+      if (it->second.suppressed > 0) quiet.emplace_back(it->first, it->second.suppressed);
+      suppressed_unreported_ -= it->second.suppressed;
+      it = allowances_.erase(it);  // a full allowance is the default: forget it
+    }
     lock.unlock();
     std::lock_guard<std::mutex> writing(sink_mutex_);
     if (dropped > 0) {
@@ -153,9 +252,18 @@ void AuditLog::Loop() {
           .Add("count", static_cast<long long>(dropped));
       sink_->Write(gap.Finish() + "\n");
     }
+    for (auto [uid, count] : quiet) {
+      JsonLine gap;
+      gap.Add("time", Rfc3339(std::chrono::system_clock::now()))
+          .Add("event", "audit_refusals_suppressed")
+          .Add("uid", static_cast<long long>(uid))
+          .Add("count", static_cast<long long>(count));
+      sink_->Write(gap.Finish() + "\n");
+    }
     std::string lines;
     for (const auto& record : batch) lines += FormatAuditRecord(record) + "\n";
-    sink_->Write(lines);
+    if (!lines.empty()) sink_->Write(lines);
+    if (last) return;
     lock.lock();
   }
 }

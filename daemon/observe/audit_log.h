@@ -2,10 +2,16 @@
 // with who asked (from the kernel), what for, what was decided and how it
 // ended. Never a secret or a parameter value: parameters appear by name only.
 //
-// Record() never blocks a call: records go through a bounded queue to a
-// writer thread, which writes them in batches, each within 20 ms. When the queue is full a record is dropped and counted, and
-// the trail says so with an {"event":"audit_records_dropped"} line as soon as
-// there is room again.
+// Record() never blocks a call: records go through a bounded queue (records
+// and bytes) to a writer thread, which writes them in batches, each within
+// 20 ms. When the queue is full a record is dropped and counted, and the trail
+// says so with an {"event":"audit_records_dropped"} line as soon as there is
+// room again; the records of allowed logins, logouts and token exports are
+// never dropped. Callers cannot flood or inflate the trail: the fields they
+// choose are cut to a bounded length, and refusals are written at a bounded
+// rate per uid, each written one saying how many of that uid's refusals were
+// left out before it ("refusals_suppressed"); a count nobody followed up is
+// written as an {"event":"audit_refusals_suppressed"} line.
 #pragma once
 
 #include <sys/types.h>
@@ -14,6 +20,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -31,14 +38,19 @@ struct AuditRecord {
   std::string user;
   gid_t gid = static_cast<gid_t>(-1);
   pid_t pid = 0;
+  // What the caller's process said of itself: it could have chosen them, so
+  // the trail names them hints ("exe_hint", ...). Empty when unreadable.
   std::string exe;
+  std::string comm;
   std::string unit;
+  std::string listener;  // which door the request came through, e.g. "grpc" 
   // The request.
   std::string rpc;      // Call, Login, Logout, GetToken
   std::string account;
   std::string method;   // Call only
   std::vector<std::string> param_names;
-  // What the broker decided: "allow", "deny" (policy) or "invalid" (bad request).
+  // What the broker decided: "allow", "deny" (policy), "invalid" (bad
+  // request) or "limit" (the caller is over one of its limits).
   std::string decision;
   int rule_line = 0;    // the policy rule that allowed it
   // How it ended: "ok", "api_error" (with error_class), "failed" (with detail).
@@ -46,6 +58,8 @@ struct AuditRecord {
   std::string error_class;
   std::string detail;
   double latency_ms = 0;
+  // Filled in by AuditLog: refusals of this uid left out just before this one.
+  uint64_t refusals_suppressed = 0;
 };
 
 // One line of JSON, without the newline.
@@ -67,26 +81,45 @@ Result<std::unique_ptr<AuditSink>> MakeFileAuditSink(const std::string& path);
 
 class AuditLog {
  public:
-  AuditLog(std::unique_ptr<AuditSink> sink, size_t capacity);
+  struct Options {
+    size_t records = 10000;          // queued records before new ones are dropped
+    size_t bytes = 16 << 20;         // and the bytes they may hold
+    double refusals_per_second = 10;  // per uid, on average
+    size_t refusal_burst = 50;       // per uid, at once
+  };
+  AuditLog(std::unique_ptr<AuditSink> sink, Options options);
   // Writes what is queued, then stops.
   ~AuditLog();
 
   void Record(AuditRecord record);
   uint64_t dropped() const;
+  uint64_t suppressed() const;
   Status Reopen();
 
  private:
+  // A uid's allowance of refusal records (a token bucket).
+  struct Allowance {
+    double tokens;
+    std::chrono::steady_clock::time_point refilled;
+    uint64_t suppressed = 0;
+  };
+  // Whether a refusal of `uid` may be written now; counts it when not.
+  bool TakeRefusalLocked(uid_t uid, uint64_t* suppressed_before);
   void Loop();
 
   std::unique_ptr<AuditSink> sink_;
   std::mutex sink_mutex_;  // held while writing, so Reopen never races a write
-  const size_t capacity_;
+  const Options options_;
   const size_t wake_at_;  // a batch this big wakes the writer at once
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<AuditRecord> queue_;
+  size_t queued_bytes_ = 0;
   uint64_t dropped_total_ = 0;
   uint64_t dropped_unreported_ = 0;
+  uint64_t suppressed_total_ = 0;
+  uint64_t suppressed_unreported_ = 0;  // counted, not yet in the trail
+  std::map<uid_t, Allowance> allowances_;
   bool stopping_ = false;
   std::thread writer_;
 };

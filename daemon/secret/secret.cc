@@ -47,11 +47,7 @@ void Secret::Reset() {
   size_ = 0;
 }
 
-Result<Secret> ReadSecretFile(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) {
-    return InvalidArgument("cannot read secret file " + path + ": " + strerror(errno));
-  }
+Result<Secret> ReadSecretFrom(int fd, const std::string& path) {
   std::string content;
   char buffer[4096];
   for (;;) {
@@ -59,26 +55,52 @@ Result<Secret> ReadSecretFile(const std::string& path) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       int err = errno;
-      close(fd);
       explicit_bzero(buffer, sizeof buffer);
       Secret wipe_partial(std::move(content));
       return InvalidArgument("cannot read secret file " + path + ": " + strerror(err));
     }
     if (n == 0) break;
     if (content.size() + n > 64 * 1024) {
-      close(fd);
       explicit_bzero(buffer, sizeof buffer);
       Secret wipe_partial(std::move(content));
       return InvalidArgument("secret file " + path + " is larger than 64 KiB; is it the right file?");
     }
     content.append(buffer, n);
   }
-  close(fd);
   explicit_bzero(buffer, sizeof buffer);
   if (!content.empty() && content.back() == '\n') content.pop_back();
   if (!content.empty() && content.back() == '\r') content.pop_back();
   Secret secret(std::move(content));
   if (secret.empty()) return InvalidArgument("secret file " + path + " is empty");
+  return secret;
+}
+
+Result<Secret> ReadSecretFile(const std::string& path, std::string* warning) {
+  // O_NONBLOCK: opening a FIFO nobody writes to must not hang the daemon.
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) {
+    return InvalidArgument("cannot read secret file " + path + ": " + strerror(errno));
+  }
+  struct stat st {};
+  Status refused;
+  if (fstat(fd, &st) != 0) {
+    refused = InvalidArgument("cannot inspect secret file " + path + ": " + strerror(errno));
+  } else if (!S_ISREG(st.st_mode)) {
+    refused = InvalidArgument("secret file " + path + " is not a regular file");
+  } else if (st.st_mode & (S_IROTH | S_IWOTH | S_IWGRP)) {
+    refused = InvalidArgument("secret file " + path + " is " +
+                              ((st.st_mode & S_IROTH) ? "readable" : "writable") +
+                              " by other users: run chmod go-w,o-r " + path);
+  }
+  if (!refused.ok()) {
+    close(fd);
+    return refused;
+  }
+  if ((st.st_mode & S_IRGRP) && warning) {
+    *warning = "secret file " + path + " is readable by its group; chmod g-r " + path + " unless that is meant";
+  }
+  Result<Secret> secret = ReadSecretFrom(fd, path);
+  close(fd);
   return secret;
 }
 

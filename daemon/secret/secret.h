@@ -44,8 +44,16 @@ class Secret {
 };
 
 // Reads a secret from a file: the whole content with one trailing newline (or
-// CRLF) removed. Fails when the file cannot be read or is empty, naming the
-// path and never the content.
-Result<Secret> ReadSecretFile(const std::string& path);
+// CRLF) removed. The file is opened without blocking (a FIFO or device cannot
+// stall the daemon) and must be a regular file that other users can neither
+// read nor write, and the group cannot write (the message gives the chmod to
+// run). A group-readable file is accepted with `*warning` set, when given.
+// Fails when the file cannot be read or is empty, naming the path and never
+// the content.
+Result<Secret> ReadSecretFile(const std::string& path, std::string* warning = nullptr);
+
+// Reads the rest of an open regular file as a secret (the same trimming and
+// size bound as ReadSecretFile); `path` is only for messages.
+Result<Secret> ReadSecretFrom(int fd, const std::string& path);
 
 }  // namespace stormbroker

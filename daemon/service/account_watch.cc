@@ -24,9 +24,9 @@ v1::AccountState ToProto(AccountState state) {
 
 class AccountWatchHub::Watch : public grpc::ServerWriteReactor<v1::AccountEvent> {
  public:
-  Watch(AccountWatchHub& hub, Caller caller) : hub_(hub), caller_(std::move(caller)) {}
+  Watch(AccountWatchHub& hub, std::shared_ptr<const CallTicket> ticket) : hub_(hub), ticket_(std::move(ticket)) {}
 
-  const Caller& caller() const { return caller_; }
+  const Caller& caller() const { return ticket_->caller(); }
 
   void Push(v1::AccountEvent event) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -72,7 +72,7 @@ class AccountWatchHub::Watch : public grpc::ServerWriteReactor<v1::AccountEvent>
   }
 
   AccountWatchHub& hub_;
-  const Caller caller_;
+  const std::shared_ptr<const CallTicket> ticket_;
   std::mutex mutex_;
   bool finished_ = false;
   std::deque<v1::AccountEvent> queue_;  // front() is being written
@@ -92,8 +92,8 @@ void AccountWatchHub::Publish(const AccountEvent& event) {
   }
 }
 
-grpc::ServerWriteReactor<v1::AccountEvent>* AccountWatchHub::Open(Caller caller) {
-  auto* watch = new Watch(*this, std::move(caller));
+grpc::ServerWriteReactor<v1::AccountEvent>* AccountWatchHub::Open(std::shared_ptr<const CallTicket> ticket) {
+  auto* watch = new Watch(*this, std::move(ticket));
   std::lock_guard<std::mutex> lock(mutex_);
   watches_.insert(watch);
   return watch;

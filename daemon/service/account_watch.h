@@ -8,7 +8,7 @@
 #include <mutex>
 #include <set>
 
-#include "access/caller.h"
+#include "access/connection_table.h"
 #include "access/policy.h"
 #include "stormbroker/v1/broker.grpc.pb.h"
 #include "tokens/account_events.h"
@@ -20,8 +20,9 @@ class AccountWatchHub : public AccountEventSink {
   explicit AccountWatchHub(const PolicyHolder& policy) : policy_(policy) {}
 
   void Publish(const AccountEvent& event) override;
-  // Opens a watch for `caller`; the reactor deletes itself when the call ends.
-  grpc::ServerWriteReactor<v1::AccountEvent>* Open(Caller caller);
+  // Opens a watch for the ticket's caller, which holds its place among the
+  // caller's calls until the stream ends; the reactor deletes itself then.
+  grpc::ServerWriteReactor<v1::AccountEvent>* Open(std::shared_ptr<const CallTicket> ticket);
   // Ends every open watch (at shutdown, so the server can stop).
   void CloseAll();
 

@@ -13,11 +13,9 @@
 namespace stormbroker {
 namespace {
 
-// Largest serialized request, and largest params, accepted: API params are small.
-constexpr size_t kMaxRequestBytes = 1 << 20;
+// Largest params accepted: API params are small. (A whole request larger
+// than limits.max_request_size never reaches a handler: gRPC refuses it.)
 constexpr size_t kMaxParamsBytes = 64 << 10;
-// A made-up method path is cut to this length in the audit trail.
-constexpr size_t kMaxAuditedMethod = 200;
 
 grpc::Status ToGrpc(const Status& status) {
   grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
@@ -30,6 +28,7 @@ grpc::Status ToGrpc(const Status& status) {
     case StatusCode::kUnavailable: code = grpc::StatusCode::UNAVAILABLE; break;
     case StatusCode::kUnauthenticated: code = grpc::StatusCode::UNAUTHENTICATED; break;
     case StatusCode::kDeadlineExceeded: code = grpc::StatusCode::DEADLINE_EXCEEDED; break;
+    case StatusCode::kResourceExhausted: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
     case StatusCode::kInternal: code = grpc::StatusCode::INTERNAL; break;
   }
   return grpc::Status(code, status.message());
@@ -73,7 +72,9 @@ AuditRecord NewRecord(const Caller& caller, const char* rpc, const std::string& 
   record.gid = caller.gid;
   record.pid = caller.pid;
   record.exe = caller.exe;
+  record.comm = caller.comm;
   record.unit = caller.unit;
+  record.listener = "grpc";
   record.rpc = rpc;
   record.account = account;
   return record;
@@ -83,9 +84,47 @@ double MillisecondsSince(std::chrono::system_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::system_clock::now() - start).count();
 }
 
-const Status kUnidentified(StatusCode::kUnauthenticated, "the broker cannot identify this connection");
-
 }  // namespace
+
+class BrokerService::Admission {
+ public:
+  Admission(BrokerService* drains, std::shared_ptr<const CallTicket> ticket)
+      : drains_(drains), ticket_(std::move(ticket)) {}
+  ~Admission() {
+    if (drains_) drains_->EndCall();
+  }
+  const Caller& caller() const { return ticket_->caller(); }
+
+ private:
+  BrokerService* const drains_;  // counted for Drain, when set
+  const std::shared_ptr<const CallTicket> ticket_;
+};
+
+std::shared_ptr<BrokerService::Admission> BrokerService::Admit(grpc::CallbackServerContext* context, const char* rpc,
+                                                               const std::string& account, bool drains,
+                                                               AuditRecord* record, Status* refusal) {
+  CallAdmission admission = connections_.BeginCall(context->peer());
+  if (admission.caller) *record = NewRecord(*admission.caller, rpc, account);
+  if (!admission.ticket) {
+    *refusal = admission.refusal;
+    if (admission.caller) {
+      record->decision = "limit";
+      record->outcome = "failed";
+      record->detail = refusal->message();
+      audit_.Record(*record);
+    }
+    return nullptr;
+  }
+  if (drains && !BeginCall()) {
+    *refusal = Unavailable("the broker is shutting down");
+    record->decision = "invalid";
+    record->outcome = "failed";
+    record->detail = refusal->message();
+    audit_.Record(*record);
+    return nullptr;
+  }
+  return std::make_shared<Admission>(drains ? this : nullptr, std::move(admission.ticket));
+}
 
 Result<BrokerService::Found> BrokerService::FindAccount(const std::string& name) const {
   if (Status shape = CheckAccountName(name); !shape.ok()) return shape;
@@ -121,40 +160,42 @@ grpc::ServerUnaryReactor* BrokerService::Refuse(grpc::ServerUnaryReactor* reacto
 grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* context, const v1::CallRequest* request,
                                               v1::CallResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  std::optional<Caller> caller = peers_.Lookup(context->peer());
-  if (!caller) {
-    reactor->Finish(ToGrpc(kUnidentified));
+  AuditRecord record;
+  Status refusal;
+  auto admitted = Admit(context, "Call", request->account(), /*drains=*/true, &record, &refusal);
+  if (!admitted) {
+    reactor->Finish(ToGrpc(refusal));
     return reactor;
   }
-  AuditRecord record = NewRecord(*caller, "Call", request->account());
-  record.method = request->method().substr(0, kMaxAuditedMethod);
-  for (const auto& [name, value] : request->params().fields()) record.param_names.push_back(name);
-  std::sort(record.param_names.begin(), record.param_names.end());  // map order is unspecified
-
-  if (request->ByteSizeLong() > kMaxRequestBytes) {
-    return Refuse(reactor, std::move(record), InvalidArgument("the request is larger than 1 MiB"));
-  }
-  if (Status shape = CheckMethodPath(request->method()); !shape.ok()) return Refuse(reactor, std::move(record), shape);
+  const Caller& caller = admitted->caller();
+  record.method = request->method();
   if (request->params().ByteSizeLong() > kMaxParamsBytes) {
     return Refuse(reactor, std::move(record), InvalidArgument("params are larger than 64 KiB"));
   }
+  for (const auto& [name, value] : request->params().fields()) record.param_names.push_back(name);
+  std::sort(record.param_names.begin(), record.param_names.end());  // map order is unspecified
+  if (IsReservedMethod(request->method())) {
+    spdlog::warn("denied: {} asked for the reserved method {}", Describe(caller), record.method.substr(0, 200));
+    record.decision = "deny";
+    return Refuse(reactor, std::move(record), ReservedMethodRefusal(request->method()));
+  }
+  if (Status shape = CheckMethodPath(request->method()); !shape.ok()) return Refuse(reactor, std::move(record), shape);
   auto found = FindAccount(request->account());
   if (!found.ok()) return Refuse(reactor, std::move(record), found.status());
   auto [account, session] = std::move(found).value();
   record.account = account;
 
-  int rule = policy_.Get()->Admits(*caller, account, request->method());
+  int rule = policy_.Get()->Admits(caller, account, request->method());
   if (rule == 0) {
-    spdlog::warn("denied: {} may not call {} on account {}", Describe(*caller), request->method(), account);
+    spdlog::warn("denied: {} may not call {} on account {}", Describe(caller), request->method(), account);
     record.decision = "deny";
     return Refuse(reactor, std::move(record),
-                  PermissionDenied("uid " + std::to_string(caller->uid) + " (" + caller->user + ") may not call " +
+                  PermissionDenied("uid " + std::to_string(caller.uid) + " (" + caller.user + ") may not call " +
                                    request->method() + " on account " + account +
                                    "; an administrator can add a policy rule"));
   }
   record.decision = "allow";
   record.rule_line = rule;
-  if (!BeginCall()) return Refuse(reactor, std::move(record), Unavailable("the broker is shutting down"));
 
   response->set_account(account);
   // The caller's deadline bounds the upstream exchange too.
@@ -163,8 +204,8 @@ grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* conte
     deadline = std::chrono::steady_clock::now() + (context->deadline() - std::chrono::system_clock::now());
   }
   session->Call(request->method(), StructToJson(request->params()), deadline,
-                [this, reactor, response, record = std::move(record)](Result<ApiOutcome> outcome) mutable {
-                  EndCall();
+                [this, reactor, response, admitted, record = std::move(record)](Result<ApiOutcome> outcome) mutable {
+                  admitted.reset();  // the call is over: its caller may start the next at once
                   record.latency_ms = MillisecondsSince(record.time);
                   if (!outcome.ok()) {
                     Conclude(reactor, std::move(record), outcome.status());
@@ -211,36 +252,35 @@ grpc::ServerUnaryReactor* BrokerService::ListAccounts(grpc::CallbackServerContex
                                                       const v1::ListAccountsRequest*,
                                                       v1::ListAccountsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  std::optional<Caller> caller = peers_.Lookup(context->peer());
-  if (!caller) {
-    reactor->Finish(ToGrpc(kUnidentified));
+  AuditRecord record;
+  Status refusal;
+  auto admitted = Admit(context, "ListAccounts", "", /*drains=*/false, &record, &refusal);
+  if (!admitted) {
+    reactor->Finish(ToGrpc(refusal));
     return reactor;
   }
   auto policy = policy_.Get();
   for (const auto& [name, session] : accounts_) {
-    if (policy->AdmitsAccount(*caller, name)) FillAccount(session->Snapshot(), response->add_accounts());
+    if (policy->AdmitsAccount(admitted->caller(), name)) FillAccount(session->Snapshot(), response->add_accounts());
   }
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
 
-Result<BrokerService::Found> BrokerService::Authorize(grpc::CallbackServerContext* context, const std::string& account,
+Result<BrokerService::Found> BrokerService::Authorize(const Caller& caller, const std::string& account,
                                                       const char* rpc,
                                                       bool (Policy::*allowed)(const Caller&, const std::string&) const,
                                                       const char* needs, AuditRecord* record) {
-  std::optional<Caller> caller = peers_.Lookup(context->peer());
-  if (!caller) return kUnidentified;
-  *record = NewRecord(*caller, rpc, account);
   auto found = FindAccount(account);
   if (!found.ok()) {
     record->decision = "invalid";
     return found.status();
   }
   record->account = found->first;
-  if (!(policy_.Get().get()->*allowed)(*caller, found->first)) {
-    spdlog::warn("denied: {} may not {} on account {}", Describe(*caller), rpc, found->first);
+  if (!(policy_.Get().get()->*allowed)(caller, found->first)) {
+    spdlog::warn("denied: {} may not {} on account {}", Describe(caller), rpc, found->first);
     record->decision = "deny";
-    return PermissionDenied("uid " + std::to_string(caller->uid) + " (" + caller->user + ") may not " + rpc +
+    return PermissionDenied("uid " + std::to_string(caller.uid) + " (" + caller.user + ") may not " + rpc +
                             " on account " + found->first + "; that needs a policy rule with " + needs);
   }
   record->decision = "allow";
@@ -251,14 +291,25 @@ grpc::ServerUnaryReactor* BrokerService::Login(grpc::CallbackServerContext* cont
                                                v1::LoginResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   AuditRecord record;
-  auto access = Authorize(context, request->account(), "Login", &Policy::AdmitsAdmin, "admin: true", &record);
+  Status refusal;
+  auto admitted = Admit(context, "Login", request->account(), /*drains=*/true, &record, &refusal);
+  if (!admitted) {
+    reactor->Finish(ToGrpc(refusal));
+    return reactor;
+  }
+  auto access = Authorize(admitted->caller(), request->account(), "Login", &Policy::AdmitsAdmin, "admin: true", &record);
   if (!access.ok()) return Refuse(reactor, std::move(record), access.status());
-  if (request->passcode().size() > 64) {
-    return Refuse(reactor, std::move(record), InvalidArgument("the passcode is longer than 64 characters"));
+  // Empty: a login with the password alone (accounts without prompt).
+  if (!request->passcode().empty()) {
+    if (Status shape = CheckPasscode(request->passcode()); !shape.ok()) {
+      record.decision = "invalid";
+      return Refuse(reactor, std::move(record), shape);
+    }
   }
   std::shared_ptr<AccountSession> session = access->second;
   session->Login(Secret(request->passcode()),
-                 [this, reactor, response, session, record = std::move(record)](Status status) mutable {
+                 [this, reactor, response, session, admitted, record = std::move(record)](Status status) mutable {
+                   admitted.reset();
                    if (status.ok()) FillAccount(session->Snapshot(), response->mutable_account());
                    Conclude(reactor, std::move(record), status);
                  });
@@ -269,9 +320,16 @@ grpc::ServerUnaryReactor* BrokerService::Logout(grpc::CallbackServerContext* con
                                                 const v1::LogoutRequest* request, v1::LogoutResponse*) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   AuditRecord record;
-  auto access = Authorize(context, request->account(), "Logout", &Policy::AdmitsAdmin, "admin: true", &record);
+  Status refusal;
+  auto admitted = Admit(context, "Logout", request->account(), /*drains=*/true, &record, &refusal);
+  if (!admitted) {
+    reactor->Finish(ToGrpc(refusal));
+    return reactor;
+  }
+  auto access = Authorize(admitted->caller(), request->account(), "Logout", &Policy::AdmitsAdmin, "admin: true", &record);
   if (!access.ok()) return Refuse(reactor, std::move(record), access.status());
-  access->second->Logout([this, reactor, record = std::move(record)](Status status) mutable {
+  access->second->Logout([this, reactor, admitted, record = std::move(record)](Status status) mutable {
+    admitted.reset();
     Conclude(reactor, std::move(record), status);
   });
   return reactor;
@@ -281,8 +339,14 @@ grpc::ServerUnaryReactor* BrokerService::GetToken(grpc::CallbackServerContext* c
                                                   const v1::GetTokenRequest* request, v1::GetTokenResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   AuditRecord record;
-  auto access = Authorize(context, request->account(), "GetToken", &Policy::AdmitsTokenExport, "token_export: true",
-                          &record);
+  Status refusal;
+  auto admitted = Admit(context, "GetToken", request->account(), /*drains=*/true, &record, &refusal);
+  if (!admitted) {
+    reactor->Finish(ToGrpc(refusal));
+    return reactor;
+  }
+  auto access = Authorize(admitted->caller(), request->account(), "GetToken", &Policy::AdmitsTokenExport,
+                          "token_export: true", &record);
   if (!access.ok()) return Refuse(reactor, std::move(record), access.status());
   const std::shared_ptr<AccountSession>& session = access->second;
   auto token = session->CurrentToken();
@@ -299,9 +363,11 @@ grpc::ServerUnaryReactor* BrokerService::GetToken(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* context, const v1::GetStatusRequest*,
                                                    v1::GetStatusResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  std::optional<Caller> caller = peers_.Lookup(context->peer());
-  if (!caller) {
-    reactor->Finish(ToGrpc(kUnidentified));
+  AuditRecord record;
+  Status refusal;
+  auto admitted = Admit(context, "GetStatus", "", /*drains=*/false, &record, &refusal);
+  if (!admitted) {
+    reactor->Finish(ToGrpc(refusal));
     return reactor;
   }
   response->set_version(STORMBROKER_VERSION);
@@ -309,7 +375,7 @@ grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* 
   response->set_audit_records_dropped(audit_.dropped());
   auto policy = policy_.Get();
   for (const auto& [name, session] : accounts_) {
-    if (policy->AdmitsAccount(*caller, name)) FillAccount(session->Snapshot(), response->add_accounts());
+    if (policy->AdmitsAccount(admitted->caller(), name)) FillAccount(session->Snapshot(), response->add_accounts());
   }
   reactor->Finish(grpc::Status::OK);
   return reactor;
@@ -317,16 +383,17 @@ grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* 
 
 grpc::ServerWriteReactor<v1::AccountEvent>* BrokerService::WatchAccounts(grpc::CallbackServerContext* context,
                                                                          const v1::WatchAccountsRequest*) {
-  std::optional<Caller> caller = peers_.Lookup(context->peer());
-  if (!caller) {
+  CallAdmission admission = connections_.BeginCall(context->peer());
+  if (!admission.ticket) {
     class Refusal : public grpc::ServerWriteReactor<v1::AccountEvent> {
      public:
-      Refusal() { Finish(ToGrpc(kUnidentified)); }
+      explicit Refusal(const Status& status) { Finish(ToGrpc(status)); }
       void OnDone() override { delete this; }
     };
-    return new Refusal();
+    return new Refusal(admission.refusal);
   }
-  return watches_.Open(std::move(*caller));
+  // The stream holds its place among the caller's calls for as long as it is open.
+  return watches_.Open(std::move(admission.ticket));
 }
 
 }  // namespace stormbroker

@@ -1,8 +1,9 @@
 // The gRPC face of the daemon: stormbroker.v1.Broker on the callback API.
-// Handlers never block: they identify the caller, validate, authorize, hand
-// the call to the account's session and return; the session's callback
-// finishes the reactor later on another thread. Every Call, Login, Logout and
-// GetToken leaves one audit record, allowed or not.
+// Handlers never block: they identify the caller and give it a place among
+// the calls of its connection and uid (or refuse it for a limit), validate,
+// authorize, hand the call to the account's session and return; the
+// session's callback finishes the reactor later on another thread. Every
+// Call, Login, Logout and GetToken leaves one audit record, allowed or not.
 #pragma once
 
 #include <condition_variable>
@@ -11,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "access/peer_registry.h"
+#include "access/connection_table.h"
 #include "access/policy.h"
 #include "observe/audit_log.h"
 #include "service/account_watch.h"
@@ -24,12 +25,9 @@ using AccountSessions = std::map<std::string, std::shared_ptr<AccountSession>>;
 
 class BrokerService final : public v1::Broker::CallbackService {
  public:
-  BrokerService(const PeerRegistry& peers, const PolicyHolder& policy, const AccountSessions& accounts,
+  BrokerService(ConnectionTable& connections, const PolicyHolder& policy, const AccountSessions& accounts,
                 AccountWatchHub& watches, AuditLog& audit)
-      : peers_(peers), policy_(policy), accounts_(accounts), watches_(watches), audit_(audit) {}
-
-  // The health service's name for an account ("account:NAME").
-  static std::string HealthName(const std::string& account) { return "account:" + account; }
+      : connections_(connections), policy_(policy), accounts_(accounts), watches_(watches), audit_(audit) {}
 
   grpc::ServerUnaryReactor* Call(grpc::CallbackServerContext* context, const v1::CallRequest* request,
                                  v1::CallResponse* response) override;
@@ -47,28 +45,37 @@ class BrokerService final : public v1::Broker::CallbackService {
   grpc::ServerWriteReactor<v1::AccountEvent>* WatchAccounts(grpc::CallbackServerContext* context,
                                                             const v1::WatchAccountsRequest* request) override;
 
-  // Shutdown: new calls are answered UNAVAILABLE from now on; returns once
-  // the calls in flight have finished or `bound` has passed, and says which.
+  // Shutdown: new calls (Call, Login, Logout, GetToken) are answered
+  // UNAVAILABLE from now on; returns once the calls in flight have finished
+  // or `bound` has passed, and says which.
   bool Drain(std::chrono::milliseconds bound);
 
  private:
+  // What an admitted call holds until it ends (the last copy goes).
+  class Admission;
+  // Who is calling and a place for the call: the caller's connection and uid
+  // must be under their limits, and the broker not draining (with
+  // `drains`). Otherwise null, with `*refusal` set; a known caller's refusal
+  // is audited here. `record` is started either way when the caller is known.
+  std::shared_ptr<Admission> Admit(grpc::CallbackServerContext* context, const char* rpc, const std::string& account,
+                                   bool drains, AuditRecord* record, Status* refusal);
   // Counts a call in flight; false when draining (the call must be refused).
   bool BeginCall();
   void EndCall();
   using Found = std::pair<std::string, std::shared_ptr<AccountSession>>;
   // The named account (or the only one when `name` is empty), or why not.
   Result<Found> FindAccount(const std::string& name) const;
-  // For Login, Logout and GetToken: the account when `allowed` says the caller
-  // may act on it; audits a refusal. `record` is filled in either way.
-  Result<Found> Authorize(grpc::CallbackServerContext* context, const std::string& account, const char* rpc,
-                          bool (Policy::*allowed)(const Caller&, const std::string&) const,
-                          const char* needs, AuditRecord* record);
+  // For Login, Logout and GetToken: the account when `allowed` says the
+  // admitted caller may act on it. `record` says what was decided.
+  Result<Found> Authorize(const Caller& caller, const std::string& account, const char* rpc,
+                          bool (Policy::*allowed)(const Caller&, const std::string&) const, const char* needs,
+                          AuditRecord* record);
   // Audits `record` with how it ended (`status`) and finishes `reactor` with it.
   grpc::ServerUnaryReactor* Conclude(grpc::ServerUnaryReactor* reactor, AuditRecord record, const Status& status);
   // Conclude for a request refused before it ran ("invalid" unless decided).
   grpc::ServerUnaryReactor* Refuse(grpc::ServerUnaryReactor* reactor, AuditRecord record, const Status& status);
 
-  const PeerRegistry& peers_;
+  ConnectionTable& connections_;
   const PolicyHolder& policy_;
   const AccountSessions& accounts_;
   AccountWatchHub& watches_;

@@ -10,14 +10,14 @@
 
 namespace stormbroker {
 
-Status CheckPeerIdentification(grpc::Server* server, PeerRegistry* peers) {
+Status CheckPeerIdentification(grpc::Server* server, ConnectionTable* connections) {
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {
     return Internal("self-test: socketpair failed");
   }
-  if (!AdoptConnection(pair[0], server, peers)) {
+  if (Status adopted = AdoptConnection(pair[0], server, connections); !adopted.ok()) {
     close(pair[1]);
-    return Internal("self-test: SO_PEERCRED is not available on Unix sockets here");
+    return Internal("self-test: " + adopted.message());
   }
   auto channel = grpc::CreateInsecureChannelFromFd("self-test", pair[1]);
   auto stub = v1::Broker::NewStub(channel);

@@ -6,13 +6,13 @@
 
 #include <grpcpp/server.h>
 
-#include "access/peer_registry.h"
+#include "access/connection_table.h"
 #include "util/status.h"
 
 namespace stormbroker {
 
 // Calls ListAccounts over a socketpair handed to `server` like an accepted
 // connection; OK when the handler identified the caller from its peer string.
-Status CheckPeerIdentification(grpc::Server* server, PeerRegistry* peers);
+Status CheckPeerIdentification(grpc::Server* server, ConnectionTable* connections);
 
 }  // namespace stormbroker

@@ -109,8 +109,10 @@ UnixListener::~UnixListener() {
   close(wake_fd_);
 }
 
-void UnixListener::Start(grpc::Server* server, PeerRegistry* peers) {
-  thread_ = std::thread([this, server, peers] { Loop(server, peers); });
+void UnixListener::Start(grpc::Server* server, ConnectionTable* connections, ConnectionRefused refused) {
+  thread_ = std::thread([this, server, connections, refused = std::move(refused)] {
+    Loop(server, connections, refused);
+  });
 }
 
 void UnixListener::Stop() {
@@ -122,18 +124,22 @@ void UnixListener::Stop() {
   if (!path_.empty()) unlink(path_.c_str());
 }
 
-bool AdoptConnection(int fd, grpc::Server* server, PeerRegistry* peers) {
+Status AdoptConnection(int fd, grpc::Server* server, ConnectionTable* connections, const ConnectionRefused& refused) {
   std::optional<Caller> caller = IdentifyPeer(fd);
   if (!caller) {
     close(fd);
-    return false;
+    return Unavailable("the kernel did not say who is on the connection (SO_PEERCRED, SO_PEERGROUPS)");
   }
-  peers->Record(fd, std::move(*caller));
+  if (Status admitted = connections->Admit(fd, *caller); !admitted.ok()) {
+    close(fd);
+    if (refused) refused(*caller, admitted);
+    return admitted;
+  }
   grpc::AddInsecureChannelFromFd(server, fd);  // gRPC owns and closes the fd now
-  return true;
+  return Status::Ok();
 }
 
-void UnixListener::Loop(grpc::Server* server, PeerRegistry* peers) {
+void UnixListener::Loop(grpc::Server* server, ConnectionTable* connections, const ConnectionRefused& refused) {
   pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
   while (!stopping_) {
     int ready = poll(fds, 2, -1);
@@ -155,7 +161,7 @@ void UnixListener::Loop(grpc::Server* server, PeerRegistry* peers) {
         }
         break;
       }
-      AdoptConnection(client, server, peers);
+      AdoptConnection(client, server, connections, refused);
     }
   }
 }

@@ -1,20 +1,25 @@
 // The daemon's own accept loop on its Unix socket. gRPC 1.51 cannot tell a
 // handler who is calling over a Unix socket, so the daemon accepts each
-// connection itself, learns the caller from the kernel (SO_PEERCRED), records
-// it in the PeerRegistry and only then hands the fd to gRPC.
+// connection itself, learns the caller from the kernel (SO_PEERCRED,
+// SO_PEERGROUPS), admits it to the ConnectionTable (which may refuse it for
+// a limit) and only then hands the fd to gRPC.
 #pragma once
 
 #include <grpcpp/server.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <thread>
 
-#include "access/peer_registry.h"
+#include "access/connection_table.h"
 #include "config/config.h"
 #include "util/status.h"
 
 namespace stormbroker {
+
+// Told of each connection refused for a limit, with who and why.
+using ConnectionRefused = std::function<void(const Caller&, const Status&)>;
 
 class UnixListener {
  public:
@@ -27,14 +32,15 @@ class UnixListener {
   static Result<std::unique_ptr<UnixListener>> FromSystemd();
   ~UnixListener();
 
-  // Starts accepting; each connection is recorded in `peers` and added to `server`.
-  void Start(grpc::Server* server, PeerRegistry* peers);
+  // Starts accepting; each connection is admitted to `connections` and
+  // added to `server`, or closed and reported to `refused`.
+  void Start(grpc::Server* server, ConnectionTable* connections, ConnectionRefused refused);
   // Stops accepting, closes the socket and removes its file. Idempotent.
   void Stop();
 
  private:
   UnixListener(int fd, std::string path, int wake_fd) : fd_(fd), wake_fd_(wake_fd), path_(std::move(path)) {}
-  void Loop(grpc::Server* server, PeerRegistry* peers);
+  void Loop(grpc::Server* server, ConnectionTable* connections, const ConnectionRefused& refused);
 
   int fd_;
   int wake_fd_;  // eventfd that interrupts the poll on Stop
@@ -43,8 +49,10 @@ class UnixListener {
   std::atomic<bool> stopping_{false};
 };
 
-// Hands `fd` (a connected, non-blocking socket) to gRPC after recording who is
-// on its other end. False when the peer cannot be identified (fd closed).
-bool AdoptConnection(int fd, grpc::Server* server, PeerRegistry* peers);
+// Hands `fd` (a connected, non-blocking socket) to gRPC after admitting who
+// is on its other end. Otherwise closes it and says why: the caller is
+// unknown (the kernel did not say) or over a limit (`refused` hears of it).
+Status AdoptConnection(int fd, grpc::Server* server, ConnectionTable* connections,
+                       const ConnectionRefused& refused = nullptr);
 
 }  // namespace stormbroker

@@ -86,6 +86,14 @@ void AccountSession::Start() {
     if (auto saved = store_->Load(account_.name)) {
       last_totp_step_ = saved->last_totp_step;
       int64_t wall_now = EpochSeconds(scheduler_.WallNow());
+      if (last_totp_step_ > TotpStep(wall_now)) {
+        // Not written by this clock: trust neither it nor the token beside it,
+        // and spend no passcode of the current step.
+        spdlog::warn("account {}: the state file names a two-factor step from the future; ignoring it",
+                     account_.name);
+        last_totp_step_ = TotpStep(wall_now);
+        saved->token = Secret();
+      }
       // Reuse only a token that has life left, for the same user.
       if (saved->username == account_.username && !saved->token.empty() && saved->hard_deadline > wall_now + 2 &&
           saved->inactivity_deadline > wall_now + 1) {
@@ -180,14 +188,18 @@ void AccountSession::CallWithRetry(const std::string& method, const nlohmann::js
         method, params, {self->account_.username, lease->token},
         [self, method, params, deadline, may_retry, slot, done = std::move(done)](Result<StormReply> reply) mutable {
           self->Release(slot);
-          if (reply.ok() && reply->outcome.is_error && IsAuthorizationFailure(reply->outcome.error)) {
-            // The API refused our token, so it did not run the call: safe to
-            // get a new token and send it once more.
-            self->TokenRejected(slot->generation);
-            if (may_retry) {
+          if (may_retry && reply.ok() && reply->outcome.is_error && IsAuthorizationFailure(reply->outcome.error)) {
+            // The API refused our token for this call, so it did not run it.
+            // One refusal is no proof the token is dead (a caller must not be
+            // able to make the broker drop a good token): ask first.
+            auto refused = std::make_shared<ApiOutcome>(std::move(reply->outcome));
+            self->ConfirmToken(slot, [self, method, params, deadline, slot, refused,
+                                      done = std::move(done)](TokenCheck check) mutable {
+              if (check == TokenCheck::kUnknown) return done(std::move(*refused));
+              if (check == TokenCheck::kRejected) self->TokenRejected(slot->generation);
               self->CallWithRetry(method, params, deadline, /*may_retry=*/false, std::move(done));
-              return;
-            }
+            });
+            return;
           }
           if (!reply.ok()) {
             done(reply.status());
@@ -258,12 +270,63 @@ void AccountSession::Release(const std::shared_ptr<Slot>& slot) {
   }
 }
 
+void AccountSession::ConfirmToken(const std::shared_ptr<Slot>& slot, CheckCallback done) {
+  Guard guard(*this);
+  if (stopped_) return DeferLocked([done] { done(TokenCheck::kUnknown); });
+  slot->confirm_waiters.push_back(std::move(done));
+  if (slot->confirm_waiters.size() > 1) return;  // one keep-alive answers them all
+  auto sent_at = scheduler_.Now();
+  nlohmann::json params = {{"timeout", account_.token_timeout.count() / 1000}};
+  auto self = shared_from_this();
+  DeferLocked([self, slot, sent_at, params] {
+    self->upstream_.Call(kTokenMethod, params, {self->account_.username, slot->token},
+                         [self, slot, sent_at](Result<StormReply> reply) {
+                           self->OnConfirmReply(slot, sent_at, std::move(reply));
+                         });
+  });
+}
+
+void AccountSession::OnConfirmReply(const std::shared_ptr<Slot>& slot, Clock::time_point sent_at,
+                                    Result<StormReply> reply) {
+  Guard guard(*this);
+  TokenCheck check = TokenCheck::kUnknown;
+  if (reply.ok() && reply->outcome.is_error && IsAuthorizationFailure(reply->outcome.error)) {
+    check = TokenCheck::kRejected;
+  } else if (reply.ok() && !reply->outcome.is_error && ReadTokenReplyLocked(sent_at, *reply, slot.get()).ok()) {
+    check = TokenCheck::kAlive;
+    spdlog::warn("account {}: the Storm API refused the token for a call, but a keep-alive shows it alive; keeping it",
+                 account_.name);
+    if (slot == current_) PersistLocked();
+  }
+  std::vector<CheckCallback> waiters;
+  waiters.swap(slot->confirm_waiters);
+  DeferLocked([waiters = std::move(waiters), check] {
+    for (auto& waiter : waiters) waiter(check);
+  });
+}
+
 void AccountSession::TokenRejected(uint64_t generation) {
   Guard guard(*this);
   if (stopped_ || !current_ || current_->generation != generation) return;
   spdlog::warn("account {}: the Storm API rejected the token", account_.name);
   if (CanLogInUnattendedLocked()) {
     DropTokenLocked(AccountState::kStarting, "the Storm API rejected the token; logging in again");
+    auto now = scheduler_.Now();
+    if (last_relogin_ && now < *last_relogin_ + account_.relogin_interval && !login_in_flight_) {
+      // Password logins cost the account: a flapping upstream gets at most
+      // one per relogin_interval. Calls wait for it as for any login.
+      auto at = *last_relogin_ + account_.relogin_interval;
+      spdlog::warn("account {}: next login in {} ms (at most one per relogin_interval after a rejected token)",
+                   account_.name, std::chrono::duration_cast<milliseconds>(at - now).count());
+      login_in_flight_ = true;
+      retry_timer_ = AtLocked(at, [](AccountSession& s) {
+        s.retry_timer_.reset();
+        s.last_relogin_ = s.scheduler_.Now();
+        s.SendLoginLocked(LoginKind::kFirst, Secret(), nullptr);
+      });
+      return;
+    }
+    last_relogin_ = now;
     BeginLoginLocked(LoginKind::kFirst);
   } else {
     DropTokenLocked(AccountState::kNeedsPasscode,

@@ -60,8 +60,12 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
   void Stop(bool expire_tokens, std::function<void()> done);
 
   // Proxies one call with the account's token; waits for a login under way. A
-  // call the upstream rejects for its token (401: it was not executed) is
-  // retried once after one fresh login. `done` gets the API's answer, or
+  // call the upstream rejects for its token (401: it was not executed) costs
+  // the token nothing by itself: a keep-alive confirms whether the token is
+  // dead (one at a time per token, however many calls were rejected). Dead:
+  // one fresh login (at most one per relogin_interval) and the call is
+  // retried once. Alive: the call is retried once with it. Unknown: the
+  // API's answer goes back as it came. `done` gets the API's answer, or
   // FAILED_PRECONDITION (needs a login, or credentials refused: the message
   // says what to do), UNAVAILABLE (upstream unreachable).
   // `deadline` (the caller's, on the scheduler's clock) bounds the upstream
@@ -88,6 +92,8 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
   using Clock = Scheduler::Clock;
   // A token and the calls using it. Retired slots are expired upstream when
   // their last call finishes.
+  enum class TokenCheck { kAlive, kRejected, kUnknown };
+  using CheckCallback = std::function<void(TokenCheck)>;
   struct Slot {
     Secret token;
     uint64_t generation = 0;
@@ -95,6 +101,9 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
     Clock::time_point inactivity_deadline{};
     int in_flight = 0;
     bool retired = false;
+    // Calls waiting for the keep-alive that confirms whether the token is
+    // alive after the API refused it for one call (empty: none under way).
+    std::vector<CheckCallback> confirm_waiters;
   };
   struct Lease {
     std::shared_ptr<Slot> slot;
@@ -113,6 +122,9 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
                      std::optional<Clock::time_point> deadline, bool may_retry,
                      std::function<void(Result<ApiOutcome>)> done);
   void TokenRejected(uint64_t generation);
+  // Asks the API, with a keep-alive, whether `slot`'s token still works.
+  void ConfirmToken(const std::shared_ptr<Slot>& slot, CheckCallback done);
+  void OnConfirmReply(const std::shared_ptr<Slot>& slot, Clock::time_point sent_at, Result<StormReply> reply);
 
   // --- everything below requires mutex_ ---
   bool CanLogInUnattendedLocked() const { return account_.two_factor != TwoFactor::kPrompt; }
@@ -163,6 +175,7 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
   std::string last_error_;
   std::string warning_;
   int failures_in_a_row_ = 0;
+  std::optional<Clock::time_point> last_relogin_;  // after a rejected token: see relogin_interval
   std::optional<Clock::time_point> renew_at_;
   std::vector<Scheduler::TaskId> timers_;
   std::optional<Scheduler::TaskId> retry_timer_;

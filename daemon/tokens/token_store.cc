@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <memory>
+#include <random>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -34,8 +35,17 @@ Result<std::unique_ptr<FileTokenStore>> FileTokenStore::Open(const std::string& 
     return Unavailable(Errno("cannot create the state directory " + directory));
   }
   struct stat st {};
-  if (stat(directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return Unavailable("state_dir " + directory + " is not a directory");
+  if (lstat(directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return FailedPrecondition("state_dir " + directory + " is not a directory");
+  }
+  if (st.st_uid != geteuid()) {
+    return FailedPrecondition("state_dir " + directory + " belongs to uid " + std::to_string(st.st_uid) +
+                              ", not to the daemon's user (uid " + std::to_string(geteuid()) + "): run chown " +
+                              std::to_string(geteuid()) + " " + directory);
+  }
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    return FailedPrecondition("state_dir " + directory +
+                              " is writable by other users, who could swap its tokens: run chmod 700 " + directory);
   }
   return std::unique_ptr<FileTokenStore>(new FileTokenStore(directory));
 }
@@ -50,13 +60,21 @@ Status FileTokenStore::Save(const std::string& account, const PersistedToken& st
   std::string text = doc.dump();
   doc["token"] = "";
   std::string path = PathOf(account);
-  std::string temp = path + ".tmp";
-  int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  // A fresh name, created exclusively: nothing planted beforehand is used.
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  std::string temp;
+  int fd = -1;
+  for (int attempt = 0; attempt < 8 && fd < 0; ++attempt) {
+    char suffix[24];
+    snprintf(suffix, sizeof suffix, ".%016llx.tmp", static_cast<unsigned long long>(random()));
+    temp = path + suffix;
+    fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 && errno != EEXIST) break;
+  }
   if (fd < 0) {
     explicit_bzero(text.data(), text.size());
     return Unavailable(Errno("cannot write " + temp));
   }
-  fchmod(fd, 0600);  // in case an older file had other bits
   Status status = WriteAll(fd, text, temp);
   explicit_bzero(text.data(), text.size());
   if (status.ok() && fsync(fd) != 0) status = Unavailable(Errno("cannot sync " + temp));
@@ -76,9 +94,27 @@ Status FileTokenStore::Save(const std::string& account, const PersistedToken& st
 
 std::optional<PersistedToken> FileTokenStore::Load(const std::string& account) {
   std::string path = PathOf(account);
-  auto content = ReadSecretFile(path);
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) {
+    if (errno != ENOENT) spdlog::warn("account {}: not using the state file {}: {}", account, path, strerror(errno));
+    return std::nullopt;
+  }
+  struct stat st {};
+  std::string refused;
+  if (fstat(fd, &st) != 0) refused = strerror(errno);
+  else if (!S_ISREG(st.st_mode)) refused = "it is not a regular file";
+  else if (st.st_uid != geteuid()) refused = "it belongs to uid " + std::to_string(st.st_uid);
+  else if (st.st_nlink != 1) refused = "it has " + std::to_string(st.st_nlink) + " links";
+  else if (st.st_mode & 077) refused = "other users have access to it";
+  if (!refused.empty()) {
+    close(fd);
+    spdlog::warn("account {}: not using the state file {}: {}", account, path, refused);
+    return std::nullopt;
+  }
+  auto content = ReadSecretFrom(fd, path);
+  close(fd);
   if (!content.ok()) {
-    if (access(path.c_str(), F_OK) == 0) spdlog::warn("account {}: {}", account, content.status().message());
+    spdlog::warn("account {}: {}", account, content.status().message());
     return std::nullopt;
   }
   nlohmann::json doc = nlohmann::json::parse(content->Reveal(), nullptr, false);

@@ -32,6 +32,8 @@ constexpr size_t kMaxWaiting = 4096;
 
 struct Transfer {
   std::chrono::steady_clock::time_point submitted = std::chrono::steady_clock::now();
+  size_t max_body = 0;
+  bool body_too_large = false;
   HttpRequest request;
   HttpCallback done;
   HttpResponse response;
@@ -51,7 +53,12 @@ struct Completion {
 using Completions = std::vector<Completion>;
 
 size_t OnBody(char* data, size_t size, size_t count, void* user) {
-  static_cast<Transfer*>(user)->response.body.append(data, size * count);
+  auto* transfer = static_cast<Transfer*>(user);
+  if (transfer->response.body.size() + size * count > transfer->max_body) {
+    transfer->body_too_large = true;
+    return 0;  // libcurl ends the transfer (CURLE_WRITE_ERROR)
+  }
+  transfer->response.body.append(data, size * count);
   return size * count;
 }
 
@@ -366,6 +373,7 @@ class HttpEngine::Impl {
       return;
     }
     Transfer* t = transfer.get();
+    t->max_body = options_.max_response_bytes;
     curl_easy_setopt(easy, CURLOPT_URL, t->request.url.c_str());
     curl_easy_setopt(easy, CURLOPT_POST, 1L);
     curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(t->request.body.size()));
@@ -432,7 +440,11 @@ class HttpEngine::Impl {
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
     Release(easy);
     if (code != CURLE_OK) {
-      std::string detail = transfer->error[0] ? transfer->error : curl_easy_strerror(code);
+      std::string detail = transfer->body_too_large
+                               ? "the answer is larger than upstream.max_response_size (" +
+                                     std::to_string(options_.max_response_bytes) + " bytes)"
+                           : transfer->error[0] ? transfer->error
+                                                : curl_easy_strerror(code);
       completions.push_back(
           {std::move(transfer->done), Unavailable("upstream " + transfer->request.url + ": " + detail)});
       return;

@@ -51,6 +51,9 @@ class HttpEngine {
     // wait in line (up to 4096, then UNAVAILABLE at once), and time in line
     // counts against a request's timeout.
     size_t max_connections = 64;
+    // The largest response body read; a bigger one fails the request
+    // (UNAVAILABLE) as soon as it is seen, without holding it.
+    size_t max_response_bytes = 32 << 20;
   };
 
   explicit HttpEngine(Options options);

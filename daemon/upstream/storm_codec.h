@@ -27,11 +27,14 @@ struct ApiOutcome {
   ApiError error;
 };
 
+// The deepest nesting of arrays and objects accepted in an answer.
+constexpr int kMaxJsonDepth = 64;
+
 std::string EncodeEnvelope(const nlohmann::json& params);
 
 // Decodes one HTTP response. A body that is not an API answer (not JSON, or a
-// non-200 status without an exception map) is an UNAVAILABLE status naming the
-// HTTP status, since the API did not process the call as far as we can tell.
+// non-200 status without an exception map, or nested deeper than
+// kMaxJsonDepth) is an UNAVAILABLE status naming the HTTP status.
 Result<ApiOutcome> DecodeResponse(long http_status, std::string_view body);
 
 // The API refused the credential used (password, passcode or token).

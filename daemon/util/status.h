@@ -20,6 +20,7 @@ enum class StatusCode {
   kUnavailable,         // a transient fault; retrying later may succeed
   kUnauthenticated,
   kDeadlineExceeded,
+  kResourceExhausted,   // a caller is over one of its limits; fewer at once will do
   kInternal,
 };
 
@@ -44,6 +45,7 @@ inline Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move
 inline Status PermissionDenied(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
 inline Status FailedPrecondition(std::string m) { return {StatusCode::kFailedPrecondition, std::move(m)}; }
 inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
+inline Status ResourceExhausted(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 
 template <typename T>

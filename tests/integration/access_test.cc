@@ -152,7 +152,9 @@ TEST_F(AccessTest, PolicyDecidesByUidUserGroupAccountAndMethodAndAuditsEachCase)
         ++found;
         EXPECT_EQ(r["decision"], c.decision) << r.dump();
         EXPECT_EQ(r["user"], c.user) << r.dump();
-        EXPECT_EQ(r["exe"], Binary("stormctl")) << r.dump();
+        EXPECT_EQ(r["exe_hint"], Binary("stormctl")) << r.dump();
+        EXPECT_EQ(r["comm_hint"], "stormctl") << r.dump();
+        EXPECT_EQ(r["listener"], "grpc") << r.dump();
         EXPECT_GT(r["pid"].get<int>(), 0);
         if (c.decision == "allow" && c.rpc == "Call") {
           EXPECT_EQ(r["outcome"], "ok") << r.dump();

@@ -159,8 +159,8 @@ TEST_F(FaultTest, AnUpstreamOnAnotherClockCostsNoExtraLogin) {
 TEST_F(FaultTest, AStateDirectoryThatCannotBeWrittenIsReportedAndTokensStillServe) {
   StartStorm();
   std::string state = dir_.path() + "/state";
-  // A directory where the token file's temporary copy must go: every save fails.
-  std::filesystem::create_directories(state + "/prod.token.tmp");
+  // A directory where the token file must go: every save fails.
+  std::filesystem::create_directories(state + "/prod.token");
   StartBroker(harness::ConfigOptions().Top("state_dir: " + state + "\n"));
   auto outcome = broker_->Connect()->Call("prod", "Utilities/Info/ping", {});
   ASSERT_TRUE(outcome.ok()) << outcome.error().message;

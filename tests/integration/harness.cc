@@ -141,11 +141,12 @@ RunResult RunCommand(const std::vector<std::string>& argv, const std::string& st
               std::map<std::string, std::string> env) {
   std::vector<std::string> full;
   if (as_uid) {
-    // The user's own primary group when it has an account entry.
+    // The user's own primary and supplementary groups when it has an account
+    // entry, as a login would give them.
     struct passwd* pw = getpwuid(*as_uid);
     gid_t gid = pw ? pw->pw_gid : *as_uid;
     full = {"/usr/bin/setpriv", "--reuid", std::to_string(*as_uid), "--regid", std::to_string(gid),
-            "--clear-groups", "--"};
+            pw ? "--init-groups" : "--clear-groups", "--"};
   }
   full.insert(full.end(), argv.begin(), argv.end());
   int in[2], out[2], err[2];

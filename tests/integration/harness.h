@@ -64,8 +64,8 @@ struct RunResult {
   std::string err;
 };
 
-// Runs a command to completion, optionally as another uid/gid (through
-// setpriv), with `stdin_text` on its stdin.
+// Runs a command to completion, optionally as another uid (through setpriv,
+// with the user's groups as a login gives them), with `stdin_text` on its stdin.
 RunResult RunCommand(const std::vector<std::string>& argv, const std::string& stdin_text = "",
               std::optional<uid_t> as_uid = std::nullopt, std::map<std::string, std::string> env = {});
 

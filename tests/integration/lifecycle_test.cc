@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 
 #include "harness.h"
@@ -76,16 +77,20 @@ TEST_F(LifecycleTest, TwoHundredClientsAtAColdStartCauseOneLogin) {
   while (!std::filesystem::exists(socket_)) std::this_thread::sleep_for(10ms);
   std::atomic<int> ok{0};
   std::atomic<int> failed{0};
+  std::mutex mutex;
+  std::string first_failure;
   std::vector<std::thread> threads;
   for (int i = 0; i < 200; ++i) {
     threads.emplace_back([&] {
       auto outcome = broker_->Connect()->Call("prod", "Utilities/Info/ping", {});
       (outcome.ok() && !outcome->api_error ? ok : failed)++;
+      std::lock_guard<std::mutex> lock(mutex);
+      if (!outcome.ok() && first_failure.empty()) first_failure = outcome.error().message;
     });
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok.load(), 200);
-  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(failed.load(), 0) << first_failure;
   EXPECT_EQ(storm_->Count("account/auth/token", "password"), 1);
   EXPECT_EQ(storm_->Count("utilities/info/ping", "token"), 200);
 }

@@ -47,8 +47,11 @@ class Caller {
     request_.set_method("Utilities/Info/ping");
     stub_->async()->Call(context_.get(), &request_, &response_, [this](grpc::Status status) {
       ++*answered_;
-      if (status.ok() && response_.result().struct_value().fields().at("ping").string_value() == "success") ++*ok_;
-      else ++*failed_;
+      if (status.ok() && response_.result().struct_value().fields().at("ping").string_value() == "success") {
+        ++*ok_;
+      } else if (++*failed_ == 1) {
+        std::printf("first failure: %s\n", status.ok() ? response_.DebugString().c_str() : status.error_message().c_str());
+      }
       if (++done_ < kCallsEach) Next();
       else finished_();
     });

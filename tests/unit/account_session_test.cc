@@ -84,6 +84,11 @@ TEST_F(AccountSessionTest, RejectedTokenGetsOneLoginAndTheCallIsRetriedOnce) {
   auto caller = CallPing();
   auto first = upstream_.Take();
   first.done(FakeUpstream::Error(401, "LW::Exception::Authorization"));
+  // A keep-alive asks whether the token is really dead: it is.
+  auto check = upstream_.Take();
+  EXPECT_EQ(check.method, "Account/Auth/token");
+  EXPECT_EQ(check.credential, "tok-1");
+  check.done(FakeUpstream::Error(401, "LW::Exception::Authorization"));
   AnswerLogin("tok-2");
   auto retry = upstream_.Take();
   EXPECT_EQ(retry.credential, "tok-2");
@@ -92,6 +97,76 @@ TEST_F(AccountSessionTest, RejectedTokenGetsOneLoginAndTheCallIsRetriedOnce) {
   ASSERT_EQ(caller->calls, 1);
   ASSERT_TRUE(caller->outcome->ok());
   EXPECT_TRUE((*caller->outcome)->is_error);
+}
+
+TEST_F(AccountSessionTest, ARefusedCallDoesNotDropATokenThatAKeepAliveShowsAlive) {
+  session_->Start();
+  AnswerLogin("tok-1");
+  std::vector<std::shared_ptr<Captured>> callers = {CallPing(), CallPing(), CallPing()};
+  for (int i = 0; i < 3; ++i) upstream_.Take().done(FakeUpstream::Error(401, "LW::Exception::Authorization"));
+  // Three refusals, one keep-alive: it answers for them all.
+  ASSERT_EQ(upstream_.Pending(), 1u);
+  auto check = upstream_.Take();
+  EXPECT_EQ(check.method, "Account/Auth/token");
+  EXPECT_EQ(check.credential, "tok-1");
+  check.done(FakeUpstream::Ok({{"token", "tok-1"}, {"expires", kServerNow + 600}}, kServerNow));
+  // Each call is sent once more with the same token; no login.
+  ASSERT_EQ(upstream_.Pending(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    auto retry = upstream_.Take();
+    EXPECT_EQ(retry.credential, "tok-1");
+    retry.done(FakeUpstream::Ok({{"ping", "success"}}));
+  }
+  for (const auto& caller : callers) {
+    ASSERT_EQ(caller->calls, 1);
+    EXPECT_TRUE(caller->outcome->ok());
+  }
+  EXPECT_EQ(session_->Snapshot().state, AccountState::kActive);
+  EXPECT_EQ(upstream_.Pending(), 0u);
+}
+
+TEST_F(AccountSessionTest, AKeepAliveThatCannotTellPassesTheRefusalOnAndKeepsTheToken) {
+  session_->Start();
+  AnswerLogin("tok-1");
+  auto caller = CallPing();
+  upstream_.Take().done(FakeUpstream::Error(401, "LW::Exception::Authorization"));
+  upstream_.Take().done(Unavailable("connection reset"));
+  ASSERT_EQ(caller->calls, 1);
+  ASSERT_TRUE(caller->outcome->ok());
+  EXPECT_TRUE((*caller->outcome)->is_error) << "the API's answer, as it came";
+  EXPECT_EQ(upstream_.Pending(), 0u) << "no login";
+  auto next = CallPing();
+  EXPECT_EQ(upstream_.Take().credential, "tok-1");
+}
+
+TEST_F(AccountSessionTest, ReloginsAfterRejectedTokensComeAtMostOncePerInterval) {
+  session_->Start();
+  AnswerLogin("tok-1");
+  auto reject_current = [&](const std::string& token) {
+    auto call = upstream_.Take();
+    EXPECT_EQ(call.credential, token);
+    call.done(FakeUpstream::Error(401, "LW::Exception::Authorization"));
+    auto check = upstream_.Take();
+    EXPECT_EQ(check.credential, token);
+    check.done(FakeUpstream::Error(401, "LW::Exception::Authorization"));
+  };
+  auto first = CallPing();
+  reject_current("tok-1");
+  AnswerLogin("tok-2");  // the first re-login comes at once
+  upstream_.Take().done(FakeUpstream::Ok({{"ping", "success"}}));
+  auto second = CallPing();
+  reject_current("tok-2");
+  EXPECT_EQ(upstream_.Pending(), 0u) << "a second re-login within relogin_interval must wait";
+  auto due = scheduler_.NextDue();
+  ASSERT_TRUE(due);
+  EXPECT_GE(*due - scheduler_.Now(), 59s);
+  RunNextTask();
+  AnswerLogin("tok-3");
+  auto retried = upstream_.Take();
+  EXPECT_EQ(retried.credential, "tok-3");
+  retried.done(FakeUpstream::Ok({{"ping", "success"}}));
+  ASSERT_EQ(second->calls, 1);
+  EXPECT_TRUE(second->outcome->ok());
 }
 
 TEST_F(AccountSessionTest, RefusedPasswordStopsWithoutRetrying) {

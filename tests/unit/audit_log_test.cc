@@ -60,7 +60,7 @@ TEST(AuditLogTest, AFullQueueDropsAndCountsButNeverBlocks) {
   auto gate = std::make_shared<Gate>();
   uint64_t dropped = 0;
   {
-    AuditLog log(std::make_unique<GatedSink>(gate), 10);
+    AuditLog log(std::make_unique<GatedSink>(gate), {.records = 10});
     // The writer takes the first record and blocks on the gate; the queue
     // then fills. Recording must return at once however many come.
     auto recording = std::async(std::launch::async, [&] {

@@ -180,6 +180,7 @@ TEST_F(TotpAccountTest, LogsInWithTheCurrentCodeAndNeverReusesAStep) {
   auto caller = CallPing();
   auto call = upstream_.Take();
   call.done(FakeUpstream::Error(401, "LW::Exception::Authorization"));
+  upstream_.Take().done(FakeUpstream::Error(401, "LW::Exception::Authorization"));  // the keep-alive agrees
   EXPECT_EQ(upstream_.Pending(), 0u) << "no second login in the same 30 s step";
   auto step_before = TotpStep(ServerNow());
   RunNextTask();

@@ -1,0 +1,211 @@
+#include "access/connection_table.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+namespace stormbroker {
+namespace {
+
+// How often the deadlines are looked at: they are seconds long, so a
+// quarter of a second late is on time.
+constexpr int kSweepMs = 250;
+
+std::optional<int> FdOf(std::string_view peer) {
+  constexpr std::string_view kPrefix = "fd:";
+  if (peer.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
+  std::string_view digits = peer.substr(kPrefix.size());
+  int fd = -1;
+  auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), fd);
+  if (error != std::errc() || end != digits.data() + digits.size() || fd < 0) return std::nullopt;
+  return fd;
+}
+
+const Status kUnknownConnection(StatusCode::kUnauthenticated, "the broker cannot identify this connection");
+
+}  // namespace
+
+CallTicket::~CallTicket() { table_.EndCall(connection_, caller_.uid); }
+
+ConnectionTable::ConnectionTable(const LimitsConfig& limits, size_t max_connections)
+    : limits_(limits), max_connections_(max_connections) {
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (epoll_fd_ >= 0 && wake_fd_ >= 0) {
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.u64 = 0;  // connection ids start at 1
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &event);
+  }
+}
+
+ConnectionTable::~ConnectionTable() {
+  stopping_ = true;
+  if (wake_fd_ >= 0) {
+    uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof one);
+  }
+  if (thread_.joinable()) thread_.join();
+  for (auto& [fd, connection] : by_fd_) close(connection.watch_fd);
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+Status ConnectionTable::Start() {
+  if (epoll_fd_ < 0 || wake_fd_ < 0) return Internal(std::string("connection table: ") + strerror(errno));
+  thread_ = std::thread([this] { Loop(); });
+  return Status::Ok();
+}
+
+Status ConnectionTable::Admit(int fd, const Caller& caller) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  // The kernel gave us this number again, so gRPC has closed the old one.
+  if (by_fd_.count(fd)) RemoveLocked(fd, /*end_socket=*/false);
+  if (by_fd_.size() >= max_connections_) {
+    return ResourceExhausted("the broker holds " + std::to_string(by_fd_.size()) +
+                             " connections, as many as it may (limits.connections, and its descriptors)");
+  }
+  Usage& usage = usage_[caller.uid];
+  if (usage.connections >= limits_.connections_per_uid) {
+    return ResourceExhausted("uid " + std::to_string(caller.uid) + " holds " + std::to_string(usage.connections) +
+                             " connections to the broker, as many as it may (limits.connections_per_uid)");
+  }
+  int watch_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (watch_fd < 0) return ResourceExhausted(std::string("cannot watch the connection: ") + strerror(errno));
+  uint64_t id = next_id_++;
+  epoll_event event{};
+  event.events = EPOLLRDHUP;  // not EPOLLIN: the data is gRPC's to read
+  event.data.u64 = id;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, watch_fd, &event) != 0) {
+    Status failure = ResourceExhausted(std::string("cannot watch the connection: ") + strerror(errno));
+    close(watch_fd);
+    return failure;
+  }
+  ++usage.connections;
+  Connection& connection = by_fd_[fd];
+  connection.id = id;
+  connection.watch_fd = watch_fd;
+  connection.uid = caller.uid;
+  connection.caller = caller;
+  connection.last_active = std::chrono::steady_clock::now();
+  fd_of_[id] = fd;
+  return Status::Ok();
+}
+
+CallAdmission ConnectionTable::BeginCall(std::string_view peer) {
+  CallAdmission admission;
+  std::optional<int> fd = FdOf(peer);
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto found = fd ? by_fd_.find(*fd) : by_fd_.end();
+  if (found == by_fd_.end()) {
+    admission.refusal = kUnknownConnection;
+    return admission;
+  }
+  Connection& connection = found->second;
+  admission.caller = connection.caller;
+  connection.requested = true;
+  connection.last_active = std::chrono::steady_clock::now();
+  Usage& usage = usage_[connection.uid];
+  if (usage.calls >= limits_.calls_per_uid) {
+    admission.refusal = ResourceExhausted("uid " + std::to_string(connection.uid) + " has " +
+                                          std::to_string(usage.calls) +
+                                          " calls in flight, as many as it may (limits.calls_per_uid)");
+  } else {
+    ++connection.calls;
+    ++usage.calls;
+    admission.ticket = std::make_shared<const CallTicket>(*this, connection.id, connection.caller);
+  }
+  return admission;
+}
+
+std::optional<Caller> ConnectionTable::Lookup(std::string_view peer) const {
+  std::optional<int> fd = FdOf(peer);
+  if (!fd) return std::nullopt;
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto found = by_fd_.find(*fd);
+  if (found == by_fd_.end()) return std::nullopt;
+  return found->second.caller;
+}
+
+size_t ConnectionTable::connections() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return by_fd_.size();
+}
+
+void ConnectionTable::EndCall(uint64_t id, uid_t uid) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto fd = fd_of_.find(id);
+  if (fd != fd_of_.end()) {
+    Connection& connection = by_fd_[fd->second];
+    --connection.calls;
+    connection.last_active = std::chrono::steady_clock::now();
+  }
+  ReleaseUsageLocked(uid, 0, 1);
+}
+
+void ConnectionTable::ReleaseUsageLocked(uid_t uid, size_t connections, size_t calls) {
+  auto usage = usage_.find(uid);
+  if (usage == usage_.end()) return;
+  usage->second.connections -= connections;
+  usage->second.calls -= calls;
+  if (usage->second.connections == 0 && usage->second.calls == 0) usage_.erase(usage);
+}
+
+void ConnectionTable::RemoveLocked(int fd, bool end_socket) {
+  auto found = by_fd_.find(fd);
+  if (found == by_fd_.end()) return;
+  Connection& connection = found->second;
+  if (end_socket) shutdown(connection.watch_fd, SHUT_RDWR);  // gRPC sees the end too
+  close(connection.watch_fd);  // and with it, its epoll registration
+  fd_of_.erase(connection.id);
+  // Calls still in flight keep their place in the uid's count until they end.
+  ReleaseUsageLocked(connection.uid, 1, 0);
+  by_fd_.erase(found);
+}
+
+void ConnectionTable::Loop() {
+  epoll_event events[64];
+  auto next_sweep = std::chrono::steady_clock::now();
+  while (!stopping_) {
+    int ready = epoll_wait(epoll_fd_, events, 64, kSweepMs);
+    if (ready < 0 && errno != EINTR) {
+      spdlog::error("connection table: epoll_wait failed: {}", strerror(errno));
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (int i = 0; i < ready; ++i) {
+      auto fd = fd_of_.find(events[i].data.u64);
+      // A hang-up (or half a one): end the connection for gRPC as well.
+      if (fd != fd_of_.end()) RemoveLocked(fd->second, /*end_socket=*/true);
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (now < next_sweep) continue;
+    next_sweep = now + std::chrono::milliseconds(kSweepMs);
+    std::vector<int> incomplete, idle;
+    for (const auto& [fd, connection] : by_fd_) {
+      if (connection.calls > 0) continue;
+      auto quiet = now - connection.last_active;
+      if (!connection.requested && quiet >= limits_.first_request_timeout) incomplete.push_back(fd);
+      else if (connection.requested && quiet >= limits_.idle_timeout) idle.push_back(fd);
+    }
+    if (!incomplete.empty()) {
+      spdlog::info("closed {} connection(s) (the first of uid {}) with no complete request within {} ms",
+                   incomplete.size(), by_fd_[incomplete.front()].uid, limits_.first_request_timeout.count());
+    }
+    for (int fd : incomplete) RemoveLocked(fd, /*end_socket=*/true);
+    for (int fd : idle) RemoveLocked(fd, /*end_socket=*/true);
+    closed_incomplete_ += incomplete.size();
+    closed_idle_ += idle.size();
+  }
+}
+
+}  // namespace stormbroker

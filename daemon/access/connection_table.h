@@ -1,0 +1,134 @@
+// The connections the daemon accepted: who is on each (the kernel's word, at
+// accept time), and what each holds, within the bounds of limits: so that one
+// local user cannot starve the others or the token's keep-alive.
+//
+// gRPC 1.51 names the peer of a connection added with AddInsecureChannelFromFd
+// "fd:N". The accept loop admits fd N here before handing it to gRPC; a
+// handler finds its caller through its peer string. gRPC does not reuse the
+// number while a call on it is alive, and a new Admit of the same number
+// replaces the stale entry before gRPC sees the fd.
+//
+// gRPC owns the fd; the table keeps a duplicate of it, which lets it learn
+// when the peer hangs up (epoll, EPOLLRDHUP) and end a connection itself
+// (shutdown() acts on the socket, so gRPC sees the end too): one that has
+// not completed a request within first_request_timeout of being accepted (a
+// half-sent message holds memory), or that has had no call in flight for
+// idle_timeout. Each connection therefore costs two descriptors.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+
+#include "access/caller.h"
+#include "config/config.h"
+#include "util/status.h"
+
+namespace stormbroker {
+
+class ConnectionTable;
+
+// A place among the calls of one connection and one uid, held from the start
+// of a call to its end (when the last copy of the pointer goes).
+class CallTicket {
+ public:
+  CallTicket(ConnectionTable& table, uint64_t connection, Caller caller)
+      : table_(table), connection_(connection), caller_(std::move(caller)) {}
+  ~CallTicket();
+  CallTicket(const CallTicket&) = delete;
+  CallTicket& operator=(const CallTicket&) = delete;
+  const Caller& caller() const { return caller_; }
+
+ private:
+  ConnectionTable& table_;
+  const uint64_t connection_;
+  const Caller caller_;
+};
+
+// What BeginCall decided: a ticket, or why not (with the caller when known,
+// so the refusal can be audited).
+struct CallAdmission {
+  std::shared_ptr<const CallTicket> ticket;
+  std::optional<Caller> caller;
+  Status refusal;
+};
+
+class ConnectionTable {
+ public:
+  // `max_connections` is what the daemon's descriptors allow, which may be
+  // less than limits.connections.
+  ConnectionTable(const LimitsConfig& limits, size_t max_connections);
+  ~ConnectionTable();
+  ConnectionTable(const ConnectionTable&) = delete;
+  ConnectionTable& operator=(const ConnectionTable&) = delete;
+
+  // Starts watching for hang-ups and the deadlines above.
+  Status Start();
+
+  // Takes in the connection on `fd` (accepted, not yet given to gRPC).
+  // RESOURCE_EXHAUSTED, saying which limit, when the caller's uid or all
+  // callers together hold as many connections as they may: the fd is then
+  // not taken (the accept loop closes it).
+  Status Admit(int fd, const Caller& caller);
+
+  // A call beginning on the connection behind gRPC peer string `peer`:
+  // UNAUTHENTICATED when the connection is unknown, RESOURCE_EXHAUSTED when
+  // its uid has as many calls in flight as it may. (The calls of one
+  // connection are bounded by HTTP/2 itself: limits.calls_per_connection is
+  // the server's MAX_CONCURRENT_STREAMS, beyond which a client queues.)
+  CallAdmission BeginCall(std::string_view peer);
+
+  // The caller behind `peer`, without taking a place (for calls that hold
+  // nothing, such as a health check).
+  std::optional<Caller> Lookup(std::string_view peer) const;
+
+  size_t connections() const;
+  // Connections the table ended: no first request in time, or idle.
+  uint64_t closed_incomplete() const { return closed_incomplete_; }
+  uint64_t closed_idle() const { return closed_idle_; }
+
+ private:
+  friend class CallTicket;
+  struct Connection {
+    uint64_t id = 0;
+    int watch_fd = -1;  // our duplicate of gRPC's fd
+    uid_t uid = 0;
+    Caller caller;
+    size_t calls = 0;
+    bool requested = false;  // a complete request has arrived
+    std::chrono::steady_clock::time_point last_active;
+  };
+  struct Usage {
+    size_t connections = 0;
+    size_t calls = 0;
+  };
+
+  void EndCall(uint64_t id, uid_t uid);
+  void Loop();
+  // Forgets connection `fd`, ending the socket when `end_socket`.
+  void RemoveLocked(int fd, bool end_socket);
+  void ReleaseUsageLocked(uid_t uid, size_t connections, size_t calls);
+
+  const LimitsConfig limits_;
+  const size_t max_connections_;
+  mutable std::mutex mutex_;
+  std::unordered_map<int, Connection> by_fd_;  // gRPC's fd number -> connection
+  std::unordered_map<uint64_t, int> fd_of_;    // connection id -> gRPC's fd number
+  std::unordered_map<uid_t, Usage> usage_;
+  uint64_t next_id_ = 1;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> closed_incomplete_{0};
+  std::atomic<uint64_t> closed_idle_{0};
+  std::thread thread_;
+};
+
+}  // namespace stormbroker
