@@ -18,6 +18,7 @@ BrokerError FromStatus(const grpc::Status& status) {
     case grpc::StatusCode::FAILED_PRECONDITION: code = ErrorCode::kFailedPrecondition; break;
     case grpc::StatusCode::UNAVAILABLE: code = ErrorCode::kUnavailable; break;
     case grpc::StatusCode::DEADLINE_EXCEEDED: code = ErrorCode::kDeadlineExceeded; break;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: code = ErrorCode::kResourceExhausted; break;
     default: break;
   }
   return BrokerError{code, status.error_message()};

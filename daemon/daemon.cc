@@ -276,8 +276,10 @@ int RunDaemon(Config config) {
     engine.CancelAll("the broker is shutting down");
     service.Drain(std::chrono::seconds(2));
   }
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  // Sessions first: their Stop answers calls still waiting for a token, which
+  // the server's Shutdown would otherwise wait for.
   StopSessions(sessions, std::chrono::seconds(3));
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   scheduler.Stop();
   engine.Stop();
   server->Wait();

@@ -163,6 +163,7 @@ int ExitFor(const BrokerError& error) {
     case ErrorCode::kNotFound: label = "not found"; break;
     case ErrorCode::kUnavailable: label = "unavailable"; break;
     case ErrorCode::kDeadlineExceeded: label = "timed out"; break;
+    case ErrorCode::kResourceExhausted: label = "over a limit"; break;
     case ErrorCode::kOther: break;
   }
   std::fprintf(stderr, "%s %s: %s\n", Paint("stormctl:", "31", UseColour(2)).c_str(), label,

@@ -202,6 +202,14 @@ void AccountSession::CallWithRetry(const std::string& method, const nlohmann::js
             return;
           }
           if (!reply.ok()) {
+            // Cut at the caller's deadline (the exchange's timeout was what
+            // was left of it): say so, not that the upstream is down.
+            if (deadline && self->scheduler_.Now() >= *deadline - milliseconds(20)) {
+              done(Status(StatusCode::kDeadlineExceeded,
+                          "the caller's deadline passed before the Storm API answered (" + reply.status().message() +
+                              ")"));
+              return;
+            }
             done(reply.status());
             return;
           }

@@ -1,6 +1,8 @@
 // Fuzzes the checks on what callers send: method paths, account names, and
-// policy pattern matching. A path that passes must be safe to append to a URL.
+// policy pattern matching, reserved methods and passcodes. A path that passes
+// must be safe to append to a URL; a passcode that passes is digits only.
 // Whatever a caller sends, its audit line must be JSON that parses.
+#include <cctype>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -20,6 +22,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!word) __builtin_trap();
     }
     if (method.find("//") != std::string::npos || method.front() == '/' || method.back() == '/') __builtin_trap();
+  }
+  // The reserved credential methods are recognised in any case and encoding.
+  std::string lower;
+  for (char c : method) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower.rfind("account/auth/", 0) == 0 && !stormbroker::IsReservedMethod(method)) __builtin_trap();
+  // A passcode that passes is 6 to 8 digits: nothing a header could carry.
+  if (stormbroker::CheckPasscode(method).ok()) {
+    if (method.size() < 6 || method.size() > 8) __builtin_trap();
+    for (char c : method) {
+      if (c < '0' || c > '9') __builtin_trap();
+    }
   }
   stormbroker::CheckAccountName(method);
   stormbroker::MethodPatternMatches(pattern, method);

@@ -62,6 +62,11 @@ TEST_F(CheckConfigTest, BrokenConfigsNameFileLineAndReason) {
        "unknown user 'no-such-user-xyz'"},
       {"policy names a missing account", "", "  - uids: [0]\n    accounts: [staging]\n    methods: [\"*\"]\n", 15,
        "account 'staging'"},
+      {"limit per uid above the total", "", "limits:\n  connections: 10\n  connections_per_uid: 20\n", 16,
+       "limits.connections_per_uid must not exceed"},
+      {"unknown limit", "", "limits:\n  conections: 10\n", 15, "unknown key 'conections' in limits"},
+      {"bad size", "", "limits:\n  max_request_size: 1MB\n", 15, "KiB, MiB or GiB"},
+      {"relogin interval too short", "    relogin_interval: 0s\n", "", 10, "between"},
   };
   for (const auto& c : cases) {
     auto result = Check(Config(c.account_extra, c.top_extra));

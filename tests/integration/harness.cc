@@ -38,9 +38,13 @@ std::vector<char*> CArgs(const std::vector<std::string>& argv) {
 }  // namespace
 
 std::string Binary(const std::string& name) {
+  // Another build's daemon or stormctl, e.g. to watch a new test fail on an
+  // old version: STORMBROKER_TEST_DAEMON=/old/build/daemon/stormbrokerd.
+  const char* other_daemon = std::getenv("STORMBROKER_TEST_DAEMON");
+  const char* other_stormctl = std::getenv("STORMBROKER_TEST_STORMCTL");
   if (name == "fake_storm") return FAKE_STORM_BIN;
-  if (name == "stormbrokerd") return STORMBROKERD_BIN;
-  if (name == "stormctl") return STORMCTL_BIN;
+  if (name == "stormbrokerd") return other_daemon ? other_daemon : STORMBROKERD_BIN;
+  if (name == "stormctl") return other_stormctl ? other_stormctl : STORMCTL_BIN;
   if (name == "client_example") return CLIENT_EXAMPLE_BIN;
   if (name == "make_test_ca") return MAKE_TEST_CA;
   if (name == "python_stubs") return PYTHON_STUBS_DIR;

@@ -85,6 +85,101 @@ TEST(AuditLogTest, AFullQueueDropsAndCountsButNeverBlocks) {
   EXPECT_EQ(written + dropped, 1000u) << "every record is written or counted";
 }
 
+// Every line the sink received, as JSON.
+std::vector<nlohmann::json> Parsed(const std::shared_ptr<Gate>& gate) {
+  std::vector<nlohmann::json> out;
+  for (const auto& line : gate->lines) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+TEST(AuditLogTest, RefusalsAreWrittenAtABoundedRatePerUidAndTheRestCounted) {
+  auto gate = std::make_shared<Gate>();
+  gate->Open();
+  {
+    AuditLog log(std::make_unique<GatedSink>(gate), {.refusals_per_second = 1, .refusal_burst = 5});
+    for (int i = 0; i < 20; ++i) {
+      AuditRecord refused = Sample(0);  // uid 1000
+      refused.decision = i % 2 ? "deny" : "limit";
+      log.Record(refused);
+    }
+    AuditRecord other = Sample(1);  // uid 1001 has an allowance of its own
+    other.decision = "invalid";
+    log.Record(other);
+    log.Record(Sample(0));  // an allowed call is never rate-limited
+    EXPECT_EQ(log.suppressed(), 15u);
+  }
+  int written_1000 = 0, allowed = 0;
+  uint64_t counted = 0;
+  for (const auto& r : Parsed(gate)) {
+    if (r.value("event", "") == "audit_refusals_suppressed") {
+      EXPECT_EQ(r["uid"], 1000);
+      counted += r["count"].get<uint64_t>();
+    } else if (r["uid"] == 1000 && r["decision"] != "allow") {
+      ++written_1000;
+    } else if (r["decision"] == "allow") {
+      ++allowed;
+    }
+  }
+  EXPECT_EQ(written_1000, 5);
+  EXPECT_EQ(counted, 15u) << "the suppressed refusals are reported when the log closes";
+  EXPECT_EQ(allowed, 1);
+}
+
+TEST(AuditLogTest, AllowedLoginsLogoutsAndTokenExportsAreNeverDropped) {
+  auto gate = std::make_shared<Gate>();
+  {
+    AuditLog log(std::make_unique<GatedSink>(gate), {.records = 4});
+    for (int i = 0; i < 100; ++i) {
+      log.Record(Sample(i));  // calls: dropped once the queue is full
+      AuditRecord exported = Sample(i);
+      exported.rpc = i % 3 == 0 ? "GetToken" : i % 3 == 1 ? "Login" : "Logout";
+      log.Record(exported);
+    }
+    EXPECT_GT(log.dropped(), 0u);
+    gate->Open();
+  }
+  int kept = 0;
+  for (const auto& r : Parsed(gate)) {
+    if (r.value("rpc", "") != "Call" && r.contains("uid")) ++kept;
+  }
+  EXPECT_EQ(kept, 100);
+}
+
+TEST(AuditLogTest, AFullByteBudgetDropsLikeAFullQueue) {
+  auto gate = std::make_shared<Gate>();
+  uint64_t dropped = 0;
+  {
+    AuditLog log(std::make_unique<GatedSink>(gate), {.records = 100000, .bytes = 64 << 10});
+    for (int i = 0; i < 1000; ++i) {
+      AuditRecord big = Sample(i);
+      big.detail = std::string(900, 'd');  // each about 1.5 KiB queued
+      log.Record(big);
+    }
+    dropped = log.dropped();
+    gate->Open();
+  }
+  EXPECT_GT(dropped, 800u) << "64 KiB holds a few dozen such records, not a thousand";
+}
+
+TEST(AuditLogTest, FieldsACallerChoseAreCut) {
+  auto gate = std::make_shared<Gate>();
+  gate->Open();
+  {
+    AuditLog log(std::make_unique<GatedSink>(gate), {});
+    AuditRecord fat = Sample(0);
+    fat.method = std::string(4096, 'm');
+    fat.account = std::string(4096, 'a');
+    fat.param_names.assign(1000, std::string(1000, 'p'));
+    log.Record(fat);
+  }
+  ASSERT_EQ(gate->lines.size(), 1u);
+  EXPECT_LT(gate->lines[0].size(), 10000u);
+  auto r = nlohmann::json::parse(gate->lines[0]);
+  EXPECT_EQ(r["params"].size(), 33u);
+  EXPECT_EQ(r["params"].back(), "... 968 more");
+  EXPECT_LE(r["method"].get<std::string>().size(), 203u);
+}
+
 TEST(AuditLogTest, FormatsOneJsonLineWithNamesNotValues) {
   std::string line = FormatAuditRecord(Sample(0));
   EXPECT_EQ(line.find('\n'), std::string::npos);

@@ -211,6 +211,27 @@ TEST_F(TotpAccountTest, AStepUsedBeforeARestartIsNotUsedAgain) {
   EXPECT_EQ(login.passcode, ExpectedCode());
 }
 
+TEST_F(TotpAccountTest, AStepFromTheFutureInTheStateFileIsNotBelieved) {
+  // Trusted, it would hold every login back until a day from now.
+  PersistedToken saved;
+  saved.username = "deploy-bot";
+  saved.token = Secret("planted-token");
+  saved.hard_deadline = ServerNow() + 3600;
+  saved.inactivity_deadline = ServerNow() + 600;
+  saved.last_totp_step = TotpStep(ServerNow()) + 2880;
+  store_.Save("prod", saved);
+  Create();
+  session_->Start();
+  EXPECT_EQ(upstream_.Pending(), 0u) << "the token beside the bogus step is not used, nor this step's passcode";
+  auto due = scheduler_.NextDue();
+  ASSERT_TRUE(due);
+  EXPECT_LE(*due - scheduler_.Now(), 31s) << "the next step is waited for, not the file's";
+  RunNextTask();
+  auto login = upstream_.Take();
+  EXPECT_NE(login.credential, "planted-token");
+  EXPECT_EQ(login.passcode, ExpectedCode());
+}
+
 class PromptTest : public LifecycleTest {
  protected:
   PromptTest() {

@@ -29,6 +29,7 @@ enum class ErrorCode {
   kFailedPrecondition,  // the account holds no usable token; the message says what to do
   kUnavailable,         // the broker or the upstream cannot be reached
   kDeadlineExceeded,
+  kResourceExhausted,   // the caller is over one of its limits (connections, calls)
   kOther,
 };
 

@@ -1,0 +1,624 @@
+// The trust boundary, tried as a hostile local user on a shared build server
+// would: every test is an attack on the real daemon over its real socket, and
+// the refusal the broker owes it. Callers run as other uids (nobody, and a
+// user made for the test whose group membership matters).
+//
+// To watch these fail on an older broker, point the harness at its programs
+// with STORMBROKER_TEST_DAEMON=OLD/build/daemon/stormbrokerd and
+// STORMBROKER_TEST_STORMCTL=OLD/build/client/stormctl.
+
+#include <fcntl.h>
+#include <grp.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "harness.h"
+
+namespace {
+
+using harness::Binary;
+using harness::RunCommand;
+using namespace std::chrono_literals;
+
+constexpr uid_t kNobody = 65534;
+constexpr const char* kProdPassword = "prod-pw-hostile-1";
+constexpr const char* kStagingPassword = "staging-pw-hostile-2";
+constexpr const char* kTotpSecret = "JBSWY3DPEHPK3PXP";
+constexpr const char* kMallory = "sbtest-mallory";
+constexpr const char* kDeployers = "sbtest-deployers";
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// How many of `fds` the other end has closed (what it sent first, such as
+// gRPC's SETTINGS frame, is read and thrown away).
+int Ended(const std::vector<int>& fds) {
+  int count = 0;
+  for (int fd : fds) {
+    char buffer[4096];
+    ssize_t n;
+    while ((n = recv(fd, buffer, sizeof buffer, MSG_DONTWAIT)) > 0) {
+    }
+    if (n == 0 || (n < 0 && errno != EAGAIN)) ++count;
+  }
+  return count;
+}
+
+// Runs `body` in a child process as uid and gid `uid` with no supplementary
+// groups; the numbers it writes to its fd, one per line, are read with Next().
+class AsOtherUid {
+ public:
+  AsOtherUid(uid_t uid, const std::function<void(int report_fd)>& body) {
+    int pipe_fds[2];
+    if (pipe(pipe_fds) != 0) throw std::runtime_error("pipe");
+    pid_ = fork();
+    if (pid_ == 0) {
+      close(pipe_fds[0]);
+      struct rlimit files = {8192, 8192};
+      setrlimit(RLIMIT_NOFILE, &files);
+      if (setgroups(0, nullptr) != 0 || setgid(uid) != 0 || setuid(uid) != 0) _exit(2);
+      body(pipe_fds[1]);
+      _exit(0);
+    }
+    close(pipe_fds[1]);
+    from_child_ = fdopen(pipe_fds[0], "r");
+  }
+  ~AsOtherUid() {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    fclose(from_child_);
+  }
+  long Next() {
+    long value = -1;
+    if (fscanf(from_child_, "%ld", &value) != 1) throw std::runtime_error("the child said nothing more");
+    return value;
+  }
+
+ private:
+  pid_t pid_;
+  FILE* from_child_;
+};
+
+class HostileCallerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    RunCommand({"/usr/sbin/groupadd", "-f", kDeployers});
+    if (!getpwnam(kMallory)) {
+      auto added = RunCommand({"/usr/sbin/useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                               "--user-group", "--groups", kDeployers, kMallory});
+      ASSERT_EQ(added.exit_code, 0) << added.err;
+    }
+  }
+  static void TearDownTestSuite() {
+    RunCommand({"/usr/sbin/userdel", kMallory});
+    RunCommand({"/usr/sbin/groupdel", kDeployers});
+  }
+
+  void SetUp() override {
+    // Server data an upstream could send: control characters, deep nesting, bulk.
+    std::string deep = std::string(100, '[') + std::string(100, ']');
+    std::string servers = R"([{"uniq_id": "EVIL01", "domain": "evil\u001b]0;pwned\u0007\u001b[2J.example"},)"
+                          R"( {"uniq_id": "DEEP01", "config": )" + deep + R"(},)"
+                          R"( {"uniq_id": "BIG01", "notes": ")" + std::string(100 << 10, 'x') + R"("}])";
+    storm_ = std::make_unique<harness::FakeStorm>(
+        dir_,
+        std::vector<harness::StormUser>{{"deploy-bot", kProdPassword, ""},
+                                        {"stage-bot", kStagingPassword, ""},
+                                        {"tfa-bot", "tfa-pw", kTotpSecret}},
+        std::vector<std::string>{"--servers", dir_.Write("servers.json", servers)});
+    audit_ = dir_.path() + "/audit.jsonl";
+    socket_ = dir_.path() + "/run/broker.sock";
+  }
+
+  // Nobody may use prod for any method; mallory's group may ping prod; root
+  // may do everything (admin, token export).
+  std::string Policy() const {
+    return "  - uids: [65534]\n    accounts: [prod]\n    methods: [\"*\"]\n"
+           "  - groups: [" + std::string(kDeployers) + "]\n    accounts: [prod]\n    methods: [Utilities/Info/ping]\n"
+           "  - users: [root]\n    accounts: [\"*\"]\n    methods: [\"*\"]\n    admin: true\n    token_export: true\n";
+  }
+
+  std::string Config(const std::string& top_extra = "", const std::string& upstream_extra = "") {
+    return "listen:\n  socket: " + socket_ + "\n  mode: \"0666\"\n"
+           "upstream:\n  url: " + storm_->url() + "\n  ca_file: " + storm_->ca_file() + "\n  timeout: 10s\n" +
+           upstream_extra +
+           "audit:\n  file: " + audit_ + "\n" + top_extra +
+           "accounts:\n"
+           "  prod:\n    username: deploy-bot\n    password_file: " + dir_.Write("prod.pw", kProdPassword, 0600) + "\n"
+           "  staging:\n    username: stage-bot\n    password_file: " +
+           dir_.Write("staging.pw", kStagingPassword, 0600) + "\n"
+           "  tfa:\n    username: tfa-bot\n    two_factor: prompt\n    password_file: " +
+           dir_.Write("tfa.pw", "tfa-pw", 0600) + "\n"
+           "policy:\n" + Policy();
+  }
+
+  void Start(const std::string& top_extra = "", const std::string& upstream_extra = "") {
+    broker_ = std::make_unique<harness::Broker>(dir_, Config(top_extra, upstream_extra));
+    ASSERT_TRUE(WaitForActive("prod") && WaitForActive("staging")) << broker_->Log();
+  }
+
+  bool WaitForActive(const std::string& account) {
+    auto deadline = std::chrono::steady_clock::now() + 15s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (std::filesystem::exists(socket_)) {
+        auto accounts = broker_->Connect()->ListAccounts();
+        if (accounts.ok()) {
+          for (const auto& a : accounts.value()) {
+            if (a.name == account && a.state == "active") return true;
+          }
+        }
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  }
+
+  harness::RunResult Ctl(std::vector<std::string> args, std::optional<uid_t> as = std::nullopt,
+                         const std::string& stdin_text = "") {
+    args.insert(args.begin(), {Binary("stormctl"), "--socket", socket_});
+    return RunCommand(args, stdin_text, as);
+  }
+
+  // Every audit record so far (after the writer's batch time).
+  std::vector<nlohmann::json> Audit() {
+    std::this_thread::sleep_for(300ms);
+    std::vector<nlohmann::json> records;
+    std::ifstream in(audit_);
+    for (std::string line; std::getline(in, line);) records.push_back(nlohmann::json::parse(line));
+    return records;
+  }
+
+  std::vector<std::string> LiveTokens() {
+    std::vector<std::string> tokens;
+    for (const auto& t : storm_->Tokens()) tokens.push_back(t["token"].get<std::string>());
+    std::sort(tokens.begin(), tokens.end());
+    return tokens;
+  }
+
+  harness::TempDir dir_;
+  std::unique_ptr<harness::FakeStorm> storm_;
+  std::unique_ptr<harness::Broker> broker_;
+  std::string audit_, socket_;
+};
+
+// 1. Reserved methods: a broad rule never reaches the broker's own credentials.
+TEST_F(HostileCallerTest, CredentialMethodsThroughCallAreRefusedAndTheTokenIsUntouched) {
+  Start();
+  std::vector<std::string> tokens_before = LiveTokens();
+  ASSERT_FALSE(tokens_before.empty());
+  const std::vector<std::vector<std::string>> attacks = {
+      {"call", "--account", "prod", "ACCOUNT/auth/TOKEN"},
+      {"call", "--account", "prod", "account/auth/expireToken.json"},
+      {"call", "--account", "prod", "Account/Auth/token", "timeout=1"},
+      {"call", "--account", "prod", "account/auth/expireToken"},
+  };
+  for (const auto& attack : attacks) {
+    for (std::optional<uid_t> as : {std::optional<uid_t>(kNobody), std::optional<uid_t>()}) {
+      auto result = Ctl(attack, as);
+      EXPECT_EQ(result.exit_code, 5) << attack[3] << " as " << (as ? "nobody" : "root") << ": " << result.out;
+      EXPECT_NE(result.err.find("GetToken"), std::string::npos) << result.err;
+      EXPECT_EQ(result.out.find(tokens_before.front()), std::string::npos) << "the token leaked";
+    }
+  }
+  EXPECT_EQ(LiveTokens(), tokens_before) << "the token upstream changed";
+  EXPECT_EQ(storm_->Count("account/auth/expiretoken", "token"), 0);
+  EXPECT_EQ(storm_->Count("account/auth/token", "token"), 0) << "a credential method went upstream";
+  int denied = 0;
+  for (const auto& r : Audit()) {
+    if (r.value("rpc", "") == "Call" && r.value("decision", "") == "deny") ++denied;
+  }
+  EXPECT_EQ(denied, 8) << "every refusal is audited";
+  EXPECT_EQ(Ctl({"call", "--account", "prod", "Utilities/Info/ping"}, kNobody).exit_code, 0);
+}
+
+// 2. One uid's connections cannot take every place.
+TEST_F(HostileCallerTest, FiveThousandConnectionsOfOneUidLeaveOtherCallersServed) {
+  Start("limits:\n  first_request_timeout: 4s\n");
+  AsOtherUid flooder(kNobody, [&](int report) {
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    strncpy(address.sun_path, socket_.c_str(), sizeof address.sun_path - 1);
+    std::vector<int> fds;
+    for (int i = 0; i < 5000; ++i) {
+      int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) break;
+      fds.push_back(fd);
+    }
+    auto closed_by_broker = [&] { return Ended(fds); };
+    dprintf(report, "%zu\n", fds.size());
+    sleep(2);
+    dprintf(report, "%d\n", closed_by_broker());
+    sleep(4);  // past the first-request deadline
+    dprintf(report, "%d\n", closed_by_broker());
+    pause();
+  });
+  long connected = flooder.Next();
+  // Meanwhile another uid (root) is served as usual.
+  auto client = broker_->Connect();
+  int ok = 0;
+  std::string first_failure;
+  for (int i = 0; i < 100; ++i) {
+    auto outcome = client->Call("prod", "Utilities/Info/ping", {});
+    if (outcome.ok() && !outcome->api_error) ++ok;
+    else if (first_failure.empty()) first_failure = outcome.ok() ? "api error" : outcome.error().message;
+  }
+  long closed_early = flooder.Next();
+  long closed_late = flooder.Next();
+
+  EXPECT_EQ(ok, 100) << first_failure;
+  EXPECT_EQ(connected, 5000);
+  // limits.connections_per_uid (1024) were taken in; the rest were closed at once.
+  EXPECT_GE(closed_early, 5000 - 1024) << "connections beyond the uid's share must be refused";
+  EXPECT_LE(closed_early, 5000 - 1000);
+  EXPECT_EQ(closed_late, 5000) << "idle connections that never sent a request are closed by the deadline";
+  long refusals = 0, suppressed = 0;
+  for (const auto& r : Audit()) {
+    if (r.value("rpc", "") == "connect" && r.value("uid", -1) == static_cast<long>(kNobody)) {
+      EXPECT_EQ(r["decision"], "limit");
+      EXPECT_NE(r["detail"].get<std::string>().find("connections_per_uid"), std::string::npos) << r.dump();
+      ++refusals;
+      suppressed += r.value("refusals_suppressed", 0);
+    }
+    if (r.value("event", "") == "audit_refusals_suppressed" && r.value("uid", -1) == static_cast<long>(kNobody)) {
+      suppressed += r["count"].get<long>();
+    }
+  }
+  EXPECT_GT(refusals, 0);
+  EXPECT_LE(refusals, 80) << "refusals are written at a bounded rate per uid";
+  EXPECT_EQ(refusals + suppressed, closed_early) << "and the rest are counted";
+  EXPECT_TRUE(broker_->process().Running());
+}
+
+// 2. A half-sent request holds memory: the first-request deadline ends it.
+TEST_F(HostileCallerTest, AThousandHalfSentRequestsAreReleasedByTheDeadline) {
+  Start("limits:\n  first_request_timeout: 2s\n");
+  struct rlimit files = {8192, 8192};
+  setrlimit(RLIMIT_NOFILE, &files);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  strncpy(address.sun_path, socket_.c_str(), sizeof address.sun_path - 1);
+  // The HTTP/2 preface, an empty SETTINGS frame, then a HEADERS frame that
+  // announces 16 KiB and sends 100 bytes of it.
+  std::string half = std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") + std::string("\0\0\0\x04\0\0\0\0\0", 9) +
+                     std::string("\0\x40\0\x01\x04\0\0\0\x01", 9) + std::string(100, 'h');
+  std::vector<int> fds;
+  for (int i = 0; i < 1000; ++i) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0) << strerror(errno);
+    ASSERT_EQ(send(fd, half.data(), half.size(), MSG_NOSIGNAL), static_cast<ssize_t>(half.size()));
+    fds.push_back(fd);
+  }
+  // Calls on complete requests go on meanwhile.
+  EXPECT_TRUE(broker_->Connect()->Call("prod", "Utilities/Info/ping", {}).ok());
+  auto deadline = std::chrono::steady_clock::now() + 6s;
+  int count = 0;
+  while ((count = Ended(fds)) < 1000 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(200ms);
+  for (int fd : fds) close(fd);
+  EXPECT_EQ(count, 1000) << "connections with a half-sent request must be ended by the first-request deadline";
+  EXPECT_TRUE(broker_->Connect()->Call("prod", "Utilities/Info/ping", {}).ok());
+}
+
+// 2. Messages larger than limits.max_request_size are not read.
+TEST_F(HostileCallerTest, OversizedRequestsAreRefusedBeforeTheyAreRead) {
+  Start();
+  auto client = broker_->Connect();
+  for (size_t size : {size_t{2} << 20, size_t{4} << 20}) {
+    auto outcome = client->Call("prod", "Utilities/Info/ping", {{"blob", std::string(size, 'a')}});
+    ASSERT_FALSE(outcome.ok()) << size;
+    EXPECT_EQ(outcome.error().code, stormbroker::ErrorCode::kResourceExhausted) << outcome.error().message;
+  }
+  EXPECT_EQ(storm_->Count("utilities/info/ping", "token"), 0);
+  EXPECT_TRUE(client->Call("prod", "Utilities/Info/ping", {}).ok());
+}
+
+// 2. Calls in flight are bounded per uid; other uids are not held up.
+TEST_F(HostileCallerTest, CallsBeyondTheUidsShareAreRefusedAndAudited) {
+  Start("limits:\n  calls_per_uid: 4\n");
+  storm_->Control("POST", "/faults", R"({"kind":"delay","delay_ms":1500,"method":"utilities/info/version","count":100})");
+  AsOtherUid greedy(kNobody, [&](int report) {
+    std::atomic<int> ok{0}, exhausted{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 10; ++i) {
+      threads.emplace_back([&] {
+        auto outcome = stormbroker::Client::Connect(socket_)->Call("prod", "Utilities/Info/version", {});
+        if (outcome.ok()) ++ok;
+        else if (outcome.error().code == stormbroker::ErrorCode::kResourceExhausted) ++exhausted;
+        else fprintf(stderr, "unexpected: %s\n", outcome.error().message.c_str());
+      });
+    }
+    for (auto& t : threads) t.join();
+    dprintf(report, "%d %d\n", ok.load(), exhausted.load());
+  });
+  std::this_thread::sleep_for(500ms);
+  auto root_call = broker_->Connect()->Call("prod", "Utilities/Info/ping", {});
+  EXPECT_TRUE(root_call.ok()) << root_call.error().message;
+  long ok = greedy.Next(), exhausted = greedy.Next();
+  EXPECT_EQ(ok, 4);
+  EXPECT_EQ(exhausted, 6);
+  int audited = 0;
+  for (const auto& r : Audit()) {
+    if (r.value("uid", -1) == static_cast<long>(kNobody) && r.value("decision", "") == "limit") ++audited;
+  }
+  EXPECT_EQ(audited, 6);
+}
+
+// 3. Refusals cannot flood the trail, nor can a caller inflate its lines;
+// the records of allowed token exports are kept whatever happens.
+TEST_F(HostileCallerTest, TheAuditTrailCannotBeFloodedOrInflated) {
+  Start();
+  AsOtherUid flooder(kNobody, [&](int report) {
+    auto client = stormbroker::Client::Connect(socket_);
+    int denied = 0;
+    for (int i = 0; i < 500; ++i) {
+      auto outcome = client->Call("staging", "Utilities/Info/ping", {});
+      if (!outcome.ok() && outcome.error().code == stormbroker::ErrorCode::kPermissionDenied) ++denied;
+    }
+    nlohmann::json fat = nlohmann::json::object();
+    for (int i = 0; i < 60; ++i) fat[std::to_string(i) + std::string(1000, 'p')] = 1;
+    auto outcome = client->Call("staging", "Utilities/Info/ping", fat);
+    if (!outcome.ok() && outcome.error().code == stormbroker::ErrorCode::kPermissionDenied) ++denied;
+    dprintf(report, "%d\n", denied);
+  });
+  EXPECT_EQ(flooder.Next(), 501);
+  auto token = broker_->Connect()->GetToken("prod");
+  ASSERT_TRUE(token.ok()) << token.error().message;
+  broker_->process().Stop(SIGTERM);  // writes what is queued, and the suppressed counts
+  long written = 0, suppressed = 0;
+  size_t longest = 0;
+  bool export_recorded = false;
+  std::ifstream in(audit_);
+  for (std::string line; std::getline(in, line);) {
+    auto r = nlohmann::json::parse(line);
+    if (r.value("uid", -1) == static_cast<long>(kNobody) && r.value("rpc", "") == "Call") {
+      ++written;
+      suppressed += r.value("refusals_suppressed", 0);
+      longest = std::max(longest, line.size());
+      if (r.contains("params")) {
+        EXPECT_LE(r["params"].size(), 33u) << "parameter names are capped";
+      }
+    }
+    if (r.value("event", "") == "audit_refusals_suppressed" && r.value("uid", -1) == static_cast<long>(kNobody)) {
+      suppressed += r["count"].get<long>();
+    }
+    if (r.value("rpc", "") == "GetToken" && r.value("decision", "") == "allow") export_recorded = true;
+  }
+  EXPECT_LE(written, 80) << "refusals are written at a bounded rate per uid (burst 50, 10 a second)";
+  EXPECT_EQ(written + suppressed, 501) << "every refusal is written or counted";
+  EXPECT_LT(longest, 16u << 10) << "a caller inflated its audit line";
+  EXPECT_TRUE(export_recorded);
+}
+
+// 4. The state directory and its files are not trusted blindly.
+TEST_F(HostileCallerTest, UnsafeFilesAndPlainHttpAreRefusedByCheckConfig) {
+  auto check = [&](const std::string& config) {
+    std::string path = dir_.Write("check.yaml", config);
+    // A FIFO must not hang the check: bounded by timeout(1).
+    return RunCommand({"/usr/bin/timeout", "-k", "2", "10", Binary("stormbrokerd"), "--config", path, "--check-config"});
+  };
+  std::string base = Config();
+  auto replace = [](std::string text, const std::string& from, const std::string& to) {
+    size_t at = text.find(from);
+    if (at == std::string::npos) throw std::runtime_error("no " + from);
+    return text.replace(at, from.size(), to);
+  };
+
+  std::string state = dir_.path() + "/state";
+  std::filesystem::create_directory(state);
+  chmod(state.c_str(), 0777);
+  auto open_state = check("state_dir: " + state + "\n" + base);
+  EXPECT_EQ(open_state.exit_code, 1) << open_state.out;
+  EXPECT_NE(open_state.err.find("chmod 700 " + state), std::string::npos) << open_state.err;
+
+  std::string readable = dir_.Write("readable.pw", kProdPassword, 0644);
+  auto open_password = check(replace(base, dir_.path() + "/prod.pw", readable));
+  EXPECT_EQ(open_password.exit_code, 1) << open_password.out;
+  EXPECT_NE(open_password.err.find("chmod go-w,o-r " + readable), std::string::npos) << open_password.err;
+  EXPECT_NE(open_password.err.find("check.yaml:"), std::string::npos) << "FILE:LINE";
+
+  std::string fifo = dir_.path() + "/fifo.pw";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  auto from_fifo = check(replace(base, dir_.path() + "/prod.pw", fifo));
+  EXPECT_EQ(from_fifo.exit_code, 1) << "a FIFO as password file: " << from_fifo.err;
+  EXPECT_NE(from_fifo.err.find("not a regular file"), std::string::npos) << from_fifo.err;
+
+  std::string group_readable = dir_.Write("group.pw", kProdPassword, 0640);
+  auto warned = check(replace(base, dir_.path() + "/prod.pw", group_readable));
+  EXPECT_EQ(warned.exit_code, 0) << warned.err;
+  EXPECT_NE(warned.err.find("warning: "), std::string::npos) << "group-readable is a warning";
+
+  auto plain = check(replace(base, storm_->url(), "http://storm.example.com/v1"));
+  EXPECT_EQ(plain.exit_code, 1);
+  EXPECT_NE(plain.err.find("clear text"), std::string::npos) << plain.err;
+  EXPECT_EQ(check(replace(base, storm_->url(), "http://127.0.0.1:9/v1")).exit_code, 0) << "loopback is fine";
+}
+
+// 4. A token file planted as a link (to a copy of a live token) is not used.
+TEST_F(HostileCallerTest, ALinkedStateFileIsNotFollowed) {
+  std::string state = dir_.path() + "/state";
+  Start("state_dir: " + state + "\n");
+  broker_->process().Stop(SIGKILL);  // the token file stays
+  std::string saved = dir_.path() + "/saved.token";
+  std::filesystem::rename(state + "/prod.token", saved);
+  std::filesystem::create_symlink(saved, state + "/prod.token");
+  std::filesystem::create_hard_link(state + "/staging.token", dir_.path() + "/staging.link");
+  long logins_before = storm_->Count("account/auth/token", "password");
+  Start("state_dir: " + state + "\n");
+  EXPECT_EQ(storm_->Count("account/auth/token", "password"), logins_before + 2)
+      << "a linked token file was used instead of a new login";
+  EXPECT_NE(broker_->Log().find("not using the state file"), std::string::npos) << broker_->Log();
+}
+
+// 5. A forged authorization error costs the broker neither its token nor a login.
+TEST_F(HostileCallerTest, AForgedAuthorizationErrorDoesNotCauseASecondLogin) {
+  Start("shutdown_timeout: 1s\n");  // the last call waits out relogin_interval: do not wait for it at the end
+  long logins = storm_->Count("account/auth/token", "password");
+  storm_->Control("POST", "/faults", R"({"kind":"reject_token","method":"utilities/info/ping","count":1})");
+  auto outcome = broker_->Connect()->Call("prod", "Utilities/Info/ping", {});
+  ASSERT_TRUE(outcome.ok()) << outcome.error().message;
+  EXPECT_FALSE(outcome->api_error) << "the call is retried once with the token the keep-alive confirmed";
+  EXPECT_EQ(storm_->Count("account/auth/token", "password"), logins) << "a forged 401 caused a password login";
+  EXPECT_EQ(storm_->Count("account/auth/token", "token"), 1) << "one keep-alive confirmed the token";
+  // A token that really died: one re-login at once, the next not within relogin_interval.
+  storm_->Revoke();
+  EXPECT_TRUE(broker_->Connect()->Call("prod", "Utilities/Info/ping", {}).ok());
+  EXPECT_EQ(storm_->Count("account/auth/token", "password"), logins + 1);
+  storm_->Revoke();
+  auto held = broker_->Connect()->Call("prod", "Utilities/Info/ping", {}, 2s);
+  EXPECT_FALSE(held.ok() && !held->api_error) << "a second re-login came at once";
+  EXPECT_EQ(storm_->Count("account/auth/token", "password"), logins + 1) << "login storm";
+}
+
+// 6. Groups are the calling process's own: a dropped group is dropped.
+TEST_F(HostileCallerTest, GroupsAreTheCallersRealGroups) {
+  Start();
+  uid_t mallory = getpwnam(kMallory)->pw_uid;
+  gid_t own_group = getpwnam(kMallory)->pw_gid;
+  auto with_groups = Ctl({"call", "--account", "prod", "Utilities/Info/ping"}, mallory);
+  EXPECT_EQ(with_groups.exit_code, 0) << with_groups.err;
+  auto dropped = RunCommand({"/usr/bin/setpriv", "--reuid", std::to_string(mallory), "--regid",
+                             std::to_string(own_group), "--clear-groups", "--", Binary("stormctl"), "--socket", socket_,
+                             "call", "--account", "prod", "Utilities/Info/ping"});
+  EXPECT_EQ(dropped.exit_code, 5) << "a process without the group was let in: " << dropped.out << dropped.err;
+}
+
+// 7. A passcode is digits: nothing for an HTTP header to carry.
+TEST_F(HostileCallerTest, APasscodeWithLineBreaksIsRefusedBeforeItTravels) {
+  Start();
+  auto client = broker_->Connect();
+  for (const char* bad : {"123456\r\nX-Evil: 1", "123456\n", "12345a", "123"}) {
+    auto login = client->Login("tfa", bad);
+    ASSERT_FALSE(login.ok()) << bad;
+    EXPECT_EQ(login.error().code, stormbroker::ErrorCode::kInvalidArgument) << login.error().message;
+  }
+  auto counters = storm_->Counters();
+  EXPECT_EQ(counters["auth"]["password+passcode"], 0) << counters.dump();
+  EXPECT_EQ(counters["auth"]["rejected"], 0) << "a malformed passcode went upstream";
+}
+
+// 7. The upstream's answers are bounded in size and depth.
+TEST_F(HostileCallerTest, AnUpstreamAnswerTooLargeOrTooDeepIsRefused) {
+  Start("", "  max_response_size: 64KiB\n");
+  auto client = broker_->Connect();
+  auto big = client->Call("prod", "Storm/Server/details", {{"uniq_id", "BIG01"}});
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.error().code, stormbroker::ErrorCode::kUnavailable);
+  EXPECT_NE(big.error().message.find("max_response_size"), std::string::npos) << big.error().message;
+  auto deep = client->Call("prod", "Storm/Server/details", {{"uniq_id", "DEEP01"}});
+  ASSERT_FALSE(deep.ok());
+  EXPECT_NE(deep.error().message.find("nested deeper"), std::string::npos) << deep.error().message;
+  EXPECT_TRUE(client->Call("prod", "Utilities/Info/ping", {}).ok()) << "the broker serves on";
+}
+
+// 8. Health says nothing of accounts the caller may not use.
+TEST_F(HostileCallerTest, HealthOfAnotherAccountIsNotFound) {
+  Start();
+  auto probe = [&](const std::string& service, std::optional<uid_t> as) {
+    return RunCommand({"/usr/bin/python3", Binary("grpc_probe"), "health", socket_, service}, "", as,
+                      {{"PYTHONPATH", Binary("python_stubs")}})
+        .out;
+  };
+  EXPECT_EQ(probe("account:prod", kNobody), "SERVING\n");
+  EXPECT_EQ(probe("account:staging", kNobody), "NOT_FOUND\n");
+  EXPECT_EQ(probe("account:tfa", kNobody), "NOT_FOUND\n");
+  EXPECT_EQ(probe("", kNobody), "SERVING\n");
+  EXPECT_EQ(probe("account:staging", std::nullopt), "SERVING\n");
+}
+
+// 9. stormctl shows what an upstream chose as text, not as terminal commands.
+TEST_F(HostileCallerTest, StormctlShowsControlCharactersOnATerminalAsText) {
+  Start();
+  for (const char* output : {"yaml", "table"}) {
+    // script(1) gives stormctl a terminal, as a person's shell would.
+    std::string command = Binary("stormctl") + " --socket " + socket_ +
+                          " call --account prod Storm/Server/details uniq_id=EVIL01 --output " + output;
+    auto shown = RunCommand({"/usr/bin/script", "-qec", command, "/dev/null"});
+    EXPECT_EQ(shown.exit_code, 0) << shown.err;
+    EXPECT_EQ(shown.out.find('\x1b'), std::string::npos) << output << ": an escape sequence reached the terminal";
+    EXPECT_EQ(shown.out.find('\x07'), std::string::npos) << output;
+    EXPECT_NE(shown.out.find("pwned"), std::string::npos) << output << ": " << shown.out;
+  }
+  // Piped, the bytes arrive as the API sent them (JSON escapes them itself).
+  auto piped = Ctl({"call", "--account", "prod", "Storm/Server/details", "uniq_id=EVIL01"});
+  EXPECT_NE(piped.out.find("\\u001b]0;pwned"), std::string::npos) << piped.out;
+}
+
+// 9. A process that took over the socket's path gets no passcode.
+TEST_F(HostileCallerTest, StormctlSendsNoPasscodeToASquatter) {
+  std::string open_dir = dir_.path() + "/open";
+  std::filesystem::create_directory(open_dir);
+  chmod(open_dir.c_str(), 01777);
+  std::string squat = open_dir + "/broker.sock", heard = open_dir + "/heard";
+  // nobody's listener keeps whatever a client sends.
+  const char* listener = R"(
+import socket, sys
+path, out = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+s.listen(16)
+print("ready", flush=True)
+data = b""
+while True:
+    c, _ = s.accept()
+    c.settimeout(1.0)
+    # An HTTP/2 server's first words (SETTINGS, and an ACK of the client's):
+    # enough for a gRPC client to send its request.
+    c.sendall(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00" + b"\x00\x00\x00\x04\x01\x00\x00\x00\x00")
+    try:
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            data += b
+            open(out, "wb").write(data)
+    except OSError:
+        pass
+    c.close()
+)";
+  harness::Process squatter({"/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--",
+                             "/usr/bin/python3", "-c", listener, squat, heard},
+                            dir_.path() + "/squatter.log", /*pipe_stdout=*/true);
+  ASSERT_EQ(squatter.ReadLine(10s), "ready");
+  auto login = RunCommand({Binary("stormctl"), "--socket", squat, "login", "tfa", "--passcode-stdin"}, "246813\n");
+  EXPECT_NE(login.exit_code, 0);
+  EXPECT_NE(login.err.find("not sending the passcode"), std::string::npos) << login.err;
+  EXPECT_EQ(ReadAll(heard).find("246813"), std::string::npos) << "the squatter received the passcode";
+}
+
+// 10. Once SIGTERM arrived, nothing new starts: not even a token export.
+TEST_F(HostileCallerTest, DrainingRefusesLoginLogoutAndGetToken) {
+  Start("shutdown_timeout: 5s\n");
+  auto client = broker_->Connect();
+  ASSERT_TRUE(client->GetToken("prod").ok());  // the connection is up
+  storm_->Control("POST", "/faults", R"({"kind":"delay","delay_ms":3000,"method":"utilities/info/ping"})");
+  std::thread slow([&] { client->Call("prod", "Utilities/Info/ping", {}); });
+  std::this_thread::sleep_for(500ms);
+  kill(broker_->process().pid(), SIGTERM);
+  std::this_thread::sleep_for(500ms);
+  auto token = client->GetToken("prod");
+  ASSERT_FALSE(token.ok()) << "a token was exported during shutdown";
+  EXPECT_EQ(token.error().code, stormbroker::ErrorCode::kUnavailable) << token.error().message;
+  auto logout = client->Logout("prod");
+  EXPECT_FALSE(logout.ok());
+  auto login = client->Login("prod", "");
+  EXPECT_FALSE(login.ok());
+  slow.join();
+}
+
+}  // namespace
