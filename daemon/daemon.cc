@@ -226,15 +226,7 @@ int RunDaemon(Config config) {
     return 1;
   }
   (*listener)->Start(server.get(), &connections, [&audit](const Caller& caller, const Status& refusal) {
-    AuditRecord record;
-    record.time = std::chrono::system_clock::now();
-    record.uid = caller.uid;
-    record.user = caller.user;
-    record.gid = caller.gid;
-    record.pid = caller.pid;
-    record.comm = caller.comm;
-    record.listener = "grpc";
-    record.rpc = "connect";
+    AuditRecord record = StartAuditRecord(caller, "grpc", "connect", "");
     record.decision = "limit";
     record.outcome = "failed";
     record.detail = refusal.message();

@@ -109,6 +109,22 @@ class FdSink : public AuditSink {
 
 }  // namespace
 
+AuditRecord StartAuditRecord(const Caller& caller, const char* listener, const char* rpc, const std::string& account) {
+  AuditRecord record;
+  record.time = std::chrono::system_clock::now();
+  record.uid = caller.uid;
+  record.user = caller.user;
+  record.gid = caller.gid;
+  record.pid = caller.pid;
+  record.exe = caller.exe;
+  record.comm = caller.comm;
+  record.unit = caller.unit;
+  record.listener = listener;
+  record.rpc = rpc;
+  record.account = account;
+  return record;
+}
+
 std::string FormatAuditRecord(const AuditRecord& r) {
   JsonLine line;
   line.Add("time", Rfc3339(r.time))

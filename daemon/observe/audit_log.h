@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "access/caller.h"
 #include "util/status.h"
 
 namespace stormbroker {
@@ -61,6 +62,10 @@ struct AuditRecord {
   // Filled in by AuditLog: refusals of this uid left out just before this one.
   uint64_t refusals_suppressed = 0;
 };
+
+// A record of `caller` asking for `rpc` on `account` through `listener`,
+// stamped now; what was decided and how it ended are filled in later.
+AuditRecord StartAuditRecord(const Caller& caller, const char* listener, const char* rpc, const std::string& account);
 
 // One line of JSON, without the newline.
 std::string FormatAuditRecord(const AuditRecord& record);

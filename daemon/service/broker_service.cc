@@ -64,22 +64,6 @@ void FillAccount(const AccountSnapshot& snapshot, v1::Account* account) {
   account->set_two_factor(TwoFactorName(snapshot.two_factor));
 }
 
-AuditRecord NewRecord(const Caller& caller, const char* rpc, const std::string& account) {
-  AuditRecord record;
-  record.time = std::chrono::system_clock::now();
-  record.uid = caller.uid;
-  record.user = caller.user;
-  record.gid = caller.gid;
-  record.pid = caller.pid;
-  record.exe = caller.exe;
-  record.comm = caller.comm;
-  record.unit = caller.unit;
-  record.listener = "grpc";
-  record.rpc = rpc;
-  record.account = account;
-  return record;
-}
-
 double MillisecondsSince(std::chrono::system_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::system_clock::now() - start).count();
 }
@@ -100,27 +84,23 @@ class BrokerService::Admission {
   const std::shared_ptr<const CallTicket> ticket_;
 };
 
-std::shared_ptr<BrokerService::Admission> BrokerService::Admit(grpc::CallbackServerContext* context, const char* rpc,
+std::shared_ptr<BrokerService::Admission> BrokerService::Admit(grpc::CallbackServerContext* context,
+                                                               grpc::ServerUnaryReactor* reactor, const char* rpc,
                                                                const std::string& account, bool drains,
-                                                               AuditRecord* record, Status* refusal) {
+                                                               AuditRecord* record) {
   CallAdmission admission = connections_.BeginCall(context->peer());
-  if (admission.caller) *record = NewRecord(*admission.caller, rpc, account);
+  if (!admission.caller) {  // nobody to attribute it to: nothing to audit
+    reactor->Finish(ToGrpc(admission.refusal));
+    return nullptr;
+  }
+  *record = StartAuditRecord(*admission.caller, "grpc", rpc, account);
   if (!admission.ticket) {
-    *refusal = admission.refusal;
-    if (admission.caller) {
-      record->decision = "limit";
-      record->outcome = "failed";
-      record->detail = refusal->message();
-      audit_.Record(*record);
-    }
+    record->decision = "limit";
+    Conclude(reactor, *record, admission.refusal);
     return nullptr;
   }
   if (drains && !BeginCall()) {
-    *refusal = Unavailable("the broker is shutting down");
-    record->decision = "invalid";
-    record->outcome = "failed";
-    record->detail = refusal->message();
-    audit_.Record(*record);
+    Refuse(reactor, *record, Unavailable("the broker is shutting down"));
     return nullptr;
   }
   return std::make_shared<Admission>(drains ? this : nullptr, std::move(admission.ticket));
@@ -161,12 +141,8 @@ grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* conte
                                               v1::CallResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   AuditRecord record;
-  Status refusal;
-  auto admitted = Admit(context, "Call", request->account(), /*drains=*/true, &record, &refusal);
-  if (!admitted) {
-    reactor->Finish(ToGrpc(refusal));
-    return reactor;
-  }
+  auto admitted = Admit(context, reactor, "Call", request->account(), /*drains=*/true, &record);
+  if (!admitted) return reactor;
   const Caller& caller = admitted->caller();
   record.method = request->method();
   if (request->params().ByteSizeLong() > kMaxParamsBytes) {
@@ -253,12 +229,8 @@ grpc::ServerUnaryReactor* BrokerService::ListAccounts(grpc::CallbackServerContex
                                                       v1::ListAccountsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   AuditRecord record;
-  Status refusal;
-  auto admitted = Admit(context, "ListAccounts", "", /*drains=*/false, &record, &refusal);
-  if (!admitted) {
-    reactor->Finish(ToGrpc(refusal));
-    return reactor;
-  }
+  auto admitted = Admit(context, reactor, "ListAccounts", "", /*drains=*/false, &record);
+  if (!admitted) return reactor;
   auto policy = policy_.Get();
   for (const auto& [name, session] : accounts_) {
     if (policy->AdmitsAccount(admitted->caller(), name)) FillAccount(session->Snapshot(), response->add_accounts());
@@ -291,12 +263,8 @@ grpc::ServerUnaryReactor* BrokerService::Login(grpc::CallbackServerContext* cont
                                                v1::LoginResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   AuditRecord record;
-  Status refusal;
-  auto admitted = Admit(context, "Login", request->account(), /*drains=*/true, &record, &refusal);
-  if (!admitted) {
-    reactor->Finish(ToGrpc(refusal));
-    return reactor;
-  }
+  auto admitted = Admit(context, reactor, "Login", request->account(), /*drains=*/true, &record);
+  if (!admitted) return reactor;
   auto access = Authorize(admitted->caller(), request->account(), "Login", &Policy::AdmitsAdmin, "admin: true", &record);
   if (!access.ok()) return Refuse(reactor, std::move(record), access.status());
   // Empty: a login with the password alone (accounts without prompt).
@@ -320,12 +288,8 @@ grpc::ServerUnaryReactor* BrokerService::Logout(grpc::CallbackServerContext* con
                                                 const v1::LogoutRequest* request, v1::LogoutResponse*) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   AuditRecord record;
-  Status refusal;
-  auto admitted = Admit(context, "Logout", request->account(), /*drains=*/true, &record, &refusal);
-  if (!admitted) {
-    reactor->Finish(ToGrpc(refusal));
-    return reactor;
-  }
+  auto admitted = Admit(context, reactor, "Logout", request->account(), /*drains=*/true, &record);
+  if (!admitted) return reactor;
   auto access = Authorize(admitted->caller(), request->account(), "Logout", &Policy::AdmitsAdmin, "admin: true", &record);
   if (!access.ok()) return Refuse(reactor, std::move(record), access.status());
   access->second->Logout([this, reactor, admitted, record = std::move(record)](Status status) mutable {
@@ -339,12 +303,8 @@ grpc::ServerUnaryReactor* BrokerService::GetToken(grpc::CallbackServerContext* c
                                                   const v1::GetTokenRequest* request, v1::GetTokenResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   AuditRecord record;
-  Status refusal;
-  auto admitted = Admit(context, "GetToken", request->account(), /*drains=*/true, &record, &refusal);
-  if (!admitted) {
-    reactor->Finish(ToGrpc(refusal));
-    return reactor;
-  }
+  auto admitted = Admit(context, reactor, "GetToken", request->account(), /*drains=*/true, &record);
+  if (!admitted) return reactor;
   auto access = Authorize(admitted->caller(), request->account(), "GetToken", &Policy::AdmitsTokenExport,
                           "token_export: true", &record);
   if (!access.ok()) return Refuse(reactor, std::move(record), access.status());
@@ -364,12 +324,8 @@ grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* 
                                                    v1::GetStatusResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   AuditRecord record;
-  Status refusal;
-  auto admitted = Admit(context, "GetStatus", "", /*drains=*/false, &record, &refusal);
-  if (!admitted) {
-    reactor->Finish(ToGrpc(refusal));
-    return reactor;
-  }
+  auto admitted = Admit(context, reactor, "GetStatus", "", /*drains=*/false, &record);
+  if (!admitted) return reactor;
   response->set_version(STORMBROKER_VERSION);
   *response->mutable_started_at() = ToTimestamp(started_);
   response->set_audit_records_dropped(audit_.dropped());

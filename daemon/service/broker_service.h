@@ -53,12 +53,12 @@ class BrokerService final : public v1::Broker::CallbackService {
  private:
   // What an admitted call holds until it ends (the last copy goes).
   class Admission;
-  // Who is calling and a place for the call: the caller's connection and uid
-  // must be under their limits, and the broker not draining (with
-  // `drains`). Otherwise null, with `*refusal` set; a known caller's refusal
-  // is audited here. `record` is started either way when the caller is known.
-  std::shared_ptr<Admission> Admit(grpc::CallbackServerContext* context, const char* rpc, const std::string& account,
-                                   bool drains, AuditRecord* record, Status* refusal);
+  // Who is calling and a place for the call: the caller's uid must be under
+  // its limits, and the broker not draining (with `drains`). Otherwise null,
+  // with `reactor` finished and a known caller's refusal audited. `record` is
+  // started when the caller is known.
+  std::shared_ptr<Admission> Admit(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
+                                   const char* rpc, const std::string& account, bool drains, AuditRecord* record);
   // Counts a call in flight; false when draining (the call must be refused).
   bool BeginCall();
   void EndCall();
