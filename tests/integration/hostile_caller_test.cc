@@ -98,12 +98,29 @@ class AsOtherUid {
 class HostileCallerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    RunCommand({"/usr/sbin/groupadd", "-f", kDeployers});
-    if (!getpwnam(kMallory)) {
-      auto added = RunCommand({"/usr/sbin/useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                               "--user-group", "--groups", kDeployers, kMallory});
-      ASSERT_EQ(added.exit_code, 0) << added.err;
+    // shadow's tools give up at once when another holds /etc/group's lock:
+    // try again until the user and its group are really there.
+    std::string said;
+    for (int attempt = 0; attempt < 50 && !MalloryIsADeployer(); ++attempt) {
+      said = RunCommand({"/usr/sbin/groupadd", "-f", kDeployers}).err;
+      if (!getpwnam(kMallory)) {
+        said += RunCommand({"/usr/sbin/useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                            "--user-group", "--groups", kDeployers, kMallory})
+                    .err;
+      } else {
+        said += RunCommand({"/usr/sbin/usermod", "--append", "--groups", kDeployers, kMallory}).err;
+      }
+      if (!MalloryIsADeployer()) std::this_thread::sleep_for(100ms);
     }
+    ASSERT_TRUE(MalloryIsADeployer()) << said;
+  }
+  static bool MalloryIsADeployer() {
+    struct group* deployers = getgrnam(kDeployers);
+    if (!deployers || !getpwnam(kMallory)) return false;
+    for (char** member = deployers->gr_mem; *member; ++member) {
+      if (std::string(*member) == kMallory) return true;
+    }
+    return false;
   }
   static void TearDownTestSuite() {
     RunCommand({"/usr/sbin/userdel", kMallory});
@@ -240,12 +257,15 @@ TEST_F(HostileCallerTest, FiveThousandConnectionsOfOneUidLeaveOtherCallersServed
       if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) break;
       fds.push_back(fd);
     }
-    auto closed_by_broker = [&] { return Ended(fds); };
+    // How many the broker has closed once `want` are, or `seconds` passed.
+    auto closed_by_broker = [&](int want, int seconds) {
+      int closed = 0;
+      for (int i = 0; i < seconds * 10 && (closed = Ended(fds)) < want; ++i) usleep(100'000);
+      return closed;
+    };
     dprintf(report, "%zu\n", fds.size());
-    sleep(2);
-    dprintf(report, "%d\n", closed_by_broker());
-    sleep(4);  // past the first-request deadline
-    dprintf(report, "%d\n", closed_by_broker());
+    dprintf(report, "%d\n", closed_by_broker(5000 - 1024, 10));  // refused at once
+    dprintf(report, "%d\n", closed_by_broker(5000, 20));         // and the rest by the deadline
     pause();
   });
   long connected = flooder.Next();
@@ -267,6 +287,8 @@ TEST_F(HostileCallerTest, FiveThousandConnectionsOfOneUidLeaveOtherCallersServed
   EXPECT_GE(closed_early, 5000 - 1024) << "connections beyond the uid's share must be refused";
   EXPECT_LE(closed_early, 5000 - 1000);
   EXPECT_EQ(closed_late, 5000) << "idle connections that never sent a request are closed by the deadline";
+  EXPECT_TRUE(broker_->process().Running());
+  broker_->process().Stop(SIGTERM);  // writes the suppressed counts still pending
   long refusals = 0, suppressed = 0;
   for (const auto& r : Audit()) {
     if (r.value("rpc", "") == "connect" && r.value("uid", -1) == static_cast<long>(kNobody)) {
@@ -281,8 +303,7 @@ TEST_F(HostileCallerTest, FiveThousandConnectionsOfOneUidLeaveOtherCallersServed
   }
   EXPECT_GT(refusals, 0);
   EXPECT_LE(refusals, 80) << "refusals are written at a bounded rate per uid";
-  EXPECT_EQ(refusals + suppressed, closed_early) << "and the rest are counted";
-  EXPECT_TRUE(broker_->process().Running());
+  EXPECT_EQ(refusals + suppressed, 5000 - 1024) << "and the rest are counted";
 }
 
 // 2. A half-sent request holds memory: the first-request deadline ends it.
