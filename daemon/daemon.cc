@@ -133,9 +133,8 @@ size_t OpenDescriptors() {
 size_t ConnectionsTheDescriptorsAllow(const LimitsConfig& limits) {
   struct rlimit files {};
   if (getrlimit(RLIMIT_NOFILE, &files) != 0 || files.rlim_cur == RLIM_INFINITY) return limits.connections;
-  size_t spare = files.rlim_cur > OpenDescriptors() + limits.reserved_descriptors
-                     ? files.rlim_cur - OpenDescriptors() - limits.reserved_descriptors
-                     : 0;
+  size_t kept = OpenDescriptors() + limits.reserved_descriptors;
+  size_t spare = files.rlim_cur > kept ? files.rlim_cur - kept : 0;
   size_t allowed = std::min(limits.connections, spare / 2);
   if (allowed < limits.connections) {
     spdlog::warn("the descriptor limit ({}) allows {} connections, fewer than limits.connections ({}); raise "

@@ -90,10 +90,11 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
 
  private:
   using Clock = Scheduler::Clock;
-  // A token and the calls using it. Retired slots are expired upstream when
-  // their last call finishes.
+  // What a keep-alive said of a token the API had refused for a call.
   enum class TokenCheck { kAlive, kRejected, kUnknown };
   using CheckCallback = std::function<void(TokenCheck)>;
+  // A token and the calls using it. Retired slots are expired upstream when
+  // their last call finishes.
   struct Slot {
     Secret token;
     uint64_t generation = 0;
