@@ -263,7 +263,14 @@ nlohmann::json Emulator::Counters() const {
   std::lock_guard<std::mutex> lock(mutex_);
   nlohmann::json out = {{"methods", nlohmann::json::object()}, {"auth", nlohmann::json::object()},
                         {"faults", fault_counts_}};
-  for (const auto& [method, kinds] : method_counts_) out["methods"][method] = kinds;
+  // Every method it implements is listed, with every kind, so that a test
+  // asking for a count that cannot exist (a typo) finds nothing rather than 0.
+  const nlohmann::json none = {{"password", 0}, {"password+passcode", 0}, {"token", 0}};
+  for (const auto& [method, handler] : methods_) out["methods"][method] = none;
+  for (const auto& [method, kinds] : method_counts_) {
+    if (!out["methods"].contains(method)) out["methods"][method] = none;
+    for (const auto& [kind, count] : kinds) out["methods"][method][kind] = count;
+  }
   for (const char* kind : {"password", "password+passcode", "token", "rejected"}) {
     auto it = auth_counts_.find(kind);
     out["auth"][kind] = it == auth_counts_.end() ? 0 : it->second;

@@ -212,8 +212,14 @@ TEST_F(EmulatorTest, CountersAreExact) {
   Call("Utilities/Info/ping", "plain", "pw1");
   Call("Utilities/Info/ping", "plain", "wrong");
   auto counters = emulator_.Counters();
-  EXPECT_EQ(counters["methods"]["utilities/info/ping"], nlohmann::json({{"password", 1}, {"token", 3}}));
-  EXPECT_EQ(counters["methods"]["account/auth/token"], nlohmann::json({{"password", 1}}));
+  EXPECT_EQ(counters["methods"]["utilities/info/ping"],
+            nlohmann::json({{"password", 1}, {"password+passcode", 0}, {"token", 3}}));
+  EXPECT_EQ(counters["methods"]["account/auth/token"],
+            nlohmann::json({{"password", 1}, {"password+passcode", 0}, {"token", 0}}));
+  EXPECT_EQ(counters["methods"]["storm/server/list"],
+            nlohmann::json({{"password", 0}, {"password+passcode", 0}, {"token", 0}}))
+      << "every implemented method is listed";
+  EXPECT_FALSE(counters["methods"].contains("utilities/info/pnig"));
   EXPECT_EQ(counters["auth"], nlohmann::json({{"password", 2}, {"password+passcode", 0}, {"token", 3}, {"rejected", 1}}));
   emulator_.Reset();
   EXPECT_EQ(emulator_.Counters()["auth"]["token"], 0);

@@ -22,11 +22,7 @@ class FakeStormTest : public ::testing::Test {
     EXPECT_EQ(result.status, 200) << result.body << result.transport_error;
     return nlohmann::json::parse(result.body)["token"];
   }
-  void Arm(const nlohmann::json& fault) {
-    long status = 0;
-    storm_.Control("POST", "/faults", fault.dump(), &status);
-    ASSERT_EQ(status, 200) << fault.dump();
-  }
+  void Arm(const nlohmann::json& fault) { storm_.Arm(fault.dump()); }
 
   harness::TempDir dir_;
   harness::FakeStorm storm_;

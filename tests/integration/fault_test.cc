@@ -79,7 +79,7 @@ TEST_F(FaultTest, UpstreamDownAtStartThenRecoversWhenItAppears) {
 TEST_F(FaultTest, AConnectionResetMidCallIsUnavailableAndTheDaemonCarriesOn) {
   StartStorm();
   StartBroker();
-  storm_->Control("POST", "/faults", R"({"kind":"reset","method":"utilities/info/ping"})");
+  storm_->Arm(R"({"kind":"reset","method":"utilities/info/ping"})");
   auto client = broker_->Connect();
   auto reset = client->Call("prod", "Utilities/Info/ping", {});
   ASSERT_FALSE(reset.ok());
@@ -92,7 +92,7 @@ TEST_F(FaultTest, AConnectionResetMidCallIsUnavailableAndTheDaemonCarriesOn) {
 TEST_F(FaultTest, ASlowUpstreamMeetsTheCallersDeadlineAndTheTransferIsCut) {
   StartStorm();
   StartBroker(harness::ConfigOptions().Top("audit:\n  file: " + dir_.path() + "/audit.jsonl\n"));
-  storm_->Control("POST", "/faults", R"({"kind":"delay","delay_ms":4000,"method":"utilities/info/ping"})");
+  storm_->Arm(R"({"kind":"delay","delay_ms":4000,"method":"utilities/info/ping"})");
   auto started = std::chrono::steady_clock::now();
   auto slow = broker_->Connect()->Call("prod", "Utilities/Info/ping", {}, 500ms);
   auto waited = std::chrono::steady_clock::now() - started;
@@ -122,7 +122,7 @@ TEST_F(FaultTest, AnUpstreamTimeoutMidCallIsUnavailable) {
   config.replace(config.find("timeout: 10s"), 12, "timeout: 1s");
   broker_ = std::make_unique<harness::Broker>(dir_, config);
   ASSERT_TRUE(broker_->WaitForState("active")) << broker_->Log();
-  storm_->Control("POST", "/faults", R"({"kind":"delay","delay_ms":3000,"method":"utilities/info/ping"})");
+  storm_->Arm(R"({"kind":"delay","delay_ms":3000,"method":"utilities/info/ping"})");
   auto stalled = broker_->Connect()->Call("prod", "Utilities/Info/ping", {});
   ASSERT_FALSE(stalled.ok());
   EXPECT_EQ(stalled.error().code, stormbroker::ErrorCode::kUnavailable);

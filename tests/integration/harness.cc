@@ -37,6 +37,8 @@ std::vector<char*> CArgs(const std::vector<std::string>& argv) {
 
 }  // namespace
 
+std::string Version() { return STORMBROKER_VERSION; }
+
 std::string Binary(const std::string& name) {
   // Another build's daemon or stormctl, e.g. to watch a new test fail on an
   // old version: STORMBROKER_TEST_DAEMON=/old/build/daemon/stormbrokerd.
@@ -50,6 +52,7 @@ std::string Binary(const std::string& name) {
   if (name == "python_stubs") return PYTHON_STUBS_DIR;
   if (name == "python_ping") return PYTHON_PING;
   if (name == "grpc_probe") return GRPC_PROBE;
+  if (name == "hostile_helper") return HOSTILE_HELPER;
   Die("unknown binary " + name);
 }
 
@@ -281,8 +284,17 @@ int FakeStorm::Revoke(const std::string& token) {
 long long FakeStorm::Count(const std::string& method, const std::string& kind) const {
   nlohmann::json counters = Counters();
   auto& methods = counters["methods"];
-  if (!methods.contains(method) || !methods[method].contains(kind)) return 0;
+  // The emulator lists every method it has with every kind: anything else is
+  // a typo in the test, which must not read as "0 calls".
+  if (!methods.contains(method)) Die("the emulator counts no method '" + method + "' (lower case, as it is listed)");
+  if (!methods[method].contains(kind)) Die("the emulator counts no kind '" + kind + "' of call");
   return methods[method][kind].get<long long>();
+}
+
+void FakeStorm::Arm(const std::string& fault) const {
+  long status = 0;
+  nlohmann::json answer = Control("POST", "/faults", fault, &status);
+  if (status != 200) Die("the emulator refused the fault " + fault + ": " + answer.dump());
 }
 
 Broker::Broker(const TempDir& dir, const std::string& config_yaml, const std::map<std::string, std::string>& env,

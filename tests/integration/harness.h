@@ -93,8 +93,12 @@ class FakeStorm {
   nlohmann::json Tokens() const;
   // Kills `token` (every token when empty); returns how many died.
   int Revoke(const std::string& token = "");
-  // How many calls of `method` (lower case) were authenticated with `kind`.
+  // How many calls of `method` (lower case) were authenticated with `kind`
+  // (password, password+passcode, token); throws for a method or kind the
+  // emulator does not count, so a typo cannot pass as "no calls".
   long long Count(const std::string& method, const std::string& kind) const;
+  // Arms a fault (see fake_storm --help); throws unless the emulator took it.
+  void Arm(const std::string& fault) const;
   // A control request (see fake_storm --help); the answer's JSON, and its
   // HTTP status in `status` when given.
   nlohmann::json Control(const std::string& verb, const std::string& path, const std::string& body = "",
@@ -147,6 +151,7 @@ std::string BasicConfig(const std::string& socket, const FakeStorm& storm, const
                         const ConfigOptions& options = {});
 
 std::string Binary(const std::string& name);  // path of a built program
+std::string Version();                        // the version the project builds (CMake's)
 
 // `clients` threads each call Utilities/Info/ping on account "prod" through
 // `broker` until `duration` has passed, while `meanwhile` runs on this

@@ -72,10 +72,7 @@ class HttpEngineTest : public ::testing::Test {
     return request;
   }
   void Delay(int count, int delay_ms) {
-    long status = 0;
-    storm_.Control("POST", "/faults",
-                   nlohmann::json({{"kind", "delay"}, {"delay_ms", delay_ms}, {"count", count}}).dump(), &status);
-    ASSERT_EQ(status, 200);
+    storm_.Arm(nlohmann::json({{"kind", "delay"}, {"delay_ms", delay_ms}, {"count", count}}).dump());
   }
 
   harness::TempDir dir_;

@@ -71,7 +71,7 @@ TEST_F(LifecycleTest, EightClientsAcrossRenewalsSeeNoFailure) {
 TEST_F(LifecycleTest, TwoHundredClientsAtAColdStartCauseOneLogin) {
   StartStorm();
   // Hold the first login long enough for every client to arrive while it runs.
-  storm_->Control("POST", "/faults", R"({"kind":"delay","delay_ms":1500,"method":"account/auth/token"})");
+  storm_->Arm(R"({"kind":"delay","delay_ms":1500,"method":"account/auth/token"})");
   socket_ = dir_.path() + "/run/broker.sock";
   broker_ = std::make_unique<harness::Broker>(dir_, harness::BasicConfig(socket_, *storm_, password_file_));
   while (!std::filesystem::exists(socket_)) std::this_thread::sleep_for(10ms);
@@ -152,9 +152,9 @@ TEST_F(LifecycleTest, TotpModeRenewsUnattendedAcrossTheHardLimit) {
 TEST_F(LifecycleTest, FaultsDuringKeepAliveAreInvisibleToCallers) {
   StartStorm();
   StartBroker(harness::ConfigOptions().Timeout("3s"));
-  storm_->Control("POST", "/faults", R"({"kind":"status500","count":3,"method":"account/auth/token"})");
-  storm_->Control("POST", "/faults", R"({"kind":"delay","delay_ms":400,"count":3,"method":"account/auth/token"})");
-  storm_->Control("POST", "/faults", R"({"kind":"maintenance","count":2,"method":"account/auth/token"})");
+  storm_->Arm(R"({"kind":"status500","count":3,"method":"account/auth/token"})");
+  storm_->Arm(R"({"kind":"delay","delay_ms":400,"count":3,"method":"account/auth/token"})");
+  storm_->Arm(R"({"kind":"maintenance","count":2,"method":"account/auth/token"})");
   // Keep calling until every armed fault has hit a keep-alive.
   std::atomic<int> ok{0};
   std::vector<std::string> failures;

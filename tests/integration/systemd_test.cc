@@ -179,7 +179,7 @@ std::vector<stormbroker::Outcome<stormbroker::CallResult>> FireCalls(harness::Br
 TEST_F(SystemdTest, SigtermWithFiftyCallsInFlightAnswersEachCleanlyWithinTheBound) {
   broker_ = std::make_unique<harness::Broker>(dir_, Config("shutdown_timeout: 1s\n"));
   ASSERT_TRUE(broker_->WaitForState("active")) << broker_->Log();
-  storm_->Control("POST", "/faults", R"({"kind":"delay","delay_ms":4000,"count":50,"method":"utilities/info/ping"})");
+  storm_->Arm(R"({"kind":"delay","delay_ms":4000,"count":50,"method":"utilities/info/ping"})");
   std::chrono::steady_clock::duration took{};
   int status = -1;
   auto results = FireCalls(*broker_, 50, [&] {
@@ -201,7 +201,7 @@ TEST_F(SystemdTest, SigtermWithFiftyCallsInFlightAnswersEachCleanlyWithinTheBoun
 TEST_F(SystemdTest, SigtermLetsCallsInFlightFinishWithinTheTimeout) {
   broker_ = std::make_unique<harness::Broker>(dir_, Config("shutdown_timeout: 10s\n"));
   ASSERT_TRUE(broker_->WaitForState("active")) << broker_->Log();
-  storm_->Control("POST", "/faults", R"({"kind":"delay","delay_ms":700,"count":50,"method":"utilities/info/ping"})");
+  storm_->Arm(R"({"kind":"delay","delay_ms":700,"count":50,"method":"utilities/info/ping"})");
   int status = -1;
   auto results = FireCalls(*broker_, 50, [&] {
     for (int i = 0; i < 500 && storm_->Count("utilities/info/ping", "token") < 50; ++i) std::this_thread::sleep_for(10ms);
