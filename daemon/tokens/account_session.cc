@@ -221,38 +221,28 @@ void AccountSession::CallWithRetry(const std::string& method, const nlohmann::js
 
 void AccountSession::AcquireToken(LeaseCallback done) {
   Guard guard(*this);
-  Result<Lease> outcome = Internal("no outcome");
-  if (stopped_) {
-    outcome = Unavailable("the broker is shutting down");
-  } else if (current_ && state_ != AccountState::kStarting) {
+  if (stopped_) return HandOutLocked(std::move(done), Unavailable("the broker is shutting down"));
+  if (current_ && state_ != AccountState::kStarting) {
     ++current_->in_flight;
-    outcome = Lease{current_, current_->token.Clone()};
-  } else if (login_in_flight_) {
+    return HandOutLocked(std::move(done), Lease{current_, current_->token.Clone()});
+  }
+  if (login_in_flight_) {
     waiters_.push_back(std::move(done));
     return;
-  } else {
-    switch (state_) {
-      case AccountState::kNeedsPasscode:
-        outcome = NeedsLoginLocked();
-        break;
-      case AccountState::kLoginFailed:
-        outcome = LoginRefusedLocked();
-        break;
-      case AccountState::kUnreachable:
-        outcome = Unavailable("account " + account_.name + " has no token: " + last_error_ +
-                              "; the broker keeps retrying");
-        break;
-      default:  // no token and nothing under way (after a logout): log in now
-        if (!CanLogInUnattendedLocked()) {
-          outcome = NeedsLoginLocked();
-          break;
-        }
-        BeginLoginLocked(LoginKind::kFirst);
-        waiters_.push_back(std::move(done));
-        return;
-    }
   }
-  HandOutLocked(std::move(done), std::move(outcome));
+  switch (state_) {
+    case AccountState::kNeedsPasscode:
+      return HandOutLocked(std::move(done), NeedsLoginLocked());
+    case AccountState::kLoginFailed:
+      return HandOutLocked(std::move(done), LoginRefusedLocked());
+    case AccountState::kUnreachable:
+      return HandOutLocked(std::move(done), Unavailable("account " + account_.name + " has no token: " + last_error_ +
+                                                        "; the broker keeps retrying"));
+    default:  // no token and nothing under way (after a logout): log in now
+      if (!CanLogInUnattendedLocked()) return HandOutLocked(std::move(done), NeedsLoginLocked());
+      BeginLoginLocked(LoginKind::kFirst);
+      waiters_.push_back(std::move(done));
+  }
 }
 
 void AccountSession::LeaseWaitersLocked(const std::shared_ptr<Slot>& slot) {

@@ -181,7 +181,8 @@ std::optional<Reply> Emulator::AuthenticateLocked(const Request& request, Contex
   auto credentials = DecodeBasicAuth(request.authorization);
   if (!credentials) return Refused("", "Authorization failed: HTTP Basic credentials required");
   const auto& [username, secret] = *credentials;
-  auto user = std::find_if(users_.begin(), users_.end(), [&](const User& u) { return u.username == username; });
+  const std::string& name = username;  // clang 14 cannot capture a structured binding
+  auto user = std::find_if(users_.begin(), users_.end(), [&](const User& u) { return u.username == name; });
   if (user == users_.end()) return Refused(username, "Authorization failed");
   ctx->user = &*user;
   if (secret == user->password) {
@@ -246,7 +247,10 @@ Reply Emulator::TokenMethod(Context& ctx) {
   }
   auto now = std::chrono::system_clock::now() + clock_shift_;
   std::string token_string = ctx.auth_kind == "token" ? ctx.token : NewTokenString();
-  if (ctx.auth_kind != "token") tokens_[token_string] = Token{ctx.user->username, now, now, timeout};
+  if (ctx.auth_kind != "token") {
+    tokens_[token_string] = Token{ctx.user->username, now, now, timeout};
+    issued_.push_back(token_string);
+  }
   Token& token = tokens_[token_string];
   token.timeout = timeout;
   token.expires = CapExpiry(token, timeout);
@@ -288,6 +292,11 @@ nlohmann::json Emulator::Tokens() const {
   return out;
 }
 
+nlohmann::json Emulator::IssuedTokens() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return issued_;
+}
+
 int Emulator::Revoke(const std::string& token) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (token.empty()) {
@@ -302,6 +311,7 @@ void Emulator::Reset() {
   faults_.Clear();
   std::lock_guard<std::mutex> lock(mutex_);
   tokens_.clear();
+  issued_.clear();
   used_steps_.clear();
   method_counts_.clear();
   auth_counts_.clear();

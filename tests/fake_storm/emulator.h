@@ -56,6 +56,8 @@ class Emulator {
   nlohmann::json Counters() const;
   // The live tokens: [{"token", "username", "expires", "created"}].
   nlohmann::json Tokens() const;
+  // Every token it ever issued, live, expired or revoked (for leak checks).
+  nlohmann::json IssuedTokens() const;
   // Kills a token (every token for an empty string); returns how many.
   int Revoke(const std::string& token);
   // Forgets counters, tokens, used passcodes, faults and the clock shift.
@@ -95,6 +97,7 @@ class Emulator {
   mutable std::mutex mutex_;
   std::chrono::seconds clock_shift_{0};
   std::map<std::string, Token> tokens_;
+  std::vector<std::string> issued_;  // every token string handed out
   std::map<std::string, std::set<int64_t>> used_steps_;  // username → TOTP steps spent
   std::map<std::string, std::map<std::string, long long>> method_counts_;
   std::map<std::string, long long> auth_counts_;

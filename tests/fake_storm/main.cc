@@ -48,6 +48,7 @@ An emulator of the Storm API (v1) for tests. Prints, as its first lines:
 Control interface (plain HTTP, loopback only):
   GET  /counters   calls per method and auth kind, as JSON
   GET  /tokens     the live tokens, as JSON
+  GET  /tokens/issued  every token ever issued (live, expired or revoked)
   POST /revoke?token=T  kill token T (without token=: every token)
   GET  /faults     the faults still armed
   POST /faults     arm a fault, body e.g. {"kind":"status500","count":2}; kinds:
@@ -167,6 +168,8 @@ void Json(httplib::Response& res, const nlohmann::json& body, int status = 200) 
 void ServeControl(httplib::Server& server, Emulator& emulator) {
   server.Get("/counters", [&](const httplib::Request&, httplib::Response& res) { Json(res, emulator.Counters()); });
   server.Get("/tokens", [&](const httplib::Request&, httplib::Response& res) { Json(res, emulator.Tokens()); });
+  server.Get("/tokens/issued",
+             [&](const httplib::Request&, httplib::Response& res) { Json(res, emulator.IssuedTokens()); });
   server.Post("/revoke", [&](const httplib::Request& req, httplib::Response& res) {
     Json(res, {{"revoked", emulator.Revoke(req.get_param_value("token"))}});
   });

@@ -75,13 +75,6 @@ std::string TempDir::Write(const std::string& name, const std::string& content, 
   return full;
 }
 
-std::string TempDir::Read(const std::string& name) const {
-  std::ifstream in(name.rfind('/', 0) == 0 ? name : path_ + "/" + name);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
 Process::Process(const std::vector<std::string>& argv, const std::string& stderr_path, bool pipe_stdout,
                  const std::map<std::string, std::string>& env) {
   int out[2] = {-1, -1};
@@ -273,6 +266,9 @@ HttpResult FakeStorm::Api(const std::string& path, const std::string& body, cons
 
 nlohmann::json FakeStorm::Counters() const { return Control("GET", "/counters"); }
 nlohmann::json FakeStorm::Tokens() const { return Control("GET", "/tokens"); }
+std::vector<std::string> FakeStorm::IssuedTokens() const {
+  return Control("GET", "/tokens/issued").get<std::vector<std::string>>();
+}
 int FakeStorm::Revoke(const std::string& token) {
   // Tokens are base64: '+' and '/' must be escaped in a query string.
   char* escaped = curl_easy_escape(nullptr, token.c_str(), static_cast<int>(token.size()));

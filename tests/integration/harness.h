@@ -29,7 +29,6 @@ class TempDir {
   ~TempDir();
   const std::string& path() const { return path_; }
   std::string Write(const std::string& name, const std::string& content, mode_t mode = 0644) const;
-  std::string Read(const std::string& name) const;
 
  private:
   std::string path_;
@@ -91,6 +90,8 @@ class FakeStorm {
   const std::string& ca_file() const { return ca_file_; }
   nlohmann::json Counters() const;
   nlohmann::json Tokens() const;
+  // Every token the emulator ever issued (live, expired or revoked).
+  std::vector<std::string> IssuedTokens() const;
   // Kills `token` (every token when empty); returns how many died.
   int Revoke(const std::string& token = "");
   // How many calls of `method` (lower case) were authenticated with `kind`

@@ -11,11 +11,8 @@ namespace stormbroker {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::FakeScheduler;
 using testing::FakeUpstream;
 using testing::RecordedCall;
-
-constexpr long long kServerNow = 1'900'000'000;
 
 class LifecycleTest : public testing::SessionTest {
  protected:
