@@ -62,12 +62,12 @@ def flood(path, count):
     time.sleep(3600)
 
 
-def stub(path):
+def broker_at(path):
     return broker_pb2_grpc.BrokerStub(grpc.insecure_channel("unix:" + path))
 
 
 def calls(path, account, method, count):
-    broker = stub(path)
+    broker = broker_at(path)
 
     def one(_):
         try:
@@ -83,7 +83,7 @@ def calls(path, account, method, count):
 
 
 def denied(path, account, count):
-    broker = stub(path)
+    broker = broker_at(path)
     refused = 0
     fat = struct_pb2.Struct()
     for i in range(60):
