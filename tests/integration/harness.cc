@@ -39,6 +39,13 @@ std::vector<char*> CArgs(const std::vector<std::string>& argv) {
 
 std::string Version() { return STORMBROKER_VERSION; }
 
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 std::string Binary(const std::string& name) {
   // Another build's daemon or stormctl, e.g. to watch a new test fail on an
   // old version: STORMBROKER_TEST_DAEMON=/old/build/daemon/stormbrokerd.

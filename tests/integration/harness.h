@@ -153,6 +153,7 @@ std::string BasicConfig(const std::string& socket, const FakeStorm& storm, const
 
 std::string Binary(const std::string& name);  // path of a built program
 std::string Version();                        // the version the project builds (CMake's)
+std::string ReadFile(const std::string& path);  // the whole file; empty when it cannot be read
 
 // `clients` threads each call Utilities/Info/ping on account "prod" through
 // `broker` until `duration` has passed, while `meanwhile` runs on this

@@ -38,13 +38,6 @@ constexpr const char* kTotpSecret = "JBSWY3DPEHPK3PXP";
 constexpr const char* kMallory = "sbtest-mallory";
 constexpr const char* kDeployers = "sbtest-deployers";
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
 // How many of `fds` the other end has closed (what it sent first, such as
 // gRPC's SETTINGS frame, is read and thrown away).
 int Ended(const std::vector<int>& fds) {
@@ -561,7 +554,7 @@ while True:
   auto login = RunCommand({Binary("stormctl"), "--socket", squat, "login", "tfa", "--passcode-stdin"}, "246813\n");
   EXPECT_NE(login.exit_code, 0);
   EXPECT_NE(login.err.find("not sending the passcode"), std::string::npos) << login.err;
-  EXPECT_EQ(ReadAll(heard).find("246813"), std::string::npos) << "the squatter received the passcode";
+  EXPECT_EQ(harness::ReadFile(heard).find("246813"), std::string::npos) << "the squatter received the passcode";
 }
 
 // 10. Once SIGTERM arrived, nothing new starts: not even a token export.

@@ -23,13 +23,6 @@ constexpr const char* kPassword = "leak-pw-Wz9Qx";
 constexpr const char* kTotpPassword = "leak-totp-pw-7Hk";
 constexpr const char* kTotpSecret = "KRSXG5CTMVRXEZLUKRSXG5CT";
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 TEST(LeakTest, NoSecretOutsideItsPlace) {
   harness::TempDir dir;
   harness::FakeStorm storm(dir, {{"deploy-bot", kPassword, ""}, {"totp-bot", kTotpPassword, kTotpSecret}});
@@ -73,11 +66,11 @@ TEST(LeakTest, NoSecretOutsideItsPlace) {
   EXPECT_GE(tokens.size(), 4u);
 
   pid_t pid = broker.process().pid();
-  std::string argv_and_env = ReadAll("/proc/" + std::to_string(pid) + "/cmdline") +
-                             ReadAll("/proc/" + std::to_string(pid) + "/environ");
+  std::string argv_and_env = harness::ReadFile("/proc/" + std::to_string(pid) + "/cmdline") +
+                             harness::ReadFile("/proc/" + std::to_string(pid) + "/environ");
   ASSERT_EQ(broker.process().Stop(SIGTERM), 0);
   std::string log = broker.Log();
-  std::string audit_text = ReadAll(audit);
+  std::string audit_text = harness::ReadFile(audit);
   ASSERT_FALSE(audit_text.empty());
 
   std::vector<std::string> secrets = {kPassword, kTotpPassword, kTotpSecret, "PARAM-VALUE-42"};
@@ -96,7 +89,7 @@ TEST(LeakTest, NoSecretOutsideItsPlace) {
     struct stat st {};
     stat(entry.path().c_str(), &st);
     EXPECT_EQ(st.st_mode & 0777, 0600u) << name;
-    std::string content = ReadAll(entry.path());
+    std::string content = harness::ReadFile(entry.path());
     for (const char* secret : {kPassword, kTotpPassword, kTotpSecret}) {
       EXPECT_EQ(content.find(secret), std::string::npos) << name << " holds more than a token";
     }
