@@ -5,14 +5,13 @@
 #include <sys/resource.h>
 #include <string.h>
 
-#include <condition_variable>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
+#include <absl/synchronization/mutex.h>
 
 #include "access/connection_table.h"
 #include "access/policy.h"
@@ -38,20 +37,23 @@ namespace {
 void StopSessions(AccountSessions& sessions, std::chrono::seconds bound) {
   // Shared: a session may report after we stopped waiting.
   struct Countdown {
-    std::mutex mutex;
-    std::condition_variable all_done;
-    size_t pending;
+    absl::Mutex mutex;
+    size_t pending ABSL_GUARDED_BY(mutex);
   };
   auto countdown = std::make_shared<Countdown>();
-  countdown->pending = sessions.size();
+  {
+    absl::MutexLock lock(&countdown->mutex);
+    countdown->pending = sessions.size();
+  }
   for (auto& [name, session] : sessions) {
     session->Stop(session->expire_on_shutdown(), [countdown] {
-      std::lock_guard<std::mutex> lock(countdown->mutex);
-      if (--countdown->pending == 0) countdown->all_done.notify_all();
+      absl::MutexLock lock(&countdown->mutex);
+      --countdown->pending;
     });
   }
-  std::unique_lock<std::mutex> lock(countdown->mutex);
-  if (!countdown->all_done.wait_for(lock, bound, [&] { return countdown->pending == 0; })) {
+  absl::MutexLock lock(&countdown->mutex);
+  auto all_done = +[](size_t* pending) { return *pending == 0; };
+  if (!countdown->mutex.AwaitWithTimeout(absl::Condition(all_done, &countdown->pending), absl::FromChrono(bound))) {
     spdlog::warn("gave up waiting for tokens to be expired upstream");
   }
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <spdlog/spdlog.h>
+#include <absl/synchronization/mutex.h>
 
 namespace stormbroker {
 namespace {
@@ -67,7 +68,7 @@ Status ConnectionTable::Start() {
 }
 
 Status ConnectionTable::Admit(int fd, const Caller& caller) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   // The kernel gave us this number again, so gRPC has closed the old one.
   if (by_fd_.count(fd)) RemoveLocked(fd, /*end_socket=*/false);
   if (by_fd_.size() >= max_connections_) {
@@ -104,7 +105,7 @@ Status ConnectionTable::Admit(int fd, const Caller& caller) {
 CallAdmission ConnectionTable::BeginCall(std::string_view peer) {
   CallAdmission admission;
   std::optional<int> fd = FdOf(peer);
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   auto found = fd ? by_fd_.find(*fd) : by_fd_.end();
   if (found == by_fd_.end()) {
     admission.refusal = kUnknownConnection;
@@ -130,19 +131,19 @@ CallAdmission ConnectionTable::BeginCall(std::string_view peer) {
 std::optional<Caller> ConnectionTable::Lookup(std::string_view peer) const {
   std::optional<int> fd = FdOf(peer);
   if (!fd) return std::nullopt;
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   auto found = by_fd_.find(*fd);
   if (found == by_fd_.end()) return std::nullopt;
   return found->second.caller;
 }
 
 size_t ConnectionTable::connections() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   return by_fd_.size();
 }
 
 void ConnectionTable::EndCall(uint64_t id, uid_t uid) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   auto fd = fd_of_.find(id);
   if (fd != fd_of_.end()) {
     Connection& connection = by_fd_[fd->second];
@@ -181,7 +182,7 @@ void ConnectionTable::Loop() {
       spdlog::error("connection table: epoll_wait failed: {}", strerror(errno));
       return;
     }
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     for (int i = 0; i < ready; ++i) {
       auto fd = fd_of_.find(events[i].data.u64);
       // A hang-up (or half a one): end the connection for gRPC as well.

@@ -21,11 +21,11 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string_view>
 #include <thread>
 #include <unordered_map>
+#include <absl/synchronization/mutex.h>
 
 #include "access/caller.h"
 #include "config/config.h"
@@ -110,19 +110,19 @@ class ConnectionTable {
     size_t calls = 0;
   };
 
-  void EndCall(uint64_t id, uid_t uid);
-  void Loop();
+  void EndCall(uint64_t id, uid_t uid) ABSL_LOCKS_EXCLUDED(mutex_);
+  void Loop() ABSL_LOCKS_EXCLUDED(mutex_);
   // Forgets connection `fd`, ending the socket when `end_socket`.
-  void RemoveLocked(int fd, bool end_socket);
-  void ReleaseUsageLocked(uid_t uid, size_t connections, size_t calls);
+  void RemoveLocked(int fd, bool end_socket) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void ReleaseUsageLocked(uid_t uid, size_t connections, size_t calls) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
   const LimitsConfig limits_;
   const size_t max_connections_;
-  mutable std::mutex mutex_;
-  std::unordered_map<int, Connection> by_fd_;  // gRPC's fd number -> connection
-  std::unordered_map<uint64_t, int> fd_of_;    // connection id -> gRPC's fd number
-  std::unordered_map<uid_t, Usage> usage_;
-  uint64_t next_id_ = 1;
+  mutable absl::Mutex mutex_;
+  std::unordered_map<int, Connection> by_fd_ ABSL_GUARDED_BY(mutex_);  // gRPC's fd number -> connection
+  std::unordered_map<uint64_t, int> fd_of_ ABSL_GUARDED_BY(mutex_);    // connection id -> gRPC's fd number
+  std::unordered_map<uid_t, Usage> usage_ ABSL_GUARDED_BY(mutex_);
+  uint64_t next_id_ ABSL_GUARDED_BY(mutex_) = 1;
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   std::atomic<bool> stopping_{false};

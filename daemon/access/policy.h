@@ -5,10 +5,10 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
+#include <absl/synchronization/mutex.h>
 
 #include "access/caller.h"
 #include "config/config.h"
@@ -45,17 +45,17 @@ class PolicyHolder {
  public:
   explicit PolicyHolder(std::shared_ptr<const Policy> policy) : policy_(std::move(policy)) {}
   std::shared_ptr<const Policy> Get() const {
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     return policy_;
   }
   void Set(std::shared_ptr<const Policy> policy) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     policy_ = std::move(policy);
   }
 
  private:
-  mutable std::mutex mutex_;
-  std::shared_ptr<const Policy> policy_;
+  mutable absl::Mutex mutex_;
+  std::shared_ptr<const Policy> policy_ ABSL_GUARDED_BY(mutex_);
 };
 
 }  // namespace stormbroker

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <ctime>
+#include <absl/synchronization/mutex.h>
 
 #include "observe/json_line.h"
 
@@ -166,10 +167,10 @@ AuditLog::AuditLog(std::unique_ptr<AuditSink> sink, Options options)
 
 AuditLog::~AuditLog() {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     stopping_ = true;
   }
-  wake_.notify_all();
+  wake_.SignalAll();
   writer_.join();
 }
 
@@ -197,7 +198,7 @@ void AuditLog::Record(AuditRecord record) {
   CutCallerFields(record);
   size_t size = SizeOf(record);
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     if (IsRefusal(record) && !TakeRefusalLocked(record.uid, &record.refusals_suppressed)) return;
     if (!MustKeep(record) && (queue_.size() >= options_.records || queued_bytes_ + size > options_.bytes)) {
       ++dropped_total_;
@@ -211,56 +212,66 @@ void AuditLog::Record(AuditRecord record) {
     // since a wake-up per call is what a busy broker can least afford.
     if (queue_.size() != 1 && queue_.size() != wake_at_) return;
   }
-  wake_.notify_one();
+  wake_.Signal();
 }
 
 uint64_t AuditLog::dropped() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   return dropped_total_;
 }
 
 uint64_t AuditLog::suppressed() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   return suppressed_total_;
 }
 
 Status AuditLog::Reopen() {
-  std::lock_guard<std::mutex> lock(sink_mutex_);  // not in the middle of a write
+  absl::MutexLock lock(&sink_mutex_);  // not in the middle of a write
   return sink_->Reopen();
 }
 
+void AuditLog::WaitForBatchLocked() {
+  // Suppressed counts waiting for their uid to go quiet: look again soon.
+  absl::Time give_up = suppressed_unreported_ > 0 ? absl::Now() + absl::Seconds(1) : absl::InfiniteFuture();
+  while (!stopping_ && queue_.empty()) {
+    if (wake_.WaitWithDeadline(&mutex_, give_up)) break;
+  }
+  if (queue_.empty() || stopping_) return;
+  absl::Time gathered = absl::Now() + absl::FromChrono(kGatherTime);
+  while (!stopping_ && queue_.size() < wake_at_) {
+    if (wake_.WaitWithDeadline(&mutex_, gathered)) break;
+  }
+}
+
 void AuditLog::Loop() {
-  std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
-    auto work = [&] { return stopping_ || !queue_.empty(); };
-    // Suppressed counts waiting for their uid to go quiet: look again soon.
-    if (suppressed_unreported_ > 0) wake_.wait_for(lock, std::chrono::seconds(1), work);
-    else wake_.wait(lock, work);
-    if (!queue_.empty() && !stopping_) {
-      wake_.wait_for(lock, kGatherTime, [&] { return stopping_ || queue_.size() >= wake_at_; });
-    }
-    bool last = stopping_;
+    bool last;
     std::deque<AuditRecord> batch;
-    batch.swap(queue_);
-    queued_bytes_ = 0;
-    uint64_t dropped = dropped_unreported_;
-    dropped_unreported_ = 0;
+    uint64_t dropped;
     // Suppressed refusals of uids that have gone quiet (their allowance is
     // full again, so no record of theirs will carry the count).
     std::vector<std::pair<uid_t, uint64_t>> quiet;
-    auto now = std::chrono::steady_clock::now();
-    for (auto it = allowances_.begin(); it != allowances_.end();) {
-      double idle = std::chrono::duration<double>(now - it->second.refilled).count();
-      if (!last && idle * options_.refusals_per_second + it->second.tokens < options_.refusal_burst) {
-        ++it;
-        continue;
+    {
+      absl::MutexLock lock(&mutex_);
+      WaitForBatchLocked();
+      last = stopping_;
+      batch.swap(queue_);
+      queued_bytes_ = 0;
+      dropped = dropped_unreported_;
+      dropped_unreported_ = 0;
+      auto now = std::chrono::steady_clock::now();
+      for (auto it = allowances_.begin(); it != allowances_.end();) {
+        double idle = std::chrono::duration<double>(now - it->second.refilled).count();
+        if (!last && idle * options_.refusals_per_second + it->second.tokens < options_.refusal_burst) {
+          ++it;
+          continue;
+        }
+        if (it->second.suppressed > 0) quiet.emplace_back(it->first, it->second.suppressed);
+        suppressed_unreported_ -= it->second.suppressed;
+        it = allowances_.erase(it);  // a full allowance is the default: forget it
       }
-      if (it->second.suppressed > 0) quiet.emplace_back(it->first, it->second.suppressed);
-      suppressed_unreported_ -= it->second.suppressed;
-      it = allowances_.erase(it);  // a full allowance is the default: forget it
     }
-    lock.unlock();
-    std::lock_guard<std::mutex> writing(sink_mutex_);
+    absl::MutexLock writing(&sink_mutex_);
     if (dropped > 0) {
       JsonLine gap;
       gap.Add("time", Rfc3339(std::chrono::system_clock::now()))
@@ -280,7 +291,6 @@ void AuditLog::Loop() {
     for (const auto& record : batch) lines += FormatAuditRecord(record) + "\n";
     if (!lines.empty()) sink_->Write(lines);
     if (last) return;
-    lock.lock();
   }
 }
 

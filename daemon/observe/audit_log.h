@@ -17,15 +17,14 @@
 #include <sys/types.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+#include <absl/synchronization/mutex.h>
 
 #include "access/caller.h"
 #include "util/status.h"
@@ -96,10 +95,10 @@ class AuditLog {
   // Writes what is queued, then stops.
   ~AuditLog();
 
-  void Record(AuditRecord record);
-  uint64_t dropped() const;
-  uint64_t suppressed() const;
-  Status Reopen();
+  void Record(AuditRecord record) ABSL_LOCKS_EXCLUDED(mutex_);
+  uint64_t dropped() const ABSL_LOCKS_EXCLUDED(mutex_);
+  uint64_t suppressed() const ABSL_LOCKS_EXCLUDED(mutex_);
+  Status Reopen() ABSL_LOCKS_EXCLUDED(sink_mutex_);
 
  private:
   // A uid's allowance of refusal records (a token bucket).
@@ -109,23 +108,28 @@ class AuditLog {
     uint64_t suppressed = 0;
   };
   // Whether a refusal of `uid` may be written now; counts it when not.
-  bool TakeRefusalLocked(uid_t uid, uint64_t* suppressed_before);
-  void Loop();
+  bool TakeRefusalLocked(uid_t uid, uint64_t* suppressed_before) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Waits until there is a batch to write (or a second has passed while
+  // suppressed counts wait for their uid to go quiet).
+  void WaitForBatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void Loop() ABSL_LOCKS_EXCLUDED(mutex_, sink_mutex_);
 
-  std::unique_ptr<AuditSink> sink_;
-  std::mutex sink_mutex_;  // held while writing, so Reopen never races a write
+  // Lock order: never mutex_ while sink_mutex_ is held (the writer releases
+  // the queue before it writes).
+  absl::Mutex sink_mutex_;  // held while writing, so Reopen never races a write
+  std::unique_ptr<AuditSink> sink_ ABSL_GUARDED_BY(sink_mutex_);
   const Options options_;
   const size_t wake_at_;  // a batch this big wakes the writer at once
-  mutable std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<AuditRecord> queue_;
-  size_t queued_bytes_ = 0;
-  uint64_t dropped_total_ = 0;
-  uint64_t dropped_unreported_ = 0;
-  uint64_t suppressed_total_ = 0;
-  uint64_t suppressed_unreported_ = 0;  // counted, not yet in the trail
-  std::map<uid_t, Allowance> allowances_;
-  bool stopping_ = false;
+  mutable absl::Mutex mutex_ ABSL_ACQUIRED_AFTER(sink_mutex_);
+  absl::CondVar wake_;
+  std::deque<AuditRecord> queue_ ABSL_GUARDED_BY(mutex_);
+  size_t queued_bytes_ ABSL_GUARDED_BY(mutex_) = 0;
+  uint64_t dropped_total_ ABSL_GUARDED_BY(mutex_) = 0;
+  uint64_t dropped_unreported_ ABSL_GUARDED_BY(mutex_) = 0;
+  uint64_t suppressed_total_ ABSL_GUARDED_BY(mutex_) = 0;
+  uint64_t suppressed_unreported_ ABSL_GUARDED_BY(mutex_) = 0;  // counted, not yet in the trail
+  std::map<uid_t, Allowance> allowances_ ABSL_GUARDED_BY(mutex_);
+  bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
   std::thread writer_;
 };
 

@@ -3,6 +3,7 @@
 #include <systemd/sd-daemon.h>
 
 #include <cstdint>
+#include <absl/synchronization/mutex.h>
 
 namespace stormbroker {
 
@@ -14,14 +15,14 @@ ServiceManager::ServiceManager() {
 void ServiceManager::Notify(const std::string& message) { sd_notify(0, message.c_str()); }
 
 void ServiceManager::Ready(const std::string& status) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   ready_ = true;
   last_status_ = status;
   Notify("READY=1\nSTATUS=" + status);
 }
 
 void ServiceManager::Status(const std::string& status) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   if (status == last_status_) return;
   last_status_ = status;
   Notify("STATUS=" + status);
@@ -30,7 +31,7 @@ void ServiceManager::Status(const std::string& status) {
 void ServiceManager::Reloading() { Notify("RELOADING=1"); }
 
 void ServiceManager::ReloadDone(const std::string& status) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   last_status_ = status;
   Notify("READY=1\nSTATUS=" + status);
 }
@@ -40,7 +41,7 @@ void ServiceManager::Stopping() { Notify("STOPPING=1\nSTATUS=stopping: finishing
 void ServiceManager::Watchdog() { Notify("WATCHDOG=1"); }
 
 bool ServiceManager::ready() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   return ready_;
 }
 

@@ -5,9 +5,9 @@
 #pragma once
 
 #include <chrono>
-#include <mutex>
 #include <optional>
 #include <string>
+#include <absl/synchronization/mutex.h>
 
 namespace stormbroker {
 
@@ -31,9 +31,9 @@ class ServiceManager {
   void Notify(const std::string& message);
 
   std::optional<std::chrono::microseconds> watchdog_;
-  mutable std::mutex mutex_;
-  std::string last_status_;
-  bool ready_ = false;
+  mutable absl::Mutex mutex_;
+  std::string last_status_ ABSL_GUARDED_BY(mutex_);
+  bool ready_ ABSL_GUARDED_BY(mutex_) = false;
 };
 
 }  // namespace stormbroker

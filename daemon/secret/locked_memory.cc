@@ -5,10 +5,10 @@
 
 #include <bitset>
 #include <cstdlib>
-#include <mutex>
 #include <new>
 
 #include <spdlog/spdlog.h>
+#include <absl/synchronization/mutex.h>
 
 namespace stormbroker {
 namespace {
@@ -34,7 +34,7 @@ class Arena {
 
   void* Allocate(size_t size) {
     size_t blocks = (size + kBlock - 1) / kBlock;
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     if (base_ && blocks <= kBlocks) {
       for (size_t start = 0; start + blocks <= kBlocks;) {
         size_t run = 0;
@@ -61,7 +61,7 @@ class Arena {
     if (base_ && bytes >= base_ && bytes < base_ + kRegion) {
       size_t start = (bytes - base_) / kBlock;
       size_t blocks = (size + kBlock - 1) / kBlock;
-      std::lock_guard<std::mutex> lock(mutex_);
+      absl::MutexLock lock(&mutex_);
       for (size_t i = 0; i < blocks; ++i) used_[start + i] = false;
       return;
     }
@@ -69,10 +69,10 @@ class Arena {
   }
 
  private:
-  std::mutex mutex_;
-  char* base_ = nullptr;
-  std::bitset<kBlocks> used_;
-  bool warned_full_ = false;
+  absl::Mutex mutex_;
+  char* base_ = nullptr;  // set once, by the constructor
+  std::bitset<kBlocks> used_ ABSL_GUARDED_BY(mutex_);
+  bool warned_full_ ABSL_GUARDED_BY(mutex_) = false;
 };
 
 Arena& TheArena() {

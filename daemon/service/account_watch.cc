@@ -1,6 +1,7 @@
 #include "service/account_watch.h"
 
 #include <google/protobuf/util/time_util.h>
+#include <absl/synchronization/mutex.h>
 
 namespace stormbroker {
 namespace {
@@ -29,7 +30,7 @@ class AccountWatchHub::Watch : public grpc::ServerWriteReactor<v1::AccountEvent>
   const Caller& caller() const { return ticket_->caller(); }
 
   void Push(v1::AccountEvent event) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     if (finished_) return;
     if (queue_.size() >= kMaxQueuedEvents) {
       FinishLocked(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "the watcher fell too far behind"));
@@ -40,12 +41,12 @@ class AccountWatchHub::Watch : public grpc::ServerWriteReactor<v1::AccountEvent>
   }
 
   void End() {
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     FinishLocked(grpc::Status::OK);
   }
 
   void OnWriteDone(bool ok) override {
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     if (!ok) {
       FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
       return;
@@ -55,7 +56,7 @@ class AccountWatchHub::Watch : public grpc::ServerWriteReactor<v1::AccountEvent>
   }
 
   void OnCancel() override {
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     FinishLocked(grpc::Status::CANCELLED);
   }
 
@@ -65,7 +66,7 @@ class AccountWatchHub::Watch : public grpc::ServerWriteReactor<v1::AccountEvent>
   }
 
  private:
-  void FinishLocked(const grpc::Status& status) {
+  void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     if (finished_) return;
     finished_ = true;
     Finish(status);
@@ -73,9 +74,9 @@ class AccountWatchHub::Watch : public grpc::ServerWriteReactor<v1::AccountEvent>
 
   AccountWatchHub& hub_;
   const std::shared_ptr<const CallTicket> ticket_;
-  std::mutex mutex_;
-  bool finished_ = false;
-  std::deque<v1::AccountEvent> queue_;  // front() is being written
+  absl::Mutex mutex_;
+  bool finished_ ABSL_GUARDED_BY(mutex_) = false;
+  std::deque<v1::AccountEvent> queue_ ABSL_GUARDED_BY(mutex_);  // front() is being written
 };
 
 void AccountWatchHub::Publish(const AccountEvent& event) {
@@ -86,7 +87,7 @@ void AccountWatchHub::Publish(const AccountEvent& event) {
   *message.mutable_time() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(
       std::chrono::duration_cast<std::chrono::milliseconds>(event.time.time_since_epoch()).count());
   auto policy = policy_.Get();
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   for (Watch* watch : watches_) {
     if (policy->AdmitsAccount(watch->caller(), event.account)) watch->Push(message);
   }
@@ -94,18 +95,18 @@ void AccountWatchHub::Publish(const AccountEvent& event) {
 
 grpc::ServerWriteReactor<v1::AccountEvent>* AccountWatchHub::Open(std::shared_ptr<const CallTicket> ticket) {
   auto* watch = new Watch(*this, std::move(ticket));
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   watches_.insert(watch);
   return watch;
 }
 
 void AccountWatchHub::CloseAll() {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   for (Watch* watch : watches_) watch->End();
 }
 
 void AccountWatchHub::Remove(Watch* watch) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   watches_.erase(watch);
 }
 

@@ -5,8 +5,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include <deque>
-#include <mutex>
 #include <set>
+#include <absl/synchronization/mutex.h>
 
 #include "access/connection_table.h"
 #include "access/policy.h"
@@ -28,11 +28,11 @@ class AccountWatchHub : public AccountEventSink {
 
  private:
   class Watch;
-  void Remove(Watch* watch);
+  void Remove(Watch* watch) ABSL_LOCKS_EXCLUDED(mutex_);
 
   const PolicyHolder& policy_;
-  std::mutex mutex_;
-  std::set<Watch*> watches_;
+  absl::Mutex mutex_;
+  std::set<Watch*> watches_ ABSL_GUARDED_BY(mutex_);
 };
 
 v1::AccountState ToProto(AccountState state);

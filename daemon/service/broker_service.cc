@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include <spdlog/spdlog.h>
+#include <absl/synchronization/mutex.h>
 
 #include "access/request_check.h"
 #include "struct_json.h"
@@ -207,21 +208,22 @@ grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* conte
 }
 
 bool BrokerService::BeginCall() {
-  std::lock_guard<std::mutex> lock(calls_mutex_);
+  absl::MutexLock lock(&calls_mutex_);
   if (draining_) return false;
   ++calls_in_flight_;
   return true;
 }
 
 void BrokerService::EndCall() {
-  std::lock_guard<std::mutex> lock(calls_mutex_);
-  if (--calls_in_flight_ == 0) calls_done_.notify_all();
+  absl::MutexLock lock(&calls_mutex_);
+  --calls_in_flight_;
 }
 
 bool BrokerService::Drain(std::chrono::milliseconds bound) {
-  std::unique_lock<std::mutex> lock(calls_mutex_);
+  absl::MutexLock lock(&calls_mutex_);
   draining_ = true;
-  return calls_done_.wait_for(lock, bound, [&] { return calls_in_flight_ == 0; });
+  return calls_mutex_.AwaitWithTimeout(absl::Condition(+[](int* calls) { return *calls == 0; }, &calls_in_flight_),
+                                       absl::FromChrono(bound));
 }
 
 grpc::ServerUnaryReactor* BrokerService::ListAccounts(grpc::CallbackServerContext* context,
@@ -309,10 +311,10 @@ grpc::ServerUnaryReactor* BrokerService::GetToken(grpc::CallbackServerContext* c
                           "token_export: true", &record);
   if (!access.ok()) return Refuse(reactor, std::move(record), access.status());
   const std::shared_ptr<AccountSession>& session = access->second;
-  auto token = session->CurrentToken();
-  if (!token.ok()) return Refuse(reactor, std::move(record), token.status());
-  AccountSnapshot snapshot = session->Snapshot();
-  response->set_token(std::string(token->Reveal()));
+  auto held = session->CurrentToken();
+  if (!held.ok()) return Refuse(reactor, std::move(record), held.status());
+  const AccountSnapshot& snapshot = held->snapshot;
+  response->set_token(std::string(held->token.Reveal()));
   response->set_username(snapshot.username);
   if (snapshot.inactivity_deadline) *response->mutable_inactivity_deadline() = ToTimestamp(*snapshot.inactivity_deadline);
   if (snapshot.hard_deadline) *response->mutable_hard_deadline() = ToTimestamp(*snapshot.hard_deadline);

@@ -6,11 +6,10 @@
 // Call, Login, Logout and GetToken leaves one audit record, allowed or not.
 #pragma once
 
-#include <condition_variable>
 #include <map>
-#include <mutex>
 #include <memory>
 #include <string>
+#include <absl/synchronization/mutex.h>
 
 #include "access/connection_table.h"
 #include "access/policy.h"
@@ -48,7 +47,7 @@ class BrokerService final : public v1::Broker::CallbackService {
   // Shutdown: new calls (Call, Login, Logout, GetToken) are answered
   // UNAVAILABLE from now on; returns once the calls in flight have finished
   // or `bound` has passed, and says which.
-  bool Drain(std::chrono::milliseconds bound);
+  bool Drain(std::chrono::milliseconds bound) ABSL_LOCKS_EXCLUDED(calls_mutex_);
 
  private:
   // What an admitted call holds until it ends (the last copy goes).
@@ -60,8 +59,8 @@ class BrokerService final : public v1::Broker::CallbackService {
   std::shared_ptr<Admission> Admit(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
                                    const char* rpc, const std::string& account, bool drains, AuditRecord* record);
   // Counts a call in flight; false when draining (the call must be refused).
-  bool BeginCall();
-  void EndCall();
+  bool BeginCall() ABSL_LOCKS_EXCLUDED(calls_mutex_);
+  void EndCall() ABSL_LOCKS_EXCLUDED(calls_mutex_);
   using Found = std::pair<std::string, std::shared_ptr<AccountSession>>;
   // The named account (or the only one when `name` is empty), or why not.
   Result<Found> FindAccount(const std::string& name) const;
@@ -81,10 +80,9 @@ class BrokerService final : public v1::Broker::CallbackService {
   AccountWatchHub& watches_;
   AuditLog& audit_;
   const std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
-  std::mutex calls_mutex_;
-  std::condition_variable calls_done_;
-  int calls_in_flight_ = 0;
-  bool draining_ = false;
+  absl::Mutex calls_mutex_;
+  int calls_in_flight_ ABSL_GUARDED_BY(calls_mutex_) = 0;
+  bool draining_ ABSL_GUARDED_BY(calls_mutex_) = false;
 };
 
 }  // namespace stormbroker

@@ -1,6 +1,7 @@
 #include "service/health_service.h"
 
 #include <optional>
+#include <absl/synchronization/mutex.h>
 
 namespace stormbroker {
 namespace {
@@ -23,7 +24,7 @@ class HealthService::Watcher : public grpc::ServerWriteReactor<HealthCheckRespon
   bool visible() const { return visible_; }
 
   void Push(ServingStatus status) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     if (finished_) return;
     if (writing_) {
       pending_ = status;
@@ -33,7 +34,7 @@ class HealthService::Watcher : public grpc::ServerWriteReactor<HealthCheckRespon
   }
 
   void End() {
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     if (!finished_) {
       finished_ = true;
       Finish(grpc::Status::OK);
@@ -41,7 +42,7 @@ class HealthService::Watcher : public grpc::ServerWriteReactor<HealthCheckRespon
   }
 
   void OnWriteDone(bool ok) override {
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     writing_ = false;
     if (!ok) {
       if (!finished_) {
@@ -65,7 +66,7 @@ class HealthService::Watcher : public grpc::ServerWriteReactor<HealthCheckRespon
   }
 
  private:
-  void WriteLocked(ServingStatus status) {
+  void WriteLocked(ServingStatus status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     if (status == last_) return;
     last_ = status;
     message_.set_status(status);
@@ -77,16 +78,16 @@ class HealthService::Watcher : public grpc::ServerWriteReactor<HealthCheckRespon
   const std::string service_;
   const bool visible_;
   const std::shared_ptr<const CallTicket> ticket_;  // its place among the caller's calls
-  std::mutex mutex_;
-  bool writing_ = false;
-  bool finished_ = false;
-  std::optional<ServingStatus> pending_;
-  std::optional<ServingStatus> last_;
-  HealthCheckResponse message_;
+  absl::Mutex mutex_;
+  bool writing_ ABSL_GUARDED_BY(mutex_) = false;
+  bool finished_ ABSL_GUARDED_BY(mutex_) = false;
+  std::optional<ServingStatus> pending_ ABSL_GUARDED_BY(mutex_);
+  std::optional<ServingStatus> last_ ABSL_GUARDED_BY(mutex_);
+  HealthCheckResponse message_ ABSL_GUARDED_BY(mutex_);
 };
 
 void HealthService::Set(const std::string& service, bool serving) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   if (shut_down_) return;
   auto [it, created] = serving_.try_emplace(service, serving);
   if (!created && it->second == serving) return;
@@ -97,7 +98,7 @@ void HealthService::Set(const std::string& service, bool serving) {
 }
 
 void HealthService::Shutdown() {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   shut_down_ = true;
   for (Watcher* watcher : watchers_) {
     watcher->Push(HealthCheckResponse::NOT_SERVING);
@@ -128,7 +129,7 @@ grpc::ServerUnaryReactor* HealthService::Check(grpc::CallbackServerContext* cont
   bool visible = Visible(admission.caller ? &*admission.caller : nullptr, request->service());
   ServingStatus status;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     status = StatusLocked(request->service(), visible);
   }
   if (status == HealthCheckResponse::SERVICE_UNKNOWN) {
@@ -149,7 +150,7 @@ grpc::ServerWriteReactor<HealthCheckResponse>* HealthService::Watch(grpc::Callba
     watcher->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, admission.refusal.message()));
     return watcher;  // never added: OnDone's Remove finds nothing
   }
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   watchers_.insert(watcher);
   watcher->Push(StatusLocked(request->service(), visible));
   if (shut_down_) watcher->End();
@@ -157,7 +158,7 @@ grpc::ServerWriteReactor<HealthCheckResponse>* HealthService::Watch(grpc::Callba
 }
 
 void HealthService::Remove(Watcher* watcher) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   watchers_.erase(watcher);
 }
 

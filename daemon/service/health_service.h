@@ -9,9 +9,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include <map>
-#include <mutex>
 #include <set>
 #include <string>
+#include <absl/synchronization/mutex.h>
 
 #include "access/connection_table.h"
 #include "access/policy.h"
@@ -43,18 +43,18 @@ class HealthService final : public grpc::health::v1::Health::CallbackService {
   class Watcher;
   // The status of `service` for a caller that `visible` says may see it;
   // SERVICE_UNKNOWN otherwise.
-  ServingStatus StatusLocked(const std::string& service, bool visible) const;
+  ServingStatus StatusLocked(const std::string& service, bool visible) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // Whether `caller` (none: an in-process call, which only sees the broker
   // as a whole) may know of `service`.
   bool Visible(const Caller* caller, const std::string& service) const;
-  void Remove(Watcher* watcher);
+  void Remove(Watcher* watcher) ABSL_LOCKS_EXCLUDED(mutex_);
 
   ConnectionTable& connections_;
   const PolicyHolder& policy_;
-  mutable std::mutex mutex_;
-  std::map<std::string, bool> serving_;
-  bool shut_down_ = false;
-  std::set<Watcher*> watchers_;
+  mutable absl::Mutex mutex_;
+  std::map<std::string, bool> serving_ ABSL_GUARDED_BY(mutex_);
+  bool shut_down_ ABSL_GUARDED_BY(mutex_) = false;
+  std::set<Watcher*> watchers_ ABSL_GUARDED_BY(mutex_);
 };
 
 }  // namespace stormbroker

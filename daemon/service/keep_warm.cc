@@ -1,6 +1,7 @@
 #include "service/keep_warm.h"
 
 #include <grpcpp/generic/generic_stub.h>
+#include <absl/synchronization/mutex.h>
 
 namespace stormbroker {
 namespace {
@@ -28,13 +29,13 @@ GrpcKeepWarm::GrpcKeepWarm(Scheduler& scheduler, grpc::Server& server)
 GrpcKeepWarm::~GrpcKeepWarm() { Stop(); }
 
 void GrpcKeepWarm::Start() {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   next_ = scheduler_.RunAt(scheduler_.Now() + kEvery, [this] { Tick(); });
 }
 
 void GrpcKeepWarm::Tick() {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     if (stopped_) return;
     next_ = scheduler_.RunAt(scheduler_.Now() + kEvery, [this] { Tick(); });
     if (in_flight_) return;  // the last one has not come back: no pile-up
@@ -45,18 +46,18 @@ void GrpcKeepWarm::Tick() {
   check->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   stub_->UnaryCall(&check->context, kHealthCheck, grpc::StubOptions(), &check->request, &check->response,
                    [this, check](grpc::Status) {
-                     std::lock_guard<std::mutex> done(mutex_);
+                     absl::MutexLock done(&mutex_);
                      in_flight_ = false;
-                     idle_.notify_all();
                    });
 }
 
 void GrpcKeepWarm::Stop() {
-  std::unique_lock<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   if (stopped_) return;
   stopped_ = true;
   scheduler_.Cancel(next_);
-  idle_.wait_for(lock, std::chrono::seconds(6), [&] { return !in_flight_; });
+  mutex_.AwaitWithTimeout(absl::Condition(+[](bool* in_flight) { return !*in_flight; }, &in_flight_),
+                          absl::Seconds(6));
 }
 
 }  // namespace stormbroker

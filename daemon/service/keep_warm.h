@@ -14,9 +14,8 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
-#include <condition_variable>
 #include <memory>
-#include <mutex>
+#include <absl/synchronization/mutex.h>
 
 #include "tokens/scheduler.h"
 
@@ -30,21 +29,20 @@ class GrpcKeepWarm {
   GrpcKeepWarm(const GrpcKeepWarm&) = delete;
   GrpcKeepWarm& operator=(const GrpcKeepWarm&) = delete;
 
-  void Start();
+  void Start() ABSL_LOCKS_EXCLUDED(mutex_);
   // No further checks; waits (a bounded time) for the one in flight.
-  void Stop();
+  void Stop() ABSL_LOCKS_EXCLUDED(mutex_);
 
  private:
-  void Tick();
+  void Tick() ABSL_LOCKS_EXCLUDED(mutex_);
 
   Scheduler& scheduler_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<grpc::GenericStub> stub_;
-  std::mutex mutex_;
-  std::condition_variable idle_;
-  bool stopped_ = false;
-  bool in_flight_ = false;
-  Scheduler::TaskId next_ = 0;
+  absl::Mutex mutex_;
+  bool stopped_ ABSL_GUARDED_BY(mutex_) = false;
+  bool in_flight_ ABSL_GUARDED_BY(mutex_) = false;
+  Scheduler::TaskId next_ ABSL_GUARDED_BY(mutex_) = 0;
 };
 
 }  // namespace stormbroker

@@ -12,23 +12,30 @@
 // Thread-safe. All upstream I/O is asynchronous; callbacks run on the upstream
 // engine's or the scheduler's thread and must not block. Nothing is called out
 // while the session's mutex is held, except the event sink and token store,
-// which must not call back into the session.
+// which must not call back into the session: work for outside (upstream
+// calls, callers' callbacks) is deferred until the mutex is released.
+//
+// The implementation is in three files: account_session.cc (start, stop and
+// calls), account_login.cc (logins) and account_upkeep.cc (keep-alive,
+// renewal, deadlines, logout).
 #pragma once
 
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <absl/synchronization/mutex.h>
 
 #include "config/config.h"
 #include "secret/secret.h"
 #include "tokens/account_events.h"
+#include "tokens/backoff.h"
 #include "tokens/scheduler.h"
+#include "tokens/token_reply.h"
 #include "tokens/token_store.h"
 #include "upstream/storm_client.h"
 
@@ -46,6 +53,12 @@ struct AccountSnapshot {
   std::string warning;  // e.g. "token expires in 15 min: run stormctl login prod"
 };
 
+// The token a session holds, read together with the deadlines that go with it.
+struct HeldToken {
+  Secret token;
+  AccountSnapshot snapshot;
+};
+
 class AccountSession : public std::enable_shared_from_this<AccountSession> {
  public:
   // `store` and `events` may be null (no persistence, no event stream).
@@ -53,11 +66,11 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
                  AccountEventSink* events);
 
   // Reuses a persisted token or begins the first login (none, totp). Call once.
-  void Start();
+  void Start() ABSL_LOCKS_EXCLUDED(mutex_);
   // Cancels timers and fails waiting calls with UNAVAILABLE. With
   // `expire_tokens` (the account's expire_on_shutdown), also expires its tokens
   // upstream and forgets the persisted one; `done` runs when that is over.
-  void Stop(bool expire_tokens, std::function<void()> done);
+  void Stop(bool expire_tokens, std::function<void()> done) ABSL_LOCKS_EXCLUDED(mutex_);
 
   // Proxies one call with the account's token; waits for a login under way. A
   // call the upstream rejects for its token (401: it was not executed) costs
@@ -72,20 +85,20 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
   // exchange too, so a caller that gave up does not leave a transfer running;
   // past it, DEADLINE_EXCEEDED.
   void Call(const std::string& method, const nlohmann::json& params, std::optional<Scheduler::Clock::time_point> deadline,
-            std::function<void(Result<ApiOutcome>)> done);
+            std::function<void(Result<ApiOutcome>)> done) ABSL_LOCKS_EXCLUDED(mutex_);
 
   // An operator's login. Prompt mode: logs in with `passcode`. Otherwise the
   // passcode is ignored, the password file is read again and a fresh login
   // runs (the way out of login-failed). `done` says how it went.
-  void Login(Secret passcode, std::function<void(Status)> done);
+  void Login(Secret passcode, std::function<void(Status)> done) ABSL_LOCKS_EXCLUDED(mutex_);
   // Expires the token upstream now. Afterwards a prompt account needs a new
   // Login; the others log in again on the next call.
-  void Logout(std::function<void(Status)> done);
+  void Logout(std::function<void(Status)> done) ABSL_LOCKS_EXCLUDED(mutex_);
 
-  AccountSnapshot Snapshot() const;
-  // The current token, for a caller that policy lets read it; with the
-  // snapshot for its deadlines. FAILED_PRECONDITION when there is none.
-  Result<Secret> CurrentToken() const;
+  AccountSnapshot Snapshot() const ABSL_LOCKS_EXCLUDED(mutex_);
+  // The current token with its deadlines, for a caller that policy lets read
+  // it. FAILED_PRECONDITION when there is none.
+  Result<HeldToken> CurrentToken() const ABSL_LOCKS_EXCLUDED(mutex_);
   bool expire_on_shutdown() const { return account_.expire_on_shutdown; }
 
  private:
@@ -94,7 +107,7 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
   enum class TokenCheck { kAlive, kRejected, kUnknown };
   using CheckCallback = std::function<void(TokenCheck)>;
   // A token and the calls using it. Retired slots are expired upstream when
-  // their last call finishes.
+  // their last call finishes. Guarded by the session's mutex_.
   struct Slot {
     Secret token;
     uint64_t generation = 0;
@@ -111,54 +124,91 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
     Secret token;
   };
   using LeaseCallback = std::function<void(Result<Lease>)>;
-  enum class LoginKind { kFirst, kRenewal, kOperator, kCheckPersisted };
+  // What to do with the answer to a keep-alive sent at `sent_at`; runs
+  // without the mutex.
+  using KeepAliveReply = std::function<void(AccountSession&, Clock::time_point sent_at, Result<StormReply>)>;
+  enum class LoginKind { kFirst, kRenewal, kOperator };
 
-  void AcquireToken(LeaseCallback done);
-  // Gives `outcome` to `waiter` once the mutex is released.
-  void HandOutLocked(LeaseCallback waiter, Result<Lease> outcome);
-  // Hands every waiting call a lease on `slot`.
-  void LeaseWaitersLocked(const std::shared_ptr<Slot>& slot);
-  void Release(const std::shared_ptr<Slot>& slot);
+  // --- calls (account_session.cc)
   void CallWithRetry(const std::string& method, const nlohmann::json& params,
                      std::optional<Clock::time_point> deadline, bool may_retry,
-                     std::function<void(Result<ApiOutcome>)> done);
-  void TokenRejected(uint64_t generation);
+                     std::function<void(Result<ApiOutcome>)> done) ABSL_LOCKS_EXCLUDED(mutex_);
+  void AcquireToken(LeaseCallback done) ABSL_LOCKS_EXCLUDED(mutex_);
+  void Release(const std::shared_ptr<Slot>& slot) ABSL_LOCKS_EXCLUDED(mutex_);
   // Asks the API, with a keep-alive, whether `slot`'s token still works.
-  void ConfirmToken(const std::shared_ptr<Slot>& slot, CheckCallback done);
-  void OnConfirmReply(const std::shared_ptr<Slot>& slot, Clock::time_point sent_at, Result<StormReply> reply);
+  void ConfirmToken(const std::shared_ptr<Slot>& slot, CheckCallback done) ABSL_LOCKS_EXCLUDED(mutex_);
+  void OnConfirmReply(const std::shared_ptr<Slot>& slot, Clock::time_point sent_at, Result<StormReply> reply)
+      ABSL_LOCKS_EXCLUDED(mutex_);
+  void TokenRejected(uint64_t generation) ABSL_LOCKS_EXCLUDED(mutex_);
+  // Gives `outcome` to `waiter` once the mutex is released.
+  void HandOutLocked(LeaseCallback waiter, Result<Lease> outcome) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Hands every waiting call a lease on `slot`.
+  void LeaseWaitersLocked(const std::shared_ptr<Slot>& slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Fails every waiting call with `status`.
+  void FailWaitersLocked(const Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
-  // --- everything below requires mutex_ ---
-  bool CanLogInUnattendedLocked() const { return account_.two_factor != TwoFactor::kPrompt; }
-  void BeginLoginLocked(LoginKind kind, Secret passcode = Secret(), std::function<void(Status)> done = nullptr);
-  void SendLoginLocked(LoginKind kind, Secret passcode, std::function<void(Status)> done);
+  // --- logins (account_login.cc)
+  bool CanLogInUnattended() const { return account_.two_factor != TwoFactor::kPrompt; }
+  void BeginLoginLocked(LoginKind kind, Secret passcode = Secret(), std::function<void(Status)> done = nullptr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void SendLoginLocked(LoginKind kind, Secret passcode, std::function<void(Status)> done)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void OnLoginReply(LoginKind kind, Clock::time_point sent_at, std::function<void(Status)> done,
-                    Result<StormReply> reply);
-  void OnCheckReply(Clock::time_point sent_at, Result<StormReply> reply);
-  void KeepAlive();
-  void OnKeepAliveReply(Clock::time_point sent_at, uint64_t generation, Result<StormReply> reply);
-  void Renew();
-  void HardDeadlineReached(uint64_t generation);
-  void Warn(std::chrono::minutes before);
+                    Result<StormReply> reply) ABSL_LOCKS_EXCLUDED(mutex_);
+  void OnCheckReply(Clock::time_point sent_at, Result<StormReply> reply) ABSL_LOCKS_EXCLUDED(mutex_);
+  Status NeedsLoginLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  Status LoginRefusedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
-  // Reads token and expiry from a token reply into `slot`.
-  Status ReadTokenReplyLocked(Clock::time_point sent_at, const StormReply& reply, Slot* slot) const;
-  void InstallLocked(std::shared_ptr<Slot> slot);
-  void RetireLocked(std::shared_ptr<Slot> slot);
-  void ExpireUpstream(std::shared_ptr<Slot> slot, std::function<void(Status)> done = nullptr);
-  void DropTokenLocked(AccountState next, const std::string& why);
-  void ScheduleTimersLocked();
-  void CancelTimersLocked();
-  Scheduler::TaskId AtLocked(Clock::time_point when, std::function<void(AccountSession&)> task);
-  std::chrono::milliseconds NextBackoffLocked();
-  void SetStateLocked(AccountState state, const std::string& message);
-  void PersistLocked();
-  Status NeedsLoginLocked() const;
-  Status LoginRefusedLocked() const;
+  // --- keeping the token (account_upkeep.cc)
+  void KeepAlive() ABSL_LOCKS_EXCLUDED(mutex_);
+  void OnKeepAliveReply(Clock::time_point sent_at, uint64_t generation, Result<StormReply> reply)
+      ABSL_LOCKS_EXCLUDED(mutex_);
+  void Renew() ABSL_LOCKS_EXCLUDED(mutex_);
+  void HardDeadlineReached(uint64_t generation) ABSL_LOCKS_EXCLUDED(mutex_);
+  void Warn(std::chrono::minutes before) ABSL_LOCKS_EXCLUDED(mutex_);
+  void ExpireUpstream(std::shared_ptr<Slot> slot, std::function<void(Status)> done = nullptr)
+      ABSL_LOCKS_EXCLUDED(mutex_);
+  // Sends a keep-alive with `slot`'s token once the mutex is released.
+  void SendKeepAliveLocked(const std::shared_ptr<Slot>& slot, KeepAliveReply on_reply)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Takes the token and its inactivity deadline from an answer to a token
+  // request sent at `sent_at` into `slot`; the reply's fault otherwise.
+  Status TakeGrantLocked(Clock::time_point sent_at, const Result<StormReply>& reply, Slot* slot) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void RetireLocked(std::shared_ptr<Slot> slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void DropTokenLocked(AccountState next, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void ScheduleTimersLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void CancelTimersLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+
+  // --- shared (account_session.cc)
+  // Runs `task` at `when` with the mutex held, unless the session stopped.
+  using Task = std::function<void(AccountSession&)>;
+  Scheduler::TaskId AtLocked(Clock::time_point when, Task task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void SetStateLocked(AccountState state, const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void PersistLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  AccountSnapshot SnapshotLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   std::chrono::system_clock::time_point ToWall(Clock::time_point t) const;
 
-  class Guard;  // the mutex, plus work deferred until it is released
+  // Holds the mutex; on release, runs the work deferred meanwhile.
+  class ABSL_SCOPED_LOCKABLE Guard {
+   public:
+    explicit Guard(AccountSession& session) ABSL_EXCLUSIVE_LOCK_FUNCTION(session.mutex_) : session_(session) {
+      session_.mutex_.Lock();
+    }
+    ~Guard() ABSL_UNLOCK_FUNCTION() {
+      std::vector<std::function<void()>> work;
+      work.swap(session_.deferred_);
+      session_.mutex_.Unlock();
+      for (auto& item : work) item();
+    }
+
+   private:
+    AccountSession& session_;
+  };
   // Runs `work` once the mutex is released (by the Guard that holds it).
-  void DeferLocked(std::function<void()> work) { deferred_.push_back(std::move(work)); }
+  void DeferLocked(std::function<void()> work) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    deferred_.push_back(std::move(work));
+  }
 
   const AccountConfig account_;
   StormUpstream& upstream_;
@@ -166,24 +216,27 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
   TokenStore* store_;
   AccountEventSink* events_;
 
-  mutable std::mutex mutex_;
-  bool stopped_ = false;
-  AccountState state_ = AccountState::kStarting;
-  std::shared_ptr<Slot> current_;
-  uint64_t next_generation_ = 1;
-  bool login_in_flight_ = false;  // single flight: also covers a wait for the next TOTP step
-  int64_t last_totp_step_ = -1;
-  std::string last_error_;
-  std::string warning_;
-  int failures_in_a_row_ = 0;
-  std::optional<Clock::time_point> last_relogin_;  // after a rejected token: see relogin_interval
-  std::optional<Clock::time_point> renew_at_;
-  std::vector<Scheduler::TaskId> timers_;
-  std::optional<Scheduler::TaskId> retry_timer_;
-  std::vector<LeaseCallback> waiters_;
-  std::vector<std::shared_ptr<Slot>> retiring_;  // replaced tokens with calls still running
-  std::vector<std::function<void()>> deferred_;
-  Secret password_;  // re-read from the file on an operator Login
+  mutable absl::Mutex mutex_;
+  bool stopped_ ABSL_GUARDED_BY(mutex_) = false;
+  AccountState state_ ABSL_GUARDED_BY(mutex_) = AccountState::kStarting;
+  std::shared_ptr<Slot> current_ ABSL_GUARDED_BY(mutex_);
+  uint64_t next_generation_ ABSL_GUARDED_BY(mutex_) = 1;
+  // Single flight: also covers a wait for the next TOTP step or relogin_interval.
+  bool login_in_flight_ ABSL_GUARDED_BY(mutex_) = false;
+  int64_t last_totp_step_ ABSL_GUARDED_BY(mutex_) = -1;
+  std::string last_error_ ABSL_GUARDED_BY(mutex_);
+  std::string warning_ ABSL_GUARDED_BY(mutex_);
+  Backoff backoff_ ABSL_GUARDED_BY(mutex_);
+  // After a rejected token: see relogin_interval.
+  std::optional<Clock::time_point> last_relogin_ ABSL_GUARDED_BY(mutex_);
+  std::optional<Clock::time_point> renew_at_ ABSL_GUARDED_BY(mutex_);
+  std::vector<Scheduler::TaskId> timers_ ABSL_GUARDED_BY(mutex_);
+  std::optional<Scheduler::TaskId> retry_timer_ ABSL_GUARDED_BY(mutex_);
+  std::vector<LeaseCallback> waiters_ ABSL_GUARDED_BY(mutex_);
+  // Replaced tokens with calls still running.
+  std::vector<std::shared_ptr<Slot>> retiring_ ABSL_GUARDED_BY(mutex_);
+  std::vector<std::function<void()>> deferred_ ABSL_GUARDED_BY(mutex_);
+  Secret password_ ABSL_GUARDED_BY(mutex_);  // re-read from the file on an operator Login
 };
 
 }  // namespace stormbroker

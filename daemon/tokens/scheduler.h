@@ -3,12 +3,11 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <thread>
+#include <absl/synchronization/mutex.h>
 
 namespace stormbroker {
 
@@ -27,6 +26,11 @@ class Scheduler {
   virtual void Cancel(TaskId id) = 0;
 };
 
+// Whole seconds since the epoch, as the Storm API and the state file count.
+inline int64_t EpochSeconds(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
 // The real scheduler: one thread sleeping until the next task is due.
 class ThreadScheduler : public Scheduler {
  public:
@@ -37,19 +41,19 @@ class ThreadScheduler : public Scheduler {
   std::chrono::system_clock::time_point WallNow() const override {
     return std::chrono::system_clock::now();
   }
-  TaskId RunAt(Clock::time_point when, std::function<void()> task) override;
-  void Cancel(TaskId id) override;
-  void Stop();
+  TaskId RunAt(Clock::time_point when, std::function<void()> task) override ABSL_LOCKS_EXCLUDED(mutex_);
+  void Cancel(TaskId id) override ABSL_LOCKS_EXCLUDED(mutex_);
+  void Stop() ABSL_LOCKS_EXCLUDED(mutex_);
 
  private:
-  void Loop();
+  void Loop() ABSL_LOCKS_EXCLUDED(mutex_);
 
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
-  TaskId next_id_ = 1;
+  absl::Mutex mutex_;
+  absl::CondVar wake_;
+  bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
+  TaskId next_id_ ABSL_GUARDED_BY(mutex_) = 1;
   // Ordered by (due time, id): ids grow, so equal times keep their order.
-  std::map<std::pair<Clock::time_point, TaskId>, std::function<void()>> tasks_;
+  std::map<std::pair<Clock::time_point, TaskId>, std::function<void()>> tasks_ ABSL_GUARDED_BY(mutex_);
   std::thread thread_;
 };
 

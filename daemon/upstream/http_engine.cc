@@ -10,12 +10,12 @@
 #include <cerrno>
 #include <ctime>
 #include <deque>
-#include <mutex>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include <spdlog/spdlog.h>
+#include <absl/synchronization/mutex.h>
 
 namespace stormbroker {
 namespace {
@@ -119,6 +119,7 @@ class HttpEngine::Impl {
       event.data.fd = fd;
       epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event);
     }
+    absl::MutexLock lock(&mutex_);
     multi_ = curl_multi_init();
     if (!multi_) return Internal("libcurl could not create a multi handle");
     // Reuse connections as much as the server allows; HTTP/2 multiplexes.
@@ -142,10 +143,12 @@ class HttpEngine::Impl {
       // An idle engine sends at once, on this thread. A busy one gets the
       // transfer through the queue: its thread is awake anyway and takes
       // many at a time, and callers do not queue up on the mutex.
-      std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
-      if (lock.owns_lock() && active_.empty() && !stopping_) {
-        Start(std::move(transfer), completions);
-        Drive(CURL_SOCKET_TIMEOUT, 0, completions);
+      if (mutex_.TryLock()) {
+        if (active_.empty() && !stopping_) {
+          Start(std::move(transfer), completions);
+          Drive(CURL_SOCKET_TIMEOUT, 0, completions);
+        }
+        mutex_.Unlock();
       }
     }
     if (transfer) Enqueue(std::move(transfer));
@@ -155,7 +158,7 @@ class HttpEngine::Impl {
   void CancelAll(const std::string& reason) {
     Completions completions;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      absl::MutexLock lock(&mutex_);
       FailAll(reason, completions);
     }
     RunAll(completions);
@@ -165,7 +168,7 @@ class HttpEngine::Impl {
   void Stop() {
     Completions completions;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      absl::MutexLock lock(&mutex_);
       Close("the broker is shutting down", completions);
     }
     RunAll(completions);
@@ -174,6 +177,7 @@ class HttpEngine::Impl {
       if (write(wake_fd_, &one, sizeof one) < 0) spdlog::error("cannot wake the upstream engine: {}", strerror(errno));
       thread_.join();
     }
+    absl::MutexLock lock(&mutex_);
     for (CURL* easy : idle_handles_) curl_easy_cleanup(easy);
     idle_handles_.clear();
     if (multi_) curl_multi_cleanup(multi_);
@@ -185,9 +189,9 @@ class HttpEngine::Impl {
   }
 
  private:
-  void Enqueue(std::unique_ptr<Transfer> transfer) {
+  void Enqueue(std::unique_ptr<Transfer> transfer) ABSL_LOCKS_EXCLUDED(queue_mutex_) {
     {
-      std::lock_guard<std::mutex> lock(queue_mutex_);
+      absl::MutexLock lock(&queue_mutex_);
       if (!queue_closed_) {
         queue_.push_back(std::move(transfer));
         if (wake_pending_) return;
@@ -202,11 +206,11 @@ class HttpEngine::Impl {
     if (write(wake_fd_, &one, sizeof one) < 0) spdlog::error("cannot wake the upstream engine: {}", strerror(errno));
   }
 
-  // With the mutex held: starts what was queued.
-  void TakeQueue(Completions& completions) {
+  // Starts what was queued.
+  void TakeQueue(Completions& completions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     std::deque<std::unique_ptr<Transfer>> queued;
     {
-      std::lock_guard<std::mutex> lock(queue_mutex_);
+      absl::MutexLock lock(&queue_mutex_);
       queued.swap(queue_);
       wake_pending_ = false;
     }
@@ -225,7 +229,7 @@ class HttpEngine::Impl {
         spdlog::critical("{}", reason);
         Completions failed;
         {
-          std::lock_guard<std::mutex> lock(mutex_);
+          absl::MutexLock lock(&mutex_);
           Close(reason, failed);
         }
         RunAll(failed);
@@ -233,7 +237,7 @@ class HttpEngine::Impl {
       }
       Completions completions;
       {
-        std::lock_guard<std::mutex> lock(mutex_);
+        absl::MutexLock lock(&mutex_);
         if (stopping_) return;
         for (int i = 0; i < ready; ++i) {
           int fd = events[i].data.fd;
@@ -260,11 +264,11 @@ class HttpEngine::Impl {
     }
   }
 
-  // With the mutex held: lets libcurl act on `socket` (or on its timers), then
+  // Lets libcurl act on `socket` (or on its timers), then
   // collects what finished. libcurl may ask for its timers at once (a zero
   // timeout); that is done here too, since it may not be asked from within
   // its callback.
-  void Drive(curl_socket_t socket, int flags, Completions& completions) {
+  void Drive(curl_socket_t socket, int flags, Completions& completions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     int running = 0;
     curl_multi_socket_action(multi_, socket, flags, &running);
     do {
@@ -307,6 +311,7 @@ class HttpEngine::Impl {
   // libcurl wants none only costs one spurious, harmless wake-up.
   static int OnTimer(CURLM*, long timeout_ms, void* user) {
     auto* self = static_cast<Impl*>(user);
+    self->mutex_.AssertHeld();  // libcurl calls back only from calls made under it
     if (timeout_ms == 0) self->timeout_due_ = true;
     if (timeout_ms <= 0) return 0;
     itimerspec when{};
@@ -316,25 +321,25 @@ class HttpEngine::Impl {
     return 0;
   }
 
-  // With the mutex held: takes no more transfers, and fails every one it has
+  // Takes no more transfers, and fails every one it has
   // with `reason`.
-  void Close(const std::string& reason, Completions& completions) {
+  void Close(const std::string& reason, Completions& completions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     stopping_ = true;
     {
-      std::lock_guard<std::mutex> queue_lock(queue_mutex_);
+      absl::MutexLock queue_lock(&queue_mutex_);
       queue_closed_ = true;
     }
     FailAll(reason, completions);
   }
 
-  // With the mutex held: every transfer, wherever it is, fails with `reason`.
-  void FailAll(const std::string& reason, Completions& completions) {
+  // Every transfer, wherever it is, fails with `reason`.
+  void FailAll(const std::string& reason, Completions& completions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     for (auto& [easy, transfer] : active_) {
       Release(easy);
       completions.push_back({std::move(transfer->done), Unavailable(reason)});
     }
     active_.clear();
-    std::lock_guard<std::mutex> queue_lock(queue_mutex_);
+    absl::MutexLock queue_lock(&queue_mutex_);
     for (auto* line : {&waiting_, &queue_}) {
       for (auto& transfer : *line) completions.push_back({std::move(transfer->done), Unavailable(reason)});
       line->clear();
@@ -344,7 +349,7 @@ class HttpEngine::Impl {
   // Hands the transfer to libcurl, or puts it in line when libcurl has all
   // it may have (the line only moves as transfers finish, so joining it
   // needs no timer).
-  void Start(std::unique_ptr<Transfer> transfer, Completions& completions) {
+  void Start(std::unique_ptr<Transfer> transfer, Completions& completions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     if (active_.size() < options_.max_connections) {
       Begin(std::move(transfer), completions);
     } else if (waiting_.size() < kMaxWaiting) {
@@ -356,7 +361,7 @@ class HttpEngine::Impl {
     }
   }
 
-  void Begin(std::unique_ptr<Transfer> transfer, Completions& completions) {
+  void Begin(std::unique_ptr<Transfer> transfer, Completions& completions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     // Time spent in line counts against the request's timeout.
     auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                           transfer->submitted);
@@ -414,14 +419,14 @@ class HttpEngine::Impl {
     active_.emplace(easy, std::move(transfer));
   }
 
-  CURL* Acquire() {
+  CURL* Acquire() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     if (idle_handles_.empty()) return curl_easy_init();
     CURL* easy = idle_handles_.back();
     idle_handles_.pop_back();
     return easy;
   }
 
-  void Release(CURL* easy) {
+  void Release(CURL* easy) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     curl_multi_remove_handle(multi_, easy);
     if (idle_handles_.size() >= options_.max_connections) {
       curl_easy_cleanup(easy);
@@ -431,7 +436,7 @@ class HttpEngine::Impl {
     idle_handles_.push_back(easy);
   }
 
-  void Finish(CURL* easy, CURLcode code, Completions& completions) {
+  void Finish(CURL* easy, CURLcode code, Completions& completions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     auto found = active_.find(easy);
     if (found == active_.end()) return;
     std::unique_ptr<Transfer> transfer = std::move(found->second);
@@ -458,18 +463,18 @@ class HttpEngine::Impl {
   int epoll_fd_ = -1;
   int wake_fd_ = -1;   // tells the engine thread to take the queue, or to stop
   int timer_fd_ = -1;  // libcurl's next timeout
-  std::mutex mutex_;   // guards everything below, and every call into libcurl
-  CURLM* multi_ = nullptr;
-  bool stopping_ = false;
-  bool timeout_due_ = false;  // libcurl asked for its timers to run now
-  std::unordered_map<CURL*, std::unique_ptr<Transfer>> active_;  // in libcurl's hands
-  std::deque<std::unique_ptr<Transfer>> waiting_;                 // in line for a place there
-  std::vector<CURL*> idle_handles_;
-  // Transfers handed over while the engine is busy. Taken after mutex_.
-  std::mutex queue_mutex_;
-  std::deque<std::unique_ptr<Transfer>> queue_;
-  bool wake_pending_ = false;  // wake_fd_ was written and the queue not taken since
-  bool queue_closed_ = false;  // Stop() ran: Enqueue fails at once
+  absl::Mutex mutex_;  // guards everything below, and every call into libcurl
+  CURLM* multi_ ABSL_GUARDED_BY(mutex_) = nullptr;
+  bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
+  bool timeout_due_ ABSL_GUARDED_BY(mutex_) = false;  // libcurl asked for its timers to run now
+  std::unordered_map<CURL*, std::unique_ptr<Transfer>> active_ ABSL_GUARDED_BY(mutex_);  // in libcurl's hands
+  std::deque<std::unique_ptr<Transfer>> waiting_ ABSL_GUARDED_BY(mutex_);  // in line for a place there
+  std::vector<CURL*> idle_handles_ ABSL_GUARDED_BY(mutex_);
+  // Transfers handed over while the engine is busy.
+  absl::Mutex queue_mutex_ ABSL_ACQUIRED_AFTER(mutex_);
+  std::deque<std::unique_ptr<Transfer>> queue_ ABSL_GUARDED_BY(queue_mutex_);
+  bool wake_pending_ ABSL_GUARDED_BY(queue_mutex_) = false;  // wake_fd_ written, queue not taken since
+  bool queue_closed_ ABSL_GUARDED_BY(queue_mutex_) = false;  // Stop() ran: Enqueue fails at once
 };
 
 HttpEngine::HttpEngine(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
