@@ -1,12 +1,15 @@
 #include "stormbroker/client.h"
 
+#include <cctype>
+#include <string_view>
+
 #include <google/protobuf/util/time_util.h>
 #include <grpcpp/grpcpp.h>
 
 #include "stormbroker/v1/broker.grpc.pb.h"
 #include "struct_json.h"
 
-namespace stormbroker {
+namespace stormbroker::client {
 namespace {
 
 BrokerError FromStatus(const grpc::Status& status) {
@@ -24,16 +27,15 @@ BrokerError FromStatus(const grpc::Status& status) {
   return BrokerError{code, status.error_message()};
 }
 
-const char* StateName(v1::AccountState state) {
-  switch (state) {
-    case v1::ACCOUNT_STATE_STARTING: return "starting";
-    case v1::ACCOUNT_STATE_ACTIVE: return "active";
-    case v1::ACCOUNT_STATE_REFRESHING: return "refreshing";
-    case v1::ACCOUNT_STATE_NEEDS_PASSCODE: return "needs-passcode";
-    case v1::ACCOUNT_STATE_LOGIN_FAILED: return "login-failed";
-    case v1::ACCOUNT_STATE_UNREACHABLE: return "unreachable";
-    default: return "unknown";
-  }
+// The proto's enum names the states once: ACCOUNT_STATE_NEEDS_PASSCODE is
+// "needs-passcode", the word the daemon's own AccountStateName uses.
+std::string StateName(v1::AccountState state) {
+  constexpr std::string_view kPrefix = "ACCOUNT_STATE_";
+  std::string name = v1::AccountState_Name(state);
+  if (name.rfind(kPrefix, 0) != 0 || state == v1::ACCOUNT_STATE_UNSPECIFIED) return "unknown";
+  name.erase(0, kPrefix.size());
+  for (char& c : name) c = c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name;
 }
 
 std::chrono::system_clock::time_point ToTimePoint(const google::protobuf::Timestamp& t) {
@@ -167,4 +169,4 @@ std::unique_ptr<Client> Client::Connect(const std::string& socket_path) {
   return std::make_unique<GrpcClient>(socket_path);
 }
 
-}  // namespace stormbroker
+}  // namespace stormbroker::client

@@ -9,7 +9,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s SOCKET [ACCOUNT]\n", argv[0]);
     return 2;
   }
-  auto client = stormbroker::Client::Connect(argv[1]);
+  auto client = stormbroker::client::Client::Connect(argv[1]);
   auto outcome = client->Call(argc > 2 ? argv[2] : "", "Utilities/Info/ping", {});
   if (!outcome.ok()) {
     std::fprintf(stderr, "broker: %s\n", outcome.error().message.c_str());

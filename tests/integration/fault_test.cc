@@ -66,7 +66,7 @@ TEST_F(FaultTest, UpstreamDownAtStartThenRecoversWhenItAppears) {
   ASSERT_TRUE(broker_->WaitForState("unreachable")) << broker_->Log();
   auto down = broker_->Connect()->Call("prod", "Utilities/Info/ping", {});
   ASSERT_FALSE(down.ok());
-  EXPECT_EQ(down.error().code, stormbroker::ErrorCode::kUnavailable);
+  EXPECT_EQ(down.error().code, stormbroker::client::ErrorCode::kUnavailable);
   EXPECT_NE(down.error().message.find("127.0.0.1:" + std::to_string(port)), std::string::npos) << down.error().message;
 
   StartStorm({"--port", std::to_string(port)});
@@ -83,7 +83,7 @@ TEST_F(FaultTest, AConnectionResetMidCallIsUnavailableAndTheDaemonCarriesOn) {
   auto client = broker_->Connect();
   auto reset = client->Call("prod", "Utilities/Info/ping", {});
   ASSERT_FALSE(reset.ok());
-  EXPECT_EQ(reset.error().code, stormbroker::ErrorCode::kUnavailable) << reset.error().message;
+  EXPECT_EQ(reset.error().code, stormbroker::client::ErrorCode::kUnavailable) << reset.error().message;
   auto next = client->Call("prod", "Utilities/Info/ping", {});
   ASSERT_TRUE(next.ok()) << next.error().message;
   EXPECT_EQ(storm_->Count("account/auth/token", "password"), 1) << "a transport fault is not a token problem";
@@ -97,7 +97,7 @@ TEST_F(FaultTest, ASlowUpstreamMeetsTheCallersDeadlineAndTheTransferIsCut) {
   auto slow = broker_->Connect()->Call("prod", "Utilities/Info/ping", {}, 500ms);
   auto waited = std::chrono::steady_clock::now() - started;
   ASSERT_FALSE(slow.ok());
-  EXPECT_EQ(slow.error().code, stormbroker::ErrorCode::kDeadlineExceeded) << slow.error().message;
+  EXPECT_EQ(slow.error().code, stormbroker::client::ErrorCode::kDeadlineExceeded) << slow.error().message;
   EXPECT_LT(waited, 3s) << "the deadline was not honoured";
   // The daemon gave up on the upstream at the deadline too, not after 4 s.
   std::this_thread::sleep_for(1s);
@@ -125,7 +125,7 @@ TEST_F(FaultTest, AnUpstreamTimeoutMidCallIsUnavailable) {
   storm_->Arm(R"({"kind":"delay","delay_ms":3000,"method":"utilities/info/ping"})");
   auto stalled = broker_->Connect()->Call("prod", "Utilities/Info/ping", {});
   ASSERT_FALSE(stalled.ok());
-  EXPECT_EQ(stalled.error().code, stormbroker::ErrorCode::kUnavailable);
+  EXPECT_EQ(stalled.error().code, stormbroker::client::ErrorCode::kUnavailable);
   EXPECT_NE(stalled.error().message.find("timed out"), std::string::npos) << stalled.error().message;
   EXPECT_TRUE(broker_->Connect()->Call("prod", "Utilities/Info/ping", {}).ok());
 }

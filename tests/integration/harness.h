@@ -126,7 +126,7 @@ class Broker {
   const std::string& config_path() const { return config_path_; }
   std::string Log() const;
   Process& process() { return *process_; }
-  std::unique_ptr<stormbroker::Client> Connect() const { return stormbroker::Client::Connect(socket_path_); }
+  std::unique_ptr<stormbroker::client::Client> Connect() const { return stormbroker::client::Client::Connect(socket_path_); }
   // Waits until every account reports `state`; false on timeout.
   bool WaitForState(const std::string& state, std::chrono::milliseconds timeout = std::chrono::seconds(15));
 

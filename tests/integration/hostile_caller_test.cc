@@ -303,7 +303,7 @@ TEST_F(HostileCallerTest, OversizedRequestsAreRefusedBeforeTheyAreRead) {
   for (size_t size : {size_t{2} << 20, size_t{4} << 20}) {
     auto outcome = client->Call("prod", "Utilities/Info/ping", {{"blob", std::string(size, 'a')}});
     ASSERT_FALSE(outcome.ok()) << size;
-    EXPECT_EQ(outcome.error().code, stormbroker::ErrorCode::kResourceExhausted) << outcome.error().message;
+    EXPECT_EQ(outcome.error().code, stormbroker::client::ErrorCode::kResourceExhausted) << outcome.error().message;
   }
   EXPECT_EQ(storm_->Count("utilities/info/ping", "token"), 0);
   EXPECT_TRUE(client->Call("prod", "Utilities/Info/ping", {}).ok());
@@ -461,7 +461,7 @@ TEST_F(HostileCallerTest, APasscodeWithLineBreaksIsRefusedBeforeItTravels) {
   for (const char* bad : {"123456\r\nX-Evil: 1", "123456\n", "12345a", "123"}) {
     auto login = client->Login("tfa", bad);
     ASSERT_FALSE(login.ok()) << bad;
-    EXPECT_EQ(login.error().code, stormbroker::ErrorCode::kInvalidArgument) << login.error().message;
+    EXPECT_EQ(login.error().code, stormbroker::client::ErrorCode::kInvalidArgument) << login.error().message;
   }
   auto counters = storm_->Counters();
   EXPECT_EQ(counters["auth"]["password+passcode"], 0) << counters.dump();
@@ -474,7 +474,7 @@ TEST_F(HostileCallerTest, AnUpstreamAnswerTooLargeOrTooDeepIsRefused) {
   auto client = broker_->Connect();
   auto big = client->Call("prod", "Storm/Server/details", {{"uniq_id", "BIG01"}});
   ASSERT_FALSE(big.ok());
-  EXPECT_EQ(big.error().code, stormbroker::ErrorCode::kUnavailable);
+  EXPECT_EQ(big.error().code, stormbroker::client::ErrorCode::kUnavailable);
   EXPECT_NE(big.error().message.find("max_response_size"), std::string::npos) << big.error().message;
   auto deep = client->Call("prod", "Storm/Server/details", {{"uniq_id", "DEEP01"}});
   ASSERT_FALSE(deep.ok());
@@ -569,7 +569,7 @@ TEST_F(HostileCallerTest, DrainingRefusesLoginLogoutAndGetToken) {
   std::this_thread::sleep_for(500ms);
   auto token = client->GetToken("prod");
   ASSERT_FALSE(token.ok()) << "a token was exported during shutdown";
-  EXPECT_EQ(token.error().code, stormbroker::ErrorCode::kUnavailable) << token.error().message;
+  EXPECT_EQ(token.error().code, stormbroker::client::ErrorCode::kUnavailable) << token.error().message;
   auto logout = client->Logout("prod");
   EXPECT_FALSE(logout.ok());
   auto login = client->Login("prod", "");

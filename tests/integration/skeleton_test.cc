@@ -156,12 +156,12 @@ TEST_F(SkeletonTest, BadRequestsAreRejectedBeforeReachingUpstream) {
                              "Utilities/Info/ping\n", "ping"}) {
     auto outcome = client->Call("prod", method, {});
     ASSERT_FALSE(outcome.ok()) << method;
-    EXPECT_EQ(outcome.error().code, stormbroker::ErrorCode::kInvalidArgument) << method;
+    EXPECT_EQ(outcome.error().code, stormbroker::client::ErrorCode::kInvalidArgument) << method;
     EXPECT_FALSE(outcome.error().message.empty());
   }
   auto unknown = client->Call("staging", "Utilities/Info/ping", {});
   ASSERT_FALSE(unknown.ok());
-  EXPECT_EQ(unknown.error().code, stormbroker::ErrorCode::kNotFound);
+  EXPECT_EQ(unknown.error().code, stormbroker::client::ErrorCode::kNotFound);
   EXPECT_EQ(storm_->Counters(), before);
 }
 
@@ -194,7 +194,7 @@ TEST_F(SkeletonTest, WrongPasswordFailsTheAccountWithoutRetrying) {
   ASSERT_TRUE(broker_->WaitForState("login-failed")) << broker_->Log();
   auto outcome = broker_->Connect()->Call("prod", "Utilities/Info/ping", {});
   ASSERT_FALSE(outcome.ok());
-  EXPECT_EQ(outcome.error().code, stormbroker::ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(outcome.error().code, stormbroker::client::ErrorCode::kFailedPrecondition);
   EXPECT_NE(outcome.error().message.find("password"), std::string::npos) << outcome.error().message;
   std::this_thread::sleep_for(std::chrono::seconds(2));
   EXPECT_EQ(storm_->Counters()["auth"]["rejected"], 1) << "the broker retried a refused password";

@@ -138,7 +138,7 @@ TEST_F(SystemdTest, ServesOnTheSocketSystemdPasses) {
       dir_, Config(), std::map<std::string, std::string>{},
       std::vector<std::string>{"/usr/bin/systemd-socket-activate", "--listen=" + activated});
   for (int i = 0; i < 200 && !std::filesystem::exists(activated); ++i) std::this_thread::sleep_for(10ms);
-  auto outcome = stormbroker::Client::Connect(activated)->Call("prod", "Utilities/Info/ping", {});
+  auto outcome = stormbroker::client::Client::Connect(activated)->Call("prod", "Utilities/Info/ping", {});
   ASSERT_TRUE(outcome.ok()) << outcome.error().message << broker_->Log();
   EXPECT_EQ(outcome->result["ping"], "success");
   EXPECT_NE(broker_->Log().find("on the socket systemd passed"), std::string::npos) << broker_->Log();
@@ -162,16 +162,16 @@ TEST_F(SystemdTest, PasswordFromACredential) {
 }
 
 // Fires `count` calls at once; returns each call's gRPC-level result.
-std::vector<stormbroker::Outcome<stormbroker::CallResult>> FireCalls(harness::Broker& broker, int count,
+std::vector<stormbroker::client::Outcome<stormbroker::client::CallResult>> FireCalls(harness::Broker& broker, int count,
                                                                      std::function<void()> while_in_flight) {
-  std::vector<std::optional<stormbroker::Outcome<stormbroker::CallResult>>> results(count);
+  std::vector<std::optional<stormbroker::client::Outcome<stormbroker::client::CallResult>>> results(count);
   std::vector<std::thread> threads;
   for (int i = 0; i < count; ++i) {
     threads.emplace_back([&, i] { results[i] = broker.Connect()->Call("prod", "Utilities/Info/ping", {}); });
   }
   while_in_flight();
   for (auto& t : threads) t.join();
-  std::vector<stormbroker::Outcome<stormbroker::CallResult>> out;
+  std::vector<stormbroker::client::Outcome<stormbroker::client::CallResult>> out;
   for (auto& r : results) out.push_back(std::move(*r));
   return out;
 }
@@ -193,7 +193,7 @@ TEST_F(SystemdTest, SigtermWithFiftyCallsInFlightAnswersEachCleanlyWithinTheBoun
   EXPECT_LT(took, 1s + 2s + 3s) << "shutdown_timeout, then the cancel and the token expiry, are bounded";
   for (const auto& r : results) {
     ASSERT_FALSE(r.ok()) << "the upstream had not answered yet";
-    EXPECT_EQ(r.error().code, stormbroker::ErrorCode::kUnavailable) << r.error().message;
+    EXPECT_EQ(r.error().code, stormbroker::client::ErrorCode::kUnavailable) << r.error().message;
     EXPECT_NE(r.error().message.find("shutting down"), std::string::npos) << r.error().message;
   }
 }

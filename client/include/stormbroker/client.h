@@ -1,7 +1,7 @@
 // A small C++ client for stormbrokerd. Its users need no gRPC or protobuf
 // types: parameters and results are nlohmann::json.
 //
-//   auto client = stormbroker::Client::Connect("/run/stormbroker/broker.sock");
+//   auto client = stormbroker::client::Client::Connect("/run/stormbroker/broker.sock");
 //   auto outcome = client->Call("prod", "Utilities/Info/ping", {});
 //   if (!outcome.ok()) ...               // the broker could not do it
 //   else if (outcome->api_error) ...     // the API answered with an exception
@@ -19,7 +19,10 @@
 
 #include <nlohmann/json.hpp>
 
-namespace stormbroker {
+// Its types live in stormbroker::client, apart from the daemon's own types of
+// the same names (stormbroker::ApiError, stormbroker::AccountEvent), which a
+// program that links both must never confuse.
+namespace stormbroker::client {
 
 // Why the broker could not carry out a request (not an API exception).
 enum class ErrorCode {
@@ -120,4 +123,4 @@ class Client {
   virtual BrokerError Watch(const std::function<bool(const AccountEvent&)>& on_event) = 0;
 };
 
-}  // namespace stormbroker
+}  // namespace stormbroker::client

@@ -1,0 +1,146 @@
+#include "stormctl/output.h"
+
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include "format/table.h"
+#include "format/terminal_text.h"
+#include "format/yaml_json.h"
+
+namespace stormbroker::stormctl {
+namespace {
+
+using client::AccountInfo;
+
+std::string Until(const std::optional<std::chrono::system_clock::time_point>& when) {
+  if (!when) return "-";
+  long long seconds = std::chrono::duration_cast<std::chrono::seconds>(*when - std::chrono::system_clock::now()).count();
+  if (seconds < 0) return "passed";
+  char text[32];
+  if (seconds >= 3600) std::snprintf(text, sizeof text, "%lldh%02lldm", seconds / 3600, seconds % 3600 / 60);
+  else if (seconds >= 60) std::snprintf(text, sizeof text, "%lldm%02llds", seconds / 60, seconds % 60);
+  else std::snprintf(text, sizeof text, "%llds", seconds);
+  return text;
+}
+
+long long EpochSeconds(std::chrono::system_clock::time_point when) {
+  return std::chrono::duration_cast<std::chrono::seconds>(when.time_since_epoch()).count();
+}
+
+long long EpochSeconds(const std::optional<std::chrono::system_clock::time_point>& when) {
+  return when ? EpochSeconds(*when) : 0;
+}
+
+std::string LocalTime(std::chrono::system_clock::time_point when) {
+  time_t t = std::chrono::system_clock::to_time_t(when);
+  struct tm local;
+  localtime_r(&t, &local);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &local);
+  return text;
+}
+
+const char* StateHue(const std::string& state) {
+  return state == "active" ? "32" : (state == "refreshing" || state == "starting") ? "33" : "31";
+}
+
+}  // namespace
+
+bool UseColour(int fd) {
+  const char* no_colour = std::getenv("NO_COLOR");
+  return isatty(fd) && !(no_colour && *no_colour);
+}
+
+std::string Paint(const std::string& text, const char* code, bool colour) {
+  return colour ? std::string("\033[") + code + "m" + text + "\033[0m" : text;
+}
+
+int Usage(const std::string& problem) { return Fail(problem + " (see stormctl --help)"); }
+
+int Fail(const std::string& problem) {
+  std::fprintf(stderr, "%s %s\n", Paint("stormctl:", "31", UseColour(2)).c_str(), ForOutput(problem, 2).c_str());
+  return kExitBroker;
+}
+
+int ExitFor(const client::BrokerError& error) {
+  using client::ErrorCode;
+  const char* label = "error";
+  int code = kExitBroker;
+  switch (error.code) {
+    case ErrorCode::kPermissionDenied: label = "permission denied"; code = kExitPermission; break;
+    case ErrorCode::kFailedPrecondition: label = "account not ready"; code = kExitNeedsLogin; break;
+    case ErrorCode::kInvalidArgument: label = "invalid request"; break;
+    case ErrorCode::kNotFound: label = "not found"; break;
+    case ErrorCode::kUnavailable: label = "unavailable"; break;
+    case ErrorCode::kDeadlineExceeded: label = "timed out"; break;
+    case ErrorCode::kResourceExhausted: label = "over a limit"; break;
+    case ErrorCode::kOther: break;
+  }
+  Fail(std::string(label) + ": " + error.message);
+  return code;
+}
+
+void Print(const nlohmann::json& value, const std::string& output) {
+  // JSON escapes control characters itself; YAML and tables show strings as they are.
+  if (output == "yaml") std::cout << ForOutput(RenderYaml(value), 1);
+  else if (output == "table") std::cout << ForOutput(RenderTable(value), 1);
+  else std::cout << value.dump(2) << std::endl;
+}
+
+int PrintCallResult(const client::CallResult& result, const std::string& output) {
+  if (!result.api_error) {
+    Print(result.result, output);
+    return kExitOk;
+  }
+  const client::ApiError& error = *result.api_error;
+  nlohmann::json out = error.extra;
+  out["error_class"] = error.error_class;
+  out["message"] = error.message;
+  out["http_status"] = error.http_status;
+  Print(out, output == "table" ? "json" : output);
+  return kExitApiError;
+}
+
+nlohmann::json AccountsJson(const std::vector<AccountInfo>& accounts) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const AccountInfo& a : accounts) {
+    list.push_back({{"name", a.name}, {"username", a.username}, {"state", a.state}, {"two_factor", a.two_factor},
+                    {"inactivity_deadline", EpochSeconds(a.inactivity_deadline)},
+                    {"hard_deadline", EpochSeconds(a.hard_deadline)}, {"renew_at", EpochSeconds(a.renew_at)},
+                    {"last_error", a.last_error}, {"warning", a.warning}});
+  }
+  return list;
+}
+
+void PrintAccountsTable(const std::vector<AccountInfo>& accounts) {
+  bool colour = UseColour(1);
+  std::printf("%-16s %-20s %-8s %-14s %-11s %-11s %-11s %s\n", "ACCOUNT", "USERNAME", "2FA", "STATE", "IDLE-LIMIT",
+              "RENEWS-IN", "HARD-LIMIT", "NOTE");
+  for (const AccountInfo& a : accounts) {
+    std::string note = !a.warning.empty() ? a.warning : !a.last_error.empty() ? a.last_error : "-";
+    char state[32];
+    std::snprintf(state, sizeof state, "%-14s", a.state.c_str());
+    std::printf("%-16s %-20s %-8s %s %-11s %-11s %-11s %s\n", a.name.c_str(), ForOutput(a.username, 1).c_str(),
+                a.two_factor.c_str(), Paint(state, StateHue(a.state), colour).c_str(),
+                Until(a.inactivity_deadline).c_str(), Until(a.renew_at).c_str(), Until(a.hard_deadline).c_str(),
+                ForOutput(note, 1).c_str());
+  }
+}
+
+void PrintEvent(const client::AccountEvent& event, const std::string& output) {
+  if (output == "json") {
+    nlohmann::json line = {{"account", event.account}, {"state", event.state}, {"message", event.message},
+                           {"time", EpochSeconds(event.time)}};
+    std::cout << line.dump() << std::endl;
+    return;
+  }
+  std::cout << LocalTime(event.time) << "  " << event.account << "  "
+            << Paint(event.state, StateHue(event.state), UseColour(1)) << "  " << ForOutput(event.message, 1)
+            << std::endl;
+}
+
+}  // namespace stormbroker::stormctl

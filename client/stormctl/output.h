@@ -1,0 +1,44 @@
+// What stormctl prints: results in the format asked for, the account table,
+// and failures as one line on stderr with the exit code that goes with them.
+// Text that came from elsewhere (the API, the broker) goes through ForOutput,
+// so it cannot drive the terminal.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "stormbroker/client.h"
+
+namespace stormbroker::stormctl {
+
+constexpr int kExitOk = 0;
+constexpr int kExitBroker = 2;  // broker-side failure or bad usage
+constexpr int kExitApiError = 3;
+constexpr int kExitNeedsLogin = 4;
+constexpr int kExitPermission = 5;
+
+// Colour on a terminal only, and never with NO_COLOR set.
+bool UseColour(int fd);
+std::string Paint(const std::string& text, const char* code, bool colour);
+
+// Bad usage: says what, points at --help; kExitBroker.
+int Usage(const std::string& problem);
+// A broker-side failure: one line naming it; the exit code for its kind.
+int ExitFor(const client::BrokerError& error);
+// A failure of stormctl's own (not the broker's): one line; kExitBroker.
+int Fail(const std::string& problem);
+
+// `value` as json (indented), yaml, or table.
+void Print(const nlohmann::json& value, const std::string& output);
+// The API's answer, or its exception (kExitApiError).
+int PrintCallResult(const client::CallResult& result, const std::string& output);
+
+nlohmann::json AccountsJson(const std::vector<client::AccountInfo>& accounts);
+void PrintAccountsTable(const std::vector<client::AccountInfo>& accounts);
+void PrintEvent(const client::AccountEvent& event, const std::string& output);
+
+}  // namespace stormbroker::stormctl
