@@ -10,11 +10,13 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
+#include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <absl/synchronization/mutex.h>
 
 #include "access/connection_table.h"
 #include "access/policy.h"
+#include "config/reload_plan.h"
 #include "observe/account_summary.h"
 #include "observe/audit_log.h"
 #include "observe/service_manager.h"
@@ -58,38 +60,27 @@ void StopSessions(AccountSessions& sessions, std::chrono::seconds bound) {
   }
 }
 
-// SIGHUP: the policy (and the audit file, for log rotation) change at once,
-// without dropping a connection or a token. A broken file changes nothing.
-// Accounts, listen and upstream settings hold tokens and sockets, so changes
-// to them wait for a restart, and the log says so.
-void Reload(const Config& running, PolicyHolder& policy, AuditLog& audit) {
+// SIGHUP: the policy and shutdown_timeout change at once, without dropping a
+// connection or a token, and the audit file is reopened (log rotation). A
+// broken file changes nothing. Every other key that changed is named in the
+// log as waiting for a restart (see config/reload_plan.h).
+void Reload(Config& running, PolicyHolder& policy, AuditLog& audit) {
   auto fresh = LoadConfig(running.path);
   if (!fresh.ok()) {
     spdlog::error("reload rejected, keeping the running configuration: {}", fresh.status().message());
     return;
   }
-  policy.Set(std::make_shared<const Policy>(fresh->policy));
+  for (const std::string& warning : fresh->warnings) spdlog::warn("{}", warning);
+  ReloadPlan plan = PlanReload(running, *fresh);
+  running = ApplyReload(running, *fresh);
+  policy.Set(std::make_shared<const Policy>(running.policy));
   if (Status reopened = audit.Reopen(); !reopened.ok()) spdlog::error("{}", reopened.message());
-  bool accounts_changed = fresh->accounts.size() != running.accounts.size();
-  for (const auto& [name, account] : fresh->accounts) {
-    auto old = running.accounts.find(name);
-    accounts_changed = accounts_changed || old == running.accounts.end() || old->second.username != account.username ||
-                       !(old->second.password == account.password) || old->second.two_factor != account.two_factor;
+  if (!plan.needs_restart.empty()) {
+    spdlog::warn("reload: changed but kept until the next restart (stormbrokerd reads them only at start): {}",
+                 fmt::join(plan.needs_restart, ", "));
   }
-  const LimitsConfig& a = fresh->limits;
-  const LimitsConfig& b = running.limits;
-  bool limits_changed = a.max_request_bytes != b.max_request_bytes || a.connections != b.connections ||
-                        a.connections_per_uid != b.connections_per_uid ||
-                        a.calls_per_connection != b.calls_per_connection || a.calls_per_uid != b.calls_per_uid ||
-                        a.idle_timeout != b.idle_timeout || a.first_request_timeout != b.first_request_timeout ||
-                        a.reserved_descriptors != b.reserved_descriptors;
-  if (limits_changed) spdlog::warn("reload: changes to limits take effect at the next restart");
-  if (accounts_changed || fresh->listen.socket_path != running.listen.socket_path ||
-      fresh->upstream.url != running.upstream.url ||
-      fresh->upstream.max_connections != running.upstream.max_connections || fresh->state_dir != running.state_dir) {
-    spdlog::warn("reload: changes to accounts, listen, upstream or state_dir take effect at the next restart");
-  }
-  spdlog::info("reloaded the policy from {} ({} rules)", running.path, fresh->policy.size());
+  spdlog::info("reloaded the policy from {} ({} rules); applied now: {}", running.path, running.policy.size(),
+               plan.applied.empty() ? std::string("no changes") : fmt::format("{}", fmt::join(plan.applied, ", ")));
 }
 
 // Every beat, on the scheduler's thread: status for systemd, readiness once

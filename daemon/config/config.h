@@ -112,6 +112,8 @@ struct PolicyRule {
   std::vector<std::string> methods;   // method path patterns; '*' matches any run
   bool admin = false;                 // may Login and Logout the rule's accounts
   bool token_export = false;          // may read the token itself (GetToken)
+
+  bool operator==(const PolicyRule&) const = default;
 };
 
 struct Config {

@@ -226,6 +226,7 @@ TEST_F(AccessTest, ReloadChangesThePolicyForNewCallsAndABrokenFileChangesNothing
   dir_.Write("stormbroker.yaml",
              Config(Policy("  - users: [sbtest-alice]\n    accounts: [prod]\n    methods: [\"Storm/Server/*\"]\n")));
   ASSERT_TRUE(Reload("reloaded the policy")) << broker_->Log();
+  EXPECT_NE(broker_->Log().find("applied now: policy"), std::string::npos) << broker_->Log();
   EXPECT_EQ(As("sbtest-alice", {"call", "--account", "prod", "Storm/Server/list"}).exit_code, 0);
 
   dir_.Write("stormbroker.yaml", "listen: [this is not\n");

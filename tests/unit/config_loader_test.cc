@@ -1,0 +1,161 @@
+// LoadConfig on files written from a YAML document: every broken file is
+// refused with FILE:LINE: and a reason, and never with a secret in it. (One
+// end-to-end check of stormbrokerd --check-config stays in the integration
+// suite.)
+#include "config/config.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <functional>
+
+namespace stormbroker {
+namespace {
+
+constexpr const char* kPassword = "secret-value-123";
+
+class ConfigLoaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/sb-config-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    password_file_ = Write("prod.password", std::string(kPassword) + "\n", 0600);
+  }
+  void TearDown() override {
+    for (const char* name : {"prod.password", "config.yaml"}) unlink((dir_ + "/" + name).c_str());
+    rmdir(dir_.c_str());
+  }
+
+  std::string Write(const std::string& name, const std::string& text, mode_t mode = 0644) {
+    std::string path = dir_ + "/" + name;
+    std::ofstream(path) << text;
+    chmod(path.c_str(), mode);
+    return path;
+  }
+
+  // A valid configuration, as a document that tests edit before it is written.
+  YAML::Node Document() {
+    YAML::Node doc;
+    doc["listen"]["socket"] = dir_ + "/broker.sock";
+    doc["upstream"]["url"] = "https://127.0.0.1:1/v1";
+    doc["upstream"]["timeout"] = "30s";
+    doc["accounts"]["prod"]["username"] = "deploy-bot";
+    doc["accounts"]["prod"]["password_file"] = password_file_;
+    YAML::Node rule;
+    rule["users"].push_back("root");
+    rule["accounts"].push_back("*");
+    rule["methods"].push_back("*");
+    doc["policy"].push_back(rule);
+    return doc;
+  }
+
+  static std::string Yaml(const YAML::Node& doc) {
+    YAML::Emitter out;
+    out << doc;
+    return std::string(out.c_str()) + "\n";
+  }
+
+  Result<Config> Load(const std::string& yaml) {
+    text_ = yaml;
+    path_ = Write("config.yaml", yaml);
+    return LoadConfig(path_);
+  }
+
+  // The 1-based line of the first line of the last written file holding `text`.
+  int LineOf(const std::string& text) const {
+    std::istringstream in(text_);
+    std::string line;
+    for (int number = 1; std::getline(in, line); ++number) {
+      if (line.find(text) != std::string::npos) return number;
+    }
+    ADD_FAILURE() << "no line holds " << text;
+    return 0;
+  }
+
+  std::string dir_, password_file_, path_, text_;
+};
+
+TEST_F(ConfigLoaderTest, TheDocumentIsValid) {
+  auto config = Load(Yaml(Document()));
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_EQ(config->accounts.at("prod").username, "deploy-bot");
+  EXPECT_EQ(config->upstream.timeout, std::chrono::seconds(30));
+}
+
+struct BrokenCase {
+  std::string name;
+  std::function<void(YAML::Node&)> edit;
+  std::string line_holds;  // the text on the line the error must name
+  std::string says;
+};
+
+TEST_F(ConfigLoaderTest, BrokenConfigsNameFileLineAndReason) {
+  auto rule = [](const char* who_key, const char* who, const char* account) {
+    YAML::Node r;
+    r[who_key].push_back(who);
+    r["accounts"].push_back(account);
+    r["methods"].push_back("*");
+    return r;
+  };
+  const std::vector<BrokenCase> cases = {
+      {"bad duration", [](YAML::Node& d) { d["accounts"]["prod"]["token_timeout"] = "10 minutes"; }, "token_timeout",
+       "not a duration"},
+      {"duration too long", [](YAML::Node& d) { d["accounts"]["prod"]["token_timeout"] = "2h"; }, "token_timeout",
+       "between"},
+      {"unknown key", [](YAML::Node& d) { d["accounts"]["prod"]["pasword_file"] = "/x"; }, "pasword_file",
+       "unknown key 'pasword_file'"},
+      {"inline password", [](YAML::Node& d) { d["accounts"]["prod"]["password"] = "hunter2"; }, "password: hunter2",
+       "never written in the config"},
+      {"unknown top key", [](YAML::Node& d) { d["extra"] = 1; }, "extra:", "unknown key 'extra'"},
+      {"unknown user in policy", [&](YAML::Node& d) { d["policy"].push_back(rule("users", "no-such-user-xyz", "prod")); },
+       "no-such-user-xyz", "unknown user 'no-such-user-xyz'"},
+      {"policy names a missing account", [&](YAML::Node& d) { d["policy"].push_back(rule("uids", "0", "staging")); },
+       "staging", "account 'staging'"},
+      {"limit per uid above the total",
+       [](YAML::Node& d) {
+         d["limits"]["connections"] = 10;
+         d["limits"]["connections_per_uid"] = 20;
+       },
+       "connections_per_uid", "limits.connections_per_uid must not exceed"},
+      {"unknown limit", [](YAML::Node& d) { d["limits"]["conections"] = 10; }, "conections",
+       "unknown key 'conections' in limits"},
+      {"bad size", [](YAML::Node& d) { d["limits"]["max_request_size"] = "1MB"; }, "max_request_size",
+       "KiB, MiB or GiB"},
+      {"relogin interval too short", [](YAML::Node& d) { d["accounts"]["prod"]["relogin_interval"] = "0s"; },
+       "relogin_interval", "between"},
+      {"upstream connections not a count", [](YAML::Node& d) { d["upstream"]["max_connections"] = "8.5"; },
+       "max_connections", "upstream.max_connections must be a number of connections from 1 to 1024"},
+      {"upstream connections out of range", [](YAML::Node& d) { d["upstream"]["max_connections"] = 1025; },
+       "max_connections", "from 1 to 1024"},
+      {"unreadable password file",
+       [&](YAML::Node& d) { d["accounts"]["prod"]["password_file"] = dir_ + "/missing.password"; },
+       "missing.password", "cannot read secret file " + dir_ + "/missing.password"},
+  };
+  for (const auto& c : cases) {
+    YAML::Node doc = Document();
+    c.edit(doc);
+    auto config = Load(Yaml(doc));
+    ASSERT_FALSE(config.ok()) << c.name;
+    const std::string& message = config.status().message();
+    EXPECT_EQ(message.rfind(path_ + ":" + std::to_string(LineOf(c.line_holds)) + ": ", 0), 0u)
+        << c.name << ": " << message << "\n" << text_;
+    EXPECT_NE(message.find(c.says), std::string::npos) << c.name << ": " << message;
+    EXPECT_EQ(message.find("hunter2"), std::string::npos) << c.name;
+    EXPECT_EQ(message.find(kPassword), std::string::npos) << c.name;
+  }
+}
+
+TEST_F(ConfigLoaderTest, YamlSyntaxErrorNamesItsLine) {
+  std::string yaml = Yaml(Document()) + "extra: [1h\n";
+  auto config = Load(yaml);
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().message().rfind(path_ + ":", 0), 0u) << config.status().message();
+}
+
+}  // namespace
+}  // namespace stormbroker
