@@ -31,4 +31,12 @@ Result<size_t> ParseByteSize(std::string_view text) {
   return static_cast<size_t>(bytes);
 }
 
+std::string FormatByteSize(size_t bytes) {
+  for (auto [shift, unit] : {std::pair{30, " GiB"}, std::pair{20, " MiB"}, std::pair{10, " KiB"}}) {
+    size_t whole = size_t{1} << shift;
+    if (bytes >= whole && bytes % whole == 0) return std::to_string(bytes >> shift) + unit;
+  }
+  return std::to_string(bytes) + " bytes";
+}
+
 }  // namespace stormbroker

@@ -9,6 +9,7 @@
 #include <absl/synchronization/mutex.h>
 
 #include "access/request_check.h"
+#include "config/byte_size.h"
 #include "struct_json.h"
 
 namespace stormbroker {
@@ -124,7 +125,7 @@ Result<BrokerService::Found> BrokerService::FindAccount(const std::string& name)
 
 grpc::ServerUnaryReactor* BrokerService::Conclude(grpc::ServerUnaryReactor* reactor, AuditRecord record,
                                                   const Status& status) {
-  record.outcome = status.ok() ? "ok" : "failed";
+  if (record.outcome.empty()) record.outcome = status.ok() ? "ok" : "failed";
   record.detail = status.message();
   record.latency_ms = MillisecondsSince(record.time);
   audit_.Record(std::move(record));
@@ -147,7 +148,8 @@ grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* conte
   const Caller& caller = admitted->caller();
   record.method = request->method();
   if (request->params().ByteSizeLong() > kMaxParamsBytes) {
-    return Refuse(reactor, std::move(record), InvalidArgument("params are larger than 64 KiB"));
+    return Refuse(reactor, std::move(record),
+                  InvalidArgument("params are larger than " + FormatByteSize(kMaxParamsBytes)));
   }
   for (const auto& [name, value] : request->params().fields()) record.param_names.push_back(name);
   std::sort(record.param_names.begin(), record.param_names.end());  // map order is unspecified
@@ -183,11 +185,12 @@ grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* conte
   session->Call(request->method(), StructToJson(request->params()), deadline,
                 [this, reactor, response, admitted, record = std::move(record)](Result<ApiOutcome> outcome) mutable {
                   admitted.reset();  // the call is over: its caller may start the next at once
-                  record.latency_ms = MillisecondsSince(record.time);
                   if (!outcome.ok()) {
                     Conclude(reactor, std::move(record), outcome.status());
                     return;
                   }
+                  // An API exception is an answer: the call succeeded, and the
+                  // audit says which exception it was.
                   if (outcome->is_error) {
                     const ApiError& error = outcome->error;
                     record.outcome = "api_error";
@@ -198,11 +201,9 @@ grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* conte
                     JsonToStruct(error.extra, out->mutable_extra());
                     out->set_http_status(static_cast<int>(error.http_status));
                   } else {
-                    record.outcome = "ok";
                     JsonToValue(outcome->result, response->mutable_result());
                   }
-                  audit_.Record(std::move(record));
-                  reactor->Finish(grpc::Status::OK);
+                  Conclude(reactor, std::move(record), Status::Ok());
                 });
   return reactor;
 }

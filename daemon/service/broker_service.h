@@ -69,7 +69,8 @@ class BrokerService final : public v1::Broker::CallbackService {
   Result<Found> Authorize(const Caller& caller, const std::string& account, const char* rpc,
                           bool (Policy::*allowed)(const Caller&, const std::string&) const, const char* needs,
                           AuditRecord* record);
-  // Audits `record` with how it ended (`status`) and finishes `reactor` with it.
+  // Audits `record` with how it ended (`status`; an outcome already set, such
+  // as api_error, stays) and finishes `reactor` with it.
   grpc::ServerUnaryReactor* Conclude(grpc::ServerUnaryReactor* reactor, AuditRecord record, const Status& status);
   // Conclude for a request refused before it ran ("invalid" unless decided).
   grpc::ServerUnaryReactor* Refuse(grpc::ServerUnaryReactor* reactor, AuditRecord record, const Status& status);

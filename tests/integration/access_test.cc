@@ -31,7 +31,7 @@ uid_t Uid(const std::string& name) {
   return pw->pw_uid;
 }
 
-class AccessTest : public ::testing::Test {
+class AccessTest : public harness::BrokerTest {
  protected:
   static void SetUpTestSuite() {
     RunCommand({"/usr/sbin/groupadd", "-f", "sbtest-builders"});
@@ -54,29 +54,28 @@ class AccessTest : public ::testing::Test {
   void SetUp() override {
     storm_ = std::make_unique<harness::FakeStorm>(
         dir_, std::vector<harness::StormUser>{{"deploy-bot", kProdPassword, ""}, {"stage-bot", kStagingPassword, ""}});
+    password_file_ = dir_.Write("prod.pw", kProdPassword, 0600);
     audit_path_ = dir_.path() + "/audit.jsonl";
-    socket_ = dir_.path() + "/run/broker.sock";
-    broker_ = std::make_unique<harness::Broker>(dir_, Config(Policy()));
-    ASSERT_TRUE(broker_->WaitForState("active")) << broker_->Log();
+    StartBroker(Config(Policy()));
   }
 
-  std::string Policy(const std::string& extra = "") {
-    return "  - users: [sbtest-alice]\n    accounts: [prod]\n    methods: [\"Utilities/Info/*\"]\n"
-           "  - groups: [sbtest-builders]\n    accounts: [staging]\n    methods: [\"storm/server/*\"]\n"
-           "  - uids: [" + std::to_string(Uid("sbtest-carol")) + "]\n    accounts: [\"*\"]\n"
-           "    methods: [\"Utilities/Info/ping\"]\n    admin: true\n"
-           "  - users: [root]\n    accounts: [\"*\"]\n    methods: [\"*\"]\n    admin: true\n    token_export: true\n" +
-           extra;
+  YAML::Node Policy() const {
+    YAML::Node rules = YAML::Load(R"([
+        {users: [sbtest-alice], accounts: [prod], methods: ["Utilities/Info/*"]},
+        {groups: [sbtest-builders], accounts: [staging], methods: ["storm/server/*"]},
+        {accounts: ["*"], methods: ["Utilities/Info/ping"], admin: true},
+        {users: [root], accounts: ["*"], methods: ["*"], admin: true, token_export: true}])");
+    rules[2]["uids"].push_back(Uid("sbtest-carol"));
+    return rules;
   }
-  std::string Config(const std::string& policy) {
-    return "listen:\n  socket: " + socket_ + "\n  mode: \"0666\"\n"
-           "upstream:\n  url: " + storm_->url() + "\n  ca_file: " + storm_->ca_file() + "\n"
-           "audit:\n  file: " + audit_path_ + "\n"
-           "accounts:\n"
-           "  prod:\n    username: deploy-bot\n    password_file: " + dir_.Write("prod.pw", kProdPassword, 0600) + "\n"
-           "  staging:\n    username: stage-bot\n    password_file: " +
-           dir_.Write("staging.pw", kStagingPassword, 0600) + "\n"
-           "policy:\n" + policy;
+  // Two accounts, prod and staging, audited to a file, under `policy`.
+  YAML::Node Config(const YAML::Node& policy) const {
+    YAML::Node config = BrokerTest::Config();
+    config["audit"]["file"] = audit_path_;
+    config["accounts"]["staging"]["username"] = "stage-bot";
+    config["accounts"]["staging"]["password_file"] = dir_.Write("staging.pw", kStagingPassword, 0600);
+    config["policy"] = policy;
+    return config;
   }
 
   harness::RunResult As(const std::string& user, std::vector<std::string> args) {
@@ -106,10 +105,7 @@ class AccessTest : public ::testing::Test {
     return false;
   }
 
-  harness::TempDir dir_;
-  std::unique_ptr<harness::FakeStorm> storm_;
-  std::unique_ptr<harness::Broker> broker_;
-  std::string audit_path_, socket_;
+  std::string audit_path_;
 };
 
 struct Case {
@@ -223,8 +219,9 @@ TEST_F(AccessTest, BadRequestsAreAuditedAsInvalidAndNeverSentUpstream) {
 
 TEST_F(AccessTest, ReloadChangesThePolicyForNewCallsAndABrokenFileChangesNothing) {
   EXPECT_EQ(As("sbtest-alice", {"call", "--account", "prod", "Storm/Server/list"}).exit_code, 5);
-  dir_.Write("stormbroker.yaml",
-             Config(Policy("  - users: [sbtest-alice]\n    accounts: [prod]\n    methods: [\"Storm/Server/*\"]\n")));
+  YAML::Node policy = Policy();
+  policy.push_back(YAML::Load(R"({users: [sbtest-alice], accounts: [prod], methods: ["Storm/Server/*"]})"));
+  dir_.Write("stormbroker.yaml", harness::ToYaml(Config(policy)));
   ASSERT_TRUE(Reload("reloaded the policy")) << broker_->Log();
   EXPECT_NE(broker_->Log().find("applied now: policy"), std::string::npos) << broker_->Log();
   EXPECT_EQ(As("sbtest-alice", {"call", "--account", "prod", "Storm/Server/list"}).exit_code, 0);
@@ -239,10 +236,10 @@ TEST_F(AccessTest, ReloadChangesThePolicyForNewCallsAndABrokenFileChangesNothing
 
 TEST_F(AccessTest, SocketGroupAndMode) {
   broker_.reset();
-  std::string config = Config(Policy());
-  config.replace(config.find("  mode: \"0666\"\n"), 15, "  mode: \"0660\"\n  group: sbtest-builders\n");
-  broker_ = std::make_unique<harness::Broker>(dir_, config);
-  ASSERT_TRUE(broker_->WaitForState("active")) << broker_->Log();
+  YAML::Node config = Config(Policy());
+  config["listen"]["mode"] = "0660";
+  config["listen"]["group"] = "sbtest-builders";
+  StartBroker(config);
   struct stat st {};
   ASSERT_EQ(stat(socket_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0660u);

@@ -17,17 +17,18 @@ using namespace std::chrono_literals;
 
 constexpr const char* kTotpSecret = "JBSWY3DPEHPK3PXP";
 
-class ClientsTest : public ::testing::Test {
+class ClientsTest : public harness::BrokerTest {
  protected:
   void SetUp() override {
     storm_ = std::make_unique<harness::FakeStorm>(
         dir_, std::vector<harness::StormUser>{{"deploy-bot", "pw-clients", ""}, {"tfa-bot", "pw-tfa", kTotpSecret}});
-    socket_ = dir_.path() + "/run/broker.sock";
-    std::string config = harness::BasicConfig(socket_, *storm_, dir_.Write("prod.pw", "pw-clients", 0600));
+    password_file_ = dir_.Write("prod.pw", "pw-clients", 0600);
+    YAML::Node config = Config();
     // A second account, two-factor by prompt, that waits for a login.
-    config.replace(config.find("policy:\n"), 8,
-                   "  tfa:\n    username: tfa-bot\n    password_file: " + dir_.Write("tfa.pw", "pw-tfa", 0600) +
-                       "\n    two_factor: prompt\npolicy:\n");
+    YAML::Node tfa = config["accounts"]["tfa"];
+    tfa["username"] = "tfa-bot";
+    tfa["password_file"] = dir_.Write("tfa.pw", "pw-tfa", 0600);
+    tfa["two_factor"] = "prompt";
     started_ = std::chrono::steady_clock::now();
     broker_ = std::make_unique<harness::Broker>(dir_, config);
     ASSERT_TRUE(WaitForAccount("prod", "active")) << broker_->Log();
@@ -57,10 +58,6 @@ class ClientsTest : public ::testing::Test {
     return RunCommand(argv, "", std::nullopt, {{"PYTHONPATH", Binary("python_stubs")}});
   }
 
-  harness::TempDir dir_;
-  std::unique_ptr<harness::FakeStorm> storm_;
-  std::unique_ptr<harness::Broker> broker_;
-  std::string socket_;
   std::chrono::steady_clock::time_point started_;
 };
 

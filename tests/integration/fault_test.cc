@@ -32,38 +32,22 @@ int FreePort() {
   return ntohs(address.sin_port);
 }
 
-class FaultTest : public ::testing::Test {
+class FaultTest : public harness::BrokerTest {
  protected:
-  void StartStorm(std::vector<std::string> flags = {}) {
-    storm_ = std::make_unique<harness::FakeStorm>(dir_, std::vector<harness::StormUser>{{"deploy-bot", kPassword, ""}},
-                                                  flags);
+  void StartStorm(std::vector<std::string> flags = {}) { BrokerTest::StartStorm(kPassword, "", std::move(flags)); }
+  YAML::Node WithTokenTimeout(const std::string& value) const {
+    return harness::With(Config(), {"accounts", "prod", "token_timeout"}, value);
   }
-  void StartBroker(harness::ConfigOptions options = {}, const std::string& wait_for = "active") {
-    socket_ = dir_.path() + "/run/broker.sock";
-    broker_ = std::make_unique<harness::Broker>(
-        dir_, harness::BasicConfig(socket_, *storm_, dir_.Write("prod.pw", kPassword, 0600), options));
-    ASSERT_TRUE(broker_->WaitForState(wait_for)) << broker_->Log();
-  }
-
-  harness::TempDir dir_;
-  std::unique_ptr<harness::FakeStorm> storm_;
-  std::unique_ptr<harness::Broker> broker_;
-  std::string socket_;
 };
 
 TEST_F(FaultTest, UpstreamDownAtStartThenRecoversWhenItAppears) {
   // The daemon starts against a port where nothing listens yet.
   int port = FreePort();
   ASSERT_EQ(RunCommand({Binary("make_test_ca"), dir_.path() + "/certs"}).exit_code, 0);
-  socket_ = dir_.path() + "/run/broker.sock";
-  std::string config = "listen:\n  socket: " + socket_ + "\n  mode: \"0666\"\n"
-                       "upstream:\n  url: https://127.0.0.1:" + std::to_string(port) + "/v1\n"
-                       "  ca_file: " + dir_.path() + "/certs/ca.pem\n  timeout: 5s\n"
-                       "accounts:\n  prod:\n    username: deploy-bot\n    password_file: " +
-                       dir_.Write("prod.pw", kPassword, 0600) + "\n"
-                       "policy:\n  - users: [root]\n    accounts: [\"*\"]\n    methods: [\"*\"]\n";
-  broker_ = std::make_unique<harness::Broker>(dir_, config);
-  ASSERT_TRUE(broker_->WaitForState("unreachable")) << broker_->Log();
+  YAML::Node config = harness::BasicConfig(socket_, "https://127.0.0.1:" + std::to_string(port) + "/v1",
+                                          dir_.path() + "/certs/ca.pem", dir_.Write("prod.pw", kPassword, 0600));
+  config["upstream"]["timeout"] = "5s";
+  StartBroker(config, "unreachable");
   auto down = broker_->Connect()->Call("prod", "Utilities/Info/ping", {});
   ASSERT_FALSE(down.ok());
   EXPECT_EQ(down.error().code, stormbroker::client::ErrorCode::kUnavailable);
@@ -91,7 +75,7 @@ TEST_F(FaultTest, AConnectionResetMidCallIsUnavailableAndTheDaemonCarriesOn) {
 
 TEST_F(FaultTest, ASlowUpstreamMeetsTheCallersDeadlineAndTheTransferIsCut) {
   StartStorm();
-  StartBroker(harness::ConfigOptions().Top("audit:\n  file: " + dir_.path() + "/audit.jsonl\n"));
+  StartBroker(harness::With(Config(), {"audit", "file"}, dir_.path() + "/audit.jsonl"));
   storm_->Arm(R"({"kind":"delay","delay_ms":4000,"method":"utilities/info/ping"})");
   auto started = std::chrono::steady_clock::now();
   auto slow = broker_->Connect()->Call("prod", "Utilities/Info/ping", {}, 500ms);
@@ -117,11 +101,7 @@ TEST_F(FaultTest, ASlowUpstreamMeetsTheCallersDeadlineAndTheTransferIsCut) {
 
 TEST_F(FaultTest, AnUpstreamTimeoutMidCallIsUnavailable) {
   StartStorm();
-  socket_ = dir_.path() + "/run/broker.sock";
-  std::string config = harness::BasicConfig(socket_, *storm_, dir_.Write("prod.pw", kPassword, 0600));
-  config.replace(config.find("timeout: 10s"), 12, "timeout: 1s");
-  broker_ = std::make_unique<harness::Broker>(dir_, config);
-  ASSERT_TRUE(broker_->WaitForState("active")) << broker_->Log();
+  StartBroker(harness::With(Config(), {"upstream", "timeout"}, "1s"));
   storm_->Arm(R"({"kind":"delay","delay_ms":3000,"method":"utilities/info/ping"})");
   auto stalled = broker_->Connect()->Call("prod", "Utilities/Info/ping", {});
   ASSERT_FALSE(stalled.ok());
@@ -132,7 +112,7 @@ TEST_F(FaultTest, AnUpstreamTimeoutMidCallIsUnavailable) {
 
 TEST_F(FaultTest, TheUpstreamClockJumpingAheadCostsOneLoginAndNoFailedCall) {
   StartStorm();
-  StartBroker(harness::ConfigOptions().Timeout("60s"));
+  StartBroker(WithTokenTimeout("60s"));
   std::atomic<int> ok{0};
   auto failures = harness::Hammer(*broker_, 2, 3s, &ok, [&] {
     std::this_thread::sleep_for(1s);
@@ -147,7 +127,7 @@ TEST_F(FaultTest, AnUpstreamOnAnotherClockCostsNoExtraLogin) {
   StartStorm();
   // The emulator's clock (Date header and expires) runs two hours ahead.
   storm_->Control("POST", "/clock", R"({"advance": 7200})");
-  StartBroker(harness::ConfigOptions().Timeout("2s"));
+  StartBroker(WithTokenTimeout("2s"));
   std::atomic<int> ok{0};
   auto failures = harness::Hammer(*broker_, 2, 6s, &ok);
   EXPECT_TRUE(failures.empty()) << failures.front();
@@ -161,7 +141,7 @@ TEST_F(FaultTest, AStateDirectoryThatCannotBeWrittenIsReportedAndTokensStillServ
   std::string state = dir_.path() + "/state";
   // A directory where the token file must go: every save fails.
   std::filesystem::create_directories(state + "/prod.token");
-  StartBroker(harness::ConfigOptions().Top("state_dir: " + state + "\n"));
+  StartBroker(harness::With(Config(), {"state_dir"}, state));
   auto outcome = broker_->Connect()->Call("prod", "Utilities/Info/ping", {});
   ASSERT_TRUE(outcome.ok()) << outcome.error().message;
   EXPECT_NE(broker_->Log().find("cannot keep the token for a restart"), std::string::npos) << broker_->Log();

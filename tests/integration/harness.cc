@@ -300,13 +300,11 @@ void FakeStorm::Arm(const std::string& fault) const {
   if (status != 200) Die("the emulator refused the fault " + fault + ": " + answer.dump());
 }
 
-Broker::Broker(const TempDir& dir, const std::string& config_yaml, const std::map<std::string, std::string>& env,
+Broker::Broker(const TempDir& dir, const YAML::Node& config, const std::map<std::string, std::string>& env,
                const std::vector<std::string>& prefix) {
-  config_path_ = dir.Write("stormbroker.yaml", config_yaml);
+  config_path_ = dir.Write("stormbroker.yaml", ToYaml(config));
   log_path_ = dir.path() + "/stormbrokerd.log";
-  // The socket path is whatever the config says; find it for Connect().
-  size_t at = config_yaml.find("socket: ");
-  socket_path_ = config_yaml.substr(at + 8, config_yaml.find('\n', at) - at - 8);
+  socket_path_ = config["listen"]["socket"].as<std::string>();
   std::vector<std::string> argv = prefix;
   argv.insert(argv.end(), {Binary("stormbrokerd"), "--config", config_path_, "--verbose"});
   process_ = std::make_unique<Process>(argv, log_path_, false, env);
@@ -343,15 +341,60 @@ bool Broker::WaitForState(const std::string& state, std::chrono::milliseconds ti
   return false;
 }
 
-std::string BasicConfig(const std::string& socket, const FakeStorm& storm, const std::string& password_file,
-                        const ConfigOptions& options) {
-  return "listen:\n  socket: " + socket + "\n  mode: \"0666\"\n"
-         "upstream:\n  url: " + storm.url() + "\n  ca_file: " + storm.ca_file() + "\n  timeout: 10s\n"
-         "accounts:\n  prod:\n    username: deploy-bot\n    password_file: " + password_file +
-         "\n    token_timeout: " + options.token_timeout + "\n" + options.account_extra + options.top_extra +
-         "policy:\n" +
-         (options.policy.empty() ? "  - users: [root]\n    accounts: [\"*\"]\n    methods: [\"*\"]\n    admin: true\n"
-                                 : options.policy);
+YAML::Node BasicConfig(const std::string& socket, const FakeStorm& storm, const std::string& password_file) {
+  return BasicConfig(socket, storm.url(), storm.ca_file(), password_file);
+}
+
+YAML::Node BasicConfig(const std::string& socket, const std::string& url, const std::string& ca_file,
+                       const std::string& password_file) {
+  YAML::Node config;
+  config["listen"]["socket"] = socket;
+  config["listen"]["mode"] = "0666";
+  config["upstream"]["url"] = url;
+  config["upstream"]["ca_file"] = ca_file;
+  config["upstream"]["timeout"] = "10s";
+  config["accounts"]["prod"]["username"] = "deploy-bot";
+  config["accounts"]["prod"]["password_file"] = password_file;
+  config["accounts"]["prod"]["token_timeout"] = "1h";
+  config["policy"] = YAML::Load(R"([{users: [root], accounts: ["*"], methods: ["*"], admin: true}])");
+  return config;
+}
+
+std::string ToYaml(const YAML::Node& config) {
+  YAML::Emitter out;
+  out << config;
+  return std::string(out.c_str()) + "\n";
+}
+
+namespace {
+void SetAt(YAML::Node node, const std::vector<std::string>& path, size_t depth, const std::string& value) {
+  if (depth + 1 == path.size()) node[path[depth]] = value;
+  else SetAt(node[path[depth]], path, depth + 1, value);  // a handle on the child, not a copy
+}
+}  // namespace
+
+YAML::Node With(YAML::Node config, const std::vector<std::string>& path, const std::string& value) {
+  SetAt(config, path, 0, value);
+  return config;
+}
+
+void BrokerTest::StartStorm(const std::string& password, const std::string& totp_secret,
+                            std::vector<std::string> flags) {
+  storm_ = std::make_unique<FakeStorm>(dir_, std::vector<StormUser>{{"deploy-bot", password, totp_secret}},
+                                       std::move(flags));
+  password_file_ = dir_.Write("prod.password", password + "\n", 0600);
+}
+
+YAML::Node BrokerTest::Config() const { return BasicConfig(socket_, *storm_, password_file_); }
+
+void BrokerTest::StartBroker(const YAML::Node& config, const std::string& wait_for) {
+  broker_ = std::make_unique<Broker>(dir_, config);
+  ASSERT_TRUE(broker_->WaitForState(wait_for)) << broker_->Log();
+}
+
+RunResult BrokerTest::Ctl(std::vector<std::string> args, const std::string& input) const {
+  args.insert(args.begin(), {Binary("stormctl"), "--socket", socket_});
+  return RunCommand(args, input);
 }
 
 std::vector<std::string> Hammer(const Broker& broker, int clients, std::chrono::milliseconds duration,

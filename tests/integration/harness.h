@@ -15,7 +15,9 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
 
 #include "stormbroker/client.h"
 
@@ -114,12 +116,12 @@ class FakeStorm {
   std::string url_, control_url_, ca_file_;
 };
 
-// The daemon with a config written from `config_yaml`. `env` is added to its
+// The daemon with `config` written as its config file. `env` is added to its
 // environment; `prefix` goes before its command (e.g. setpriv, or
 // systemd-socket-activate).
 class Broker {
  public:
-  Broker(const TempDir& dir, const std::string& config_yaml, const std::map<std::string, std::string>& env = {},
+  Broker(const TempDir& dir, const YAML::Node& config, const std::map<std::string, std::string>& env = {},
          const std::vector<std::string>& prefix = {});
   ~Broker();
   const std::string& socket_path() const { return socket_path_; }
@@ -135,21 +137,19 @@ class Broker {
   std::unique_ptr<Process> process_;
 };
 
-struct ConfigOptions {
-  std::string token_timeout = "1h";
-  std::string account_extra;  // more keys under accounts.prod, each line indented by 4
-  std::string top_extra;      // more top-level keys
-  std::string policy;         // rules (indented by 2); default: root may do everything
-
-  ConfigOptions& Timeout(std::string value) { token_timeout = std::move(value); return *this; }
-  ConfigOptions& Account(std::string value) { account_extra = std::move(value); return *this; }
-  ConfigOptions& Top(std::string value) { top_extra = std::move(value); return *this; }
-  ConfigOptions& Policy(std::string value) { policy = std::move(value); return *this; }
-};
-
-// A config for one account "prod" (username deploy-bot).
-std::string BasicConfig(const std::string& socket, const FakeStorm& storm, const std::string& password_file,
-                        const ConfigOptions& options = {});
+// A config for one account "prod" (username deploy-bot, token_timeout 1h)
+// on `storm`, served on `socket` (mode 0666), where root may do everything:
+// a document that tests edit before it is written, e.g.
+//   config["accounts"]["prod"]["token_timeout"] = "2s";
+YAML::Node BasicConfig(const std::string& socket, const FakeStorm& storm, const std::string& password_file);
+// The same for an upstream at `url` whose CA is `ca_file` (one not started yet).
+YAML::Node BasicConfig(const std::string& socket, const std::string& url, const std::string& ca_file,
+                       const std::string& password_file);
+// `config` as the YAML text of a config file.
+std::string ToYaml(const YAML::Node& config);
+// `config` with the key at `path` set to `value`, e.g.
+//   With(Config(), {"accounts", "prod", "token_timeout"}, "2s")
+YAML::Node With(YAML::Node config, const std::vector<std::string>& path, const std::string& value);
 
 std::string Binary(const std::string& name);  // path of a built program
 std::string Version();                        // the version the project builds (CMake's)
@@ -161,5 +161,30 @@ std::string ReadFile(const std::string& path);  // the whole file; empty when it
 // the calls that succeeded in `ok`.
 std::vector<std::string> Hammer(const Broker& broker, int clients, std::chrono::milliseconds duration,
                                 std::atomic<int>* ok, const std::function<void()>& meanwhile = [] {});
+
+// What most end-to-end suites start from: a temporary directory, the
+// emulator with the user deploy-bot, and the daemon on DIR/run/broker.sock
+// with BasicConfig as each test edits it.
+class BrokerTest : public ::testing::Test {
+ protected:
+  // The emulator with deploy-bot, whose `password` the daemon reads from
+  // DIR/prod.password; a `totp_secret` makes it a two-factor user. `flags`
+  // go to fake_storm.
+  void StartStorm(const std::string& password, const std::string& totp_secret = "",
+                  std::vector<std::string> flags = {});
+  // BasicConfig for this emulator and password file.
+  YAML::Node Config() const;
+  // Starts the daemon with `config` and waits until every account is `wait_for`.
+  void StartBroker(const YAML::Node& config, const std::string& wait_for = "active");
+  void StartBroker() { StartBroker(Config()); }
+  // stormctl on this daemon's socket.
+  RunResult Ctl(std::vector<std::string> args, const std::string& input = "") const;
+
+  TempDir dir_;
+  std::unique_ptr<FakeStorm> storm_;
+  std::unique_ptr<Broker> broker_;
+  std::string socket_ = dir_.path() + "/run/broker.sock";
+  std::string password_file_;
+};
 
 }  // namespace harness

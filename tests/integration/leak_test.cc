@@ -29,15 +29,14 @@ TEST(LeakTest, NoSecretOutsideItsPlace) {
   std::string socket = dir.path() + "/run/broker.sock";
   std::string state = dir.path() + "/state";
   std::string audit = dir.path() + "/audit.jsonl";
-  std::string config =
-      "listen:\n  socket: " + socket + "\n  mode: \"0666\"\n"
-      "upstream:\n  url: " + storm.url() + "\n  ca_file: " + storm.ca_file() + "\n"
-      "state_dir: " + state + "\naudit:\n  file: " + audit + "\n"
-      "accounts:\n"
-      "  prod:\n    username: deploy-bot\n    password_file: " + dir.Write("prod.pw", kPassword, 0600) + "\n"
-      "  auto:\n    username: totp-bot\n    password_file: " + dir.Write("totp.pw", kTotpPassword, 0600) + "\n"
-      "    two_factor: totp\n    totp_secret_file: " + dir.Write("totp.secret", kTotpSecret, 0600) + "\n"
-      "policy:\n  - users: [root]\n    accounts: [\"*\"]\n    methods: [\"*\"]\n    admin: true\n";
+  YAML::Node config = harness::BasicConfig(socket, storm, dir.Write("prod.pw", kPassword, 0600));
+  config["state_dir"] = state;
+  config["audit"]["file"] = audit;
+  YAML::Node totp = config["accounts"]["auto"];
+  totp["username"] = "totp-bot";
+  totp["password_file"] = dir.Write("totp.pw", kTotpPassword, 0600);
+  totp["two_factor"] = "totp";
+  totp["totp_secret_file"] = dir.Write("totp.secret", kTotpSecret, 0600);
   harness::Broker broker(dir, config);
   ASSERT_TRUE(broker.WaitForState("active")) << broker.Log();
 

@@ -28,33 +28,32 @@ std::string CurrentPasscode() {
   return result.out.substr(0, 6);
 }
 
-class LifecycleTest : public ::testing::Test {
+class LifecycleTest : public harness::BrokerTest {
  protected:
   void StartStorm(const std::string& totp_secret = "", std::vector<std::string> flags = {}) {
-    storm_ = std::make_unique<harness::FakeStorm>(
-        dir_, std::vector<harness::StormUser>{{"deploy-bot", kPassword, totp_secret}}, flags);
-    password_file_ = dir_.Write("prod.password", kPassword, 0600);
+    BrokerTest::StartStorm(kPassword, totp_secret, std::move(flags));
   }
-  void StartBroker(harness::ConfigOptions options, const std::string& wait_for = "active") {
-    socket_ = dir_.path() + "/run/broker.sock";
-    broker_ = std::make_unique<harness::Broker>(dir_, harness::BasicConfig(socket_, *storm_, password_file_, options));
-    ASSERT_TRUE(broker_->WaitForState(wait_for)) << broker_->Log();
+  // A config whose tokens idle out after `token_timeout`, live `max_lifetime`
+  // and are replaced `renew_before` that.
+  YAML::Node ShortLived(const std::string& token_timeout, const std::string& max_lifetime = "",
+                        const std::string& renew_before = "") const {
+    YAML::Node config = Config();
+    YAML::Node prod = config["accounts"]["prod"];
+    prod["token_timeout"] = token_timeout;
+    if (!max_lifetime.empty()) prod["max_lifetime"] = max_lifetime;
+    if (!renew_before.empty()) prod["renew_before"] = renew_before;
+    return config;
   }
-  harness::RunResult Ctl(std::vector<std::string> args, const std::string& input = "") {
-    args.insert(args.begin(), {Binary("stormctl"), "--socket", socket_});
-    return RunCommand(args, input);
+  YAML::Node Prompt() const {
+    YAML::Node config = Config();
+    config["accounts"]["prod"]["two_factor"] = "prompt";
+    return config;
   }
-
-
-  harness::TempDir dir_;
-  std::unique_ptr<harness::FakeStorm> storm_;
-  std::unique_ptr<harness::Broker> broker_;
-  std::string password_file_, socket_;
 };
 
 TEST_F(LifecycleTest, EightClientsAcrossRenewalsSeeNoFailure) {
   StartStorm("", {"--hard-limit", "6"});
-  StartBroker(harness::ConfigOptions().Timeout("3s").Account("    max_lifetime: 6s\n    renew_before: 2s\n"));
+  StartBroker(ShortLived("3s", "6s", "2s"));
   std::atomic<int> ok{0};
   auto failures = harness::Hammer(*broker_, 8, 14s, &ok);
   EXPECT_TRUE(failures.empty()) << failures.size() << " failed calls, first: " << failures.front();
@@ -72,8 +71,7 @@ TEST_F(LifecycleTest, TwoHundredClientsAtAColdStartCauseOneLogin) {
   StartStorm();
   // Hold the first login long enough for every client to arrive while it runs.
   storm_->Arm(R"({"kind":"delay","delay_ms":1500,"method":"account/auth/token"})");
-  socket_ = dir_.path() + "/run/broker.sock";
-  broker_ = std::make_unique<harness::Broker>(dir_, harness::BasicConfig(socket_, *storm_, password_file_));
+  broker_ = std::make_unique<harness::Broker>(dir_, Config());
   while (!std::filesystem::exists(socket_)) std::this_thread::sleep_for(10ms);
   std::atomic<int> ok{0};
   std::atomic<int> failed{0};
@@ -97,7 +95,7 @@ TEST_F(LifecycleTest, TwoHundredClientsAtAColdStartCauseOneLogin) {
 
 TEST_F(LifecycleTest, PromptModeWaitsForStormctlLoginAndReportsAReusedPasscode) {
   StartStorm(kTotpSecret);
-  StartBroker(harness::ConfigOptions().Account("    two_factor: prompt\n"), "needs-passcode");
+  StartBroker(Prompt(), "needs-passcode");
   auto before = Ctl({"call", "Utilities/Info/ping"});
   EXPECT_EQ(before.exit_code, 4) << before.err;
   EXPECT_NE(before.err.find("stormctl login prod"), std::string::npos) << before.err;
@@ -122,9 +120,10 @@ TEST_F(LifecycleTest, PromptModeWaitsForStormctlLoginAndReportsAReusedPasscode) 
 
 TEST_F(LifecycleTest, LoginAndLogoutNeedAnAdminRule) {
   StartStorm();
-  StartBroker(harness::ConfigOptions().Policy(
-      "  - uids: [65534]\n    accounts: [prod]\n    methods: [\"*\"]\n"
-      "  - users: [root]\n    accounts: [\"*\"]\n    methods: [\"*\"]\n    admin: true\n"));
+  YAML::Node config = Config();
+  config["policy"] = YAML::Load(R"([{uids: [65534], accounts: [prod], methods: ["*"]},
+                                    {users: [root], accounts: ["*"], methods: ["*"], admin: true}])");
+  StartBroker(config);
   auto as_nobody = RunCommand({Binary("stormctl"), "--socket", socket_, "logout", "prod"}, "", std::optional<uid_t>(65534));
   EXPECT_EQ(as_nobody.exit_code, 5) << as_nobody.err;
   EXPECT_NE(as_nobody.err.find("admin: true"), std::string::npos) << as_nobody.err;
@@ -138,9 +137,10 @@ TEST_F(LifecycleTest, LoginAndLogoutNeedAnAdminRule) {
 TEST_F(LifecycleTest, TotpModeRenewsUnattendedAcrossTheHardLimit) {
   StartStorm(kTotpSecret, {"--hard-limit", "34"});
   std::string secret_file = dir_.Write("totp.secret", std::string(kTotpSecret) + "\n", 0600);
-  StartBroker(harness::ConfigOptions().Timeout("20s").Account("    two_factor: totp\n    totp_secret_file: " +
-                                                              secret_file + "\n    max_lifetime: 34s\n"
-                                                              "    renew_before: 4s\n"));
+  YAML::Node config = ShortLived("20s", "34s", "4s");
+  config["accounts"]["prod"]["two_factor"] = "totp";
+  config["accounts"]["prod"]["totp_secret_file"] = secret_file;
+  StartBroker(config);
   std::atomic<int> ok{0};
   auto failures = harness::Hammer(*broker_, 2, 40s, &ok);
   EXPECT_TRUE(failures.empty()) << failures.size() << " failed calls, first: " << failures.front();
@@ -151,7 +151,7 @@ TEST_F(LifecycleTest, TotpModeRenewsUnattendedAcrossTheHardLimit) {
 
 TEST_F(LifecycleTest, FaultsDuringKeepAliveAreInvisibleToCallers) {
   StartStorm();
-  StartBroker(harness::ConfigOptions().Timeout("3s"));
+  StartBroker(ShortLived("3s"));
   storm_->Arm(R"({"kind":"status500","count":3,"method":"account/auth/token"})");
   storm_->Arm(R"({"kind":"delay","delay_ms":400,"count":3,"method":"account/auth/token"})");
   storm_->Arm(R"({"kind":"maintenance","count":2,"method":"account/auth/token"})");
@@ -172,8 +172,9 @@ TEST_F(LifecycleTest, FaultsDuringKeepAliveAreInvisibleToCallers) {
 TEST_F(LifecycleTest, KillNineAndRestartReusesThePersistedTokenWithoutAPasscode) {
   StartStorm(kTotpSecret);
   std::string state_dir = dir_.path() + "/state";
-  auto options = harness::ConfigOptions().Account("    two_factor: prompt\n").Top("state_dir: " + state_dir + "\n");
-  StartBroker(options, "needs-passcode");
+  YAML::Node config = Prompt();
+  config["state_dir"] = state_dir;
+  StartBroker(config, "needs-passcode");
   ASSERT_EQ(Ctl({"login", "prod", "--passcode-stdin"}, CurrentPasscode() + "\n").exit_code, 0);
   ASSERT_EQ(Ctl({"call", "Utilities/Info/ping"}).exit_code, 0);
   struct stat st {};
@@ -181,8 +182,7 @@ TEST_F(LifecycleTest, KillNineAndRestartReusesThePersistedTokenWithoutAPasscode)
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 
   broker_->process().Stop(SIGKILL);
-  broker_ = std::make_unique<harness::Broker>(dir_, harness::BasicConfig(socket_, *storm_, password_file_, options));
-  ASSERT_TRUE(broker_->WaitForState("active")) << broker_->Log();
+  StartBroker(config);
   auto call = Ctl({"call", "Utilities/Info/ping"});
   EXPECT_EQ(call.exit_code, 0) << call.err;
   EXPECT_EQ(storm_->Counters()["auth"]["password+passcode"], 1) << "no new login after the restart";
@@ -194,7 +194,7 @@ TEST_F(LifecycleTest, KillNineAndRestartReusesThePersistedTokenWithoutAPasscode)
 
 TEST_F(LifecycleTest, CleanStopExpiresAPasswordAccountsToken) {
   StartStorm();
-  StartBroker(harness::ConfigOptions());
+  StartBroker();
   ASSERT_EQ(storm_->Tokens().size(), 1u);
   EXPECT_EQ(broker_->process().Stop(SIGTERM), 0);
   EXPECT_EQ(storm_->Tokens().size(), 0u) << "expire_on_shutdown defaults to true without two-factor";
@@ -202,7 +202,7 @@ TEST_F(LifecycleTest, CleanStopExpiresAPasswordAccountsToken) {
 
 TEST_F(LifecycleTest, WatchShowsRenewals) {
   StartStorm("", {"--hard-limit", "4"});
-  StartBroker(harness::ConfigOptions().Timeout("3s").Account("    max_lifetime: 4s\n    renew_before: 2s\n"));
+  StartBroker(ShortLived("3s", "4s", "2s"));
   auto watch = Ctl({"watch", "--count", "2", "--output", "json"});
   EXPECT_EQ(watch.exit_code, 0) << watch.err;
   EXPECT_NE(watch.out.find("\"message\":\"token renewed\""), std::string::npos) << watch.out;

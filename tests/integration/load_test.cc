@@ -79,9 +79,12 @@ TEST(LoadTest, AThousandConnectionsTimesAHundredCallsAcrossARenewal) {
   harness::TempDir dir;
   harness::FakeStorm storm(dir, {{"deploy-bot", "load-pw", ""}}, {"--hard-limit", "20"});
   std::string socket = dir.path() + "/run/broker.sock";
-  harness::Broker broker(dir, harness::BasicConfig(socket, storm, dir.Write("pw", "load-pw", 0600),
-                                                   harness::ConfigOptions().Timeout("20s").Account(
-                                                       "    max_lifetime: 20s\n    renew_before: 12s\n")));
+  YAML::Node config = harness::BasicConfig(socket, storm, dir.Write("pw", "load-pw", 0600));
+  YAML::Node prod = config["accounts"]["prod"];
+  prod["token_timeout"] = "20s";
+  prod["max_lifetime"] = "20s";
+  prod["renew_before"] = "12s";
+  harness::Broker broker(dir, config);
   ASSERT_TRUE(broker.WaitForState("active")) << broker.Log();
 
   std::atomic<int> ok{0}, answered{0}, failed{0};

@@ -18,21 +18,9 @@ using harness::RunCommand;
 constexpr const char* kPassword = "pw-Xq7!correct-horse";
 const std::optional<uid_t> kNobody = 65534;
 
-class SkeletonTest : public ::testing::Test {
+class SkeletonTest : public harness::BrokerTest {
  protected:
-  void SetUp() override {
-    storm_ = std::make_unique<harness::FakeStorm>(dir_, std::vector<harness::StormUser>{{"deploy-bot", kPassword, ""}});
-    password_file_ = dir_.Write("prod.password", std::string(kPassword) + "\n", 0600);
-  }
-
-  void StartBroker(const std::string& token_timeout = "1h", const std::string& policy = "") {
-    socket_ = dir_.path() + "/run/broker.sock";
-    harness::ConfigOptions options;
-    options.token_timeout = token_timeout;
-    options.policy = policy;
-    broker_ = std::make_unique<harness::Broker>(dir_, harness::BasicConfig(socket_, *storm_, password_file_, options));
-    ASSERT_TRUE(broker_->WaitForState("active")) << broker_->Log();
-  }
+  void SetUp() override { StartStorm(kPassword); }
 
   // Every secret this run produced: the password and every token the
   // emulator ever issued that is still alive.
@@ -47,12 +35,6 @@ class SkeletonTest : public ::testing::Test {
       EXPECT_EQ(text.find(secret), std::string::npos) << where << " contains a secret";
     }
   }
-
-  harness::TempDir dir_;
-  std::unique_ptr<harness::FakeStorm> storm_;
-  std::unique_ptr<harness::Broker> broker_;
-  std::string password_file_;
-  std::string socket_;
 };
 
 TEST_F(SkeletonTest, PingGoesThroughWithOnePasswordLoginThenOnlyTokens) {
@@ -138,9 +120,10 @@ TEST_F(SkeletonTest, CallerNotAdmittedByPolicyGetsPermissionDeniedAndNothingGoes
 }
 
 TEST_F(SkeletonTest, PolicyAdmitsByUidAndMethodPattern) {
-  StartBroker("1h",
-              "  - uids: [65534]\n    accounts: [prod]\n    methods: [\"utilities/info/*\"]\n"
-              "  - users: [root]\n    accounts: [\"*\"]\n    methods: [\"*\"]\n");
+  YAML::Node config = Config();
+  config["policy"] = YAML::Load(R"([{uids: [65534], accounts: [prod], methods: ["utilities/info/*"]},
+                                    {users: [root], accounts: ["*"], methods: ["*"]}])");
+  StartBroker(config);
   auto ping = RunCommand({Binary("stormctl"), "--socket", socket_, "call", "Utilities/Info/ping"}, "", kNobody);
   EXPECT_EQ(ping.exit_code, 0) << ping.err;
   auto other = RunCommand({Binary("stormctl"), "--socket", socket_, "call", "Account/Auth/expireToken"}, "", kNobody);
@@ -166,7 +149,7 @@ TEST_F(SkeletonTest, BadRequestsAreRejectedBeforeReachingUpstream) {
 }
 
 TEST_F(SkeletonTest, KeepsTheTokenAliveBeforeItsInactivityDeadline) {
-  StartBroker("2s");
+  StartBroker(harness::With(Config(), {"accounts", "prod", "token_timeout"}, "2s"));
   // Idle for well past the 2 s inactivity timeout: only keep-alives run.
   std::this_thread::sleep_for(std::chrono::seconds(5));
   auto outcome = broker_->Connect()->Call("prod", "Utilities/Info/ping", {});
@@ -189,9 +172,7 @@ TEST_F(SkeletonTest, RejectedTokenCostsOneLoginAndTheCallIsRetriedOnce) {
 
 TEST_F(SkeletonTest, WrongPasswordFailsTheAccountWithoutRetrying) {
   password_file_ = dir_.Write("wrong.password", "not-the-password\n", 0600);
-  socket_ = dir_.path() + "/run/broker.sock";
-  broker_ = std::make_unique<harness::Broker>(dir_, harness::BasicConfig(socket_, *storm_, password_file_));
-  ASSERT_TRUE(broker_->WaitForState("login-failed")) << broker_->Log();
+  StartBroker(Config(), "login-failed");
   auto outcome = broker_->Connect()->Call("prod", "Utilities/Info/ping", {});
   ASSERT_FALSE(outcome.ok());
   EXPECT_EQ(outcome.error().code, stormbroker::client::ErrorCode::kFailedPrecondition);
@@ -211,7 +192,7 @@ TEST_F(SkeletonTest, SecondDaemonOnTheSameSocketIsRefused) {
 }
 
 TEST_F(SkeletonTest, NoSecretInTheDaemonLogAndCleanShutdown) {
-  StartBroker("2s");
+  StartBroker(harness::With(Config(), {"accounts", "prod", "token_timeout"}, "2s"));
   auto client = broker_->Connect();
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(client->Call("prod", "Utilities/Info/ping", {}).ok());
   ASSERT_TRUE(client->Call("prod", "Bad/Method/x", {}).ok());

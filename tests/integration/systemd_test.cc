@@ -74,22 +74,9 @@ class NotifyListener {
   std::vector<std::string> messages_;
 };
 
-class SystemdTest : public ::testing::Test {
+class SystemdTest : public harness::BrokerTest {
  protected:
-  void SetUp() override {
-    storm_ = std::make_unique<harness::FakeStorm>(dir_, std::vector<harness::StormUser>{{"deploy-bot", kPassword, ""}});
-    password_file_ = dir_.Write("prod.password", kPassword, 0600);
-    socket_ = dir_.path() + "/run/broker.sock";
-  }
-  std::string Config(const std::string& top = "", const std::string& account = "") {
-    auto options = harness::ConfigOptions().Top(top).Account(account);
-    return harness::BasicConfig(socket_, *storm_, password_file_, options);
-  }
-
-  harness::TempDir dir_;
-  std::unique_ptr<harness::FakeStorm> storm_;
-  std::unique_ptr<harness::Broker> broker_;
-  std::string password_file_, socket_;
+  void SetUp() override { StartStorm(kPassword); }
 };
 
 TEST_F(SystemdTest, NotifiesReadyStatusWatchdogReloadingAndStoppingInOrder) {
@@ -148,9 +135,9 @@ TEST_F(SystemdTest, ServesOnTheSocketSystemdPasses) {
 TEST_F(SystemdTest, PasswordFromACredential) {
   std::filesystem::create_directories(dir_.path() + "/creds");
   dir_.Write("creds/prod-password", std::string(kPassword) + "\n", 0400);
-  std::string config = Config();
-  config.replace(config.find("password_file: " + password_file_), std::string("password_file: " + password_file_).size(),
-                 "password_credential: prod-password");
+  YAML::Node config = Config();
+  config["accounts"]["prod"].remove("password_file");
+  config["accounts"]["prod"]["password_credential"] = "prod-password";
   broker_ = std::make_unique<harness::Broker>(
       dir_, config, std::map<std::string, std::string>{{"CREDENTIALS_DIRECTORY", dir_.path() + "/creds"}});
   ASSERT_TRUE(broker_->WaitForState("active")) << broker_->Log();
@@ -177,7 +164,7 @@ std::vector<stormbroker::client::Outcome<stormbroker::client::CallResult>> FireC
 }
 
 TEST_F(SystemdTest, SigtermWithFiftyCallsInFlightAnswersEachCleanlyWithinTheBound) {
-  broker_ = std::make_unique<harness::Broker>(dir_, Config("shutdown_timeout: 1s\n"));
+  broker_ = std::make_unique<harness::Broker>(dir_, harness::With(Config(), {"shutdown_timeout"}, "1s"));
   ASSERT_TRUE(broker_->WaitForState("active")) << broker_->Log();
   storm_->Arm(R"({"kind":"delay","delay_ms":4000,"count":50,"method":"utilities/info/ping"})");
   std::chrono::steady_clock::duration took{};
@@ -199,7 +186,7 @@ TEST_F(SystemdTest, SigtermWithFiftyCallsInFlightAnswersEachCleanlyWithinTheBoun
 }
 
 TEST_F(SystemdTest, SigtermLetsCallsInFlightFinishWithinTheTimeout) {
-  broker_ = std::make_unique<harness::Broker>(dir_, Config("shutdown_timeout: 10s\n"));
+  broker_ = std::make_unique<harness::Broker>(dir_, harness::With(Config(), {"shutdown_timeout"}, "10s"));
   ASSERT_TRUE(broker_->WaitForState("active")) << broker_->Log();
   storm_->Arm(R"({"kind":"delay","delay_ms":700,"count":50,"method":"utilities/info/ping"})");
   int status = -1;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace stormbroker {
 namespace {
 
@@ -19,6 +21,26 @@ TEST(ByteSizeTest, RejectsWhatIsNotASize) {
     auto parsed = ParseByteSize(bad);
     ASSERT_FALSE(parsed.ok()) << bad;
     EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace stormbroker
+
+namespace stormbroker {
+namespace {
+
+TEST(ByteSizeTest, FormatsInTheLargestWholeUnit) {
+  EXPECT_EQ(FormatByteSize(64 << 10), "64 KiB");
+  EXPECT_EQ(FormatByteSize(1 << 20), "1 MiB");
+  EXPECT_EQ(FormatByteSize(size_t{3} << 30), "3 GiB");
+  EXPECT_EQ(FormatByteSize(1536), "1536 bytes");
+  EXPECT_EQ(FormatByteSize(0), "0 bytes");
+  for (size_t size : {size_t{4096}, size_t{1} << 20, size_t{65536} * 3}) {
+    std::string text = FormatByteSize(size);
+    text.erase(std::remove(text.begin(), text.end(), ' '), text.end());
+    if (text.ends_with("bytes")) text.resize(text.size() - 5);
+    EXPECT_EQ(*ParseByteSize(text), size) << "reads back: " << text;
   }
 }
 
