@@ -184,7 +184,9 @@ void ConnectionTable::Loop() {
     }
     absl::MutexLock lock(&mutex_);
     for (int i = 0; i < ready; ++i) {
-      auto fd = fd_of_.find(events[i].data.u64);
+      // A copy: epoll_event is packed, so its u64 may be misaligned for a reference.
+      uint64_t id = events[i].data.u64;
+      auto fd = fd_of_.find(id);
       // A hang-up (or half a one): end the connection for gRPC as well.
       if (fd != fd_of_.end()) RemoveLocked(fd->second, /*end_socket=*/true);
     }
