@@ -109,6 +109,11 @@ void Emulator::ShiftClock(std::chrono::seconds by) {
   clock_shift_ += by;
 }
 
+std::chrono::seconds Emulator::ClockShift() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return clock_shift_;
+}
+
 Reply Emulator::Handle(const Request& request) {
   // The extension chooses the encoding of the request and of the answer.
   std::string path = request.path;

@@ -49,6 +49,8 @@ class Emulator {
   // Moves the token clock forward (tokens expire as if time had passed).
   // Passcodes keep the real clock, as the broker computes them from its own.
   void ShiftClock(std::chrono::seconds by);
+  // How far ShiftClock has moved the token clock in all.
+  std::chrono::seconds ClockShift() const;
 
   // {"methods": {"account/auth/token": {"password": 1, "token": 2}, ...},
   //  "auth": {"password": N, "password+passcode": N, "token": N, "rejected": N},

@@ -190,8 +190,7 @@ void ServeControl(httplib::Server& server, Emulator& emulator) {
   auto clock = [&] {
     return nlohmann::json{
         {"now", std::chrono::duration_cast<std::chrono::seconds>(emulator.Now().time_since_epoch()).count()},
-        {"shift", std::chrono::duration_cast<std::chrono::seconds>(emulator.Now() - std::chrono::system_clock::now())
-                      .count()}};
+        {"shift", emulator.ClockShift().count()}};
   };
   server.Get("/clock", [&, clock](const httplib::Request&, httplib::Response& res) { Json(res, clock()); });
   server.Post("/clock", [&, clock](const httplib::Request& req, httplib::Response& res) {

@@ -70,26 +70,34 @@ TEST_F(LifecycleTest, EightClientsAcrossRenewalsSeeNoFailure) {
 TEST_F(LifecycleTest, TwoHundredClientsAtAColdStartCauseOneLogin) {
   StartStorm();
   // Hold the first login long enough for every client to arrive while it runs.
-  storm_->Arm(R"({"kind":"delay","delay_ms":1500,"method":"account/auth/token"})");
+  storm_->Arm(R"({"kind":"delay","delay_ms":3000,"method":"account/auth/token"})");
   broker_ = std::make_unique<harness::Broker>(dir_, Config());
   while (!std::filesystem::exists(socket_)) std::this_thread::sleep_for(10ms);
+  auto login_held_until = std::chrono::steady_clock::now() + 3s;
   std::atomic<int> ok{0};
   std::atomic<int> failed{0};
+  std::atomic<int> finished{0};
   std::mutex mutex;
   std::string first_failure;
   std::vector<std::thread> threads;
   for (int i = 0; i < 200; ++i) {
     threads.emplace_back([&] {
       auto outcome = broker_->Connect()->Call("prod", "Utilities/Info/ping", {});
+      ++finished;
       (outcome.ok() && !outcome->api_error ? ok : failed)++;
       std::lock_guard<std::mutex> lock(mutex);
       if (!outcome.ok() && first_failure.empty()) first_failure = outcome.error().message;
     });
   }
+  // Well before the login can have come back, no call may have ended: each
+  // waits for the one login (none failed early, none logged in by itself).
+  std::this_thread::sleep_until(login_held_until - 2s);
+  EXPECT_EQ(finished.load(), 0) << "calls ended while the only login was still held";
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok.load(), 200);
   EXPECT_EQ(failed.load(), 0) << first_failure;
   EXPECT_EQ(storm_->Count("account/auth/token", "password"), 1);
+  EXPECT_EQ(storm_->Counters()["faults"]["delay"], 1);
   EXPECT_EQ(storm_->Count("utilities/info/ping", "token"), 200);
 }
 

@@ -89,24 +89,24 @@ TEST(ReloadPlanTest, NothingChangedNothingReported) {
   EXPECT_TRUE(plan.needs_restart.empty());
 }
 
-TEST(ReloadPlanTest, EachKeyThatWaitsForARestartIsNamed) {
-  for (const Change& change : kNeedsRestart) {
+// Each change is reported alone, in `reported`, and nothing is in `other`.
+void ExpectEachReportedAlone(const std::vector<Change>& changes, std::vector<std::string> ReloadPlan::*reported,
+                             std::vector<std::string> ReloadPlan::*other) {
+  for (const Change& change : changes) {
     Config fresh = Running();
     change.edit(fresh);
     ReloadPlan plan = PlanReload(Running(), fresh);
-    EXPECT_EQ(plan.needs_restart, std::vector<std::string>{change.key}) << change.key;
-    EXPECT_TRUE(plan.applied.empty()) << change.key;
+    EXPECT_EQ(plan.*reported, std::vector<std::string>{change.key}) << change.key;
+    EXPECT_TRUE((plan.*other).empty()) << change.key;
   }
 }
 
+TEST(ReloadPlanTest, EachKeyThatWaitsForARestartIsNamed) {
+  ExpectEachReportedAlone(kNeedsRestart, &ReloadPlan::needs_restart, &ReloadPlan::applied);
+}
+
 TEST(ReloadPlanTest, PolicyAndShutdownTimeoutAreApplied) {
-  for (const Change& change : kApplied) {
-    Config fresh = Running();
-    change.edit(fresh);
-    ReloadPlan plan = PlanReload(Running(), fresh);
-    EXPECT_EQ(plan.applied, std::vector<std::string>{change.key}) << change.key;
-    EXPECT_TRUE(plan.needs_restart.empty()) << change.key;
-  }
+  ExpectEachReportedAlone(kApplied, &ReloadPlan::applied, &ReloadPlan::needs_restart);
 }
 
 TEST(ReloadPlanTest, ApplyTakesTheAppliedKeysAndKeepsTheRest) {
