@@ -91,8 +91,12 @@ std::optional<std::pair<std::string, std::string>> DecodeBasicAuth(const std::st
 
 Emulator::Emulator(std::vector<User> users, nlohmann::json servers, Options options)
     : users_(std::move(users)), servers_(std::move(servers)), options_(options) {
-  methods_["account/auth/token"] = [this](Context& ctx) { return TokenMethod(ctx); };
-  methods_["account/auth/expiretoken"] = [this](Context& ctx) { return ExpireToken(ctx); };
+  methods_["account/auth/token"] = [this](Context& ctx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    return TokenMethod(ctx);
+  };
+  methods_["account/auth/expiretoken"] = [this](Context& ctx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    return ExpireToken(ctx);
+  };
   methods_["utilities/info/ping"] = [](Context&) { return Reply{200, {{"ping", "success"}}}; };
   methods_["utilities/info/version"] = [](Context&) { return Reply{200, {{"version", "v1"}}}; };
   methods_["storm/server/list"] = [this](Context& ctx) { return servers_.List(ctx.params); };
@@ -100,17 +104,17 @@ Emulator::Emulator(std::vector<User> users, nlohmann::json servers, Options opti
 }
 
 std::chrono::system_clock::time_point Emulator::Now() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   return std::chrono::system_clock::now() + clock_shift_;
 }
 
 void Emulator::ShiftClock(std::chrono::seconds by) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   clock_shift_ += by;
 }
 
 std::chrono::seconds Emulator::ClockShift() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   return clock_shift_;
 }
 
@@ -134,7 +138,7 @@ Reply Emulator::Handle(const Request& request) {
   std::optional<Fault> fault = TakeFault(method, credentials ? credentials->second : "");
   Reply reply = [&]() -> Reply {
     if (fault && fault->kind != FaultKind::kDelay) return FaultReply(*fault, method);
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     Context ctx;
     if (auto refusal = AuthenticateLocked(request, &ctx)) {
       ++auth_counts_["rejected"];
@@ -171,12 +175,12 @@ std::optional<Fault> Emulator::TakeFault(const std::string& method, const std::s
   // Only a token (not a password) can be named by reject_token.
   bool is_token;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     is_token = tokens_.count(secret) > 0;
   }
   auto fault = faults_.Take(method, is_token ? secret : "");
   if (fault) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     ++fault_counts_[FaultKindName(fault->kind)];
   }
   return fault;
@@ -269,7 +273,7 @@ Reply Emulator::ExpireToken(Context& ctx) {
 }
 
 nlohmann::json Emulator::Counters() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   nlohmann::json out = {{"methods", nlohmann::json::object()}, {"auth", nlohmann::json::object()},
                         {"faults", fault_counts_}};
   // Every method it implements is listed, with every kind, so that a test
@@ -288,7 +292,7 @@ nlohmann::json Emulator::Counters() const {
 }
 
 nlohmann::json Emulator::Tokens() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   nlohmann::json out = nlohmann::json::array();
   for (const auto& [token, info] : tokens_) {
     out.push_back({{"token", token}, {"username", info.username}, {"expires", EpochSeconds(info.expires)},
@@ -298,12 +302,12 @@ nlohmann::json Emulator::Tokens() const {
 }
 
 nlohmann::json Emulator::IssuedTokens() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   return issued_;
 }
 
 int Emulator::Revoke(const std::string& token) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   if (token.empty()) {
     int count = static_cast<int>(tokens_.size());
     tokens_.clear();
@@ -314,7 +318,7 @@ int Emulator::Revoke(const std::string& token) {
 
 void Emulator::Reset() {
   faults_.Clear();
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   tokens_.clear();
   issued_.clear();
   used_steps_.clear();

@@ -10,7 +10,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
-#include <mutex>
+#include <absl/synchronization/mutex.h>
 #include <set>
 #include <string>
 #include <vector>
@@ -81,14 +81,17 @@ class Emulator {
   };
   using Handler = std::function<Reply(Context&)>;
 
-  // Sets ctx user/auth_kind/token, or returns the 401 reply. Requires mutex_.
-  std::optional<Reply> AuthenticateLocked(const Request& request, Context* ctx);
-  std::optional<Reply> CheckPasscodeLocked(const User& user, const std::string& passcode);
+  // Sets ctx user/auth_kind/token, or returns the 401 reply.
+  std::optional<Reply> AuthenticateLocked(const Request& request, Context* ctx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  std::optional<Reply> CheckPasscodeLocked(const User& user, const std::string& passcode)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // The injected fault for this call, if any, counted.
-  std::optional<Fault> TakeFault(const std::string& method, const std::string& secret);
-  Reply TokenMethod(Context& ctx);
-  Reply ExpireToken(Context& ctx);
-  std::chrono::system_clock::time_point CapExpiry(const Token& token, long long timeout) const;
+  std::optional<Fault> TakeFault(const std::string& method, const std::string& secret) ABSL_LOCKS_EXCLUDED(mutex_);
+  // Method handlers run with mutex_ held.
+  Reply TokenMethod(Context& ctx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  Reply ExpireToken(Context& ctx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  std::chrono::system_clock::time_point CapExpiry(const Token& token, long long timeout) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
   const std::vector<User> users_;
   const ServerCatalog servers_;
@@ -96,14 +99,14 @@ class Emulator {
   std::map<std::string, Handler> methods_;  // keyed by lower-case path
   FaultPlan faults_;
 
-  mutable std::mutex mutex_;
-  std::chrono::seconds clock_shift_{0};
-  std::map<std::string, Token> tokens_;
-  std::vector<std::string> issued_;  // every token string handed out
-  std::map<std::string, std::set<int64_t>> used_steps_;  // username → TOTP steps spent
-  std::map<std::string, std::map<std::string, long long>> method_counts_;
-  std::map<std::string, long long> auth_counts_;
-  std::map<std::string, long long> fault_counts_;
+  mutable absl::Mutex mutex_;
+  std::chrono::seconds clock_shift_ ABSL_GUARDED_BY(mutex_){0};
+  std::map<std::string, Token> tokens_ ABSL_GUARDED_BY(mutex_);
+  std::vector<std::string> issued_ ABSL_GUARDED_BY(mutex_);  // every token string handed out
+  std::map<std::string, std::set<int64_t>> used_steps_ ABSL_GUARDED_BY(mutex_);  // username → TOTP steps spent
+  std::map<std::string, std::map<std::string, long long>> method_counts_ ABSL_GUARDED_BY(mutex_);
+  std::map<std::string, long long> auth_counts_ ABSL_GUARDED_BY(mutex_);
+  std::map<std::string, long long> fault_counts_ ABSL_GUARDED_BY(mutex_);
 };
 
 // "Basic base64(user:secret)" → {user, secret}; nothing when malformed.

@@ -57,17 +57,17 @@ std::optional<Fault> ParseFault(const nlohmann::json& spec, std::string* error) 
 }
 
 void FaultPlan::Add(Fault fault) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   faults_.push_back(std::move(fault));
 }
 
 void FaultPlan::Clear() {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   faults_.clear();
 }
 
 std::optional<Fault> FaultPlan::Take(const std::string& method, const std::string& token) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   auto now = std::chrono::steady_clock::now();
   std::erase_if(faults_, [&](const Fault& f) { return f.until && *f.until <= now; });
   for (auto it = faults_.begin(); it != faults_.end(); ++it) {
@@ -81,7 +81,7 @@ std::optional<Fault> FaultPlan::Take(const std::string& method, const std::strin
 }
 
 nlohmann::json FaultPlan::Describe() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   nlohmann::json out = nlohmann::json::array();
   auto now = std::chrono::steady_clock::now();
   for (const auto& f : faults_) {

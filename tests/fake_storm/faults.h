@@ -3,7 +3,7 @@
 #pragma once
 
 #include <chrono>
-#include <mutex>
+#include <absl/synchronization/mutex.h>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,8 +44,8 @@ class FaultPlan {
   nlohmann::json Describe() const;
 
  private:
-  mutable std::mutex mutex_;
-  std::vector<Fault> faults_;
+  mutable absl::Mutex mutex_;
+  std::vector<Fault> faults_ ABSL_GUARDED_BY(mutex_);
 };
 
 const char* FaultKindName(FaultKind kind);

@@ -2,7 +2,7 @@
 #pragma once
 
 #include <deque>
-#include <mutex>
+#include <absl/synchronization/mutex.h>
 #include <stdexcept>
 
 #include "upstream/storm_client.h"
@@ -23,16 +23,16 @@ class FakeUpstream : public StormUpstream {
   void Call(const std::string& method, const nlohmann::json& params, const Credentials& credentials,
             StormCallback done, std::chrono::milliseconds timeout) override {
     last_timeout = timeout;
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     calls_.push_back({method, params, credentials.username, std::string(credentials.secret.Reveal()),
                       credentials.passcode ? std::string(credentials.passcode->Reveal()) : "", std::move(done)});
   }
   size_t Pending() {
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     return calls_.size();
   }
   RecordedCall Take() {
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     if (calls_.empty()) throw std::runtime_error("no call is pending upstream");
     RecordedCall call = std::move(calls_.front());
     calls_.pop_front();
@@ -55,8 +55,8 @@ class FakeUpstream : public StormUpstream {
   }
 
  private:
-  std::mutex mutex_;
-  std::deque<RecordedCall> calls_;
+  absl::Mutex mutex_;
+  std::deque<RecordedCall> calls_ ABSL_GUARDED_BY(mutex_);
 
  public:
   std::chrono::milliseconds last_timeout{0};

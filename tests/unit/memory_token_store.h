@@ -3,7 +3,7 @@
 #pragma once
 
 #include <map>
-#include <mutex>
+#include <absl/synchronization/mutex.h>
 #include <vector>
 
 #include "tokens/account_events.h"
@@ -38,18 +38,22 @@ class MemoryTokenStore : public TokenStore {
 class RecordingEvents : public AccountEventSink {
  public:
   void Publish(const AccountEvent& event) override {
-    std::lock_guard<std::mutex> lock(mutex);
+    absl::MutexLock lock(&mutex);
     events.push_back(event);
   }
+  AccountEvent Last() {
+    absl::MutexLock lock(&mutex);
+    return events.back();
+  }
   std::vector<std::string> Messages() {
-    std::lock_guard<std::mutex> lock(mutex);
+    absl::MutexLock lock(&mutex);
     std::vector<std::string> out;
     for (const auto& e : events) out.push_back(e.message);
     return out;
   }
 
-  std::mutex mutex;
-  std::vector<AccountEvent> events;
+  absl::Mutex mutex;
+  std::vector<AccountEvent> events ABSL_GUARDED_BY(mutex);
 };
 
 }  // namespace stormbroker::testing

@@ -389,7 +389,7 @@ TEST_F(LifecycleTest, EventsTellTheStory) {
   auto messages = events_.Messages();
   ASSERT_FALSE(messages.empty());
   EXPECT_EQ(messages.back(), "token obtained");
-  EXPECT_EQ(events_.events.back().state, AccountState::kActive);
+  EXPECT_EQ(events_.Last().state, AccountState::kActive);
   for (const auto& m : messages) EXPECT_EQ(m.find("the-password"), std::string::npos);
 }
 
