@@ -332,10 +332,14 @@ AccountConfig ParseAccount(const std::string& name, const YAML::Node& key, const
   }
   if (node["two_factor"]) {
     std::string mode = Scalar(node["two_factor"], where + ".two_factor");
-    if (mode == "none") account.two_factor = TwoFactor::kNone;
-    else if (mode == "prompt") account.two_factor = TwoFactor::kPrompt;
-    else if (mode == "totp") account.two_factor = TwoFactor::kTotp;
-    else Fail(node["two_factor"], where + ".two_factor must be none, prompt or totp");
+    bool known = false;
+    for (TwoFactor each : {TwoFactor::kNone, TwoFactor::kPrompt, TwoFactor::kTotp}) {
+      if (mode == TwoFactorName(each)) {
+        account.two_factor = each;
+        known = true;
+      }
+    }
+    if (!known) Fail(node["two_factor"], where + ".two_factor must be none, prompt or totp");
   }
   std::string totp_file = SecretSource(node, where, "totp_secret_file", "totp_secret_credential",
                                        account.two_factor == TwoFactor::kTotp);
@@ -488,6 +492,15 @@ AccountConfig AccountConfig::Clone() const {
   copy.expire_on_shutdown = expire_on_shutdown;
   copy.relogin_interval = relogin_interval;
   return copy;
+}
+
+const char* TwoFactorName(TwoFactor mode) {
+  switch (mode) {
+    case TwoFactor::kNone: return "none";
+    case TwoFactor::kPrompt: return "prompt";
+    case TwoFactor::kTotp: return "totp";
+  }
+  return "none";
 }
 
 Result<Config> LoadConfig(const std::string& path) {

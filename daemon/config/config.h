@@ -76,6 +76,8 @@ enum class TwoFactor {
   kPrompt,  // an operator types a passcode (stormctl login) for every new token
   kTotp,    // the daemon computes passcodes from a secret it holds
 };
+// "none", "prompt", "totp": the words of the config file and of the API.
+const char* TwoFactorName(TwoFactor mode);
 
 struct AccountConfig {
   std::string name;

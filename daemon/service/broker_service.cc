@@ -45,15 +45,6 @@ google::protobuf::Timestamp ToTimestamp(std::chrono::system_clock::time_point t)
       std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
 }
 
-const char* TwoFactorName(TwoFactor mode) {
-  switch (mode) {
-    case TwoFactor::kNone: return "none";
-    case TwoFactor::kPrompt: return "prompt";
-    case TwoFactor::kTotp: return "totp";
-  }
-  return "none";
-}
-
 void FillAccount(const AccountSnapshot& snapshot, v1::Account* account) {
   account->set_name(snapshot.name);
   account->set_username(snapshot.username);
