@@ -1,6 +1,7 @@
-// What the Storm API's answer to a token request (a login, or a keep-alive on
-// a token) means for the token, with no I/O and no state: the session decides
-// what to do, these functions only read.
+// The token request (a login, or a keep-alive on a token) and what its answer
+// grants, with no I/O and no state: the session decides what to do, these
+// functions only read. (What any answer means, ClassifyReply, is in
+// upstream/storm_client.h.)
 #pragma once
 
 #include <chrono>
@@ -18,18 +19,6 @@ namespace stormbroker {
 inline constexpr const char* kTokenMethod = "Account/Auth/token";
 // The method that ends a token's life upstream.
 inline constexpr const char* kExpireMethod = "Account/Auth/expireToken";
-
-enum class ReplyVerdict {
-  kAnswered,           // the API answered without an exception
-  kCredentialRefused,  // the API refused the credential sent (password, passcode or token)
-  kRefused,            // another exception that will not pass by itself
-  kFault,              // no answer, or an exception that may pass (maintenance, 5xx): worth a retry
-};
-ReplyVerdict ClassifyReply(const Result<StormReply>& reply);
-
-// OK for an answer; otherwise UNAVAILABLE naming the API's exception, or the
-// transport's status as it came.
-Status ReplyStatus(const Result<StormReply>& reply);
 
 // The params of a token request that asks for `token_timeout` of inactivity.
 nlohmann::json TokenRequestParams(std::chrono::milliseconds token_timeout);

@@ -4,6 +4,24 @@
 
 namespace stormbroker {
 
+ReplyVerdict ClassifyReply(const Result<StormReply>& reply) {
+  if (!reply.ok()) return ReplyVerdict::kFault;
+  if (!reply->outcome.is_error) return ReplyVerdict::kAnswered;
+  if (IsAuthorizationFailure(reply->outcome.error)) return ReplyVerdict::kCredentialRefused;
+  if (IsTransientFailure(reply->outcome.error)) return ReplyVerdict::kFault;
+  return ReplyVerdict::kRefused;
+}
+
+Status ReplyStatus(const Result<StormReply>& reply) {
+  if (!reply.ok()) return reply.status();
+  if (!reply->outcome.is_error) return Status::Ok();
+  const ApiError& error = reply->outcome.error;
+  std::string text = error.error_class;
+  if (!error.message.empty()) text += ": " + error.message;
+  if (error.http_status != 200) text += " (HTTP " + std::to_string(error.http_status) + ")";
+  return Unavailable(text);
+}
+
 void StormClient::Call(const std::string& method, const nlohmann::json& params, const Credentials& credentials,
                        StormCallback done, std::chrono::milliseconds timeout) {
   HttpRequest request;

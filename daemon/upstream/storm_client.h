@@ -24,6 +24,19 @@ struct StormReply {
 // means the API gave no answer (UNAVAILABLE: transport fault, garbage body).
 using StormCallback = std::function<void(Result<StormReply>)>;
 
+// What a reply means for whoever sent the request.
+enum class ReplyVerdict {
+  kAnswered,           // the API answered without an exception
+  kCredentialRefused,  // the API refused the credential sent (password, passcode or token)
+  kRefused,            // another exception that will not pass by itself
+  kFault,              // no answer, or an exception that may pass (maintenance, 5xx): worth a retry
+};
+ReplyVerdict ClassifyReply(const Result<StormReply>& reply);
+
+// OK for an answer; otherwise UNAVAILABLE naming the API's exception, or the
+// transport's status as it came.
+Status ReplyStatus(const Result<StormReply>& reply);
+
 // Who a call authenticates as: the password (with a passcode for two-factor
 // logins) or a token.
 struct Credentials {

@@ -1,4 +1,5 @@
 #include "tokens/token_reply.h"
+#include "upstream/storm_client.h"
 
 #include <gtest/gtest.h>
 
@@ -24,7 +25,7 @@ Result<StormReply> Exception(long http_status, const std::string& error_class, c
   return reply;
 }
 
-TEST(TokenReplyTest, ClassifiesEachKindOfAnswer) {
+TEST(ReplyVerdictTest, ClassifiesEachKindOfAnswer) {
   EXPECT_EQ(ClassifyReply(Answer({{"token", "t"}, {"expires", 1}})), ReplyVerdict::kAnswered);
   EXPECT_EQ(ClassifyReply(Exception(401, "LW::Exception::Authorization")), ReplyVerdict::kCredentialRefused);
   EXPECT_EQ(ClassifyReply(Exception(200, "LW::Exception::Input::Validation")), ReplyVerdict::kRefused);
@@ -32,7 +33,7 @@ TEST(TokenReplyTest, ClassifiesEachKindOfAnswer) {
   EXPECT_EQ(ClassifyReply(Unavailable("connection refused")), ReplyVerdict::kFault);
 }
 
-TEST(TokenReplyTest, StatusNamesTheExceptionOrPassesTheTransportFault) {
+TEST(ReplyVerdictTest, StatusNamesTheExceptionOrPassesTheTransportFault) {
   EXPECT_TRUE(ReplyStatus(Answer(nlohmann::json::object())).ok());
   Status refused = ReplyStatus(Exception(401, "LW::Exception::Authorization", "bad password"));
   EXPECT_EQ(refused.code(), StatusCode::kUnavailable);
