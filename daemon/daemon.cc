@@ -182,7 +182,8 @@ int RunDaemon(Config config) {
     spdlog::critical("{}", started.message());
     return 1;
   }
-  BrokerService service(connections, policy, sessions, watches, audit);
+  CallDesk desk(policy, sessions, audit);
+  BrokerService service(connections, policy, sessions, desk, watches, audit);
   HealthService health(connections, policy);
 
   // Health and reflection let generic gRPC tools find their way around.

@@ -36,10 +36,6 @@ grpc::Status ToGrpc(const Status& status) {
   return grpc::Status(code, status.message());
 }
 
-std::string Describe(const Caller& caller) {
-  return "uid " + std::to_string(caller.uid) + " (" + caller.user + ") pid " + std::to_string(caller.pid);
-}
-
 google::protobuf::Timestamp ToTimestamp(std::chrono::system_clock::time_point t) {
   return google::protobuf::util::TimeUtil::MillisecondsToTimestamp(
       std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
@@ -55,10 +51,6 @@ void FillAccount(const AccountSnapshot& snapshot, v1::Account* account) {
   account->set_last_error(snapshot.last_error);
   account->set_warning(snapshot.warning);
   account->set_two_factor(TwoFactorName(snapshot.two_factor));
-}
-
-double MillisecondsSince(std::chrono::system_clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(std::chrono::system_clock::now() - start).count();
 }
 
 }  // namespace
@@ -93,41 +85,17 @@ std::shared_ptr<BrokerService::Admission> BrokerService::Admit(grpc::CallbackSer
     return nullptr;
   }
   if (drains && !BeginCall()) {
-    Refuse(reactor, *record, Unavailable("the broker is shutting down"));
+    Conclude(reactor, *record, Unavailable("the broker is shutting down"));
     return nullptr;
   }
   return std::make_shared<Admission>(drains ? this : nullptr, std::move(admission.ticket));
 }
 
-Result<BrokerService::Found> BrokerService::FindAccount(const std::string& name) const {
-  if (Status shape = CheckAccountName(name); !shape.ok()) return shape;
-  if (name.empty()) {
-    if (accounts_.size() != 1) {
-      std::string names;
-      for (const auto& [account, session] : accounts_) names += (names.empty() ? "" : ", ") + account;
-      return InvalidArgument("name the account (this broker holds " + names + ")");
-    }
-    return Found(*accounts_.begin());
-  }
-  auto found = accounts_.find(name);
-  if (found == accounts_.end()) return NotFound("no account named '" + name + "'");
-  return Found(*found);
-}
-
 grpc::ServerUnaryReactor* BrokerService::Conclude(grpc::ServerUnaryReactor* reactor, AuditRecord record,
                                                   const Status& status) {
-  if (record.outcome.empty()) record.outcome = status.ok() ? "ok" : "failed";
-  record.detail = status.message();
-  record.latency_ms = MillisecondsSince(record.time);
-  audit_.Record(std::move(record));
+  desk_.Conclude(std::move(record), status);
   reactor->Finish(ToGrpc(status));
   return reactor;
-}
-
-grpc::ServerUnaryReactor* BrokerService::Refuse(grpc::ServerUnaryReactor* reactor, AuditRecord record,
-                                                const Status& status) {
-  if (record.decision.empty()) record.decision = "invalid";
-  return Conclude(reactor, std::move(record), status);
 }
 
 grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* context, const v1::CallRequest* request,
@@ -136,66 +104,37 @@ grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* conte
   AuditRecord record;
   auto admitted = Admit(context, reactor, "Call", request->account(), /*drains=*/true, &record);
   if (!admitted) return reactor;
-  const Caller& caller = admitted->caller();
-  record.method = request->method();
   if (request->params().ByteSizeLong() > kMaxParamsBytes) {
-    return Refuse(reactor, std::move(record),
-                  InvalidArgument("params are larger than " + FormatByteSize(kMaxParamsBytes)));
+    record.method = request->method();
+    return Conclude(reactor, std::move(record),
+                    InvalidArgument("params are larger than " + FormatByteSize(kMaxParamsBytes)));
   }
-  for (const auto& [name, value] : request->params().fields()) record.param_names.push_back(name);
-  std::sort(record.param_names.begin(), record.param_names.end());  // map order is unspecified
-  if (IsReservedMethod(request->method())) {
-    spdlog::warn("denied: {} asked for the reserved method {}", Describe(caller), record.method.substr(0, 200));
-    record.decision = "deny";
-    return Refuse(reactor, std::move(record), ReservedMethodRefusal(request->method()));
-  }
-  if (Status shape = CheckMethodPath(request->method()); !shape.ok()) return Refuse(reactor, std::move(record), shape);
-  auto found = FindAccount(request->account());
-  if (!found.ok()) return Refuse(reactor, std::move(record), found.status());
-  auto [account, session] = std::move(found).value();
-  record.account = account;
-
-  int rule = policy_.Get()->Admits(caller, account, request->method());
-  if (rule == 0) {
-    spdlog::warn("denied: {} may not call {} on account {}", Describe(caller), request->method(), account);
-    record.decision = "deny";
-    return Refuse(reactor, std::move(record),
-                  PermissionDenied("uid " + std::to_string(caller.uid) + " (" + caller.user + ") may not call " +
-                                   request->method() + " on account " + account +
-                                   "; an administrator can add a policy rule"));
-  }
-  record.decision = "allow";
-  record.rule_line = rule;
-
-  response->set_account(account);
+  DeskCall call{request->account(), request->method(), "", StructToJson(request->params()), std::nullopt};
   // The caller's deadline bounds the upstream exchange too.
-  std::optional<std::chrono::steady_clock::time_point> deadline;
   if (context->deadline() < std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
-    deadline = std::chrono::steady_clock::now() + (context->deadline() - std::chrono::system_clock::now());
+    call.deadline = std::chrono::steady_clock::now() + (context->deadline() - std::chrono::system_clock::now());
   }
-  session->Call(request->method(), StructToJson(request->params()), deadline,
-                [this, reactor, response, admitted, record = std::move(record)](Result<ApiOutcome> outcome) mutable {
-                  admitted.reset();  // the call is over: its caller may start the next at once
-                  if (!outcome.ok()) {
-                    Conclude(reactor, std::move(record), outcome.status());
-                    return;
-                  }
-                  // An API exception is an answer: the call succeeded, and the
-                  // audit says which exception it was.
-                  if (outcome->is_error) {
-                    const ApiError& error = outcome->error;
-                    record.outcome = "api_error";
-                    record.error_class = error.error_class;
-                    v1::ApiError* out = response->mutable_error();
-                    out->set_error_class(error.error_class);
-                    out->set_message(error.message);
-                    JsonToStruct(error.extra, out->mutable_extra());
-                    out->set_http_status(static_cast<int>(error.http_status));
-                  } else {
-                    JsonToValue(outcome->result, response->mutable_result());
-                  }
-                  Conclude(reactor, std::move(record), Status::Ok());
-                });
+  const Caller& caller = admitted->caller();
+  desk_.Call(caller, std::move(record), std::move(call),
+             [reactor, response, admitted](Result<DeskAnswer> answer) mutable {
+               admitted.reset();  // the call is over: its caller may start the next at once
+               if (!answer.ok()) {
+                 reactor->Finish(ToGrpc(answer.status()));
+                 return;
+               }
+               response->set_account(answer->account);
+               const ApiOutcome& outcome = answer->outcome;
+               if (outcome.is_error) {
+                 v1::ApiError* out = response->mutable_error();
+                 out->set_error_class(outcome.error.error_class);
+                 out->set_message(outcome.error.message);
+                 JsonToStruct(outcome.error.extra, out->mutable_extra());
+                 out->set_http_status(static_cast<int>(outcome.error.http_status));
+               } else {
+                 JsonToValue(outcome.result, response->mutable_result());
+               }
+               reactor->Finish(grpc::Status::OK);
+             });
   return reactor;
 }
 
@@ -237,14 +176,14 @@ Result<BrokerService::Found> BrokerService::Authorize(const Caller& caller, cons
                                                       const char* rpc,
                                                       bool (Policy::*allowed)(const Caller&, const std::string&) const,
                                                       const char* needs, AuditRecord* record) {
-  auto found = FindAccount(account);
+  auto found = desk_.FindAccount(account);
   if (!found.ok()) {
     record->decision = "invalid";
     return found.status();
   }
   record->account = found->first;
   if (!(policy_.Get().get()->*allowed)(caller, found->first)) {
-    spdlog::warn("denied: {} may not {} on account {}", Describe(caller), rpc, found->first);
+    spdlog::warn("denied: {} may not {} on account {}", DescribeCaller(caller), rpc, found->first);
     record->decision = "deny";
     return PermissionDenied("uid " + std::to_string(caller.uid) + " (" + caller.user + ") may not " + rpc +
                             " on account " + found->first + "; that needs a policy rule with " + needs);
@@ -260,12 +199,12 @@ grpc::ServerUnaryReactor* BrokerService::Login(grpc::CallbackServerContext* cont
   auto admitted = Admit(context, reactor, "Login", request->account(), /*drains=*/true, &record);
   if (!admitted) return reactor;
   auto access = Authorize(admitted->caller(), request->account(), "Login", &Policy::AdmitsAdmin, "admin: true", &record);
-  if (!access.ok()) return Refuse(reactor, std::move(record), access.status());
+  if (!access.ok()) return Conclude(reactor, std::move(record), access.status());
   // Empty: a login with the password alone (accounts without prompt).
   if (!request->passcode().empty()) {
     if (Status shape = CheckPasscode(request->passcode()); !shape.ok()) {
       record.decision = "invalid";
-      return Refuse(reactor, std::move(record), shape);
+      return Conclude(reactor, std::move(record), shape);
     }
   }
   std::shared_ptr<AccountSession> session = access->second;
@@ -285,7 +224,7 @@ grpc::ServerUnaryReactor* BrokerService::Logout(grpc::CallbackServerContext* con
   auto admitted = Admit(context, reactor, "Logout", request->account(), /*drains=*/true, &record);
   if (!admitted) return reactor;
   auto access = Authorize(admitted->caller(), request->account(), "Logout", &Policy::AdmitsAdmin, "admin: true", &record);
-  if (!access.ok()) return Refuse(reactor, std::move(record), access.status());
+  if (!access.ok()) return Conclude(reactor, std::move(record), access.status());
   access->second->Logout([this, reactor, admitted, record = std::move(record)](Status status) mutable {
     admitted.reset();
     Conclude(reactor, std::move(record), status);
@@ -301,10 +240,10 @@ grpc::ServerUnaryReactor* BrokerService::GetToken(grpc::CallbackServerContext* c
   if (!admitted) return reactor;
   auto access = Authorize(admitted->caller(), request->account(), "GetToken", &Policy::AdmitsTokenExport,
                           "token_export: true", &record);
-  if (!access.ok()) return Refuse(reactor, std::move(record), access.status());
+  if (!access.ok()) return Conclude(reactor, std::move(record), access.status());
   const std::shared_ptr<AccountSession>& session = access->second;
   auto held = session->CurrentToken();
-  if (!held.ok()) return Refuse(reactor, std::move(record), held.status());
+  if (!held.ok()) return Conclude(reactor, std::move(record), held.status());
   const AccountSnapshot& snapshot = held->snapshot;
   response->set_token(std::string(held->token.Reveal()));
   response->set_username(snapshot.username);

@@ -15,18 +15,18 @@
 #include "access/policy.h"
 #include "observe/audit_log.h"
 #include "service/account_watch.h"
+#include "service/call_desk.h"
 #include "stormbroker/v1/broker.grpc.pb.h"
 #include "tokens/account_session.h"
 
 namespace stormbroker {
 
-using AccountSessions = std::map<std::string, std::shared_ptr<AccountSession>>;
-
 class BrokerService final : public v1::Broker::CallbackService {
  public:
   BrokerService(ConnectionTable& connections, const PolicyHolder& policy, const AccountSessions& accounts,
-                AccountWatchHub& watches, AuditLog& audit)
-      : connections_(connections), policy_(policy), accounts_(accounts), watches_(watches), audit_(audit) {}
+                CallDesk& desk, AccountWatchHub& watches, AuditLog& audit)
+      : connections_(connections), policy_(policy), accounts_(accounts), desk_(desk), watches_(watches),
+        audit_(audit) {}
 
   grpc::ServerUnaryReactor* Call(grpc::CallbackServerContext* context, const v1::CallRequest* request,
                                  v1::CallResponse* response) override;
@@ -61,23 +61,20 @@ class BrokerService final : public v1::Broker::CallbackService {
   // Counts a call in flight; false when draining (the call must be refused).
   bool BeginCall() ABSL_LOCKS_EXCLUDED(calls_mutex_);
   void EndCall() ABSL_LOCKS_EXCLUDED(calls_mutex_);
-  using Found = std::pair<std::string, std::shared_ptr<AccountSession>>;
-  // The named account (or the only one when `name` is empty), or why not.
-  Result<Found> FindAccount(const std::string& name) const;
+  using Found = CallDesk::Found;
   // For Login, Logout and GetToken: the account when `allowed` says the
   // admitted caller may act on it. `record` says what was decided.
   Result<Found> Authorize(const Caller& caller, const std::string& account, const char* rpc,
                           bool (Policy::*allowed)(const Caller&, const std::string&) const, const char* needs,
                           AuditRecord* record);
-  // Audits `record` with how it ended (`status`; an outcome already set, such
-  // as api_error, stays) and finishes `reactor` with it.
+  // Audits `record` with how it ended (CallDesk::Conclude: "invalid" unless
+  // decided) and finishes `reactor` with `status`.
   grpc::ServerUnaryReactor* Conclude(grpc::ServerUnaryReactor* reactor, AuditRecord record, const Status& status);
-  // Conclude for a request refused before it ran ("invalid" unless decided).
-  grpc::ServerUnaryReactor* Refuse(grpc::ServerUnaryReactor* reactor, AuditRecord record, const Status& status);
 
   ConnectionTable& connections_;
   const PolicyHolder& policy_;
   const AccountSessions& accounts_;
+  CallDesk& desk_;
   AccountWatchHub& watches_;
   AuditLog& audit_;
   const std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();

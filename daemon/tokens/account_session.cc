@@ -98,15 +98,17 @@ void AccountSession::Stop(bool expire_tokens, std::function<void()> done) {
 // ---------------------------------------------------------------- calls
 
 void AccountSession::Call(const std::string& method, const nlohmann::json& params,
-                          std::optional<Clock::time_point> deadline, std::function<void(Result<ApiOutcome>)> done) {
-  CallWithRetry(method, params, deadline, /*may_retry=*/true, std::move(done));
+                          std::optional<Clock::time_point> deadline, std::function<void(Result<ApiOutcome>)> done,
+                          const std::string& version) {
+  CallWithRetry(method, version, params, deadline, /*may_retry=*/true, std::move(done));
 }
 
-void AccountSession::CallWithRetry(const std::string& method, const nlohmann::json& params,
-                                   std::optional<Clock::time_point> deadline, bool may_retry,
-                                   std::function<void(Result<ApiOutcome>)> done) {
+void AccountSession::CallWithRetry(const std::string& method, const std::string& version,
+                                   const nlohmann::json& params, std::optional<Clock::time_point> deadline,
+                                   bool may_retry, std::function<void(Result<ApiOutcome>)> done) {
   auto self = shared_from_this();
-  AcquireToken([self, method, params, deadline, may_retry, done = std::move(done)](Result<Lease> lease) mutable {
+  AcquireToken([self, method, version, params, deadline, may_retry,
+                done = std::move(done)](Result<Lease> lease) mutable {
     if (!lease.ok()) {
       done(lease.status());
       return;
@@ -123,18 +125,19 @@ void AccountSession::CallWithRetry(const std::string& method, const nlohmann::js
     }
     self->upstream_.Call(
         method, params, {self->account_.username, lease->token},
-        [self, method, params, deadline, may_retry, slot, done = std::move(done)](Result<StormReply> reply) mutable {
+        [self, method, version, params, deadline, may_retry, slot,
+         done = std::move(done)](Result<StormReply> reply) mutable {
           self->Release(slot);
           if (may_retry && ClassifyReply(reply) == ReplyVerdict::kCredentialRefused) {
             // The API refused our token for this call, so it did not run it.
             // One refusal is no proof the token is dead (a caller must not be
             // able to make the broker drop a good token): ask first.
             auto refused = std::make_shared<ApiOutcome>(std::move(reply->outcome));
-            self->ConfirmToken(slot, [self, method, params, deadline, slot, refused,
+            self->ConfirmToken(slot, [self, method, version, params, deadline, slot, refused,
                                       done = std::move(done)](TokenCheck check) mutable {
               if (check == TokenCheck::kUnknown) return done(std::move(*refused));
               if (check == TokenCheck::kRejected) self->TokenRejected(slot->generation);
-              self->CallWithRetry(method, params, deadline, /*may_retry=*/false, std::move(done));
+              self->CallWithRetry(method, version, params, deadline, /*may_retry=*/false, std::move(done));
             });
             return;
           }
@@ -152,7 +155,7 @@ void AccountSession::CallWithRetry(const std::string& method, const nlohmann::js
           }
           done(std::move(reply->outcome));
         },
-        budget);
+        budget, version);
   });
 }
 

@@ -83,9 +83,11 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
   // says what to do), UNAVAILABLE (upstream unreachable).
   // `deadline` (the caller's, on the scheduler's clock) bounds the upstream
   // exchange too, so a caller that gave up does not leave a transfer running;
-  // past it, DEADLINE_EXCEEDED.
+  // past it, DEADLINE_EXCEEDED. `version` is the API version to call
+  // (empty: upstream.url's).
   void Call(const std::string& method, const nlohmann::json& params, std::optional<Scheduler::Clock::time_point> deadline,
-            std::function<void(Result<ApiOutcome>)> done) ABSL_LOCKS_EXCLUDED(mutex_);
+            std::function<void(Result<ApiOutcome>)> done, const std::string& version = "")
+      ABSL_LOCKS_EXCLUDED(mutex_);
 
   // An operator's login. Prompt mode: logs in with `passcode`. Otherwise the
   // passcode is ignored, the password file is read again and a fresh login
@@ -130,7 +132,7 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
   enum class LoginKind { kFirst, kRenewal, kOperator };
 
   // --- calls (account_session.cc)
-  void CallWithRetry(const std::string& method, const nlohmann::json& params,
+  void CallWithRetry(const std::string& method, const std::string& version, const nlohmann::json& params,
                      std::optional<Clock::time_point> deadline, bool may_retry,
                      std::function<void(Result<ApiOutcome>)> done) ABSL_LOCKS_EXCLUDED(mutex_);
   void AcquireToken(LeaseCallback done) ABSL_LOCKS_EXCLUDED(mutex_);

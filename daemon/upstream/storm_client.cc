@@ -22,10 +22,18 @@ Status ReplyStatus(const Result<StormReply>& reply) {
   return Unavailable(text);
 }
 
+StormClient::StormClient(HttpEngine& engine, const UpstreamConfig& config)
+    : engine_(engine),
+      base_url_(config.url),
+      // The last segment of upstream.url is the API's version (…/v1).
+      api_root_(config.url.substr(0, config.url.rfind('/'))),
+      passcode_header_(config.passcode_header),
+      timeout_(config.timeout) {}
+
 void StormClient::Call(const std::string& method, const nlohmann::json& params, const Credentials& credentials,
-                       StormCallback done, std::chrono::milliseconds timeout) {
+                       StormCallback done, std::chrono::milliseconds timeout, const std::string& version) {
   HttpRequest request;
-  request.url = base_url_ + "/" + method;
+  request.url = (version.empty() ? base_url_ : api_root_ + "/" + version) + "/" + method;
   request.body = EncodeEnvelope(params);
   request.username = credentials.username;
   request.credential = credentials.secret.Clone();

@@ -52,22 +52,25 @@ class StormUpstream {
   virtual ~StormUpstream() = default;
   // `method` must already be validated (slash-separated words). `timeout`
   // bounds the HTTP exchange below the configured upstream timeout (a caller
-  // with a deadline); zero means the configured one.
+  // with a deadline); zero means the configured one. `version` is the API
+  // version asked for (one word, e.g. "bleed"); empty means the one
+  // upstream.url names.
   virtual void Call(const std::string& method, const nlohmann::json& params, const Credentials& credentials,
-                    StormCallback done, std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) = 0;
+                    StormCallback done, std::chrono::milliseconds timeout = std::chrono::milliseconds(0),
+                    const std::string& version = "") = 0;
 };
 
 class StormClient : public StormUpstream {
  public:
-  StormClient(HttpEngine& engine, const UpstreamConfig& config)
-      : engine_(engine), base_url_(config.url), passcode_header_(config.passcode_header), timeout_(config.timeout) {}
+  StormClient(HttpEngine& engine, const UpstreamConfig& config);
 
   void Call(const std::string& method, const nlohmann::json& params, const Credentials& credentials,
-            StormCallback done, std::chrono::milliseconds timeout) override;
+            StormCallback done, std::chrono::milliseconds timeout, const std::string& version) override;
 
  private:
   HttpEngine& engine_;
-  std::string base_url_;
+  std::string base_url_;  // upstream.url, e.g. https://host/v1
+  std::string api_root_;  // without its version, e.g. https://host
   std::string passcode_header_;
   std::chrono::milliseconds timeout_;
 };

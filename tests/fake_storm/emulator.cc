@@ -98,7 +98,7 @@ Emulator::Emulator(std::vector<User> users, nlohmann::json servers, Options opti
     return ExpireToken(ctx);
   };
   methods_["utilities/info/ping"] = [](Context&) { return Reply{200, {{"ping", "success"}}}; };
-  methods_["utilities/info/version"] = [](Context&) { return Reply{200, {{"version", "v1"}}}; };
+  methods_["utilities/info/version"] = [](Context& ctx) { return Reply{200, {{"version", ctx.version}}}; };
   methods_["storm/server/list"] = [this](Context& ctx) { return servers_.List(ctx.params); };
   methods_["storm/server/details"] = [this](Context& ctx) { return servers_.Details(ctx.params); };
 }
@@ -140,6 +140,7 @@ Reply Emulator::Handle(const Request& request) {
     if (fault && fault->kind != FaultKind::kDelay) return FaultReply(*fault, method);
     absl::MutexLock lock(&mutex_);
     Context ctx;
+    ctx.version = request.version;
     if (auto refusal = AuthenticateLocked(request, &ctx)) {
       ++auth_counts_["rejected"];
       return *refusal;

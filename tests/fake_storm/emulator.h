@@ -29,6 +29,7 @@ struct Request {
   std::string authorization;  // the Authorization header, e.g. "Basic ZGVw..."
   std::string passcode;       // the two-factor passcode header; empty when absent
   std::string body;
+  std::string version = "v1";  // the API version in the URL: v1 or bleed
 };
 
 struct Options {
@@ -77,6 +78,7 @@ class Emulator {
     const User* user = nullptr;
     std::string auth_kind;  // password, password+passcode or token
     std::string token;      // when auth_kind == "token"
+    std::string version;    // the API version the request named
     nlohmann::json params;
   };
   using Handler = std::function<Reply(Context&)>;

@@ -26,7 +26,8 @@ namespace {
 
 constexpr const char* kUsage = R"(usage: fake_storm --users FILE [--cert CERT --key KEY | --plain] [options]
 
-An emulator of the Storm API (v1) for tests. Prints, as its first lines:
+An emulator of the Storm API for tests, at /v1 and /bleed alike (Utilities/Info/version
+says which was asked). Prints, as its first lines:
   listening on https://127.0.0.1:PORT/v1     (http:// with --plain)
   control on http://127.0.0.1:PORT
 
@@ -138,9 +139,10 @@ std::string HttpDate(std::chrono::system_clock::time_point when) {
 }
 
 void ServeApi(httplib::Server& server, Emulator& emulator, const std::string& passcode_header) {
-  server.Post(R"(/v1/(.*))", [&, passcode_header](const httplib::Request& req, httplib::Response& res) {
-    Request request{req.matches[1], req.get_header_value("Authorization"), req.get_header_value(passcode_header.c_str()),
-                    req.body};
+  // v1, and bleed (the API's next version, served alike here).
+  server.Post(R"(/(v1|bleed)/(.*))", [&, passcode_header](const httplib::Request& req, httplib::Response& res) {
+    Request request{req.matches[2], req.get_header_value("Authorization"), req.get_header_value(passcode_header.c_str()),
+                    req.body, req.matches[1]};
     Reply reply = emulator.Handle(request);
     if (reply.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(reply.delay_ms));
     if (reply.reset) {

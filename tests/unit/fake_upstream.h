@@ -21,8 +21,9 @@ struct RecordedCall {
 class FakeUpstream : public StormUpstream {
  public:
   void Call(const std::string& method, const nlohmann::json& params, const Credentials& credentials,
-            StormCallback done, std::chrono::milliseconds timeout) override {
+            StormCallback done, std::chrono::milliseconds timeout, const std::string& version) override {
     last_timeout = timeout;
+    last_version = version;
     absl::MutexLock lock(&mutex_);
     calls_.push_back({method, params, credentials.username, std::string(credentials.secret.Reveal()),
                       credentials.passcode ? std::string(credentials.passcode->Reveal()) : "", std::move(done)});
@@ -60,6 +61,7 @@ class FakeUpstream : public StormUpstream {
 
  public:
   std::chrono::milliseconds last_timeout{0};
+  std::string last_version;
 };
 
 }  // namespace stormbroker::testing
