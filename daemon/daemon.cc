@@ -22,6 +22,7 @@
 #include "observe/service_manager.h"
 #include "service/broker_service.h"
 #include "service/health_service.h"
+#include "service/http_door.h"
 #include "service/keep_warm.h"
 #include "service/self_test.h"
 #include "service/unix_listener.h"
@@ -218,13 +219,17 @@ int RunDaemon(Config config) {
     spdlog::critical("{}", listener.status().message());
     return 1;
   }
-  (*listener)->Start(server.get(), &connections, [&audit](const Caller& caller, const Status& refusal) {
+  (*listener)->Start(server.get(), &connections, [&desk](const Caller& caller, const Status& refusal) {
     AuditRecord record = StartAuditRecord(caller, "grpc", "connect", "");
     record.decision = "limit";
-    record.outcome = "failed";
-    record.detail = refusal.message();
-    audit.Record(std::move(record));
+    desk.Conclude(std::move(record), refusal);
   });
+  // The second door: the Storm API's own paths over HTTP (when configured).
+  HttpDoor http(connections, desk, policy, config.limits);
+  if (Status opened = http.Start(config.listen); !opened.ok()) {
+    spdlog::critical("{}", opened.message());
+    return 1;
+  }
   for (auto& [name, session] : sessions) session->Start();
   Heartbeat(scheduler, manager, sessions, health);
   GrpcKeepWarm keep_warm(scheduler, *server);
@@ -256,10 +261,17 @@ int RunDaemon(Config config) {
   health.Shutdown();  // every service NOT_SERVING from here on
   (*listener)->Stop();
   watches.CloseAll();
-  if (!service.Drain(config.shutdown_timeout)) {
+  auto drain_until = std::chrono::steady_clock::now() + config.shutdown_timeout;
+  auto left = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(drain_until - std::chrono::steady_clock::now());
+  };
+  bool drained = service.Drain(left());
+  drained = http.Drain(left()) && drained;
+  if (!drained) {
     spdlog::warn("calls still in flight after {} ms: answering them UNAVAILABLE", config.shutdown_timeout.count());
     engine.CancelAll("the broker is shutting down");
     service.Drain(std::chrono::seconds(2));
+    http.Drain(std::chrono::seconds(2));
   }
   // Sessions first: their Stop answers calls still waiting for a token, which
   // the server's Shutdown would otherwise wait for.
@@ -267,6 +279,7 @@ int RunDaemon(Config config) {
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   scheduler.Stop();
   engine.Stop();
+  http.Stop();  // every HTTP call has its answer by now
   server->Wait();
   return 0;
 }

@@ -103,10 +103,20 @@ Status ConnectionTable::Admit(int fd, const Caller& caller) {
 }
 
 CallAdmission ConnectionTable::BeginCall(std::string_view peer) {
-  CallAdmission admission;
   std::optional<int> fd = FdOf(peer);
+  if (!fd) return CallAdmission{nullptr, std::nullopt, kUnknownConnection};
+  return BeginCall(*fd);
+}
+
+void ConnectionTable::Forget(int fd) {
   absl::MutexLock lock(&mutex_);
-  auto found = fd ? by_fd_.find(*fd) : by_fd_.end();
+  RemoveLocked(fd, /*end_socket=*/false);
+}
+
+CallAdmission ConnectionTable::BeginCall(int fd) {
+  CallAdmission admission;
+  absl::MutexLock lock(&mutex_);
+  auto found = by_fd_.find(fd);
   if (found == by_fd_.end()) {
     admission.refusal = kUnknownConnection;
     return admission;

@@ -83,7 +83,13 @@ class ConnectionTable {
   // its uid has as many calls in flight as it may. (The calls of one
   // connection are bounded by HTTP/2 itself: limits.calls_per_connection is
   // the server's MAX_CONCURRENT_STREAMS, beyond which a client queues.)
-  CallAdmission BeginCall(std::string_view peer);
+  CallAdmission BeginCall(std::string_view peer) ABSL_LOCKS_EXCLUDED(mutex_);
+  // The same for a connection known by its fd (the HTTP door's).
+  CallAdmission BeginCall(int fd) ABSL_LOCKS_EXCLUDED(mutex_);
+  // Forgets connection `fd`, whose owner is about to close it (the HTTP
+  // door's, which the server closes itself; the table's duplicate would
+  // otherwise keep the socket open).
+  void Forget(int fd) ABSL_LOCKS_EXCLUDED(mutex_);
 
   // The caller behind `peer`, without taking a place (for calls that hold
   // nothing, such as a health check).

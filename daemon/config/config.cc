@@ -197,18 +197,54 @@ std::vector<std::string> StringList(const YAML::Node& node, const std::string& w
   return out;
 }
 
+std::string SocketPath(const YAML::Node& node, const std::string& what) {
+  std::string path = Scalar(node, what);
+  if (path.front() != '/') Fail(node, what + " must be an absolute path");
+  if (path.size() > 100) Fail(node, what + " is longer than a Unix socket path may be (100 bytes)");
+  return path;
+}
+
+// "127.0.0.1:8080" or "[::1]:8080". Any other address is refused: only for a
+// loopback connection can the kernel say which local user is calling.
+LoopbackAddress Loopback(const YAML::Node& node, const std::string& what) {
+  std::string text = Scalar(node, what);
+  auto bad = [&](const std::string& why) {
+    Fail(node, what + " " + why + "; write 127.0.0.1:PORT or [::1]:PORT (loopback only: the broker learns who is "
+                                  "calling from the kernel, which knows that only for connections on this machine)");
+  };
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos) bad("has no port");
+  LoopbackAddress address;
+  address.host = text.substr(0, colon);
+  if (address.host.size() > 2 && address.host.front() == '[' && address.host.back() == ']') {
+    address.host = address.host.substr(1, address.host.size() - 2);
+  }
+  in_addr v4{};
+  in6_addr v6{};
+  bool loopback = (inet_pton(AF_INET, address.host.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127) ||
+                  (inet_pton(AF_INET6, address.host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6));
+  if (!loopback) bad("is not a loopback address");
+  std::string port = text.substr(colon + 1);
+  char* end = nullptr;
+  long number = std::strtol(port.c_str(), &end, 10);
+  if (port.empty() || *end != '\0' || number < 1 || number > 65535) bad("needs a port from 1 to 65535");
+  address.port = static_cast<uint16_t>(number);
+  return address;
+}
+
 ListenConfig ParseListen(const YAML::Node& node) {
   RequireMap(node, "listen");
-  RejectUnknownKeys(node, "listen", {"socket", "mode", "group"});
+  RejectUnknownKeys(node, "listen", {"socket", "mode", "group", "http_socket", "http"});
   ListenConfig listen;
   if (!node["socket"]) Fail(node, "listen.socket is required: the path of the Unix socket to serve");
-  listen.socket_path = Scalar(node["socket"], "listen.socket");
-  if (listen.socket_path.front() != '/') {
-    Fail(node["socket"], "listen.socket must be an absolute path");
+  listen.socket_path = SocketPath(node["socket"], "listen.socket");
+  if (node["http_socket"]) {
+    listen.http_socket = SocketPath(node["http_socket"], "listen.http_socket");
+    if (listen.http_socket == listen.socket_path) {
+      Fail(node["http_socket"], "listen.http_socket must be another path than listen.socket");
+    }
   }
-  if (listen.socket_path.size() > 100) {
-    Fail(node["socket"], "listen.socket is longer than a Unix socket path may be (100 bytes)");
-  }
+  if (node["http"]) listen.http = Loopback(node["http"], "listen.http");
   if (node["mode"]) {
     std::string text = Scalar(node["mode"], "listen.mode");
     char* end = nullptr;

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -19,10 +20,23 @@
 
 namespace stormbroker {
 
+// A loopback TCP address: 127.0.0.0/8 or ::1 (the kernel can say which local
+// user owns the other end of such a connection; of no other).
+struct LoopbackAddress {
+  std::string host;  // "127.0.0.1" or "::1", as written
+  uint16_t port = 0;
+
+  bool operator==(const LoopbackAddress&) const = default;
+};
+
 struct ListenConfig {
   std::string socket_path;
-  mode_t mode = 0660;  // permission bits of the socket file
-  std::optional<gid_t> group;  // the socket file's group; default: the daemon's
+  mode_t mode = 0660;  // permission bits of the socket files (gRPC and HTTP)
+  std::optional<gid_t> group;  // the socket files' group; default: the daemon's
+  // The HTTP door (the Storm API's own paths), on a Unix socket and on
+  // loopback TCP; each optional.
+  std::string http_socket;
+  std::optional<LoopbackAddress> http;
 };
 
 struct AuditConfig {

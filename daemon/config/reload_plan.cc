@@ -40,6 +40,8 @@ ReloadPlan PlanReload(const Config& a, const Config& b) {
       .Key("listen.socket", a.listen.socket_path, b.listen.socket_path)
       .Key("listen.mode", a.listen.mode, b.listen.mode)
       .Key("listen.group", a.listen.group, b.listen.group)
+      .Key("listen.http_socket", a.listen.http_socket, b.listen.http_socket)
+      .Key("listen.http", a.listen.http, b.listen.http)
       .Key("upstream.url", a.upstream.url, b.upstream.url)
       .Key("upstream.ca_file", a.upstream.ca_file, b.upstream.ca_file)
       .Key("upstream.timeout", a.upstream.timeout, b.upstream.timeout)

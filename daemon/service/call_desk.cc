@@ -49,7 +49,9 @@ void CallDesk::Call(const Caller& caller, AuditRecord record, DeskCall call,
   if (Status shape = CheckMethodPath(call.method); !shape.ok()) return refuse(nullptr, shape);
   auto found = FindAccount(call.account);
   if (!found.ok()) return refuse(nullptr, found.status());
-  auto [account, session] = std::move(found).value();
+  // Named, not a structured binding: clang 14 cannot capture one.
+  std::string account = found->first;
+  std::shared_ptr<AccountSession> session = found->second;
   record.account = account;
   int rule = policy_.Get()->Admits(caller, account, call.method);
   if (rule == 0) {

@@ -34,7 +34,7 @@ Status ClearStaleSocket(const std::string& path) {
     return errno == ENOENT ? Status::Ok() : Unavailable(Errno("cannot inspect " + path));
   }
   if (!S_ISSOCK(st.st_mode)) {
-    return FailedPrecondition(path + " exists and is not a socket; remove it or choose another listen.socket");
+    return FailedPrecondition(path + " exists and is not a socket; remove it or choose another path in listen:");
   }
   int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (probe < 0) return Unavailable(Errno("socket"));
@@ -53,8 +53,7 @@ Status ClearStaleSocket(const std::string& path) {
 
 }  // namespace
 
-Result<std::unique_ptr<UnixListener>> UnixListener::Open(const ListenConfig& config) {
-  const std::string& path = config.socket_path;
+Result<int> OpenUnixSocket(const std::string& path, mode_t mode, std::optional<gid_t> group) {
   std::string dir = path.substr(0, path.rfind('/'));
   if (!dir.empty() && mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
     return Unavailable(Errno("cannot create the socket directory " + dir));
@@ -70,21 +69,27 @@ Result<std::unique_ptr<UnixListener>> UnixListener::Open(const ListenConfig& con
     return failure;
   }
   // Set group and mode before listen(): until then nobody can connect.
-  if ((config.group && chown(path.c_str(), static_cast<uid_t>(-1), *config.group) != 0) ||
-      chmod(path.c_str(), config.mode) != 0 || listen(fd, SOMAXCONN) != 0) {
+  if ((group && chown(path.c_str(), static_cast<uid_t>(-1), *group) != 0) || chmod(path.c_str(), mode) != 0 ||
+      listen(fd, SOMAXCONN) != 0) {
     Status failure = Unavailable(Errno("cannot set up " + path));
     close(fd);
     unlink(path.c_str());
     return failure;
   }
+  return fd;
+}
+
+Result<std::unique_ptr<UnixListener>> UnixListener::Open(const ListenConfig& config) {
+  auto fd = OpenUnixSocket(config.socket_path, config.mode, config.group);
+  if (!fd.ok()) return fd.status();
   int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake < 0) {
     Status failure = Unavailable(Errno("eventfd"));
-    close(fd);
-    unlink(path.c_str());
+    close(*fd);
+    unlink(config.socket_path.c_str());
     return failure;
   }
-  return std::unique_ptr<UnixListener>(new UnixListener(fd, path, wake));
+  return std::unique_ptr<UnixListener>(new UnixListener(*fd, config.socket_path, wake));
 }
 
 Result<std::unique_ptr<UnixListener>> UnixListener::FromSystemd() {

@@ -49,6 +49,12 @@ class UnixListener {
   std::atomic<bool> stopping_{false};
 };
 
+// A listening, non-blocking Unix stream socket at `path`, with `mode` and
+// `group` set before anyone can connect. A stale socket left by a dead
+// daemon is replaced; a live one is refused ("another stormbrokerd is serving
+// PATH"); a non-socket file is left alone. The caller owns the fd.
+Result<int> OpenUnixSocket(const std::string& path, mode_t mode, std::optional<gid_t> group);
+
 // Hands `fd` (a connected, non-blocking socket) to gRPC after admitting who
 // is on its other end. Otherwise closes it and says why: the caller is
 // unknown (the kernel did not say) or over a limit (`refused` hears of it).

@@ -20,18 +20,6 @@ using namespace std::chrono_literals;
 
 constexpr const char* kPassword = "fault-pw-31337";
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  socklen_t length = sizeof address;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
 class FaultTest : public harness::BrokerTest {
  protected:
   void StartStorm(std::vector<std::string> flags = {}) { BrokerTest::StartStorm(kPassword, "", std::move(flags)); }
@@ -42,7 +30,7 @@ class FaultTest : public harness::BrokerTest {
 
 TEST_F(FaultTest, UpstreamDownAtStartThenRecoversWhenItAppears) {
   // The daemon starts against a port where nothing listens yet.
-  int port = FreePort();
+  int port = harness::FreePort();
   ASSERT_EQ(RunCommand({Binary("make_test_ca"), dir_.path() + "/certs"}).exit_code, 0);
   YAML::Node config = harness::BasicConfig(socket_, "https://127.0.0.1:" + std::to_string(port) + "/v1",
                                           dir_.path() + "/certs/ca.pem", dir_.Write("prod.pw", kPassword, 0600));

@@ -152,6 +152,7 @@ std::string ToYaml(const YAML::Node& config);
 YAML::Node With(YAML::Node config, const std::vector<std::string>& path, const std::string& value);
 
 std::string Binary(const std::string& name);  // path of a built program
+int FreePort();                               // a loopback TCP port nobody listens on now
 std::string Version();                        // the version the project builds (CMake's)
 std::string ReadFile(const std::string& path);  // the whole file; empty when it cannot be read
 
