@@ -464,6 +464,7 @@ Status HttpDoor::Serve(int listen_fd, const std::string& name) {
       std::max<long long>(1, std::chrono::duration_cast<std::chrono::seconds>(limits_.idle_timeout).count()));
   server->daemon = MHD_start_daemon(
       flags, 0, nullptr, nullptr, &Exchange::OnRequest, server.get(),                //
+      MHD_OPTION_EXTERNAL_LOGGER, &LogFromMhd, nullptr,  // first, so that every message goes there
       MHD_OPTION_LISTEN_SOCKET, listen_fd,                                          //
       MHD_OPTION_NOTIFY_CONNECTION, &Exchange::OnConnection, server.get(),          //
       MHD_OPTION_NOTIFY_COMPLETED, &Exchange::OnCompleted, nullptr,                 //
@@ -471,7 +472,6 @@ Status HttpDoor::Serve(int listen_fd, const std::string& name) {
       MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned int>(limits_.connections),  //
       MHD_OPTION_CONNECTION_TIMEOUT, idle_seconds,                                  //
       MHD_OPTION_THREAD_POOL_SIZE, 2u,                                              //
-      MHD_OPTION_EXTERNAL_LOGGER, &LogFromMhd, nullptr,                             //
       MHD_OPTION_END);
   if (!server->daemon) {
     close(listen_fd);
