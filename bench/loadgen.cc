@@ -164,7 +164,8 @@ size_t Collect(char* data, size_t size, size_t count, void* user) {
 }
 
 Outcome RunHttp(const Options& options) {
-  bool via_socket = options.mode == "nginx";
+  // nginx and the broker's HTTP door: the same client, on a Unix socket.
+  bool via_socket = options.mode == "nginx" || options.mode == "http";
   std::string url = via_socket ? "http://localhost/v1/" + options.method : options.target + "/" + options.method;
   const std::string payload = R"({"params":{}})";
   curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
@@ -280,7 +281,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (options.mode != "broker" && options.mode != "grpc_floor" && options.mode != "direct" && options.mode != "nginx") {
+  if (options.mode != "broker" && options.mode != "grpc_floor" && options.mode != "direct" && options.mode != "nginx" &&
+      options.mode != "http") {
     std::fprintf(stderr, "loadgen: --mode broker|grpc_floor|direct|nginx is required\n");
     return 2;
   }
