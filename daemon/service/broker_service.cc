@@ -57,15 +57,15 @@ void FillAccount(const AccountSnapshot& snapshot, v1::Account* account) {
 
 class BrokerService::Admission {
  public:
-  Admission(BrokerService* drains, std::shared_ptr<const CallTicket> ticket)
+  Admission(InFlight* drains, std::shared_ptr<const CallTicket> ticket)
       : drains_(drains), ticket_(std::move(ticket)) {}
   ~Admission() {
-    if (drains_) drains_->EndCall();
+    if (drains_) drains_->End();
   }
   const Caller& caller() const { return ticket_->caller(); }
 
  private:
-  BrokerService* const drains_;  // counted for Drain, when set
+  InFlight* const drains_;  // counted for Drain, when set
   const std::shared_ptr<const CallTicket> ticket_;
 };
 
@@ -84,11 +84,11 @@ std::shared_ptr<BrokerService::Admission> BrokerService::Admit(grpc::CallbackSer
     Conclude(reactor, *record, admission.refusal);
     return nullptr;
   }
-  if (drains && !BeginCall()) {
+  if (drains && !in_flight_.Begin()) {
     Conclude(reactor, *record, Unavailable("the broker is shutting down"));
     return nullptr;
   }
-  return std::make_shared<Admission>(drains ? this : nullptr, std::move(admission.ticket));
+  return std::make_shared<Admission>(drains ? &in_flight_ : nullptr, std::move(admission.ticket));
 }
 
 grpc::ServerUnaryReactor* BrokerService::Conclude(grpc::ServerUnaryReactor* reactor, AuditRecord record,
@@ -138,24 +138,7 @@ grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* conte
   return reactor;
 }
 
-bool BrokerService::BeginCall() {
-  absl::MutexLock lock(&calls_mutex_);
-  if (draining_) return false;
-  ++calls_in_flight_;
-  return true;
-}
-
-void BrokerService::EndCall() {
-  absl::MutexLock lock(&calls_mutex_);
-  --calls_in_flight_;
-}
-
-bool BrokerService::Drain(std::chrono::milliseconds bound) {
-  absl::MutexLock lock(&calls_mutex_);
-  draining_ = true;
-  return calls_mutex_.AwaitWithTimeout(absl::Condition(+[](int* calls) { return *calls == 0; }, &calls_in_flight_),
-                                       absl::FromChrono(bound));
-}
+bool BrokerService::Drain(std::chrono::milliseconds bound) { return in_flight_.Drain(bound); }
 
 grpc::ServerUnaryReactor* BrokerService::ListAccounts(grpc::CallbackServerContext* context,
                                                       const v1::ListAccountsRequest*,

@@ -16,6 +16,7 @@
 #include "observe/audit_log.h"
 #include "service/account_watch.h"
 #include "service/call_desk.h"
+#include "service/in_flight.h"
 #include "stormbroker/v1/broker.grpc.pb.h"
 #include "tokens/account_session.h"
 
@@ -47,7 +48,7 @@ class BrokerService final : public v1::Broker::CallbackService {
   // Shutdown: new calls (Call, Login, Logout, GetToken) are answered
   // UNAVAILABLE from now on; returns once the calls in flight have finished
   // or `bound` has passed, and says which.
-  bool Drain(std::chrono::milliseconds bound) ABSL_LOCKS_EXCLUDED(calls_mutex_);
+  bool Drain(std::chrono::milliseconds bound);
 
  private:
   // What an admitted call holds until it ends (the last copy goes).
@@ -58,9 +59,6 @@ class BrokerService final : public v1::Broker::CallbackService {
   // started when the caller is known.
   std::shared_ptr<Admission> Admit(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
                                    const char* rpc, const std::string& account, bool drains, AuditRecord* record);
-  // Counts a call in flight; false when draining (the call must be refused).
-  bool BeginCall() ABSL_LOCKS_EXCLUDED(calls_mutex_);
-  void EndCall() ABSL_LOCKS_EXCLUDED(calls_mutex_);
   using Found = CallDesk::Found;
   // For Login, Logout and GetToken: the account when `allowed` says the
   // admitted caller may act on it. `record` says what was decided.
@@ -78,9 +76,7 @@ class BrokerService final : public v1::Broker::CallbackService {
   AccountWatchHub& watches_;
   AuditLog& audit_;
   const std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
-  absl::Mutex calls_mutex_;
-  int calls_in_flight_ ABSL_GUARDED_BY(calls_mutex_) = 0;
-  bool draining_ ABSL_GUARDED_BY(calls_mutex_) = false;
+  InFlight in_flight_;
 };
 
 }  // namespace stormbroker

@@ -345,7 +345,7 @@ void HttpDoor::Exchange::Handle(Server& server, MHD_Connection* connection, cons
     record.decision = "limit";
     return refuse(FromStatus(admission.refusal), admission.refusal);
   }
-  if (!door.BeginCall()) {
+  if (!door.in_flight_.Begin()) {
     Status closing = Unavailable("the broker is shutting down");
     return refuse(FromStatus(closing), closing);
   }
@@ -356,7 +356,7 @@ void HttpDoor::Exchange::Handle(Server& server, MHD_Connection* connection, cons
   door.desk_.Call(caller, std::move(record), std::move(call), [this, &door, connection](Result<DeskAnswer> answer) {
     reply = answer.ok() ? FromApi(answer->outcome) : FromStatus(answer.status());
     ticket.reset();
-    door.EndCall();
+    door.in_flight_.End();
     MHD_resume_connection(connection);  // the server sends the reply on its own thread
   });
 }
@@ -484,18 +484,6 @@ Status HttpDoor::Serve(int listen_fd, const std::string& name) {
   return Status::Ok();
 }
 
-bool HttpDoor::BeginCall() {
-  absl::MutexLock lock(&mutex_);
-  if (draining_) return false;
-  ++calls_in_flight_;
-  return true;
-}
-
-void HttpDoor::EndCall() {
-  absl::MutexLock lock(&mutex_);
-  --calls_in_flight_;
-}
-
 bool HttpDoor::Drain(std::chrono::milliseconds bound) {
   for (auto& server : servers_) {
     // No new connections: the listening socket goes now.
@@ -503,10 +491,7 @@ bool HttpDoor::Drain(std::chrono::milliseconds bound) {
     if (fd >= 0) close(fd);
   }
   if (!socket_path_.empty()) unlink(socket_path_.c_str());
-  absl::MutexLock lock(&mutex_);
-  draining_ = true;
-  return mutex_.AwaitWithTimeout(absl::Condition(+[](int* calls) { return *calls == 0; }, &calls_in_flight_),
-                                 absl::FromChrono(bound));
+  return in_flight_.Drain(bound);
 }
 
 void HttpDoor::Stop() {

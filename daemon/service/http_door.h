@@ -31,10 +31,9 @@
 #include <string>
 #include <vector>
 
-#include <absl/synchronization/mutex.h>
-
 #include "access/connection_table.h"
 #include "service/call_desk.h"
+#include "service/in_flight.h"
 
 struct MHD_Daemon;
 
@@ -49,23 +48,21 @@ class HttpDoor {
 
   // Serves on the Unix socket `path` (created with `mode` and `group`, as
   // the gRPC socket), and on loopback `address`; either may be left out.
-  Status Start(const ListenConfig& listen) ABSL_LOCKS_EXCLUDED(mutex_);
+  Status Start(const ListenConfig& listen);
 
   // Shutdown: stops taking connections, answers new requests 503, and waits
   // at most `bound` for the calls in flight; says whether they all ended.
-  bool Drain(std::chrono::milliseconds bound) ABSL_LOCKS_EXCLUDED(mutex_);
+  bool Drain(std::chrono::milliseconds bound);
   // Closes every connection. Call after Drain and after the sessions
   // stopped (which answers the calls still waiting for a token).
-  void Stop() ABSL_LOCKS_EXCLUDED(mutex_);
+  void Stop();
 
  private:
   struct Server;
   class Exchange;
   friend class Exchange;
 
-  Status Serve(int listen_fd, const std::string& name) ABSL_LOCKS_EXCLUDED(mutex_);
-  bool BeginCall() ABSL_LOCKS_EXCLUDED(mutex_);
-  void EndCall() ABSL_LOCKS_EXCLUDED(mutex_);
+  Status Serve(int listen_fd, const std::string& name);
 
   ConnectionTable& connections_;
   CallDesk& desk_;
@@ -73,9 +70,7 @@ class HttpDoor {
   const LimitsConfig limits_;
   std::vector<std::unique_ptr<Server>> servers_;
   std::string socket_path_;  // removed by Stop
-  absl::Mutex mutex_;
-  int calls_in_flight_ ABSL_GUARDED_BY(mutex_) = 0;
-  bool draining_ ABSL_GUARDED_BY(mutex_) = false;
+  InFlight in_flight_;
 };
 
 }  // namespace stormbroker
