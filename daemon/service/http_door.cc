@@ -170,6 +170,7 @@ struct Peer {
 class HttpDoor::Exchange {
  public:
   std::string body;
+  bool too_large = false;      // the body went over limits.max_request_size (and was dropped)
   std::optional<Reply> reply;  // set: send it (at once, or when resumed)
   std::string encoding = "json";
   bool at_desk = false;  // handed to the desk, the connection suspended until it answers
@@ -184,18 +185,15 @@ class HttpDoor::Exchange {
       exchange = new Exchange;
       *state = exchange;
       const char* length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-      if (length && std::strtoull(length, nullptr, 10) > limit) exchange->reply = TooLarge(limit);
+      exchange->too_large = length && std::strtoull(length, nullptr, 10) > limit;
       return MHD_YES;
     }
     if (*upload_size > 0) {
-      if (!exchange->reply) {
-        if (exchange->body.size() + *upload_size > limit) {
-          exchange->reply = TooLarge(limit);
-          exchange->body.clear();
-        } else {
-          exchange->body.append(upload, *upload_size);
-        }
+      if (!exchange->too_large && exchange->body.size() + *upload_size > limit) {
+        exchange->too_large = true;
+        exchange->body.clear();
       }
+      if (!exchange->too_large) exchange->body.append(upload, *upload_size);
       *upload_size = 0;
       return MHD_YES;
     }
@@ -226,11 +224,6 @@ class HttpDoor::Exchange {
   // The local answer to Account/Auth/token and Account/Auth/expireToken.
   Reply TokenDance(HttpDoor& door, const Caller& caller, const std::string& method, const std::string& account,
                    AuditRecord record);
-
-  static Reply TooLarge(size_t limit) {
-    return {413, ErrorBody("StormBroker::RequestTooLarge",
-                           "the request body is larger than limits.max_request_size (" + FormatByteSize(limit) + ")")};
-  }
 
   MHD_Result Send(MHD_Connection* connection) {
     std::string text = encoding == "yaml" ? RenderYaml(reply->body) : reply->body.dump();
@@ -300,6 +293,19 @@ void HttpDoor::Exchange::Handle(Server& server, MHD_Connection* connection, cons
     encoding = target->encoding;
     record.method = target->method;
   }
+  // Every request, answered here or upstream, holds a place among the
+  // caller's calls until it is answered.
+  CallAdmission admission = door.connections_.BeginCall(peer->fd);
+  if (!admission.ticket) {
+    record.decision = "limit";
+    return refuse(FromStatus(admission.refusal), admission.refusal);
+  }
+  ticket = std::move(admission.ticket);
+  if (too_large) {
+    Status why = InvalidArgument("the request body is larger than limits.max_request_size (" +
+                                 FormatByteSize(door.limits_.max_request_bytes) + ")");
+    return refuse(Reply{413, ErrorBody("StormBroker::RequestTooLarge", why.message())}, why);
+  }
   if (method != "POST") {
     Status why = InvalidArgument("the Storm API takes POST, not " + method.substr(0, 20));
     return refuse(Reply{405, ErrorBody("StormBroker::MethodNotAllowed", why.message())}, why);
@@ -340,16 +346,10 @@ void HttpDoor::Exchange::Handle(Server& server, MHD_Connection* connection, cons
     reply = TokenDance(door, caller, target->method, account, std::move(record));
     return;
   }
-  CallAdmission admission = door.connections_.BeginCall(peer->fd);
-  if (!admission.ticket) {
-    record.decision = "limit";
-    return refuse(FromStatus(admission.refusal), admission.refusal);
-  }
   if (!door.in_flight_.Begin()) {
     Status closing = Unavailable("the broker is shutting down");
     return refuse(FromStatus(closing), closing);
   }
-  ticket = std::move(admission.ticket);
   at_desk = true;
   MHD_suspend_connection(connection);
   DeskCall call{account, target->method, target->version, std::move(params).value(), std::nullopt};

@@ -169,6 +169,10 @@ TEST_F(HttpDoorTest, AnApiExceptionComesBackAsDataAndABadBodyIsAnsweredLocally) 
   Answer bad_path = Curl("/v1/Utilities//ping", kEnvelope, {"-u", "prod:x"});
   EXPECT_EQ(bad_path.status, 400) << bad_path.body;
   EXPECT_EQ(Curl("/v2/Utilities/Info/ping", kEnvelope, {"-u", "prod:x"}).status, 404);
+  std::string huge = dir_.Write("huge.json", R"({"params": {"x": ")" + std::string(2 << 20, 'x') + R"("}})");
+  Answer too_large = Curl("/v1/Utilities/Info/ping", "@" + huge, {"-u", "prod:x"});
+  EXPECT_EQ(too_large.status, 413) << too_large.body;
+  EXPECT_EQ(too_large.json()["error_class"], "StormBroker::RequestTooLarge");
   Answer encoding = Curl("/v1/Utilities/Info/ping.xml", kEnvelope, {"-u", "prod:x"});
   EXPECT_EQ(encoding.json()["error_class"], "LW::Exception::API::InvalidEncoding");
   Answer get = Parse(RunCommand({"/usr/bin/curl", "-s", "--unix-socket", http_socket_, "-o", "-", "-w", "\n%{http_code}",
@@ -177,7 +181,7 @@ TEST_F(HttpDoorTest, AnApiExceptionComesBackAsDataAndABadBodyIsAnsweredLocally) 
   EXPECT_EQ(storm_->Counters(), before) << "nothing refused went upstream";
   int invalid = 0;
   for (const auto& r : Audit()) invalid += r["decision"] == "invalid" && r["listener"] == "http-unix";
-  EXPECT_EQ(invalid, 6) << "every refused request is audited";
+  EXPECT_EQ(invalid, 7) << "every refused request is audited";
 }
 
 TEST_F(HttpDoorTest, LoopbackTcpKnowsTheCallerAndPolicyDecides) {
