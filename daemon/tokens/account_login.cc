@@ -1,5 +1,7 @@
 // AccountSession: logins (first, renewal, an operator's), the check of a
 // token kept from the last run, and what a failed login leads to.
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "tokens/account_session.h"
@@ -8,6 +10,9 @@
 namespace stormbroker {
 
 using std::chrono::milliseconds;
+
+// No passcode is sent with less than this left of its step.
+constexpr int64_t kTotpLastSendMs = 2000;
 
 void AccountSession::Login(Secret passcode, std::function<void(Status)> done) {
   Guard guard(*this);
@@ -44,9 +49,13 @@ void AccountSession::SendLoginLocked(LoginKind kind, Secret passcode, std::funct
   if (account_.two_factor == TwoFactor::kTotp) {
     auto wall_ms = std::chrono::duration_cast<milliseconds>(scheduler_.WallNow().time_since_epoch()).count();
     int64_t step = TotpStep(wall_ms / 1000);
-    if (step <= last_totp_step_) {
-      // Each passcode is good for one login: wait for the next step.
-      int64_t wait_ms = (last_totp_step_ + 1) * kTotpStepSeconds * 1000 - wall_ms + 100;
+    // A passcode is good for one login, and only within its own step: one
+    // sent in the step's last moments may arrive in the next and be refused,
+    // which would stop the account until an operator steps in.
+    bool step_ending = (step + 1) * kTotpStepSeconds * 1000 - wall_ms < kTotpLastSendMs;
+    if (step <= last_totp_step_ || step_ending) {
+      int64_t next = std::max(last_totp_step_ + 1, step_ending ? step + 1 : step);
+      int64_t wait_ms = next * kTotpStepSeconds * 1000 - wall_ms + 100;
       spdlog::info("account {}: waiting {} ms for a fresh two-factor step", account_.name, wait_ms);
       retry_timer_ = AtLocked(scheduler_.Now() + milliseconds(wait_ms),
                               [kind, done](AccountSession& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mutex_) {

@@ -194,6 +194,20 @@ TEST_F(TotpAccountTest, LogsInWithTheCurrentCodeAndNeverReusesAStep) {
   EXPECT_EQ(store_.saved["prod"].last_totp_step, TotpStep(ServerNow()));
 }
 
+TEST_F(TotpAccountTest, APasscodeIsNotSentInTheLastMomentsOfItsStep) {
+  // 29 s into a 30 s step: the login could reach the API after the step
+  // ended, where the passcode is refused (and a refused login stops).
+  scheduler_.Advance(29s);
+  Create();
+  session_->Start();
+  EXPECT_EQ(upstream_.Pending(), 0u) << "no passcode sent with 1 s left of its step";
+  auto step_before = TotpStep(ServerNow());
+  RunNextTask();
+  auto login = upstream_.Take();
+  EXPECT_EQ(TotpStep(ServerNow()), step_before + 1);
+  EXPECT_EQ(login.passcode, ExpectedCode());
+}
+
 TEST_F(TotpAccountTest, AStepUsedBeforeARestartIsNotUsedAgain) {
   PersistedToken saved;
   saved.username = "deploy-bot";
