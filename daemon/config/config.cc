@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <fstream>
 #include <set>
 
 #include <yaml-cpp/yaml.h>
@@ -234,7 +235,7 @@ LoopbackAddress Loopback(const YAML::Node& node, const std::string& what) {
 
 ListenConfig ParseListen(const YAML::Node& node) {
   RequireMap(node, "listen");
-  RejectUnknownKeys(node, "listen", {"socket", "mode", "group", "http_socket", "http"});
+  RejectUnknownKeys(node, "listen", {"socket", "mode", "group", "http_socket", "http", "http_tls"});
   ListenConfig listen;
   if (!node["socket"]) Fail(node, "listen.socket is required: the path of the Unix socket to serve");
   listen.socket_path = SocketPath(node["socket"], "listen.socket");
@@ -245,6 +246,20 @@ ListenConfig ParseListen(const YAML::Node& node) {
     }
   }
   if (node["http"]) listen.http = Loopback(node["http"], "listen.http");
+  if (const YAML::Node tls = node["http_tls"]) {
+    RequireMap(tls, "listen.http_tls");
+    RejectUnknownKeys(tls, "listen.http_tls", {"cert_file", "key_file"});
+    if (!listen.http) Fail(tls, "listen.http_tls needs listen.http: TLS is served on the loopback TCP door");
+    if (!tls["cert_file"] || !tls["key_file"]) {
+      Fail(tls, "listen.http_tls needs cert_file and key_file (PEM)");
+    }
+    listen.http_tls_cert_file = Scalar(tls["cert_file"], "listen.http_tls.cert_file");
+    listen.http_tls_key_file = Scalar(tls["key_file"], "listen.http_tls.key_file");
+    std::ifstream cert(listen.http_tls_cert_file);
+    if (!cert) Fail(tls["cert_file"], "cannot read listen.http_tls.cert_file " + listen.http_tls_cert_file);
+    auto key = ReadSecretFile(listen.http_tls_key_file);
+    if (!key.ok()) Fail(tls["key_file"], key.status().message());
+  }
   if (node["mode"]) {
     std::string text = Scalar(node["mode"], "listen.mode");
     char* end = nullptr;

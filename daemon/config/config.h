@@ -37,6 +37,10 @@ struct ListenConfig {
   // loopback TCP; each optional.
   std::string http_socket;
   std::optional<LoopbackAddress> http;
+  // HTTPS on listen.http instead of HTTP, for clients that insist on
+  // https:// (empty: plain HTTP). The key file is read as a secret.
+  std::string http_tls_cert_file;
+  std::string http_tls_key_file;
 };
 
 struct AuditConfig {

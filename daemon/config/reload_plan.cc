@@ -42,6 +42,8 @@ ReloadPlan PlanReload(const Config& a, const Config& b) {
       .Key("listen.group", a.listen.group, b.listen.group)
       .Key("listen.http_socket", a.listen.http_socket, b.listen.http_socket)
       .Key("listen.http", a.listen.http, b.listen.http)
+      .Key("listen.http_tls.cert_file", a.listen.http_tls_cert_file, b.listen.http_tls_cert_file)
+      .Key("listen.http_tls.key_file", a.listen.http_tls_key_file, b.listen.http_tls_key_file)
       .Key("upstream.url", a.upstream.url, b.upstream.url)
       .Key("upstream.ca_file", a.upstream.ca_file, b.upstream.ca_file)
       .Key("upstream.timeout", a.upstream.timeout, b.upstream.timeout)

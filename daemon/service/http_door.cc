@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdarg>
+#include <fstream>
+#include <sstream>
 
 #include <spdlog/spdlog.h>
 
@@ -19,6 +21,7 @@
 #include "access/request_check.h"
 #include "config/byte_size.h"
 #include "format/yaml_json.h"
+#include "secret/secret.h"
 #include "service/unix_listener.h"
 
 namespace stormbroker {
@@ -443,19 +446,31 @@ Status HttpDoor::Start(const ListenConfig& listen) {
     auto fd = OpenUnixSocket(listen.http_socket, listen.mode, listen.group);
     if (!fd.ok()) return fd.status();
     socket_path_ = listen.http_socket;
-    if (Status served = Serve(*fd, "http-unix"); !served.ok()) return served;
+    if (Status served = Serve(*fd, "http-unix", nullptr); !served.ok()) return served;
     spdlog::info("HTTP door on {}", listen.http_socket);
   }
   if (listen.http) {
+    std::optional<Tls> tls;
+    if (!listen.http_tls_cert_file.empty()) {
+      std::ifstream cert_file(listen.http_tls_cert_file);
+      std::stringstream cert;
+      cert << cert_file.rdbuf();
+      auto key = ReadSecretFile(listen.http_tls_key_file);
+      if (!cert_file || !key.ok()) {
+        return Unavailable("cannot read listen.http_tls: " +
+                           (key.ok() ? listen.http_tls_cert_file : key.status().message()));
+      }
+      tls = Tls{cert.str(), std::move(key).value()};
+    }
     auto fd = OpenLoopbackSocket(*listen.http);
     if (!fd.ok()) return fd.status();
-    if (Status served = Serve(*fd, "http-tcp"); !served.ok()) return served;
-    spdlog::info("HTTP door on {}:{}", listen.http->host, listen.http->port);
+    if (Status served = Serve(*fd, "http-tcp", tls ? &*tls : nullptr); !served.ok()) return served;
+    spdlog::info("HTTP door on {}://{}:{}", tls ? "https" : "http", listen.http->host, listen.http->port);
   }
   return Status::Ok();
 }
 
-Status HttpDoor::Serve(int listen_fd, const std::string& name) {
+Status HttpDoor::Serve(int listen_fd, const std::string& name, const Tls* tls) {
   auto server = std::make_unique<Server>();
   server->door = this;
   server->name = name;
@@ -463,6 +478,14 @@ Status HttpDoor::Serve(int listen_fd, const std::string& name) {
   server->listen_fd = listen_fd;
   unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
                        MHD_USE_ERROR_LOG;
+  // TLS (GnuTLS, inside libmicrohttpd): the key and certificate as PEM text.
+  std::vector<MHD_OptionItem> tls_options;
+  if (tls) {
+    flags |= MHD_USE_TLS;
+    tls_options.push_back({MHD_OPTION_HTTPS_MEM_KEY, 0, const_cast<char*>(tls->key.Reveal().data())});
+    tls_options.push_back({MHD_OPTION_HTTPS_MEM_CERT, 0, const_cast<char*>(tls->cert.c_str())});
+  }
+  tls_options.push_back({MHD_OPTION_END, 0, nullptr});
   auto idle_seconds = static_cast<unsigned int>(
       std::max<long long>(1, std::chrono::duration_cast<std::chrono::seconds>(limits_.idle_timeout).count()));
   server->daemon = MHD_start_daemon(
@@ -475,6 +498,7 @@ Status HttpDoor::Serve(int listen_fd, const std::string& name) {
       MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned int>(limits_.connections),  //
       MHD_OPTION_CONNECTION_TIMEOUT, idle_seconds,                                  //
       MHD_OPTION_THREAD_POOL_SIZE, 2u,                                              //
+      MHD_OPTION_ARRAY, tls_options.data(),                                         //
       MHD_OPTION_END);
   if (!server->daemon) {
     close(listen_fd);

@@ -34,6 +34,7 @@
 #include "access/connection_table.h"
 #include "service/call_desk.h"
 #include "service/in_flight.h"
+#include "secret/secret.h"
 
 struct MHD_Daemon;
 
@@ -61,8 +62,13 @@ class HttpDoor {
   struct Server;
   class Exchange;
   friend class Exchange;
+  struct Tls {
+    std::string cert;  // PEM
+    Secret key;        // PEM
+  };
 
-  Status Serve(int listen_fd, const std::string& name);
+  // `tls` (may be null) is read while the server starts.
+  Status Serve(int listen_fd, const std::string& name, const Tls* tls);
 
   ConnectionTable& connections_;
   CallDesk& desk_;

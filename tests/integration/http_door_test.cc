@@ -58,11 +58,16 @@ class HttpDoorTest : public harness::BrokerTest {
     return Parse(RunCommand(argv, "", as));
   }
 
-  // Python's standard http.client on loopback TCP, as `as`.
-  Answer Python(const std::string& path, const std::string& body, std::optional<uid_t> as = std::nullopt) {
+  // Python's standard http.client on loopback TCP, as `as`; over TLS
+  // (trusting the emulator's test CA) with `tls`.
+  Answer Python(const std::string& path, const std::string& body, std::optional<uid_t> as = std::nullopt,
+                bool tls = false) {
+    std::string connect =
+        tls ? "import ssl\nc = http.client.HTTPSConnection('127.0.0.1', " + std::to_string(port_) +
+                  ", timeout=20, context=ssl.create_default_context(cafile='" + storm_->ca_file() + "'))\n"
+            : "c = http.client.HTTPConnection('127.0.0.1', " + std::to_string(port_) + ", timeout=20)\n";
     std::string script =
-        "import http.client, sys\n"
-        "c = http.client.HTTPConnection('127.0.0.1', " + std::to_string(port_) + ", timeout=20)\n"
+        "import http.client, sys\n" + connect +
         "c.request('POST', sys.argv[1], body=sys.argv[2], headers={'Content-Type': 'application/json'})\n"
         "r = c.getresponse()\n"
         "sys.stdout.write(r.read().decode() + '\\n' + str(r.status))\n";
@@ -212,6 +217,20 @@ TEST_F(HttpDoorTest, LoopbackTcpKnowsTheCallerAndPolicyDecides) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_EQ(Python("/v1/Utilities/Info/ping", kEnvelope, kNobody).status, 200) << broker_->Log();
+}
+
+TEST_F(HttpDoorTest, HttpsForClientsThatInsistOnIt) {
+  YAML::Node config = Config();
+  config["accounts"].remove("staging");
+  std::string certs = storm_->ca_file().substr(0, storm_->ca_file().rfind('/'));
+  config["listen"]["http_tls"]["cert_file"] = certs + "/server.pem";
+  config["listen"]["http_tls"]["key_file"] = dir_.Write("door.key", harness::ReadFile(certs + "/server.key"), 0600);
+  StartBroker(config);
+  Answer over_tls = Python("/v1/Utilities/Info/ping", kEnvelope, std::nullopt, /*tls=*/true);
+  EXPECT_EQ(over_tls.status, 200) << over_tls.body << broker_->Log();
+  EXPECT_EQ(over_tls.json(), nlohmann::json({{"ping", "success"}}));
+  Answer refused = Python("/v1/Utilities/Info/ping", kEnvelope, kNobody, /*tls=*/true);
+  EXPECT_EQ(refused.status, 403) << "the owner of a TLS connection is known as well";
 }
 
 TEST_F(HttpDoorTest, NoSecretInAnswersLogOrAudit) {

@@ -132,6 +132,16 @@ TEST_F(ConfigLoaderTest, BrokenConfigsNameFileLineAndReason) {
        "max_connections", "upstream.max_connections must be a number of connections from 1 to 1024"},
       {"upstream connections out of range", [](YAML::Node& d) { d["upstream"]["max_connections"] = 1025; },
        "max_connections", "from 1 to 1024"},
+      {"http door off loopback", [](YAML::Node& d) { d["listen"]["http"] = "0.0.0.0:8089"; }, "http:",
+       "listen.http is not a loopback address"},
+      {"http door without a port", [](YAML::Node& d) { d["listen"]["http"] = "127.0.0.1"; }, "http:",
+       "listen.http has no port"},
+      {"tls without the tcp door",
+       [&](YAML::Node& d) {
+         d["listen"]["http_tls"]["cert_file"] = password_file_;
+         d["listen"]["http_tls"]["key_file"] = password_file_;
+       },
+       "http_tls", "listen.http_tls needs listen.http"},
       {"unreadable password file",
        [&](YAML::Node& d) { d["accounts"]["prod"]["password_file"] = dir_ + "/missing.password"; },
        "missing.password", "cannot read secret file " + dir_ + "/missing.password"},
