@@ -141,7 +141,7 @@ TEST_F(ConfigLoaderTest, BrokenConfigsNameFileLineAndReason) {
          d["listen"]["http_tls"]["cert_file"] = password_file_;
          d["listen"]["http_tls"]["key_file"] = password_file_;
        },
-       "http_tls", "listen.http_tls needs listen.http"},
+       "cert_file", "listen.http_tls needs listen.http"},
       {"unreadable password file",
        [&](YAML::Node& d) { d["accounts"]["prod"]["password_file"] = dir_ + "/missing.password"; },
        "missing.password", "cannot read secret file " + dir_ + "/missing.password"},
