@@ -154,7 +154,6 @@ struct HttpDoor::Server {
   HttpDoor* door = nullptr;
   std::string name;  // the audit's listener: http-unix or http-tcp
   bool unix_socket = false;
-  int listen_fd = -1;
   MHD_Daemon* daemon = nullptr;
 };
 
@@ -475,7 +474,6 @@ Status HttpDoor::Serve(int listen_fd, const std::string& name, const Tls* tls) {
   server->door = this;
   server->name = name;
   server->unix_socket = name == "http-unix";
-  server->listen_fd = listen_fd;
   unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
                        MHD_USE_ERROR_LOG;
   // TLS (GnuTLS, inside libmicrohttpd): the key and certificate as PEM text.
