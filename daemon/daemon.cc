@@ -208,10 +208,16 @@ int RunDaemon(Config config) {
     spdlog::critical("{}", self_test.message());
     return 1;
   }
-  auto listener = UnixListener::FromSystemd();
-  if (listener.ok() && *listener) {
+  auto passed = TakeSystemdSockets();
+  if (!passed.ok()) {
+    spdlog::critical("{}", passed.status().message());
+    return 1;
+  }
+  Result<std::unique_ptr<UnixListener>> listener = std::unique_ptr<UnixListener>();
+  if (passed->grpc) {
+    listener = UnixListener::Adopt(*passed->grpc);
     spdlog::info("serving {} account(s) on the socket systemd passed (listen.socket is not used)", sessions.size());
-  } else if (listener.ok()) {
+  } else {
     listener = UnixListener::Open(config.listen);
     if (listener.ok()) spdlog::info("serving {} account(s) on {}", sessions.size(), config.listen.socket_path);
   }
@@ -226,7 +232,7 @@ int RunDaemon(Config config) {
   });
   // The second door: the Storm API's own paths over HTTP (when configured).
   HttpDoor http(connections, desk, policy, config.limits);
-  if (Status opened = http.Start(config.listen); !opened.ok()) {
+  if (Status opened = http.Start(config.listen, *passed); !opened.ok()) {
     spdlog::critical("{}", opened.message());
     return 1;
   }

@@ -440,32 +440,40 @@ HttpDoor::HttpDoor(ConnectionTable& connections, CallDesk& desk, const PolicyHol
 
 HttpDoor::~HttpDoor() { Stop(); }
 
-Status HttpDoor::Start(const ListenConfig& listen) {
-  if (!listen.http_socket.empty()) {
+Status HttpDoor::Start(const ListenConfig& listen, const PassedSockets& passed) {
+  if (passed.http_unix) {
+    if (Status served = Serve(*passed.http_unix, "http-unix", nullptr); !served.ok()) return served;
+    spdlog::info("HTTP door on the Unix socket systemd passed (listen.http_socket is not used)");
+  } else if (!listen.http_socket.empty()) {
     auto fd = OpenUnixSocket(listen.http_socket, listen.mode, listen.group);
     if (!fd.ok()) return fd.status();
     socket_path_ = listen.http_socket;
     if (Status served = Serve(*fd, "http-unix", nullptr); !served.ok()) return served;
     spdlog::info("HTTP door on {}", listen.http_socket);
   }
-  if (listen.http) {
-    std::optional<Tls> tls;
-    if (!listen.http_tls_cert_file.empty()) {
-      std::ifstream cert_file(listen.http_tls_cert_file);
-      std::stringstream cert;
-      cert << cert_file.rdbuf();
-      auto key = ReadSecretFile(listen.http_tls_key_file);
-      if (!cert_file || !key.ok()) {
-        return Unavailable("cannot read listen.http_tls: " +
-                           (key.ok() ? listen.http_tls_cert_file : key.status().message()));
-      }
-      tls = Tls{cert.str(), std::move(key).value()};
+  if (!listen.http && !passed.http_tcp) return Status::Ok();
+  std::optional<Tls> tls;
+  if (!listen.http_tls_cert_file.empty()) {
+    std::ifstream cert_file(listen.http_tls_cert_file);
+    std::stringstream cert;
+    cert << cert_file.rdbuf();
+    auto key = ReadSecretFile(listen.http_tls_key_file);
+    if (!cert_file || !key.ok()) {
+      return Unavailable("cannot read listen.http_tls: " +
+                         (key.ok() ? listen.http_tls_cert_file : key.status().message()));
     }
-    auto fd = OpenLoopbackSocket(*listen.http);
-    if (!fd.ok()) return fd.status();
-    if (Status served = Serve(*fd, "http-tcp", tls ? &*tls : nullptr); !served.ok()) return served;
-    spdlog::info("HTTP door on {}://{}:{}", tls ? "https" : "http", listen.http->host, listen.http->port);
+    tls = Tls{cert.str(), std::move(key).value()};
   }
+  const char* scheme = tls ? "https" : "http";
+  if (passed.http_tcp) {
+    if (Status served = Serve(*passed.http_tcp, "http-tcp", tls ? &*tls : nullptr); !served.ok()) return served;
+    spdlog::info("HTTP door ({}) on the loopback socket systemd passed (listen.http is not used)", scheme);
+    return Status::Ok();
+  }
+  auto fd = OpenLoopbackSocket(*listen.http);
+  if (!fd.ok()) return fd.status();
+  if (Status served = Serve(*fd, "http-tcp", tls ? &*tls : nullptr); !served.ok()) return served;
+  spdlog::info("HTTP door on {}://{}:{}", scheme, listen.http->host, listen.http->port);
   return Status::Ok();
 }
 

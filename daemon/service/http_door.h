@@ -34,6 +34,7 @@
 #include "access/connection_table.h"
 #include "service/call_desk.h"
 #include "service/in_flight.h"
+#include "service/passed_sockets.h"
 #include "secret/secret.h"
 
 struct MHD_Daemon;
@@ -47,9 +48,11 @@ class HttpDoor {
   HttpDoor(const HttpDoor&) = delete;
   HttpDoor& operator=(const HttpDoor&) = delete;
 
-  // Serves on the Unix socket `path` (created with `mode` and `group`, as
-  // the gRPC socket), and on loopback `address`; either may be left out.
-  Status Start(const ListenConfig& listen);
+  // Serves on listen.http_socket (created with listen.mode and listen.group,
+  // as the gRPC socket) and on loopback listen.http (HTTPS with
+  // listen.http_tls); either may be left out. A socket systemd passed for a
+  // door (`passed`) is served instead of the configured one.
+  Status Start(const ListenConfig& listen, const PassedSockets& passed);
 
   // Shutdown: stops taking connections, answers new requests 503, and waits
   // at most `bound` for the calls in flight; says whether they all ended.

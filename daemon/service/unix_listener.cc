@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <grpcpp/server_posix.h>
-#include <systemd/sd-daemon.h>
 
 #include <spdlog/spdlog.h>
 
@@ -92,18 +91,8 @@ Result<std::unique_ptr<UnixListener>> UnixListener::Open(const ListenConfig& con
   return std::unique_ptr<UnixListener>(new UnixListener(*fd, config.socket_path, wake));
 }
 
-Result<std::unique_ptr<UnixListener>> UnixListener::FromSystemd() {
-  int count = sd_listen_fds(/*unset_environment=*/1);
-  if (count <= 0) return std::unique_ptr<UnixListener>();
-  int fd = SD_LISTEN_FDS_START;
-  if (count != 1 || sd_is_socket_unix(fd, SOCK_STREAM, /*listening=*/1, nullptr, 0) <= 0) {
-    return FailedPrecondition("systemd passed " + std::to_string(count) +
-                              " sockets; stormbrokerd takes exactly one listening Unix stream socket");
-  }
+Result<std::unique_ptr<UnixListener>> UnixListener::Adopt(int fd) {
   // Never AddListeningPort on this path: gRPC would unlink and rebind it.
-  int flags = fcntl(fd, F_GETFL);
-  fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-  fcntl(fd, F_SETFD, FD_CLOEXEC);
   int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake < 0) return Unavailable(Errno("eventfd"));
   return std::unique_ptr<UnixListener>(new UnixListener(fd, "", wake));

@@ -27,9 +27,9 @@ class UnixListener {
   // A stale socket left by a dead daemon is replaced; a live one is refused
   // ("another stormbrokerd is serving PATH"); a non-socket file is left alone.
   static Result<std::unique_ptr<UnixListener>> Open(const ListenConfig& config);
-  // The socket systemd passed (socket activation, fd 3), if it passed one.
+  // Listens on `fd`, a listening socket systemd passed (socket activation).
   // systemd owns its file: Stop closes the fd and leaves the file alone.
-  static Result<std::unique_ptr<UnixListener>> FromSystemd();
+  static Result<std::unique_ptr<UnixListener>> Adopt(int fd);
   ~UnixListener();
 
   // Starts accepting; each connection is admitted to `connections` and

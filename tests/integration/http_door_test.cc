@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "harness.h"
@@ -217,6 +218,33 @@ TEST_F(HttpDoorTest, LoopbackTcpKnowsTheCallerAndPolicyDecides) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_EQ(Python("/v1/Utilities/Info/ping", kEnvelope, kNobody).status, 200) << broker_->Log();
+}
+
+// Socket activation: systemd passes the doors by name (FileDescriptorName=
+// grpc, and http for both HTTP sockets); the configured ones are not made.
+TEST_F(HttpDoorTest, ServesTheDoorsSystemdPasses) {
+  std::filesystem::create_directories(dir_.path() + "/run");
+  std::string grpc_socket = dir_.path() + "/run/activated.sock";
+  YAML::Node config = Config();
+  config["accounts"].remove("staging");
+  config["listen"]["http_socket"] = dir_.path() + "/run/configured-http.sock";
+  config["listen"]["http"] = "127.0.0.1:" + std::to_string(harness::FreePort());
+  broker_ = std::make_unique<harness::Broker>(
+      dir_, config, std::map<std::string, std::string>{},
+      std::vector<std::string>{"/usr/bin/systemd-socket-activate", "--listen=" + grpc_socket,
+                               "--listen=" + http_socket_, "--listen=127.0.0.1:" + std::to_string(port_),
+                               "--fdname=grpc:http:http"});
+  for (int i = 0; i < 200 && !std::filesystem::exists(http_socket_); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  Answer unix_door = Curl("/v1/Utilities/Info/ping", kEnvelope);  // the first connection starts the daemon
+  EXPECT_EQ(unix_door.status, 200) << unix_door.body << broker_->Log();
+  EXPECT_EQ(Python("/v1/Utilities/Info/ping", kEnvelope).status, 200) << broker_->Log();
+  auto grpc = stormbroker::client::Client::Connect(grpc_socket)->Call("prod", "Utilities/Info/ping", {});
+  EXPECT_TRUE(grpc.ok()) << grpc.error().message;
+  EXPECT_NE(broker_->Log().find("HTTP door on the Unix socket systemd passed"), std::string::npos) << broker_->Log();
+  EXPECT_NE(broker_->Log().find("on the loopback socket systemd passed"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(config["listen"]["http_socket"].as<std::string>()));
 }
 
 TEST_F(HttpDoorTest, HttpsForClientsThatInsistOnIt) {
