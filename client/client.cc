@@ -121,6 +121,20 @@ class GrpcClient : public Client {
     return out;
   }
 
+  Outcome<MetricsSnapshot> GetMetrics() override {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    v1::GetMetricsResponse response;
+    grpc::Status status = stub_->GetMetrics(&context, v1::GetMetricsRequest(), &response);
+    if (!status.ok()) return FromStatus(status);
+    MetricsSnapshot out;
+    out.text = response.text();
+    for (const v1::MetricSample& sample : response.samples()) {
+      out.samples.push_back({sample.name(), {sample.labels().begin(), sample.labels().end()}, sample.value()});
+    }
+    return out;
+  }
+
   Outcome<std::string> GetToken(const std::string& account) override {
     v1::GetTokenRequest request;
     request.set_account(account);

@@ -22,7 +22,9 @@
 #include "observe/service_manager.h"
 #include "service/broker_service.h"
 #include "service/health_service.h"
+#include "service/broker_gauges.h"
 #include "service/http_door.h"
+#include "service/metrics_endpoint.h"
 #include "service/keep_warm.h"
 #include "service/self_test.h"
 #include "service/unix_listener.h"
@@ -174,17 +176,22 @@ int RunDaemon(Config config) {
                                          .bytes = config.audit.queue_bytes,
                                          .refusals_per_second = config.audit.refusal_rate,
                                          .refusal_burst = config.audit.refusal_burst});
+  std::vector<std::string> account_names;
+  for (const auto& [name, account] : config.accounts) account_names.push_back(name);
+  Metrics metrics(account_names);
   AccountSessions sessions;
   for (const auto& [name, account] : config.accounts) {
-    sessions.emplace(name, std::make_shared<AccountSession>(account, upstream, scheduler, store.get(), &watches));
+    sessions.emplace(name,
+                     std::make_shared<AccountSession>(account, upstream, scheduler, store.get(), &watches, &metrics));
   }
   ConnectionTable connections(config.limits, ConnectionsTheDescriptorsAllow(config.limits));
   if (Status started = connections.Start(); !started.ok()) {
     spdlog::critical("{}", started.message());
     return 1;
   }
-  CallDesk desk(policy, sessions, audit);
-  BrokerService service(connections, policy, sessions, desk, watches, audit);
+  AddBrokerGauges(metrics, sessions, engine, connections, audit, STORMBROKER_VERSION);
+  CallDesk desk(policy, sessions, audit, &metrics);
+  BrokerService service(connections, policy, sessions, desk, watches, audit, metrics);
   HealthService health(connections, policy);
 
   // Health and reflection let generic gRPC tools find their way around.
@@ -234,6 +241,11 @@ int RunDaemon(Config config) {
   HttpDoor http(connections, desk, policy, config.limits);
   if (Status opened = http.Start(config.listen, *passed); !opened.ok()) {
     spdlog::critical("{}", opened.message());
+    return 1;
+  }
+  MetricsEndpoint metrics_endpoint([&metrics] { return metrics.Collect().Text(); });
+  if (Status started = metrics_endpoint.Start(config.metrics); !started.ok()) {
+    spdlog::critical("{}", started.message());
     return 1;
   }
   for (auto& [name, session] : sessions) session->Start();
@@ -286,6 +298,7 @@ int RunDaemon(Config config) {
   scheduler.Stop();
   engine.Stop();
   http.Stop();  // every HTTP call has its answer by now
+  metrics_endpoint.Stop();  // the textfile's last write counts every call
   server->Wait();
   return 0;
 }

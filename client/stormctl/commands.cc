@@ -106,6 +106,14 @@ int RunStatus(const Invocation& invocation) {
   return kExitOk;
 }
 
+int RunMetrics(const Invocation& invocation) {
+  if (!invocation.args.empty()) return Usage("metrics takes no arguments");
+  auto metrics = invocation.broker.GetMetrics();
+  if (!metrics.ok()) return ExitFor(metrics.error());
+  std::fputs(metrics->text.c_str(), stdout);
+  return kExitOk;
+}
+
 int RunLogin(const Invocation& invocation) {
   auto args = ParseArgs(invocation.args, {}, {"passcode-stdin"});
   if (!args.ok()) return Usage(args.status().message());
@@ -221,6 +229,32 @@ Example:
   stormctl status
 )",
        RunStatus},
+      {"metrics", "metrics", "the broker's metrics, as Prometheus reads them",
+       R"(usage: stormctl metrics
+
+Prints the broker's metrics in Prometheus' text format: the series of the
+accounts you may use, and the broker-wide ones (calls by outcome, durations,
+logins, the upstream's load, callers, the process). The same text is served
+at metrics.listen and written to metrics.textfile when configured.
+
+Example:
+  stormctl metrics | grep stormbroker_calls_total
+)",
+       RunMetrics},
+      {"top", "top", "a live view of the accounts and their calls",
+       R"(usage: stormctl top [--count N]
+
+A live view, refreshed every second: per account you may use, its state,
+the time left before the token idles out and before its hard limit (a
+two-factor prompt account's in yellow within an hour, red within 15 min),
+calls per second (ok, API errors, failed, refused), and the p50/p99 of the
+whole call and of its upstream part, over the last second. q quits. When
+not on a terminal it prints plain frames; --count N stops after N.
+
+Example:
+  stormctl top
+)",
+       RunTop},
       {"login", "login ACCOUNT", "log an account in (two-factor passcode)",
        R"(usage: stormctl login ACCOUNT [--passcode-stdin]
 

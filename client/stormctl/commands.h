@@ -37,5 +37,7 @@ int RunLogin(const Invocation& invocation);
 int RunLogout(const Invocation& invocation);
 int RunToken(const Invocation& invocation);
 int RunWatch(const Invocation& invocation);
+int RunMetrics(const Invocation& invocation);
+int RunTop(const Invocation& invocation);  // top.cc
 
 }  // namespace stormbroker::stormctl

@@ -16,17 +16,6 @@ namespace {
 
 using client::AccountInfo;
 
-std::string Until(const std::optional<std::chrono::system_clock::time_point>& when) {
-  if (!when) return "-";
-  long long seconds = std::chrono::duration_cast<std::chrono::seconds>(*when - std::chrono::system_clock::now()).count();
-  if (seconds < 0) return "passed";
-  char text[32];
-  if (seconds >= 3600) std::snprintf(text, sizeof text, "%lldh%02lldm", seconds / 3600, seconds % 3600 / 60);
-  else if (seconds >= 60) std::snprintf(text, sizeof text, "%lldm%02llds", seconds / 60, seconds % 60);
-  else std::snprintf(text, sizeof text, "%llds", seconds);
-  return text;
-}
-
 long long EpochSeconds(std::chrono::system_clock::time_point when) {
   return std::chrono::duration_cast<std::chrono::seconds>(when.time_since_epoch()).count();
 }
@@ -44,11 +33,23 @@ std::string LocalTime(std::chrono::system_clock::time_point when) {
   return text;
 }
 
+
+}  // namespace
+
+std::string Until(const std::optional<std::chrono::system_clock::time_point>& when) {
+  if (!when) return "-";
+  long long seconds = std::chrono::duration_cast<std::chrono::seconds>(*when - std::chrono::system_clock::now()).count();
+  if (seconds < 0) return "passed";
+  char text[32];
+  if (seconds >= 3600) std::snprintf(text, sizeof text, "%lldh%02lldm", seconds / 3600, seconds % 3600 / 60);
+  else if (seconds >= 60) std::snprintf(text, sizeof text, "%lldm%02llds", seconds / 60, seconds % 60);
+  else std::snprintf(text, sizeof text, "%llds", seconds);
+  return text;
+}
+
 const char* StateHue(const std::string& state) {
   return state == "active" ? "32" : (state == "refreshing" || state == "starting") ? "33" : "31";
 }
-
-}  // namespace
 
 bool UseColour(int fd) {
   const char* no_colour = std::getenv("NO_COLOR");

@@ -37,6 +37,11 @@ void Print(const nlohmann::json& value, const std::string& output);
 // The API's answer, or its exception (kExitApiError).
 int PrintCallResult(const client::CallResult& result, const std::string& output);
 
+// Time left until `when`: "-" for none, "passed", "42s", "3m05s", "11h58m".
+std::string Until(const std::optional<std::chrono::system_clock::time_point>& when);
+// The colour (an SGR code) a state is painted in.
+const char* StateHue(const std::string& state);
+
 nlohmann::json AccountsJson(const std::vector<client::AccountInfo>& accounts);
 void PrintAccountsTable(const std::vector<client::AccountInfo>& accounts);
 void PrintEvent(const client::AccountEvent& event, const std::string& output);

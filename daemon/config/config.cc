@@ -205,32 +205,77 @@ std::string SocketPath(const YAML::Node& node, const std::string& what) {
   return path;
 }
 
-// "127.0.0.1:8080" or "[::1]:8080". Any other address is refused: only for a
-// loopback connection can the kernel say which local user is calling.
-LoopbackAddress Loopback(const YAML::Node& node, const std::string& what) {
+bool IsLoopbackAddress(const std::string& host) {
+  in_addr v4{};
+  in6_addr v6{};
+  return (inet_pton(AF_INET, host.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127) ||
+         (inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6));
+}
+
+// "HOST:PORT" or "[V6HOST]:PORT" with a numeric host; with `default_host`,
+// also a bare PORT. `example` shows the shape in the message.
+TcpAddress HostPort(const YAML::Node& node, const std::string& what, const std::string& example,
+                    const char* default_host = nullptr) {
   std::string text = Scalar(node, what);
-  auto bad = [&](const std::string& why) {
-    Fail(node, what + " " + why + "; write 127.0.0.1:PORT or [::1]:PORT (loopback only: the broker learns who is "
-                                  "calling from the kernel, which knows that only for connections on this machine)");
-  };
+  auto bad = [&](const std::string& why) { Fail(node, what + " " + why + "; write " + example); };
   size_t colon = text.rfind(':');
-  if (colon == std::string::npos) bad("has no port");
-  LoopbackAddress address;
-  address.host = text.substr(0, colon);
+  if (colon == std::string::npos && !default_host) bad("has no port");
+  TcpAddress address;
+  address.host = colon == std::string::npos ? "" : text.substr(0, colon);
   if (address.host.size() > 2 && address.host.front() == '[' && address.host.back() == ']') {
     address.host = address.host.substr(1, address.host.size() - 2);
   }
+  if (address.host.empty() && default_host) address.host = default_host;
   in_addr v4{};
   in6_addr v6{};
-  bool loopback = (inet_pton(AF_INET, address.host.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127) ||
-                  (inet_pton(AF_INET6, address.host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6));
-  if (!loopback) bad("is not a loopback address");
-  std::string port = text.substr(colon + 1);
+  if (inet_pton(AF_INET, address.host.c_str(), &v4) != 1 && inet_pton(AF_INET6, address.host.c_str(), &v6) != 1) {
+    bad("does not start with a numeric address");
+  }
+  std::string port = colon == std::string::npos ? text : text.substr(colon + 1);
   char* end = nullptr;
   long number = std::strtol(port.c_str(), &end, 10);
   if (port.empty() || *end != '\0' || number < 1 || number > 65535) bad("needs a port from 1 to 65535");
   address.port = static_cast<uint16_t>(number);
   return address;
+}
+
+// "127.0.0.1:8080" or "[::1]:8080". Any other address is refused: only for a
+// loopback connection can the kernel say which local user is calling.
+TcpAddress Loopback(const YAML::Node& node, const std::string& what) {
+  const std::string example =
+      "127.0.0.1:PORT or [::1]:PORT (loopback only: the broker learns who is calling from the kernel, which knows "
+      "that only for connections on this machine)";
+  TcpAddress address = HostPort(node, what, example);
+  if (!IsLoopbackAddress(address.host)) Fail(node, what + " is not a loopback address; write " + example);
+  return address;
+}
+
+// metrics: {listen: 127.0.0.1:9848, textfile: PATH, interval: 15s}. Another
+// address than loopback works, with a warning: whoever reaches it reads the
+// names of the accounts and methods.
+MetricsConfig ParseMetrics(const YAML::Node& node) {
+  RequireMap(node, "metrics");
+  RejectUnknownKeys(node, "metrics", {"listen", "textfile", "interval"});
+  MetricsConfig metrics;
+  if (node["listen"]) {
+    metrics.listen = HostPort(node["listen"], "metrics.listen", "127.0.0.1:9848, [::1]:9848 or a port alone (loopback)",
+                              "127.0.0.1");
+    if (!IsLoopbackAddress(metrics.listen->host)) {
+      Warn(node["listen"], "metrics.listen is not a loopback address: whoever reaches " + metrics.listen->host +
+                               " can read the names of the accounts and of the methods called");
+    }
+  }
+  if (node["textfile"]) {
+    metrics.textfile = Scalar(node["textfile"], "metrics.textfile");
+    if (metrics.textfile.front() != '/') Fail(node["textfile"], "metrics.textfile must be an absolute path");
+    if (metrics.textfile.size() < 5 || metrics.textfile.substr(metrics.textfile.size() - 5) != ".prom") {
+      Fail(node["textfile"], "metrics.textfile must end in .prom (the node exporter reads only those)");
+    }
+  }
+  if (node["interval"]) {
+    metrics.interval = Duration(node["interval"], "metrics.interval", std::chrono::seconds(1), std::chrono::hours(1));
+  }
+  return metrics;
 }
 
 ListenConfig ParseListen(const YAML::Node& node) {
@@ -486,7 +531,8 @@ Config Parse(const YAML::Node& root) {
   if (!root.IsDefined() || root.IsNull()) throw ConfigError{0, "the file is empty"};
   RequireMap(root, "the top level");
   RejectUnknownKeys(root, "the top level",
-                    {"listen", "upstream", "accounts", "policy", "state_dir", "audit", "shutdown_timeout", "limits"});
+                    {"listen", "upstream", "accounts", "policy", "state_dir", "audit", "shutdown_timeout", "limits",
+                     "metrics"});
   Config config;
   if (root["state_dir"]) {
     config.state_dir = Scalar(root["state_dir"], "state_dir");
@@ -503,6 +549,7 @@ Config Parse(const YAML::Node& root) {
   }
   if (root["audit"]) config.audit = ParseAudit(root["audit"]);
   if (root["limits"]) config.limits = ParseLimits(root["limits"]);
+  if (root["metrics"]) config.metrics = ParseMetrics(root["metrics"]);
   config.upstream = ParseUpstream(root["upstream"]);
 
   RequireMap(root["accounts"], "accounts");

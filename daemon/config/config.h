@@ -20,13 +20,14 @@
 
 namespace stormbroker {
 
-// A loopback TCP address: 127.0.0.0/8 or ::1 (the kernel can say which local
-// user owns the other end of such a connection; of no other).
-struct LoopbackAddress {
+// A TCP address to listen on: a numeric host and a port. (listen.http takes
+// only loopback: 127.0.0.0/8 or ::1, where the kernel can say which local
+// user owns the other end of a connection.)
+struct TcpAddress {
   std::string host;  // "127.0.0.1" or "::1", as written
   uint16_t port = 0;
 
-  bool operator==(const LoopbackAddress&) const = default;
+  bool operator==(const TcpAddress&) const = default;
 };
 
 struct ListenConfig {
@@ -36,7 +37,7 @@ struct ListenConfig {
   // The HTTP door (the Storm API's own paths), on a Unix socket and on
   // loopback TCP; each optional.
   std::string http_socket;
-  std::optional<LoopbackAddress> http;
+  std::optional<TcpAddress> http;
   // HTTPS on listen.http instead of HTTP, for clients that insist on
   // https:// (empty: plain HTTP). The key file is read as a secret.
   std::string http_tls_cert_file;
@@ -136,6 +137,15 @@ struct PolicyRule {
   bool operator==(const PolicyRule&) const = default;
 };
 
+// Prometheus metrics: served at GET /metrics on `listen`, and written to
+// `textfile` (for the node exporter's textfile collector) every `interval`.
+// Either may be left out; with neither there are no metrics outside stormctl.
+struct MetricsConfig {
+  std::optional<TcpAddress> listen;
+  std::string textfile;
+  std::chrono::milliseconds interval{15'000};
+};
+
 struct Config {
   std::string path;
   std::string state_dir;  // empty: tokens are not kept across restarts
@@ -146,6 +156,7 @@ struct Config {
   UpstreamConfig upstream;
   AuditConfig audit;
   LimitsConfig limits;
+  MetricsConfig metrics;
   std::map<std::string, AccountConfig> accounts;
   std::vector<PolicyRule> policy;
   // Things that work but deserve a look ("FILE:LINE: ..."), for the log and

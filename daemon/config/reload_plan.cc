@@ -50,6 +50,9 @@ ReloadPlan PlanReload(const Config& a, const Config& b) {
       .Key("upstream.max_connections", a.upstream.max_connections, b.upstream.max_connections)
       .Key("upstream.passcode_header", a.upstream.passcode_header, b.upstream.passcode_header)
       .Key("upstream.max_response_size", a.upstream.max_response_bytes, b.upstream.max_response_bytes)
+      .Key("metrics.listen", a.metrics.listen, b.metrics.listen)
+      .Key("metrics.textfile", a.metrics.textfile, b.metrics.textfile)
+      .Key("metrics.interval", a.metrics.interval, b.metrics.interval)
       .Key("audit.file", a.audit.file, b.audit.file)
       .Key("audit.queue", a.audit.queue, b.audit.queue)
       .Key("audit.queue_bytes", a.audit.queue_bytes, b.audit.queue_bytes)
@@ -82,6 +85,7 @@ Config ApplyReload(const Config& running, const Config& fresh) {
   applied.upstream = running.upstream;
   applied.audit = running.audit;
   applied.limits = running.limits;
+  applied.metrics = running.metrics;
   for (const auto& [name, account] : running.accounts) applied.accounts.emplace(name, account.Clone());
   applied.policy = fresh.policy;
   applied.shutdown_timeout = fresh.shutdown_timeout;

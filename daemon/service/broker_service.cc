@@ -253,6 +253,28 @@ grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* 
   return reactor;
 }
 
+grpc::ServerUnaryReactor* BrokerService::GetMetrics(grpc::CallbackServerContext* context,
+                                                    const v1::GetMetricsRequest*, v1::GetMetricsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  AuditRecord record;
+  auto admitted = Admit(context, reactor, "GetMetrics", "", /*drains=*/false, &record);
+  if (!admitted) return reactor;
+  auto policy = policy_.Get();
+  Exposition seen = metrics_.Collect(
+      [&](const std::string& account) { return policy->AdmitsAccount(admitted->caller(), account); });
+  response->set_text(seen.Text());
+  for (const MetricFamily& family : seen.families()) {
+    for (const Sample& sample : family.samples) {
+      v1::MetricSample* out = response->add_samples();
+      out->set_name(family.name + sample.suffix);
+      for (const auto& [name, value] : sample.labels) (*out->mutable_labels())[name] = value;
+      out->set_value(sample.value);
+    }
+  }
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
 grpc::ServerWriteReactor<v1::AccountEvent>* BrokerService::WatchAccounts(grpc::CallbackServerContext* context,
                                                                          const v1::WatchAccountsRequest*) {
   CallAdmission admission = connections_.BeginCall(context->peer());

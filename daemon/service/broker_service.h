@@ -25,9 +25,9 @@ namespace stormbroker {
 class BrokerService final : public v1::Broker::CallbackService {
  public:
   BrokerService(ConnectionTable& connections, const PolicyHolder& policy, const AccountSessions& accounts,
-                CallDesk& desk, AccountWatchHub& watches, AuditLog& audit)
+                CallDesk& desk, AccountWatchHub& watches, AuditLog& audit, const Metrics& metrics)
       : connections_(connections), policy_(policy), accounts_(accounts), desk_(desk), watches_(watches),
-        audit_(audit) {}
+        audit_(audit), metrics_(metrics) {}
 
   grpc::ServerUnaryReactor* Call(grpc::CallbackServerContext* context, const v1::CallRequest* request,
                                  v1::CallResponse* response) override;
@@ -42,6 +42,8 @@ class BrokerService final : public v1::Broker::CallbackService {
                                      v1::GetTokenResponse* response) override;
   grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context, const v1::GetStatusRequest* request,
                                       v1::GetStatusResponse* response) override;
+  grpc::ServerUnaryReactor* GetMetrics(grpc::CallbackServerContext* context, const v1::GetMetricsRequest* request,
+                                       v1::GetMetricsResponse* response) override;
   grpc::ServerWriteReactor<v1::AccountEvent>* WatchAccounts(grpc::CallbackServerContext* context,
                                                             const v1::WatchAccountsRequest* request) override;
 
@@ -75,6 +77,7 @@ class BrokerService final : public v1::Broker::CallbackService {
   CallDesk& desk_;
   AccountWatchHub& watches_;
   AuditLog& audit_;
+  const Metrics& metrics_;
   const std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
   InFlight in_flight_;
 };

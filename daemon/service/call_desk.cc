@@ -25,11 +25,49 @@ Result<CallDesk::Found> CallDesk::FindAccount(const std::string& name) const {
   return Found(*found);
 }
 
+namespace {
+
+CallOutcome OutcomeOf(const AuditRecord& record, const Status& status) {
+  if (record.outcome == "api_error") return CallOutcome::kApiError;
+  if (record.decision == "limit") return CallOutcome::kLimited;
+  switch (status.code()) {
+    case StatusCode::kOk:
+      return CallOutcome::kOk;
+    case StatusCode::kPermissionDenied:
+      return CallOutcome::kDenied;
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kNotFound:
+      return CallOutcome::kInvalid;
+    case StatusCode::kFailedPrecondition:
+      return CallOutcome::kNeedsLogin;
+    case StatusCode::kDeadlineExceeded:
+      return CallOutcome::kDeadline;
+    case StatusCode::kResourceExhausted:
+      return CallOutcome::kLimited;
+    default:
+      return CallOutcome::kUnavailable;
+  }
+}
+
+// `account`: the record's account if the broker holds it, else empty (the
+// record's may be whatever a refused caller wrote).
+void Count(Metrics& metrics, const AuditRecord& record, const std::string& account, const Status& status) {
+  if (record.decision == "deny") metrics.Refusal("policy");
+  else if (record.decision == "invalid") metrics.Refusal("invalid");
+  else if (record.decision == "limit") metrics.Refusal("limit");
+  if (record.rpc != "Call") return;
+  metrics.Call(account, record.method, OutcomeOf(record, status), record.decision == "allow",
+               std::chrono::duration<double, std::milli>(record.latency_ms));
+}
+
+}  // namespace
+
 void CallDesk::Conclude(AuditRecord record, const Status& status) {
   if (record.outcome.empty()) record.outcome = status.ok() ? "ok" : "failed";
   if (record.decision.empty()) record.decision = "invalid";
   record.detail = status.message();
   record.latency_ms = std::chrono::duration<double, std::milli>(std::chrono::system_clock::now() - record.time).count();
+  if (metrics_) Count(*metrics_, record, accounts_.count(record.account) ? record.account : "", status);
   audit_.Record(std::move(record));
 }
 

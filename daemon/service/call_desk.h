@@ -18,6 +18,7 @@
 #include "access/caller.h"
 #include "access/policy.h"
 #include "observe/audit_log.h"
+#include "observe/metrics.h"
 #include "tokens/account_session.h"
 
 namespace stormbroker {
@@ -40,8 +41,9 @@ struct DeskAnswer {
 
 class CallDesk {
  public:
-  CallDesk(const PolicyHolder& policy, const AccountSessions& accounts, AuditLog& audit)
-      : policy_(policy), accounts_(accounts), audit_(audit) {}
+  // `metrics` may be null (nothing counted).
+  CallDesk(const PolicyHolder& policy, const AccountSessions& accounts, AuditLog& audit, Metrics* metrics = nullptr)
+      : policy_(policy), accounts_(accounts), audit_(audit), metrics_(metrics) {}
 
   using Found = std::pair<std::string, std::shared_ptr<AccountSession>>;
   // The named account (or the only one when `name` is empty): INVALID_ARGUMENT
@@ -56,13 +58,14 @@ class CallDesk {
   void Call(const Caller& caller, AuditRecord record, DeskCall call, std::function<void(Result<DeskAnswer>)> done);
 
   // Audits `record` with how it ended (`status`; an outcome already set,
-  // such as api_error, stays).
+  // such as api_error, stays), and counts it in the metrics.
   void Conclude(AuditRecord record, const Status& status);
 
  private:
   const PolicyHolder& policy_;
   const AccountSessions& accounts_;
   AuditLog& audit_;
+  Metrics* metrics_;
 };
 
 // "uid 1000 (alice) pid 4242", for log lines about a caller.

@@ -22,6 +22,7 @@
 #include "config/byte_size.h"
 #include "format/yaml_json.h"
 #include "secret/secret.h"
+#include "service/tcp_socket.h"
 #include "service/unix_listener.h"
 
 namespace stormbroker {
@@ -400,40 +401,6 @@ Reply HttpDoor::Exchange::TokenDance(HttpDoor& door, const Caller& caller, const
            {"expires", std::chrono::duration_cast<std::chrono::seconds>(expires.time_since_epoch()).count()}}};
 }
 
-namespace {
-
-Result<int> OpenLoopbackSocket(const LoopbackAddress& address) {
-  bool v6 = address.host.find(':') != std::string::npos;
-  int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Unavailable(std::string("socket: ") + strerror(errno));
-  int on = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-  sockaddr_storage storage{};
-  socklen_t length = 0;
-  if (v6) {
-    auto& in6 = reinterpret_cast<sockaddr_in6&>(storage);
-    in6.sin6_family = AF_INET6;
-    in6.sin6_port = htons(address.port);
-    inet_pton(AF_INET6, address.host.c_str(), &in6.sin6_addr);
-    length = sizeof in6;
-  } else {
-    auto& in4 = reinterpret_cast<sockaddr_in&>(storage);
-    in4.sin_family = AF_INET;
-    in4.sin_port = htons(address.port);
-    inet_pton(AF_INET, address.host.c_str(), &in4.sin_addr);
-    length = sizeof in4;
-  }
-  if (bind(fd, reinterpret_cast<sockaddr*>(&storage), length) != 0 || listen(fd, SOMAXCONN) != 0) {
-    Status failure = Unavailable("cannot listen on " + address.host + ":" + std::to_string(address.port) + ": " +
-                                 strerror(errno));
-    close(fd);
-    return failure;
-  }
-  return fd;
-}
-
-}  // namespace
-
 HttpDoor::HttpDoor(ConnectionTable& connections, CallDesk& desk, const PolicyHolder& policy,
                    const LimitsConfig& limits)
     : connections_(connections), desk_(desk), policy_(policy), limits_(limits) {}
@@ -470,7 +437,7 @@ Status HttpDoor::Start(const ListenConfig& listen, const PassedSockets& passed) 
     spdlog::info("HTTP door ({}) on the loopback socket systemd passed (listen.http is not used)", scheme);
     return Status::Ok();
   }
-  auto fd = OpenLoopbackSocket(*listen.http);
+  auto fd = OpenTcpSocket(*listen.http);
   if (!fd.ok()) return fd.status();
   if (Status served = Serve(*fd, "http-tcp", tls ? &*tls : nullptr); !served.ok()) return served;
   spdlog::info("HTTP door on {}://{}:{}", scheme, listen.http->host, listen.http->port);

@@ -94,7 +94,10 @@ void AccountSession::OnLoginReply(LoginKind kind, Clock::time_point sent_at, std
 
   auto slot = std::make_shared<Slot>();
   slot->hard_deadline = sent_at + account_.max_lifetime;
-  if (Status taken = TakeGrantLocked(sent_at, reply, slot.get()); taken.ok()) {
+  Status taken = TakeGrantLocked(sent_at, reply, slot.get());
+  meter_.Login(account_.name, LoginCredential(account_.two_factor), kind == LoginKind::kRenewal,
+               taken.ok() ? AccountMeter::Reply::kOk : MeterReply(reply));
+  if (taken.ok()) {
     slot->generation = next_generation_++;
     backoff_.Reset();
     last_error_.clear();

@@ -15,12 +15,13 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 AccountSession::AccountSession(const AccountConfig& account, StormUpstream& upstream, Scheduler& scheduler,
-                               TokenStore* store, AccountEventSink* events)
+                               TokenStore* store, AccountEventSink* events, AccountMeter* meter)
     : account_(account.Clone()),
       upstream_(upstream),
       scheduler_(scheduler),
       store_(store),
       events_(events),
+      meter_(meter ? *meter : AccountMeter::None()),
       password_(account.password.Clone()) {}
 
 // ---------------------------------------------------------------- start, stop
@@ -123,10 +124,12 @@ void AccountSession::CallWithRetry(const std::string& method, const std::string&
         return;
       }
     }
+    auto sent_at = std::chrono::steady_clock::now();
     self->upstream_.Call(
         method, params, {self->account_.username, lease->token},
-        [self, method, version, params, deadline, may_retry, slot,
+        [self, method, version, params, deadline, may_retry, slot, sent_at,
          done = std::move(done)](Result<StormReply> reply) mutable {
+          self->meter_.Upstream(self->account_.name, std::chrono::steady_clock::now() - sent_at);
           self->Release(slot);
           if (may_retry && ClassifyReply(reply) == ReplyVerdict::kCredentialRefused) {
             // The API refused our token for this call, so it did not run it.

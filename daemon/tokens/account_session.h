@@ -33,6 +33,7 @@
 #include "config/config.h"
 #include "secret/secret.h"
 #include "tokens/account_events.h"
+#include "tokens/account_meter.h"
 #include "tokens/backoff.h"
 #include "tokens/scheduler.h"
 #include "tokens/token_reply.h"
@@ -61,9 +62,10 @@ struct HeldToken {
 
 class AccountSession : public std::enable_shared_from_this<AccountSession> {
  public:
-  // `store` and `events` may be null (no persistence, no event stream).
+  // `store`, `events` and `meter` may be null (no persistence, no event
+  // stream, nothing counted).
   AccountSession(const AccountConfig& account, StormUpstream& upstream, Scheduler& scheduler, TokenStore* store,
-                 AccountEventSink* events);
+                 AccountEventSink* events, AccountMeter* meter = nullptr);
 
   // Reuses a persisted token or begins the first login (none, totp). Call once.
   void Start() ABSL_LOCKS_EXCLUDED(mutex_);
@@ -217,6 +219,7 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
   Scheduler& scheduler_;
   TokenStore* store_;
   AccountEventSink* events_;
+  AccountMeter& meter_;
 
   mutable absl::Mutex mutex_;
   bool stopped_ ABSL_GUARDED_BY(mutex_) = false;

@@ -18,6 +18,7 @@ void AccountSession::SendKeepAliveLocked(const std::shared_ptr<Slot>& slot, Keep
     self->upstream_.Call(kTokenMethod, TokenRequestParams(self->account_.token_timeout),
                          {self->account_.username, slot->token},
                          [self, sent_at, on_reply](Result<StormReply> reply) {
+                           self->meter_.KeepAlive(self->account_.name, MeterReply(reply));
                            on_reply(*self, sent_at, std::move(reply));
                          });
   });

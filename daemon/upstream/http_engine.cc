@@ -7,6 +7,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <ctime>
 #include <deque>
@@ -162,6 +163,19 @@ class HttpEngine::Impl {
       FailAll(reason, completions);
     }
     RunAll(completions);
+  }
+
+  Load CurrentLoad() const ABSL_LOCKS_EXCLUDED(mutex_, queue_mutex_) {
+    Load load;
+    {
+      absl::MutexLock lock(&mutex_);
+      load.busy = active_.size();
+      load.waiting = waiting_.size();
+    }
+    absl::MutexLock lock(&queue_mutex_);
+    load.waiting += queue_.size();
+    load.refused = refused_.load(std::memory_order_relaxed);
+    return load;
   }
 
   // Safe to call more than once.
@@ -355,6 +369,7 @@ class HttpEngine::Impl {
     } else if (waiting_.size() < kMaxWaiting) {
       waiting_.push_back(std::move(transfer));
     } else {
+      refused_.fetch_add(1, std::memory_order_relaxed);
       completions.push_back({std::move(transfer->done),
                              Unavailable("the upstream is saturated: " + std::to_string(kMaxWaiting) +
                                          " calls are already waiting for it; try again shortly")});
@@ -463,7 +478,7 @@ class HttpEngine::Impl {
   int epoll_fd_ = -1;
   int wake_fd_ = -1;   // tells the engine thread to take the queue, or to stop
   int timer_fd_ = -1;  // libcurl's next timeout
-  absl::Mutex mutex_;  // guards everything below, and every call into libcurl
+  mutable absl::Mutex mutex_;  // guards everything below, and every call into libcurl
   CURLM* multi_ ABSL_GUARDED_BY(mutex_) = nullptr;
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
   bool timeout_due_ ABSL_GUARDED_BY(mutex_) = false;  // libcurl asked for its timers to run now
@@ -471,10 +486,11 @@ class HttpEngine::Impl {
   std::deque<std::unique_ptr<Transfer>> waiting_ ABSL_GUARDED_BY(mutex_);  // in line for a place there
   std::vector<CURL*> idle_handles_ ABSL_GUARDED_BY(mutex_);
   // Transfers handed over while the engine is busy.
-  absl::Mutex queue_mutex_ ABSL_ACQUIRED_AFTER(mutex_);
+  mutable absl::Mutex queue_mutex_ ABSL_ACQUIRED_AFTER(mutex_);
   std::deque<std::unique_ptr<Transfer>> queue_ ABSL_GUARDED_BY(queue_mutex_);
   bool wake_pending_ ABSL_GUARDED_BY(queue_mutex_) = false;  // wake_fd_ written, queue not taken since
-  bool queue_closed_ ABSL_GUARDED_BY(queue_mutex_) = false;  // Stop() ran: Enqueue fails at once
+  bool queue_closed_ ABSL_GUARDED_BY(queue_mutex_) = false;
+  std::atomic<uint64_t> refused_{0};  // requests refused for a full line  // Stop() ran: Enqueue fails at once
 };
 
 HttpEngine::HttpEngine(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
@@ -485,5 +501,6 @@ void HttpEngine::Submit(HttpRequest request, HttpCallback done) {
 }
 void HttpEngine::CancelAll(const std::string& reason) { impl_->CancelAll(reason); }
 void HttpEngine::Stop() { impl_->Stop(); }
+HttpEngine::Load HttpEngine::CurrentLoad() const { return impl_->CurrentLoad(); }
 
 }  // namespace stormbroker

@@ -70,6 +70,14 @@ class HttpEngine {
   void CancelAll(const std::string& reason);
   void Stop();
 
+  // How loaded the engine is now, for the metrics.
+  struct Load {
+    size_t busy = 0;       // transfers in libcurl's hands (one connection each)
+    size_t waiting = 0;    // requests in line for a connection
+    uint64_t refused = 0;  // requests refused at once since the start: the line was full
+  };
+  Load CurrentLoad() const;
+
  private:
   class Impl;
   std::unique_ptr<Impl> impl_;

@@ -37,6 +37,7 @@ class ScriptedBroker : public client::Client {
   Outcome<client::AccountInfo> Login(const std::string&, const std::string&) override { return Unused(); }
   Outcome<client::Done> Logout(const std::string&) override { return Unused(); }
   Outcome<client::DaemonStatus> GetStatus() override { return Unused(); }
+  Outcome<client::MetricsSnapshot> GetMetrics() override { return Unused(); }
   Outcome<std::string> GetToken(const std::string&) override { return Unused(); }
   BrokerError Watch(const std::function<bool(const client::AccountEvent&)>&) override { return Unused(); }
 

@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <map>
 #include <string>
 #include <variant>
 #include <vector>
@@ -97,6 +98,19 @@ struct DaemonStatus {
   uint64_t audit_records_dropped = 0;
 };
 
+// One sample of the broker's metrics, e.g. stormbroker_calls_total with
+// {account: prod, method: utilities/info/ping, outcome: ok}.
+struct MetricSample {
+  std::string name;
+  std::map<std::string, std::string> labels;
+  double value = 0;
+};
+
+struct MetricsSnapshot {
+  std::string text;  // Prometheus' text exposition format
+  std::vector<MetricSample> samples;
+};
+
 class Client {
  public:
   // Connects lazily: a bad path shows up as kUnavailable on the first call.
@@ -115,6 +129,9 @@ class Client {
   // Expires the account's token upstream now (needs an admin policy rule).
   virtual Outcome<Done> Logout(const std::string& account) = 0;
   virtual Outcome<DaemonStatus> GetStatus() = 0;
+  // The broker's metrics: the series of the accounts the caller may use,
+  // and the broker-wide ones.
+  virtual Outcome<MetricsSnapshot> GetMetrics() = 0;
   // The account's token itself (needs a policy rule with token_export: true).
   virtual Outcome<std::string> GetToken(const std::string& account) = 0;
   // Streams account events to `on_event` until it returns false or the
