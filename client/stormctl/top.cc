@@ -104,7 +104,7 @@ std::string Frame(const std::vector<client::AccountInfo>& accounts, const Metric
                 GaugeOf(after, "stormbroker_caller_connections"), GaugeOf(after, "stormbroker_upstream_connections_busy"),
                 GaugeOf(after, "stormbroker_upstream_calls_waiting"));
   out += line;
-  std::snprintf(line, sizeof line, "%-16s %-14s %-9s %-9s %7s %7s %7s %7s  %-15s %-15s\n", "ACCOUNT", "STATE",
+  std::snprintf(line, sizeof line, "%-16s %-14s %-9s %-9s %7s %8s %7s %8s  %-15s %-15s\n", "ACCOUNT", "STATE",
                 "IDLE-IN", "HARD-IN", "OK/s", "APIERR/s", "FAIL/s", "REFUSE/s", "CALL ms p50/99", "UPSTREAM p50/99");
   out += line;
   auto now = std::chrono::system_clock::now();

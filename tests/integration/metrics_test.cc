@@ -206,3 +206,84 @@ TEST_F(MetricsTest, AnAddressOffLoopbackIsAllowedWithAWarning) {
 }
 
 }  // namespace
+
+namespace {
+
+// stormctl top in a real terminal: tmux runs it, the test reads the screen.
+class Tmux {
+ public:
+  Tmux(const std::string& socket, const std::string& command) : socket_(socket) {
+    Run({"new-session", "-d", "-x", "160", "-y", "30", command});
+  }
+  ~Tmux() { Run({"kill-server"}); }
+  std::string Screen() const { return Run({"capture-pane", "-p"}).out; }
+  void Keys(const std::string& keys) const { Run({"send-keys", keys}); }
+  bool Alive() const { return Run({"has-session"}).exit_code == 0; }
+
+ private:
+  harness::RunResult Run(std::vector<std::string> args) const {
+    args.insert(args.begin(), {"/usr/bin/tmux", "-S", socket_});
+    return RunCommand(args);
+  }
+  std::string socket_;
+};
+
+// The numbers in the row of `account` on `screen` (the columns after the
+// account's name, state and deadlines); empty when there is no such row.
+std::vector<double> RowOf(const std::string& screen, const std::string& account) {
+  std::istringstream lines(screen);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words(line);
+    std::string name, state, idle, hard;
+    if (!(words >> name >> state >> idle >> hard) || name != account) continue;
+    std::vector<double> numbers;
+    for (double value; words >> value;) numbers.push_back(value);
+    return numbers;
+  }
+  return {};
+}
+
+}  // namespace
+
+TEST_F(MetricsTest, StormctlTopInATerminalCountsACallAndQuitsOnQ) {
+  StartBroker(Config());
+  Tmux tmux(dir_.path() + "/tmux.sock", harness::Binary("stormctl") + " --socket " + socket_ + " top");
+  std::string screen;
+  for (int i = 0; i < 50 && RowOf(screen, "prod").empty(); ++i) {
+    std::this_thread::sleep_for(milliseconds(100));
+    screen = tmux.Screen();
+  }
+  ASSERT_FALSE(RowOf(screen, "prod").empty()) << screen;
+  EXPECT_NE(screen.find("ACCOUNT"), std::string::npos) << screen;
+  EXPECT_NE(screen.find("active"), std::string::npos) << screen;
+  EXPECT_NE(screen.find("q quits"), std::string::npos) << screen;
+  // Calls keep coming until the view shows them: ok/s is the first number.
+  bool counted = false;
+  for (int i = 0; i < 30 && !counted; ++i) {
+    CallAs("Utilities/Info/ping", true);
+    std::this_thread::sleep_for(milliseconds(200));
+    screen = tmux.Screen();
+    std::vector<double> row = RowOf(screen, "prod");
+    counted = !row.empty() && row[0] > 0;
+  }
+  EXPECT_TRUE(counted) << screen;
+  RecordProperty("screen", screen);  // in --gtest_output=xml, for the README's picture
+  tmux.Keys("q");
+  bool quit = false;
+  for (int i = 0; i < 50 && !quit; ++i) {
+    std::this_thread::sleep_for(milliseconds(100));
+    quit = !tmux.Alive();
+  }
+  EXPECT_TRUE(quit) << "stormctl top did not quit on q: " << tmux.Screen();
+}
+
+TEST_F(MetricsTest, StormctlTopOffATerminalPrintsPlainFrames) {
+  StartBroker(Config());
+  auto top = Ctl({"top", "--count", "2"});
+  ASSERT_EQ(top.exit_code, 0) << top.err;
+  EXPECT_EQ(top.out.find('\033'), std::string::npos) << "escape codes off a terminal";
+  size_t frames = 0;
+  for (size_t at = top.out.find("ACCOUNT"); at != std::string::npos; at = top.out.find("ACCOUNT", at + 1)) ++frames;
+  EXPECT_EQ(frames, 2u) << top.out;
+  EXPECT_FALSE(RowOf(top.out, "prod").empty()) << top.out;
+}
