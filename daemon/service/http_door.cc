@@ -22,6 +22,7 @@
 #include "config/byte_size.h"
 #include "format/yaml_json.h"
 #include "secret/secret.h"
+#include "service/mhd_log.h"
 #include "service/tcp_socket.h"
 #include "service/unix_listener.h"
 
@@ -138,14 +139,6 @@ Result<nlohmann::json> ParseParams(const std::string& body, const std::string& e
   }
   if (!(*envelope)["params"].is_object()) return InvalidArgument("Could not deserialize the request body: params must be a map");
   return (*envelope)["params"];
-}
-
-void LogFromMhd(void*, const char* format, va_list args) {
-  char line[512];
-  vsnprintf(line, sizeof line, format, args);
-  std::string text(line);
-  while (!text.empty() && text.back() == '\n') text.pop_back();
-  spdlog::warn("http door: {}", text);
 }
 
 }  // namespace
@@ -463,7 +456,8 @@ Status HttpDoor::Serve(int listen_fd, const std::string& name, const Tls* tls) {
       std::max<long long>(1, std::chrono::duration_cast<std::chrono::seconds>(limits_.idle_timeout).count()));
   server->daemon = MHD_start_daemon(
       flags, 0, nullptr, nullptr, &Exchange::OnRequest, server.get(),                //
-      MHD_OPTION_EXTERNAL_LOGGER, &LogFromMhd, nullptr,  // first, so that every message goes there
+      // The logger first, so that every message goes there.
+      MHD_OPTION_EXTERNAL_LOGGER, &LogFromMhd, const_cast<char*>("http door"),     //
       MHD_OPTION_LISTEN_SOCKET, listen_fd,                                          //
       MHD_OPTION_NOTIFY_CONNECTION, &Exchange::OnConnection, server.get(),          //
       MHD_OPTION_NOTIFY_COMPLETED, &Exchange::OnCompleted, nullptr,                 //

@@ -7,24 +7,16 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdarg>
 
 #include <spdlog/spdlog.h>
 
+#include "service/mhd_log.h"
 #include "service/tcp_socket.h"
 
 namespace stormbroker {
 namespace {
 
 constexpr const char* kContentType = "text/plain; version=0.0.4; charset=utf-8";
-
-void LogFromMhd(void*, const char* format, va_list args) {
-  char line[512];
-  vsnprintf(line, sizeof line, format, args);
-  std::string text(line);
-  while (!text.empty() && text.back() == '\n') text.pop_back();
-  spdlog::warn("metrics endpoint: {}", text);
-}
 
 MHD_Result Reply(MHD_Connection* connection, unsigned int status, const std::string& body, const char* type) {
   MHD_Response* response = MHD_create_response_from_buffer(body.size(), const_cast<char*>(body.data()),
@@ -54,13 +46,13 @@ Status MetricsEndpoint::Start(const MetricsConfig& config) {
   if (config.listen) {
     auto fd = OpenTcpSocket(*config.listen);
     if (!fd.ok()) return Unavailable("metrics.listen: " + fd.status().message());
-    daemon_ = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG, 0, nullptr,
-                               nullptr, &OnRequest, &render_,                                  //
-                               MHD_OPTION_EXTERNAL_LOGGER, &LogFromMhd, nullptr,              //
-                               MHD_OPTION_LISTEN_SOCKET, *fd,                                 //
-                               MHD_OPTION_CONNECTION_LIMIT, 64u,                              //
-                               MHD_OPTION_CONNECTION_TIMEOUT, 30u,                            //
-                               MHD_OPTION_END);
+    daemon_ = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG, 0, nullptr, nullptr, &OnRequest, &render_,
+        MHD_OPTION_EXTERNAL_LOGGER, &LogFromMhd, const_cast<char*>("metrics endpoint"),  //
+        MHD_OPTION_LISTEN_SOCKET, *fd,                                                   //
+        MHD_OPTION_CONNECTION_LIMIT, 64u,                                                //
+        MHD_OPTION_CONNECTION_TIMEOUT, 30u,                                              //
+        MHD_OPTION_END);
     if (!daemon_) {
       close(*fd);
       return Unavailable("libmicrohttpd could not serve metrics.listen");
