@@ -90,7 +90,9 @@ Metrics::Metrics(const std::vector<std::string>& accounts) {
 
 void Metrics::Call(const std::string& account, const std::string& method, CallOutcome outcome, bool allowed,
                    std::chrono::duration<double> took) {
-  std::string label;
+  // The key is built before the lock is taken: the lock guards only the maps.
+  Key key = {account, "", CallOutcomeName(outcome)};
+  std::string& label = key[1];
   bool answered = outcome == CallOutcome::kOk || outcome == CallOutcome::kApiError;
   if (answered) {
     label = method;
@@ -98,10 +100,10 @@ void Metrics::Call(const std::string& account, const std::string& method, CallOu
   }
   absl::MutexLock lock(&mutex_);
   if (answered && !method_labels_.count(label)) {
-    if (method_labels_.size() < kMaxMethodLabels) method_labels_[label] = true;
+    if (method_labels_.size() < kMaxMethodLabels) method_labels_.insert(label);
     else label = "other";
   }
-  ++calls_[{account, label, CallOutcomeName(outcome)}];
+  ++calls_[std::move(key)];
   if (allowed) {
     auto histogram = call_seconds_.find(account);
     if (histogram != call_seconds_.end()) histogram->second.Observe(took.count());

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -79,7 +80,7 @@ class Metrics final : public AccountMeter {
 
   mutable absl::Mutex mutex_;
   std::map<Key, uint64_t> calls_ ABSL_GUARDED_BY(mutex_);  // account, method, outcome
-  std::map<std::string, bool> method_labels_ ABSL_GUARDED_BY(mutex_);
+  std::set<std::string> method_labels_ ABSL_GUARDED_BY(mutex_);
   std::map<std::string, Histogram> call_seconds_ ABSL_GUARDED_BY(mutex_);      // by account
   std::map<std::string, Histogram> upstream_seconds_ ABSL_GUARDED_BY(mutex_);  // by account
   std::map<Key, uint64_t> logins_ ABSL_GUARDED_BY(mutex_);      // account, credential, result
