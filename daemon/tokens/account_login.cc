@@ -95,8 +95,11 @@ void AccountSession::OnLoginReply(LoginKind kind, Clock::time_point sent_at, std
   auto slot = std::make_shared<Slot>();
   slot->hard_deadline = sent_at + account_.max_lifetime;
   Status taken = TakeGrantLocked(sent_at, reply, slot.get());
-  meter_.Login(account_.name, LoginCredential(account_.two_factor), kind == LoginKind::kRenewal,
-               taken.ok() ? AccountMeter::Reply::kOk : MeterReply(reply));
+  // An answer whose grant could not be read is a failure, not an ok.
+  AccountMeter::Reply counted = taken.ok()                                         ? AccountMeter::Reply::kOk
+                                : MeterReply(reply) == AccountMeter::Reply::kRefused ? AccountMeter::Reply::kRefused
+                                                                                     : AccountMeter::Reply::kFailed;
+  meter_.Login(account_.name, LoginCredential(account_.two_factor), kind == LoginKind::kRenewal, counted);
   if (taken.ok()) {
     slot->generation = next_generation_++;
     backoff_.Reset();
