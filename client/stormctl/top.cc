@@ -101,7 +101,8 @@ std::string Frame(const std::vector<client::AccountInfo>& accounts, const Metric
   std::string out;
   char line[512];
   std::snprintf(line, sizeof line, "stormbroker top   callers connected: %.0f   upstream busy: %.0f, waiting: %.0f\n\n",
-                GaugeOf(after, "stormbroker_caller_connections"), GaugeOf(after, "stormbroker_upstream_connections_busy"),
+                GaugeOf(after, "stormbroker_caller_connections"),
+                GaugeOf(after, "stormbroker_upstream_connections_busy"),
                 GaugeOf(after, "stormbroker_upstream_calls_waiting"));
   out += line;
   std::snprintf(line, sizeof line, "%-16s %-14s %-9s %-9s %7s %8s %7s %8s  %-15s %-15s\n", "ACCOUNT", "STATE",

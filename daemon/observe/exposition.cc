@@ -31,6 +31,10 @@ MetricFamily& Exposition::Family(std::string name, std::string type, std::string
   return families_.back();
 }
 
+void Exposition::AddSingle(std::string name, std::string type, std::string help, double value) {
+  Family(std::move(name), std::move(type), std::move(help)).samples.push_back({"", {}, value});
+}
+
 void Exposition::AddHistogram(MetricFamily& family, const Labels& labels, const std::vector<double>& bounds,
                               const std::vector<uint64_t>& cumulative, double sum) {
   for (size_t i = 0; i < bounds.size(); ++i) {

@@ -30,6 +30,8 @@ class Exposition {
   // A new family; samples are added to the one returned (valid until the
   // next call to Family).
   MetricFamily& Family(std::string name, std::string type, std::string help);
+  // A family of one sample without labels (a process-wide gauge or counter).
+  void AddSingle(std::string name, std::string type, std::string help, double value);
 
   // One histogram's samples in `family`: `cumulative` holds the count at or
   // below each of `bounds`, then the count of all (+Inf).

@@ -35,10 +35,6 @@ double BootTime() {
   return 0;
 }
 
-void Gauge(Exposition& out, const char* name, const char* type, const char* help, double value) {
-  out.Family(name, type, help).samples.push_back({"", {}, value});
-}
-
 }  // namespace
 
 void AddProcessGauges(Exposition& out, const std::string& version) {
@@ -47,12 +43,13 @@ void AddProcessGauges(Exposition& out, const std::string& version) {
     double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
     double page = static_cast<double>(sysconf(_SC_PAGESIZE));
     // man 5 proc: utime (14), stime (15), starttime (22), vsize (23), rss (24).
-    Gauge(out, "process_cpu_seconds_total", "counter", "User and system CPU time spent, in seconds",
+    out.AddSingle("process_cpu_seconds_total", "counter", "User and system CPU time spent, in seconds",
           (std::stod(stat[11]) + std::stod(stat[12])) / ticks);
-    Gauge(out, "process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, in seconds",
+    out.AddSingle("process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, in seconds",
           BootTime() + std::stod(stat[19]) / ticks);
-    Gauge(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size, in bytes", std::stod(stat[20]));
-    Gauge(out, "process_resident_memory_bytes", "gauge", "Resident memory size, in bytes", std::stod(stat[21]) * page);
+    out.AddSingle("process_virtual_memory_bytes", "gauge", "Virtual memory size, in bytes", std::stod(stat[20]));
+    out.AddSingle("process_resident_memory_bytes", "gauge", "Resident memory size, in bytes",
+                  std::stod(stat[21]) * page);
   }
   std::error_code error;
   size_t fds = 0;
@@ -60,10 +57,10 @@ void AddProcessGauges(Exposition& out, const std::string& version) {
        !error && it != std::filesystem::directory_iterator(); it.increment(error)) {
     ++fds;
   }
-  Gauge(out, "process_open_fds", "gauge", "Open file descriptors", static_cast<double>(fds));
+  out.AddSingle("process_open_fds", "gauge", "Open file descriptors", static_cast<double>(fds));
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
-    Gauge(out, "process_max_fds", "gauge", "The most file descriptors the process may open",
+    out.AddSingle("process_max_fds", "gauge", "The most file descriptors the process may open",
           static_cast<double>(limit.rlim_cur));
   }
   out.Family("stormbroker_build_info", "gauge", "Always 1; the labels say which build of the broker runs")

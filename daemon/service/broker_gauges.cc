@@ -51,10 +51,6 @@ void AddAccountGauges(Exposition& out, const AccountSessions& sessions) {
   }
 }
 
-void Gauge(Exposition& out, const char* name, const char* type, const char* help, double value) {
-  out.Family(name, type, help).samples.push_back({"", {}, value});
-}
-
 }  // namespace
 
 void AddBrokerGauges(Metrics& metrics, const AccountSessions& sessions, const HttpEngine& engine,
@@ -62,15 +58,15 @@ void AddBrokerGauges(Metrics& metrics, const AccountSessions& sessions, const Ht
   metrics.AddCollector([&sessions](Exposition& out) { AddAccountGauges(out, sessions); });
   metrics.AddCollector([&engine, &connections, &audit](Exposition& out) {
     HttpEngine::Load load = engine.CurrentLoad();
-    Gauge(out, "stormbroker_upstream_connections_busy", "gauge", "Upstream connections carrying a request now",
+    out.AddSingle("stormbroker_upstream_connections_busy", "gauge", "Upstream connections carrying a request now",
           static_cast<double>(load.busy));
-    Gauge(out, "stormbroker_upstream_calls_waiting", "gauge", "Requests waiting in line for an upstream connection",
+    out.AddSingle("stormbroker_upstream_calls_waiting", "gauge", "Requests waiting in line for an upstream connection",
           static_cast<double>(load.waiting));
-    Gauge(out, "stormbroker_upstream_calls_refused_total", "counter",
+    out.AddSingle("stormbroker_upstream_calls_refused_total", "counter",
           "Requests refused at once because the line for the upstream was full", static_cast<double>(load.refused));
-    Gauge(out, "stormbroker_caller_connections", "gauge", "Callers' connections open now (both doors)",
+    out.AddSingle("stormbroker_caller_connections", "gauge", "Callers' connections open now (both doors)",
           static_cast<double>(connections.connections()));
-    Gauge(out, "stormbroker_audit_records_dropped_total", "counter",
+    out.AddSingle("stormbroker_audit_records_dropped_total", "counter",
           "Audit records dropped because the trail's queue was full", static_cast<double>(audit.dropped()));
   });
   metrics.AddCollector([version](Exposition& out) { AddProcessGauges(out, version); });
