@@ -16,6 +16,7 @@
 
 #include "config/byte_size.h"
 #include "config/duration.h"
+#include "fleet/sealed_box.h"
 #include "secret/base32.h"
 
 namespace stormbroker {
@@ -323,6 +324,113 @@ ListenConfig ParseListen(const YAML::Node& node) {
   return listen;
 }
 
+// http://HOST:PORT (loopback only) or https://HOST:PORT.
+EtcdEndpoint ParseEtcdEndpoint(const YAML::Node& node) {
+  const std::string what = "fleet.etcd.endpoints";
+  std::string text = Scalar(node, what);
+  EtcdEndpoint endpoint;
+  std::string rest;
+  if (text.rfind("https://", 0) == 0) {
+    rest = text.substr(8);
+  } else if (text.rfind("http://", 0) == 0) {
+    endpoint.tls = false;
+    rest = text.substr(7);
+  } else {
+    Fail(node, what + ": '" + text + "' must start with https:// (or http:// to a loopback address)");
+  }
+  if (!rest.empty() && rest.back() == '/') rest.pop_back();
+  size_t colon = rest.rfind(':');
+  if (colon == std::string::npos || colon == 0) Fail(node, what + ": '" + text + "' needs HOST:PORT");
+  endpoint.host = rest.substr(0, colon);
+  if (endpoint.host.size() > 2 && endpoint.host.front() == '[' && endpoint.host.back() == ']') {
+    endpoint.host = endpoint.host.substr(1, endpoint.host.size() - 2);
+  }
+  char* end = nullptr;
+  std::string port = rest.substr(colon + 1);
+  long number = std::strtol(port.c_str(), &end, 10);
+  if (port.empty() || *end != '\0' || number < 1 || number > 65535) {
+    Fail(node, what + ": '" + text + "' needs a port from 1 to 65535");
+  }
+  endpoint.port = static_cast<uint16_t>(number);
+  if (!endpoint.tls && !IsLoopbackAddress(endpoint.host)) {
+    Fail(node, what + ": '" + text + "': plain http:// is allowed only to a loopback address; use https:// with "
+                                     "fleet.etcd.cert_file and key_file");
+  }
+  return endpoint;
+}
+
+FleetConfig ParseFleet(const YAML::Node& node) {
+  RequireMap(node, "fleet");
+  RejectUnknownKeys(node, "fleet", {"name", "prefix", "etcd", "key_file", "lease_ttl", "retire_grace"});
+  FleetConfig fleet;
+  fleet.enabled = true;
+  if (node["name"]) {
+    fleet.name = Scalar(node["name"], "fleet.name");
+  } else {
+    char host[256] = {};
+    if (gethostname(host, sizeof host - 1) != 0 || !*host) Fail(node, "fleet.name is required (no host name)");
+    fleet.name = host;
+  }
+  if (!IsValidAccountName(fleet.name)) {
+    Fail(node["name"] ? node["name"] : node, "fleet.name '" + fleet.name + "' must be 1-64 letters, digits, '_', '-' or '.'");
+  }
+  if (node["prefix"]) {
+    fleet.prefix = Scalar(node["prefix"], "fleet.prefix");
+    if (fleet.prefix.front() != '/') Fail(node["prefix"], "fleet.prefix must start with '/', e.g. /stormbroker/farm-a");
+    while (fleet.prefix.size() > 1 && fleet.prefix.back() == '/') fleet.prefix.pop_back();
+  }
+  if (!node["key_file"]) {
+    Fail(node, "fleet.key_file is required: the 32-byte key the fleet's machines share (make one with "
+               "`openssl rand -hex 32`, and copy it to each machine, readable only by the daemon)");
+  }
+  auto key = ReadFleetKey(Scalar(node["key_file"], "fleet.key_file"));
+  if (!key.ok()) Fail(node["key_file"], key.status().message());
+  fleet.key = std::move(key).value();
+  const YAML::Node etcd = node["etcd"];
+  if (!etcd) Fail(node, "fleet.etcd is required (endpoints: [https://HOST:2379, ...])");
+  RequireMap(etcd, "fleet.etcd");
+  RejectUnknownKeys(etcd, "fleet.etcd", {"endpoints", "ca_file", "cert_file", "key_file"});
+  if (!etcd["endpoints"] || !etcd["endpoints"].IsSequence() || etcd["endpoints"].size() == 0) {
+    Fail(etcd, "fleet.etcd.endpoints must list the etcd members, e.g. [https://10.0.0.1:2379]");
+  }
+  bool tls = false;
+  for (const auto& entry : etcd["endpoints"]) {
+    fleet.endpoints.push_back(ParseEtcdEndpoint(entry));
+    tls = tls || fleet.endpoints.back().tls;
+  }
+  for (const auto& endpoint : fleet.endpoints) {
+    if (endpoint.tls != tls) Fail(etcd["endpoints"], "fleet.etcd.endpoints must be all https:// or all http://");
+  }
+  auto readable = [&](const char* key, std::string* into) {
+    if (!etcd[key]) return;
+    *into = Scalar(etcd[key], std::string("fleet.etcd.") + key);
+    std::ifstream file(*into);
+    if (!file) Fail(etcd[key], std::string("cannot read fleet.etcd.") + key + " " + *into);
+  };
+  readable("ca_file", &fleet.ca_file);
+  readable("cert_file", &fleet.cert_file);
+  if (etcd["key_file"]) {
+    fleet.key_file = Scalar(etcd["key_file"], "fleet.etcd.key_file");
+    auto client_key = ReadSecretFile(fleet.key_file);
+    if (!client_key.ok()) Fail(etcd["key_file"], client_key.status().message());
+  }
+  if (tls && (fleet.cert_file.empty() || fleet.key_file.empty())) {
+    Fail(etcd, "fleet.etcd needs cert_file and key_file: etcd over https:// takes this machine's client certificate");
+  }
+  if (!tls && (!fleet.cert_file.empty() || !fleet.key_file.empty() || !fleet.ca_file.empty())) {
+    Fail(etcd, "fleet.etcd's certificate files need https:// endpoints");
+  }
+  if (node["lease_ttl"]) {
+    fleet.lease_ttl = Duration(node["lease_ttl"], "fleet.lease_ttl", std::chrono::seconds(2), std::chrono::minutes(1));
+    if (fleet.lease_ttl.count() % 1000 != 0) Fail(node["lease_ttl"], "fleet.lease_ttl must be whole seconds (etcd's unit)");
+  }
+  if (node["retire_grace"]) {
+    fleet.retire_grace = Duration(node["retire_grace"], "fleet.retire_grace", std::chrono::seconds(1),
+                                  std::chrono::minutes(30));
+  }
+  return fleet;
+}
+
 UpstreamConfig ParseUpstream(const YAML::Node& node) {
   RequireMap(node, "upstream");
   RejectUnknownKeys(node, "upstream",
@@ -394,7 +502,9 @@ std::string SecretSource(const YAML::Node& node, const std::string& where, const
   return std::string(directory) + "/" + name;
 }
 
-AccountConfig ParseAccount(const std::string& name, const YAML::Node& key, const YAML::Node& node) {
+// In fleet mode an account may leave out its credentials: that machine only
+// follows the account, with the token another machine's broker obtains.
+AccountConfig ParseAccount(const std::string& name, const YAML::Node& key, const YAML::Node& node, bool fleet) {
   if (!IsValidAccountName(name)) {
     Fail(key, "account name '" + name + "' must be 1-64 letters, digits, '_', '-' or '.'");
   }
@@ -415,13 +525,15 @@ AccountConfig ParseAccount(const std::string& name, const YAML::Node& key, const
   if (account.username.find(':') != std::string::npos) {
     Fail(node["username"], where + ".username must not contain ':' (HTTP Basic authentication)");
   }
-  account.password_file = SecretSource(node, where, "password_file", "password_credential", true);
-  const YAML::Node password_source = node[node["password_file"] ? "password_file" : "password_credential"];
+  account.password_file = SecretSource(node, where, "password_file", "password_credential", !fleet);
   std::string warning;
-  auto password = ReadSecretFile(account.password_file, &warning);
-  if (!password.ok()) Fail(password_source, password.status().message());
-  if (!warning.empty()) Warn(password_source, warning);
-  account.password = std::move(password).value();
+  if (!account.password_file.empty()) {
+    const YAML::Node password_source = node[node["password_file"] ? "password_file" : "password_credential"];
+    auto password = ReadSecretFile(account.password_file, &warning);
+    if (!password.ok()) Fail(password_source, password.status().message());
+    if (!warning.empty()) Warn(password_source, warning);
+    account.password = std::move(password).value();
+  }
   if (node["token_timeout"]) {
     account.token_timeout = Duration(node["token_timeout"], where + ".token_timeout",
                                      std::chrono::seconds(1), std::chrono::hours(1));
@@ -438,8 +550,8 @@ AccountConfig ParseAccount(const std::string& name, const YAML::Node& key, const
     if (!known) Fail(node["two_factor"], where + ".two_factor must be none, prompt or totp");
   }
   std::string totp_file = SecretSource(node, where, "totp_secret_file", "totp_secret_credential",
-                                       account.two_factor == TwoFactor::kTotp);
-  if (account.two_factor == TwoFactor::kTotp) {
+                                       account.two_factor == TwoFactor::kTotp && !account.password.empty());
+  if (account.two_factor == TwoFactor::kTotp && !totp_file.empty()) {
     const YAML::Node source = node[node["totp_secret_file"] ? "totp_secret_file" : "totp_secret_credential"];
     auto secret = ReadSecretFile(totp_file, &warning);
     if (!secret.ok()) Fail(source, secret.status().message());
@@ -532,7 +644,7 @@ Config Parse(const YAML::Node& root) {
   RequireMap(root, "the top level");
   RejectUnknownKeys(root, "the top level",
                     {"listen", "upstream", "accounts", "policy", "state_dir", "audit", "shutdown_timeout", "limits",
-                     "metrics"});
+                     "metrics", "fleet"});
   Config config;
   if (root["state_dir"]) {
     config.state_dir = Scalar(root["state_dir"], "state_dir");
@@ -550,7 +662,14 @@ Config Parse(const YAML::Node& root) {
   if (root["audit"]) config.audit = ParseAudit(root["audit"]);
   if (root["limits"]) config.limits = ParseLimits(root["limits"]);
   if (root["metrics"]) config.metrics = ParseMetrics(root["metrics"]);
+  if (root["fleet"]) config.fleet = ParseFleet(root["fleet"]);
   config.upstream = ParseUpstream(root["upstream"]);
+  if (config.fleet.enabled && config.fleet.retire_grace < config.upstream.timeout) {
+    Fail(root["fleet"]["retire_grace"] ? root["fleet"]["retire_grace"] : root["fleet"],
+         "fleet.retire_grace must be at least upstream.timeout (" +
+             std::to_string(config.upstream.timeout.count() / 1000) +
+             "s): another machine's call started with a replaced token may run that long");
+  }
 
   RequireMap(root["accounts"], "accounts");
   if (root["accounts"].size() == 0) Fail(root["accounts"], "accounts: must name at least one account");
@@ -558,7 +677,7 @@ Config Parse(const YAML::Node& root) {
   for (const auto& entry : root["accounts"]) {
     std::string name = Scalar(entry.first, "account name");
     names.insert(name);
-    config.accounts.emplace(name, ParseAccount(name, entry.first, entry.second));
+    config.accounts.emplace(name, ParseAccount(name, entry.first, entry.second, config.fleet.enabled));
   }
 
   if (!root["policy"].IsSequence()) Fail(root["policy"], "policy must be a list of rules");

@@ -120,6 +120,11 @@ struct AccountConfig {
   std::chrono::milliseconds relogin_interval{60'000};
 
   AccountConfig Clone() const;
+  // Holds what a login takes (fleet mode lets a machine leave it out and
+  // only follow the account).
+  bool HoldsCredentials() const {
+    return !password.empty() && (two_factor != TwoFactor::kTotp || !totp_key.empty());
+  }
 };
 
 // One `policy:` entry. A caller matches the principal part when its uid is in
@@ -146,6 +151,32 @@ struct MetricsConfig {
   std::chrono::milliseconds interval{15'000};
 };
 
+// One member of the etcd cluster a fleet coordinates through.
+struct EtcdEndpoint {
+  bool tls = true;  // https://; http:// is allowed to loopback only
+  std::string host;
+  uint16_t port = 0;
+};
+
+// Fleet mode: the brokers of a build farm share one token per account
+// through etcd (fleet/fleet.h). Off unless `fleet:` is in the file.
+struct FleetConfig {
+  bool enabled = false;
+  std::string name;                      // this machine in the fleet; default: the host name
+  std::string prefix = "/stormbroker";   // every key the fleet writes starts with it
+  std::vector<EtcdEndpoint> endpoints;
+  std::string ca_file;                   // etcd's CA (https); empty: the system's
+  std::string cert_file;                 // this machine's client certificate (https)
+  std::string key_file;                  // and its key, read as a secret
+  Secret key;                            // the fleet key (key_file): seals what goes to etcd
+  // The lease that holds this machine's candidacies: a leader that stops
+  // answering is replaced this long after its last keep-alive.
+  std::chrono::milliseconds lease_ttl{5'000};
+  // How long the leader keeps a replaced token alive for calls other
+  // machines may still start with it.
+  std::chrono::milliseconds retire_grace{60'000};
+};
+
 struct Config {
   std::string path;
   std::string state_dir;  // empty: tokens are not kept across restarts
@@ -157,6 +188,7 @@ struct Config {
   AuditConfig audit;
   LimitsConfig limits;
   MetricsConfig metrics;
+  FleetConfig fleet;
   std::map<std::string, AccountConfig> accounts;
   std::vector<PolicyRule> policy;
   // Things that work but deserve a look ("FILE:LINE: ..."), for the log and

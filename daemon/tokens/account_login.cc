@@ -20,6 +20,14 @@ void AccountSession::Login(Secret passcode, std::function<void(Status)> done) {
     DeferLocked([done, status] { done(status); });
   };
   if (stopped_) return refuse(Unavailable("the broker is shutting down"));
+  if (role_ != TokenRole::kLead) {
+    // Another machine obtains this account's tokens: the login is its to do.
+    auto shared_passcode = std::make_shared<Secret>(std::move(passcode));
+    DeferLocked([fleet = fleet_, name = account_.name, shared_passcode, done] {
+      fleet->ForwardLogin(name, std::move(*shared_passcode), done);
+    });
+    return;
+  }
   if (login_in_flight_) return refuse(FailedPrecondition("a login for account " + account_.name + " is under way"));
   if (account_.two_factor == TwoFactor::kPrompt) {
     if (passcode.empty()) return refuse(InvalidArgument("account " + account_.name + " needs a two-factor passcode"));
@@ -157,19 +165,19 @@ void AccountSession::OnLoginReply(LoginKind kind, Clock::time_point sent_at, std
   FailWaitersLocked(unavailable);
 }
 
-void AccountSession::OnCheckReply(Clock::time_point sent_at, Result<StormReply> reply) {
+void AccountSession::OnCheckReply(uint64_t generation, Clock::time_point sent_at, Result<StormReply> reply) {
   Guard guard(*this);
   login_in_flight_ = false;
-  if (stopped_ || !current_) return;
+  // Gone, or replaced meanwhile by a token the fleet's leader published.
+  if (stopped_ || !current_ || current_->generation != generation) return;
   if (ClassifyReply(reply) == ReplyVerdict::kCredentialRefused) {
     current_ = nullptr;
-    if (CanLogInUnattended()) {
+    if (MayLogInLocked()) {
       SetStateLocked(AccountState::kStarting, "the kept token is no longer valid; logging in");
       BeginLoginLocked(LoginKind::kFirst);  // waiters keep waiting for it
     } else {
-      SetStateLocked(AccountState::kNeedsPasscode,
-                     "the kept token is no longer valid; run stormctl login " + account_.name);
-      FailWaitersLocked(NeedsLoginLocked());
+      AwaitTokenLocked("the kept token is no longer valid");
+      FailWaitersLocked(NoTokenLocked());
     }
     PersistLocked();
     return;
@@ -189,6 +197,24 @@ Status AccountSession::NeedsLoginLocked() const {
                      account_.name + "`";
   if (!last_error_.empty()) text += " (last attempt: " + last_error_ + ")";
   return FailedPrecondition(text);
+}
+
+Status AccountSession::NoTokenLocked() const {
+  if (!CanLogInUnattended()) return NeedsLoginLocked();
+  std::string text = "account " + account_.name + " has no token yet: this machine follows the fleet's leader";
+  if (!leader_.empty()) text += " (" + leader_ + ")";
+  return Unavailable(text + ", which has not published one");
+}
+
+void AccountSession::AwaitTokenLocked(const std::string& why) {
+  std::string prefix = why.empty() ? "" : why + "; ";
+  if (!CanLogInUnattended()) {
+    SetStateLocked(AccountState::kNeedsPasscode,
+                   prefix + "waiting for a two-factor login: run stormctl login " + account_.name);
+  } else {
+    SetStateLocked(AccountState::kStarting, prefix + "waiting for the token of the fleet's leader" +
+                                                (leader_.empty() ? "" : " (" + leader_ + ")"));
+  }
 }
 
 Status AccountSession::LoginRefusedLocked() const {

@@ -15,14 +15,16 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 AccountSession::AccountSession(const AccountConfig& account, StormUpstream& upstream, Scheduler& scheduler,
-                               TokenStore* store, AccountEventSink* events, AccountMeter* meter)
+                               TokenStore* store, AccountEventSink* events, AccountMeter* meter, FleetLink* fleet)
     : account_(account.Clone()),
       upstream_(upstream),
       scheduler_(scheduler),
       store_(store),
       events_(events),
       meter_(meter ? *meter : AccountMeter::None()),
-      password_(account.password.Clone()) {}
+      fleet_(fleet),
+      password_(account.password.Clone()),
+      role_(fleet ? TokenRole::kFollow : TokenRole::kLead) {}
 
 // ---------------------------------------------------------------- start, stop
 
@@ -51,18 +53,18 @@ void AccountSession::Start() {
         current_ = slot;
         SetStateLocked(AccountState::kStarting, "checking the token kept from the last run");
         login_in_flight_ = true;
-        SendKeepAliveLocked(slot, [](AccountSession& self, Clock::time_point sent_at, Result<StormReply> reply) {
-          self.OnCheckReply(sent_at, std::move(reply));
+        SendKeepAliveLocked(slot, [generation = slot->generation](AccountSession& self, Clock::time_point sent_at,
+                                                                  Result<StormReply> reply) {
+          self.OnCheckReply(generation, sent_at, std::move(reply));
         });
         return;
       }
     }
   }
-  if (CanLogInUnattended()) {
+  if (MayLogInLocked()) {
     BeginLoginLocked(LoginKind::kFirst);
   } else {
-    SetStateLocked(AccountState::kNeedsPasscode,
-                   "waiting for a two-factor login: run stormctl login " + account_.name);
+    AwaitTokenLocked("");
   }
 }
 
@@ -182,7 +184,7 @@ void AccountSession::AcquireToken(LeaseCallback done) {
       return HandOutLocked(std::move(done), Unavailable("account " + account_.name + " has no token: " + last_error_ +
                                                         "; the broker keeps retrying"));
     default:  // no token and nothing under way (after a logout): log in now
-      if (!CanLogInUnattended()) return HandOutLocked(std::move(done), NeedsLoginLocked());
+      if (!MayLogInLocked()) return HandOutLocked(std::move(done), NoTokenLocked());
       BeginLoginLocked(LoginKind::kFirst);
       waiters_.push_back(std::move(done));
   }
@@ -253,9 +255,10 @@ void AccountSession::TokenRejected(uint64_t generation) {
   Guard guard(*this);
   if (stopped_ || !current_ || current_->generation != generation) return;
   spdlog::warn("account {}: the Storm API rejected the token", account_.name);
-  if (!CanLogInUnattended()) {
-    DropTokenLocked(AccountState::kNeedsPasscode,
-                    "the Storm API rejected the token; run stormctl login " + account_.name);
+  if (!MayLogInLocked()) {
+    DropTokenLocked(state_, "");
+    AwaitTokenLocked("the Storm API rejected the token");
+    FailWaitersLocked(NoTokenLocked());
     return;
   }
   DropTokenLocked(AccountState::kStarting, "the Storm API rejected the token; logging in again");
@@ -314,6 +317,11 @@ void AccountSession::PersistLocked() {
     // Not fatal: the token serves from memory; only a restart would cost a login.
     spdlog::error("account {}: cannot keep the token for a restart: {}", account_.name, saved.message());
   }
+  if (fleet_ && role_ == TokenRole::kLead && current_ &&
+      (state_ == AccountState::kActive || state_ == AccountState::kRefreshing)) {
+    fleet_->Publish(account_.name, {current_->token.Clone(), ToWall(current_->hard_deadline),
+                                    ToWall(current_->inactivity_deadline)});
+  }
 }
 
 std::chrono::system_clock::time_point AccountSession::ToWall(Clock::time_point t) const {
@@ -328,6 +336,10 @@ AccountSnapshot AccountSession::SnapshotLocked() const {
   snapshot.state = state_;
   snapshot.last_error = last_error_;
   snapshot.warning = warning_;
+  if (fleet_) {
+    snapshot.fleet_role = TokenRoleName(role_);
+    snapshot.fleet_leader = leader_;
+  }
   if (current_) {
     snapshot.inactivity_deadline = ToWall(current_->inactivity_deadline);
     snapshot.hard_deadline = ToWall(current_->hard_deadline);

@@ -34,6 +34,7 @@
 #include "secret/secret.h"
 #include "tokens/account_events.h"
 #include "tokens/account_meter.h"
+#include "tokens/fleet_link.h"
 #include "tokens/backoff.h"
 #include "tokens/scheduler.h"
 #include "tokens/token_reply.h"
@@ -52,6 +53,10 @@ struct AccountSnapshot {
   std::optional<std::chrono::system_clock::time_point> renew_at;  // next replacement (none, totp)
   std::string last_error;
   std::string warning;  // e.g. "token expires in 15 min: run stormctl login prod"
+  // Fleet mode: this machine's role for the account, and the machine that
+  // leads it (both empty when alone).
+  std::string fleet_role;
+  std::string fleet_leader;
 };
 
 // The token a session holds, read together with the deadlines that go with it.
@@ -63,9 +68,10 @@ struct HeldToken {
 class AccountSession : public std::enable_shared_from_this<AccountSession> {
  public:
   // `store`, `events` and `meter` may be null (no persistence, no event
-  // stream, nothing counted).
+  // stream, nothing counted). With a `fleet` link the session starts as a
+  // follower and waits for SetRole; without one it leads alone.
   AccountSession(const AccountConfig& account, StormUpstream& upstream, Scheduler& scheduler, TokenStore* store,
-                 AccountEventSink* events, AccountMeter* meter = nullptr);
+                 AccountEventSink* events, AccountMeter* meter = nullptr, FleetLink* fleet = nullptr);
 
   // Reuses a persisted token or begins the first login (none, totp). Call once.
   void Start() ABSL_LOCKS_EXCLUDED(mutex_);
@@ -98,6 +104,16 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
   // Expires the token upstream now. Afterwards a prompt account needs a new
   // Login; the others log in again on the next call.
   void Logout(std::function<void(Status)> done) ABSL_LOCKS_EXCLUDED(mutex_);
+
+  // Fleet mode. kLead: a token adopted from the fleet is checked with one
+  // keep-alive and kept (no login); without one, a login as at Start. kFollow
+  // and kStranded: no login, no renewal, and a replaced token is dropped,
+  // never expired upstream (the leader does that). `leader` names the
+  // machine that leads, for status and messages.
+  void SetRole(TokenRole role, const std::string& leader) ABSL_LOCKS_EXCLUDED(mutex_);
+  // A token the fleet's leader published. Ignored while this session leads
+  // (it is the source) or when the token is already past a deadline.
+  void Adopt(FleetToken token) ABSL_LOCKS_EXCLUDED(mutex_);
 
   AccountSnapshot Snapshot() const ABSL_LOCKS_EXCLUDED(mutex_);
   // The current token with its deadlines, for a caller that policy lets read
@@ -153,14 +169,23 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
 
   // --- logins (account_login.cc)
   bool CanLogInUnattended() const { return account_.two_factor != TwoFactor::kPrompt; }
+  // Logs in by itself: unattended, and obtaining the account's tokens.
+  bool MayLogInLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    return role_ == TokenRole::kLead && CanLogInUnattended();
+  }
   void BeginLoginLocked(LoginKind kind, Secret passcode = Secret(), std::function<void(Status)> done = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void SendLoginLocked(LoginKind kind, Secret passcode, std::function<void(Status)> done)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void OnLoginReply(LoginKind kind, Clock::time_point sent_at, std::function<void(Status)> done,
                     Result<StormReply> reply) ABSL_LOCKS_EXCLUDED(mutex_);
-  void OnCheckReply(Clock::time_point sent_at, Result<StormReply> reply) ABSL_LOCKS_EXCLUDED(mutex_);
+  void OnCheckReply(uint64_t generation, Clock::time_point sent_at, Result<StormReply> reply)
+      ABSL_LOCKS_EXCLUDED(mutex_);
   Status NeedsLoginLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Why a call finds no token: needs a passcode, or (following) waits for the leader's.
+  Status NoTokenLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // The state a session without a token waits in, and what it waits for.
+  void AwaitTokenLocked(const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   Status LoginRefusedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
   // --- keeping the token (account_upkeep.cc)
@@ -179,7 +204,10 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
   // request sent at `sent_at` into `slot`; the reply's fault otherwise.
   Status TakeGrantLocked(Clock::time_point sent_at, const Result<StormReply>& reply, Slot* slot) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // A replaced token: expired upstream once its calls are done (after the
+  // fleet's grace, when leading a fleet); a follower just lets it go.
   void RetireLocked(std::shared_ptr<Slot> slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void RetireNowLocked(std::shared_ptr<Slot> slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void DropTokenLocked(AccountState next, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void ScheduleTimersLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void CancelTimersLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
@@ -220,6 +248,7 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
   TokenStore* store_;
   AccountEventSink* events_;
   AccountMeter& meter_;
+  FleetLink* const fleet_;
 
   mutable absl::Mutex mutex_;
   bool stopped_ ABSL_GUARDED_BY(mutex_) = false;
@@ -242,6 +271,8 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
   std::vector<std::shared_ptr<Slot>> retiring_ ABSL_GUARDED_BY(mutex_);
   std::vector<std::function<void()>> deferred_ ABSL_GUARDED_BY(mutex_);
   Secret password_ ABSL_GUARDED_BY(mutex_);  // re-read from the file on an operator Login
+  TokenRole role_ ABSL_GUARDED_BY(mutex_);
+  std::string leader_ ABSL_GUARDED_BY(mutex_);
 };
 
 }  // namespace stormbroker

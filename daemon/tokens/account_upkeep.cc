@@ -77,13 +77,13 @@ void AccountSession::Renew() {
 void AccountSession::HardDeadlineReached(uint64_t generation) {
   Guard guard(*this);
   if (stopped_ || !current_ || current_->generation != generation) return;
-  if (CanLogInUnattended()) {
+  if (MayLogInLocked()) {
     DropTokenLocked(login_in_flight_ ? AccountState::kStarting : AccountState::kUnreachable,
                     "the token reached its hard limit before a replacement was obtained");
     BeginLoginLocked(LoginKind::kFirst);
   } else {
-    DropTokenLocked(AccountState::kNeedsPasscode,
-                    "the token reached its hard limit; run stormctl login " + account_.name);
+    DropTokenLocked(state_, "");
+    AwaitTokenLocked("the token reached its hard limit");
   }
 }
 
@@ -98,6 +98,13 @@ void AccountSession::Warn(std::chrono::minutes before) {
 
 void AccountSession::Logout(std::function<void(Status)> done) {
   Guard guard(*this);
+  if (role_ != TokenRole::kLead) {
+    DeferLocked([done, name = account_.name, leader = leader_] {
+      done(FailedPrecondition("account " + name + " is led by " + (leader.empty() ? "another machine" : leader) +
+                              " in the fleet: log out there"));
+    });
+    return;
+  }
   if (!current_) {
     DeferLocked([done, name = account_.name] { done(FailedPrecondition("account " + name + " holds no token")); });
     return;
@@ -125,6 +132,17 @@ void AccountSession::ExpireUpstream(std::shared_ptr<Slot> slot, std::function<vo
 }
 
 void AccountSession::RetireLocked(std::shared_ptr<Slot> slot) {
+  if (role_ != TokenRole::kLead) return;  // expiring the fleet's tokens is the leader's job
+  if (!fleet_) return RetireNowLocked(std::move(slot));
+  // Other machines may start calls with it until they see its successor.
+  retiring_.push_back(slot);  // so that Stop still expires it
+  AtLocked(scheduler_.Now() + fleet_->RetireGrace(), [slot](AccountSession& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mutex_) {
+    std::erase(s.retiring_, slot);
+    s.RetireNowLocked(slot);
+  });
+}
+
+void AccountSession::RetireNowLocked(std::shared_ptr<Slot> slot) {
   slot->retired = true;
   if (slot->in_flight == 0) {
     auto self = shared_from_this();
@@ -149,6 +167,12 @@ void AccountSession::ScheduleTimersLocked() {
   if (!current_) return;
   TimerPlan plan = PlanTimers(scheduler_.Now(), {current_->inactivity_deadline, current_->hard_deadline},
                               CanLogInUnattended(), account_.renew_before, UniformJitter);
+  if (role_ != TokenRole::kLead) {
+    // The leader renews; a follower keeps the token alive only when cut off
+    // from the fleet (nobody else can be relied on to).
+    plan.renew_at.reset();
+    if (role_ == TokenRole::kFollow) plan.keep_alive_at.reset();
+  }
   // Each timer defers its work until the mutex is released, since that work
   // takes the mutex itself.
   if (plan.renew_at) {
