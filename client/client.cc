@@ -54,6 +54,8 @@ AccountInfo ToInfo(const v1::Account& account) {
   info.last_error = account.last_error();
   info.warning = account.warning();
   info.two_factor = account.two_factor();
+  info.fleet_role = account.fleet_role();
+  info.fleet_leader = account.fleet_leader();
   return info;
 }
 
@@ -118,6 +120,11 @@ class GrpcClient : public Client {
     out.started_at = ToTimePoint(response.started_at());
     for (const v1::Account& account : response.accounts()) out.accounts.push_back(ToInfo(account));
     out.audit_records_dropped = response.audit_records_dropped();
+    if (response.has_fleet()) {
+      DaemonStatus::Fleet fleet{response.fleet().name(), response.fleet().connected(), response.fleet().detail(), {}};
+      for (const auto& member : response.fleet().members()) fleet.members.push_back(member);
+      out.fleet = std::move(fleet);
+    }
     return out;
   }
 

@@ -17,6 +17,7 @@
 #include "access/connection_table.h"
 #include "access/policy.h"
 #include "config/reload_plan.h"
+#include "fleet/fleet.h"
 #include "observe/account_summary.h"
 #include "observe/audit_log.h"
 #include "observe/service_manager.h"
@@ -37,9 +38,10 @@
 namespace stormbroker {
 namespace {
 
-// Stops every session, expiring tokens upstream where the account says so,
-// and waits for that at most `bound`.
-void StopSessions(AccountSessions& sessions, std::chrono::seconds bound) {
+// Stops every session, expiring tokens upstream where the account says so
+// (never in a fleet: the token is the fleet's), and waits for that at most
+// `bound`.
+void StopSessions(AccountSessions& sessions, bool in_fleet, std::chrono::seconds bound) {
   // Shared: a session may report after we stopped waiting.
   struct Countdown {
     absl::Mutex mutex;
@@ -51,7 +53,7 @@ void StopSessions(AccountSessions& sessions, std::chrono::seconds bound) {
     countdown->pending = sessions.size();
   }
   for (auto& [name, session] : sessions) {
-    session->Stop(session->expire_on_shutdown(), [countdown] {
+    session->Stop(!in_fleet && session->expire_on_shutdown(), [countdown] {
       absl::MutexLock lock(&countdown->mutex);
       --countdown->pending;
     });
@@ -179,10 +181,21 @@ int RunDaemon(Config config) {
   std::vector<std::string> account_names;
   for (const auto& [name, account] : config.accounts) account_names.push_back(name);
   Metrics metrics(account_names);
+  std::unique_ptr<Fleet> fleet;
+  if (config.fleet.enabled) {
+    auto created = Fleet::Create(config.fleet);
+    if (!created.ok()) {
+      spdlog::critical("{}", created.status().message());
+      return 1;
+    }
+    fleet = std::move(created).value();
+  }
   AccountSessions sessions;
   for (const auto& [name, account] : config.accounts) {
-    sessions.emplace(name,
-                     std::make_shared<AccountSession>(account, upstream, scheduler, store.get(), &watches, &metrics));
+    auto session = std::make_shared<AccountSession>(account, upstream, scheduler, store.get(), &watches, &metrics,
+                                                    fleet.get());
+    if (fleet) fleet->Attach(name, session, account.HoldsCredentials());
+    sessions.emplace(name, std::move(session));
   }
   ConnectionTable connections(config.limits, ConnectionsTheDescriptorsAllow(config.limits));
   if (Status started = connections.Start(); !started.ok()) {
@@ -191,7 +204,7 @@ int RunDaemon(Config config) {
   }
   AddBrokerGauges(metrics, sessions, engine, connections, audit, STORMBROKER_VERSION);
   CallDesk desk(policy, sessions, audit, &metrics);
-  BrokerService service(connections, policy, sessions, desk, watches, audit, metrics);
+  BrokerService service(connections, policy, sessions, desk, watches, audit, metrics, fleet.get());
   HealthService health(connections, policy);
 
   // Health and reflection let generic gRPC tools find their way around.
@@ -249,6 +262,7 @@ int RunDaemon(Config config) {
     return 1;
   }
   for (auto& [name, session] : sessions) session->Start();
+  if (fleet) fleet->Start();
   Heartbeat(scheduler, manager, sessions, health);
   GrpcKeepWarm keep_warm(scheduler, *server);
   keep_warm.Start();
@@ -293,7 +307,10 @@ int RunDaemon(Config config) {
   }
   // Sessions first: their Stop answers calls still waiting for a token, which
   // the server's Shutdown would otherwise wait for.
-  StopSessions(sessions, std::chrono::seconds(3));
+  // A leader gives up its candidacies first, so that the next machine takes
+  // the token over at once.
+  if (fleet) fleet->Stop();
+  StopSessions(sessions, fleet != nullptr, std::chrono::seconds(3));
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   scheduler.Stop();
   engine.Stop();

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <optional>
 
+#include "format/terminal_text.h"
 #include "stormctl/args.h"
 #include "stormctl/output.h"
 #include "stormctl/socket_trust.h"
@@ -87,12 +88,18 @@ int RunStatus(const Invocation& invocation) {
   long long uptime =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - status->started_at).count();
   if (*output != "table") {
-    Print({{"version", status->version},
-           {"socket", invocation.socket_path},
-           {"uptime_seconds", uptime},
-           {"audit_records_dropped", status->audit_records_dropped},
-           {"accounts", AccountsJson(status->accounts)}},
-          *output);
+    nlohmann::json out = {{"version", status->version},
+                          {"socket", invocation.socket_path},
+                          {"uptime_seconds", uptime},
+                          {"audit_records_dropped", status->audit_records_dropped},
+                          {"accounts", AccountsJson(status->accounts)}};
+    if (status->fleet) {
+      out["fleet"] = {{"name", status->fleet->name},
+                      {"connected", status->fleet->connected},
+                      {"detail", status->fleet->detail},
+                      {"members", status->fleet->members}};
+    }
+    Print(out, *output);
     return kExitOk;
   }
   std::printf("stormbrokerd %s on %s, up %lldd %02lldh%02lldm%02llds\n", status->version.c_str(),
@@ -100,6 +107,13 @@ int RunStatus(const Invocation& invocation) {
   if (status->audit_records_dropped > 0) {
     std::printf("%s\n", Paint("audit records dropped: " + std::to_string(status->audit_records_dropped), "31",
                               UseColour(1)).c_str());
+  }
+  if (const auto& fleet = status->fleet) {
+    std::string members;
+    for (const auto& member : fleet->members) members += (members.empty() ? "" : ", ") + member;
+    std::printf("fleet: this machine is %s; %s\n", ForOutput(fleet->name, 1).c_str(),
+                fleet->connected ? ("in touch with etcd; members: " + ForOutput(members, 1)).c_str()
+                                 : Paint(ForOutput(fleet->detail, 1), "31", UseColour(1)).c_str());
   }
   std::printf("\n");
   PrintAccountsTable(status->accounts);

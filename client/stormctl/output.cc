@@ -1,5 +1,6 @@
 #include "stormctl/output.h"
 
+#include <algorithm>
 #include <time.h>
 #include <unistd.h>
 
@@ -113,16 +114,29 @@ nlohmann::json AccountsJson(const std::vector<AccountInfo>& accounts) {
                     {"inactivity_deadline", EpochSeconds(a.inactivity_deadline)},
                     {"hard_deadline", EpochSeconds(a.hard_deadline)}, {"renew_at", EpochSeconds(a.renew_at)},
                     {"last_error", a.last_error}, {"warning", a.warning}});
+    if (!a.fleet_role.empty()) {
+      list.back()["fleet_role"] = a.fleet_role;
+      list.back()["fleet_leader"] = a.fleet_leader;
+    }
   }
   return list;
 }
 
 void PrintAccountsTable(const std::vector<AccountInfo>& accounts) {
   bool colour = UseColour(1);
-  std::printf("%-16s %-20s %-8s %-14s %-11s %-11s %-11s %s\n", "ACCOUNT", "USERNAME", "2FA", "STATE", "IDLE-LIMIT",
-              "RENEWS-IN", "HARD-LIMIT", "NOTE");
+  bool fleet = std::any_of(accounts.begin(), accounts.end(), [](const AccountInfo& a) { return !a.fleet_role.empty(); });
+  std::printf("%-16s %-20s %-8s %-14s %-11s %-11s %-11s %s%s\n", "ACCOUNT", "USERNAME", "2FA", "STATE", "IDLE-LIMIT",
+              "RENEWS-IN", "HARD-LIMIT", fleet ? "FLEET                " : "", "NOTE");
   for (const AccountInfo& a : accounts) {
     std::string note = !a.warning.empty() ? a.warning : !a.last_error.empty() ? a.last_error : "-";
+    if (fleet) {
+      // "leader", or "follower of b1": who obtains this account's tokens.
+      std::string role = a.fleet_role == "leader" || a.fleet_leader.empty() ? a.fleet_role
+                                                                             : a.fleet_role + " of " + a.fleet_leader;
+      char column[64];
+      std::snprintf(column, sizeof column, "%-20s ", ForOutput(role, 1).c_str());
+      note = column + note;
+    }
     char state[32];
     std::snprintf(state, sizeof state, "%-14s", a.state.c_str());
     std::printf("%-16s %-20s %-8s %s %-11s %-11s %-11s %s\n", a.name.c_str(), ForOutput(a.username, 1).c_str(),

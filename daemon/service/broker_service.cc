@@ -51,6 +51,8 @@ void FillAccount(const AccountSnapshot& snapshot, v1::Account* account) {
   account->set_last_error(snapshot.last_error);
   account->set_warning(snapshot.warning);
   account->set_two_factor(TwoFactorName(snapshot.two_factor));
+  account->set_fleet_role(snapshot.fleet_role);
+  account->set_fleet_leader(snapshot.fleet_leader);
 }
 
 }  // namespace
@@ -245,6 +247,14 @@ grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* 
   response->set_version(STORMBROKER_VERSION);
   *response->mutable_started_at() = ToTimestamp(started_);
   response->set_audit_records_dropped(audit_.dropped());
+  if (fleet_) {
+    FleetStatus fleet = fleet_->Status();
+    v1::FleetStatus* out = response->mutable_fleet();
+    out->set_name(fleet.name);
+    out->set_connected(fleet.connected);
+    out->set_detail(fleet.detail);
+    for (const auto& member : fleet.members) out->add_members(member);
+  }
   auto policy = policy_.Get();
   for (const auto& [name, session] : accounts_) {
     if (policy->AdmitsAccount(admitted->caller(), name)) FillAccount(session->Snapshot(), response->add_accounts());

@@ -13,6 +13,7 @@
 
 #include "access/connection_table.h"
 #include "access/policy.h"
+#include "fleet/fleet.h"
 #include "observe/audit_log.h"
 #include "service/account_watch.h"
 #include "service/call_desk.h"
@@ -25,9 +26,10 @@ namespace stormbroker {
 class BrokerService final : public v1::Broker::CallbackService {
  public:
   BrokerService(ConnectionTable& connections, const PolicyHolder& policy, const AccountSessions& accounts,
-                CallDesk& desk, AccountWatchHub& watches, AuditLog& audit, const Metrics& metrics)
+                CallDesk& desk, AccountWatchHub& watches, AuditLog& audit, const Metrics& metrics,
+                const Fleet* fleet = nullptr)
       : connections_(connections), policy_(policy), accounts_(accounts), desk_(desk), watches_(watches),
-        audit_(audit), metrics_(metrics) {}
+        audit_(audit), metrics_(metrics), fleet_(fleet) {}
 
   grpc::ServerUnaryReactor* Call(grpc::CallbackServerContext* context, const v1::CallRequest* request,
                                  v1::CallResponse* response) override;
@@ -78,6 +80,7 @@ class BrokerService final : public v1::Broker::CallbackService {
   AccountWatchHub& watches_;
   AuditLog& audit_;
   const Metrics& metrics_;
+  const Fleet* const fleet_;  // null outside fleet mode
   const std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
   InFlight in_flight_;
 };

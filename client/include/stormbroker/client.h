@@ -80,6 +80,10 @@ struct AccountInfo {
   std::string last_error;
   std::string warning;
   std::string two_factor;  // none, prompt or totp
+  // Fleet mode: this machine's role (leader, follower, stranded) and the
+  // machine that leads the account; empty outside fleet mode.
+  std::string fleet_role;
+  std::string fleet_leader;
 };
 
 struct AccountEvent {
@@ -96,6 +100,14 @@ struct DaemonStatus {
   std::chrono::system_clock::time_point started_at;
   std::vector<AccountInfo> accounts;  // those the caller may use
   uint64_t audit_records_dropped = 0;
+  // Fleet mode only.
+  struct Fleet {
+    std::string name;  // this machine
+    bool connected = false;
+    std::string detail;
+    std::vector<std::string> members;
+  };
+  std::optional<Fleet> fleet;
 };
 
 // One sample of the broker's metrics, e.g. stormbroker_calls_total with
