@@ -200,6 +200,11 @@ Status AccountSession::NeedsLoginLocked() const {
 }
 
 Status AccountSession::NoTokenLocked() const {
+  if (role_ == TokenRole::kStranded) {
+    return FailedPrecondition("account " + account_.name +
+                              " has no usable token: this machine is cut off from the fleet's etcd and may not log in "
+                              "(another machine may lead the account meanwhile); it rejoins when etcd answers");
+  }
   if (!CanLogInUnattended()) return NeedsLoginLocked();
   std::string text = "account " + account_.name + " has no token yet: this machine follows the fleet's leader";
   if (!leader_.empty()) text += " (" + leader_ + ")";

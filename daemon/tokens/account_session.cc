@@ -304,6 +304,11 @@ void AccountSession::SetStateLocked(AccountState state, const std::string& messa
 }
 
 void AccountSession::PersistLocked() {
+  if (fleet_ && role_ == TokenRole::kLead && current_ &&
+      (state_ == AccountState::kActive || state_ == AccountState::kRefreshing)) {
+    fleet_->Publish(account_.name, {current_->token.Clone(), ToWall(current_->hard_deadline),
+                                    ToWall(current_->inactivity_deadline)});
+  }
   if (!store_) return;
   PersistedToken state;
   state.username = account_.username;
@@ -316,11 +321,6 @@ void AccountSession::PersistLocked() {
   if (Status saved = store_->Save(account_.name, state); !saved.ok()) {
     // Not fatal: the token serves from memory; only a restart would cost a login.
     spdlog::error("account {}: cannot keep the token for a restart: {}", account_.name, saved.message());
-  }
-  if (fleet_ && role_ == TokenRole::kLead && current_ &&
-      (state_ == AccountState::kActive || state_ == AccountState::kRefreshing)) {
-    fleet_->Publish(account_.name, {current_->token.Clone(), ToWall(current_->hard_deadline),
-                                    ToWall(current_->inactivity_deadline)});
   }
 }
 

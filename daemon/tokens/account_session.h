@@ -217,6 +217,8 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
   using Task = std::function<void(AccountSession&)>;
   Scheduler::TaskId AtLocked(Clock::time_point when, Task task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void SetStateLocked(AccountState state, const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Keeps the token for a restart (with a store) and, leading a fleet,
+  // publishes it to the other machines.
   void PersistLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   AccountSnapshot SnapshotLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   std::chrono::system_clock::time_point ToWall(Clock::time_point t) const;

@@ -1,0 +1,36 @@
+// A real etcd cluster on loopback for fleet tests: `members` etcd servers on
+// free ports, each with its own data directory under `dir`, tuned to elect
+// within a second. Stopped members keep their data and can start again.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "harness.h"
+
+namespace harness {
+
+class EtcdCluster {
+ public:
+  EtcdCluster(const TempDir& dir, int members = 3);
+  // Every member's client URL (http://127.0.0.1:PORT).
+  std::vector<std::string> ClientUrls() const;
+  void Stop(int member);   // SIGTERM, and waits for the exit
+  void Start(int member);  // again, on the data it kept
+  // Waits until the members that run answer and agree on a leader.
+  bool WaitHealthy(std::chrono::milliseconds timeout = std::chrono::seconds(20)) const;
+  // etcdctl's output (keys and values) of every key under `prefix`.
+  std::string Dump(const std::string& prefix) const;
+  // Every file in every member's data directory, concatenated.
+  std::string DataFiles() const;
+
+ private:
+  std::vector<std::string> Argv(int member) const;
+
+  std::string root_;
+  std::vector<int> client_ports_, peer_ports_;
+  std::vector<std::unique_ptr<Process>> members_;
+};
+
+}  // namespace harness
