@@ -414,6 +414,21 @@ void Fleet::ExpirePendingLogins() {
   }
 }
 
+void Fleet::ReportRejected(const std::string& account) {
+  Post([this, account] {
+    int64_t lease;
+    {
+      std::lock_guard lock(mutex_);
+      lease = lease_;
+    }
+    if (lease == 0) return;
+    if (auto put = etcd_->Put(keys_.Rejected(account), name_, lease); !put.ok()) {
+      spdlog::warn("fleet: could not tell the leader of account {} that its token was rejected: {}", account,
+                   put.status().message());
+    }
+  });
+}
+
 // ---------------------------------------------------------------- the watch
 
 void Fleet::WatchLoop() {
@@ -506,6 +521,16 @@ void Fleet::OnKey(const mvccpb::KeyValue& kv, bool deleted) {
     Post([this, name, key = kv.key(), revision = kv.mod_revision(), lease = kv.lease(), value = kv.value()] {
       TakeLogin(name, key, revision, lease, value);
     });
+  } else if (take("rejected/") && !deleted) {
+    std::shared_ptr<AccountSession> session;
+    {
+      std::lock_guard lock(mutex_);
+      auto it = accounts_.find(std::string(key));
+      if (it == accounts_.end() || !it->second.leading) return;
+      session = it->second.session;
+    }
+    spdlog::warn("fleet: {} says the API rejected the token of account {}; checking it", kv.value(), std::string(key));
+    session->CheckToken();
   } else if (take("login-result/") && !deleted) {
     std::function<void(stormbroker::Status)> done;
     {

@@ -69,6 +69,7 @@ class Fleet : public FleetLink {
 
   void Publish(const std::string& account, const FleetToken& token) override;
   void ForwardLogin(const std::string& account, Secret passcode, std::function<void(stormbroker::Status)> done) override;
+  void ReportRejected(const std::string& account) override;
   std::chrono::milliseconds RetireGrace() const override { return retire_grace_; }
 
  private:

@@ -7,6 +7,8 @@
 //   PREFIX/login/ACCOUNT/ID            an operator's login for the leader, sealed
 //                                      (on a 60-second lease: spent once or gone)
 //   PREFIX/login-result/ID             the leader's answer to it (on the same lease)
+//   PREFIX/rejected/ACCOUNT            a follower saw the API reject the token:
+//                                      the leader checks it (value: the follower)
 #pragma once
 
 #include <string>
@@ -29,6 +31,7 @@ struct FleetKeys {
     return prefix + "/login/" + std::string(account) + "/";
   }
   std::string LoginResult(std::string_view id) const { return prefix + "/login-result/" + std::string(id); }
+  std::string Rejected(std::string_view account) const { return prefix + "/rejected/" + std::string(account); }
   // The associated data a sealed value is bound to: this fleet, this kind of
   // value, this account.
   std::string SealContext(std::string_view kind, std::string_view account) const {

@@ -45,6 +45,17 @@ void AccountSession::SetRole(TokenRole role, const std::string& leader) {
   }
 }
 
+void AccountSession::CheckToken() {
+  Guard guard(*this);
+  if (stopped_ || role_ != TokenRole::kLead || !current_) return;
+  std::shared_ptr<Slot> slot = current_;
+  DeferLocked([self = shared_from_this(), slot] {
+    self->ConfirmToken(slot, [self, slot](TokenCheck check) {
+      if (check == TokenCheck::kRejected) self->TokenRejected(slot->generation);
+    });
+  });
+}
+
 void AccountSession::Adopt(FleetToken token) {
   Guard guard(*this);
   if (stopped_ || role_ == TokenRole::kLead) return;

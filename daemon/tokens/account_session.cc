@@ -256,6 +256,7 @@ void AccountSession::TokenRejected(uint64_t generation) {
   if (stopped_ || !current_ || current_->generation != generation) return;
   spdlog::warn("account {}: the Storm API rejected the token", account_.name);
   if (!MayLogInLocked()) {
+    if (fleet_ && role_ == TokenRole::kFollow) fleet_->ReportRejected(account_.name);
     DropTokenLocked(state_, "");
     AwaitTokenLocked("the Storm API rejected the token");
     FailWaitersLocked(NoTokenLocked());

@@ -114,6 +114,10 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
   // A token the fleet's leader published. Ignored while this session leads
   // (it is the source) or when the token is already past a deadline.
   void Adopt(FleetToken token) ABSL_LOCKS_EXCLUDED(mutex_);
+  // Another machine's calls were refused with the token this session leads
+  // with: a keep-alive says whether it is dead (then a login, as for any
+  // rejected token) or alive (then nothing changes).
+  void CheckToken() ABSL_LOCKS_EXCLUDED(mutex_);
 
   AccountSnapshot Snapshot() const ABSL_LOCKS_EXCLUDED(mutex_);
   // The current token with its deadlines, for a caller that policy lets read

@@ -42,6 +42,10 @@ class FleetLink {
   // leader has answered, or with the reason it could not be reached. Called
   // without the session's mutex.
   virtual void ForwardLogin(const std::string& account, Secret passcode, std::function<void(Status)> done) = 0;
+  // The API rejected the token a follower was given: ask the leader to check
+  // it (with a keep-alive of its own, so that no follower can make it drop a
+  // good token). Called with the session's mutex held: must not block.
+  virtual void ReportRejected(const std::string& account) = 0;
   // How long a replaced token stays alive upstream after the leader stops
   // handing it out: other machines may still be starting calls with it
   // until they see its successor.
