@@ -93,7 +93,7 @@ void Reload(Config& running, PolicyHolder& policy, AuditLog& audit) {
 // scheduler runs the token timers too, a stuck scheduler stops the pings and
 // systemd restarts the daemon.
 void Heartbeat(Scheduler& scheduler, ServiceManager& manager, const AccountSessions& sessions,
-               HealthService& health) {
+               HealthService& health, const Fleet* fleet) {
   std::vector<AccountSnapshot> snapshots;
   for (const auto& [name, session] : sessions) {
     snapshots.push_back(session->Snapshot());
@@ -101,6 +101,11 @@ void Heartbeat(Scheduler& scheduler, ServiceManager& manager, const AccountSessi
     health.Set(HealthService::AccountName(name), state == AccountState::kActive || state == AccountState::kRefreshing);
   }
   std::string status = SummarizeAccounts(snapshots);
+  if (fleet) {
+    FleetStatus seen = fleet->Status();
+    health.Set(HealthService::kFleet, seen.connected);
+    if (!seen.connected) status = "fleet: " + seen.detail + "; " + status;
+  }
   if (manager.ready()) {
     manager.Status(status);
   } else if (AccountsSettled(snapshots)) {
@@ -114,7 +119,7 @@ void Heartbeat(Scheduler& scheduler, ServiceManager& manager, const AccountSessi
   if (manager.watchdog_interval()) {
     every = std::min(every, std::chrono::duration_cast<std::chrono::milliseconds>(*manager.watchdog_interval() / 4));
   }
-  scheduler.RunAt(scheduler.Now() + every, [&] { Heartbeat(scheduler, manager, sessions, health); });
+  scheduler.RunAt(scheduler.Now() + every, [&, fleet] { Heartbeat(scheduler, manager, sessions, health, fleet); });
 }
 
 size_t OpenDescriptors() {
@@ -202,7 +207,7 @@ int RunDaemon(Config config) {
     spdlog::critical("{}", started.message());
     return 1;
   }
-  AddBrokerGauges(metrics, sessions, engine, connections, audit, STORMBROKER_VERSION);
+  AddBrokerGauges(metrics, sessions, engine, connections, audit, STORMBROKER_VERSION, fleet.get());
   CallDesk desk(policy, sessions, audit, &metrics);
   BrokerService service(connections, policy, sessions, desk, watches, audit, metrics, fleet.get());
   HealthService health(connections, policy);
@@ -263,7 +268,7 @@ int RunDaemon(Config config) {
   }
   for (auto& [name, session] : sessions) session->Start();
   if (fleet) fleet->Start();
-  Heartbeat(scheduler, manager, sessions, health);
+  Heartbeat(scheduler, manager, sessions, health, fleet.get());
   GrpcKeepWarm keep_warm(scheduler, *server);
   keep_warm.Start();
 

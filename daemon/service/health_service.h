@@ -28,6 +28,8 @@ class HealthService final : public grpc::health::v1::Health::CallbackService {
 
   // The health name of an account.
   static std::string AccountName(const std::string& account) { return "account:" + account; }
+  // Fleet mode: SERVING while this machine is in touch with the fleet's etcd.
+  static constexpr const char* kFleet = "fleet";
   // Sets (or creates) a service's status; watches of it hear of a change.
   void Set(const std::string& service, bool serving);
   // Every service NOT_SERVING from now on, and every watch told so and ended.

@@ -98,6 +98,16 @@ class FleetTest : public ::testing::Test {
   stormbroker::client::Outcome<stormbroker::client::CallResult> Ping(int i) const {
     return brokers_[i]->Connect()->Call("prod", "Utilities/Info/ping", nlohmann::json::object(), 5s);
   }
+  // A gauge of machine `i`'s metrics (-1 when absent).
+  double Gauge(int i, const std::string& name, const std::map<std::string, std::string>& labels = {}) const {
+    auto metrics = brokers_[i]->Connect()->GetMetrics();
+    EXPECT_TRUE(metrics.ok());
+    if (!metrics.ok()) return -1;
+    for (const auto& sample : metrics->samples) {
+      if (sample.name == name && sample.labels == labels) return sample.value;
+    }
+    return -1;
+  }
   nlohmann::json Status(int i) const {
     auto result = RunCommand({Binary("stormctl"), "--socket", brokers_[i]->socket_path(), "status", "--output", "json"});
     EXPECT_EQ(result.exit_code, 0) << result.err;
@@ -289,13 +299,18 @@ TEST_F(FleetTest, EtcdOutagesLeaveCallsRunningAndTheFleetRejoinsWithoutALogin) {
     EXPECT_EQ(status["fleet"]["connected"], false) << "b" << i;
     EXPECT_NE(status["fleet"]["detail"].get<std::string>().find("etcd"), std::string::npos) << status.dump();
     EXPECT_EQ(status["accounts"][0]["fleet_role"], "stranded") << status.dump();
+    EXPECT_EQ(Gauge(i, "stormbroker_fleet_connected"), 0);
+    EXPECT_EQ(Gauge(i, "stormbroker_fleet_role", {{"account", "prod"}, {"role", "stranded"}}), 1);
   }
 
   // etcd back: the fleet elects again and goes on with the same token.
   for (int i = 0; i < 3; ++i) etcd_->Start(i);
   ASSERT_TRUE(etcd_->WaitHealthy());
   EXPECT_GE(WaitForLeader(15s), 0);
-  for (int i = 0; i < kMachines; ++i) EXPECT_EQ(Status(i)["fleet"]["connected"], true) << "b" << i;
+  for (int i = 0; i < kMachines; ++i) {
+    EXPECT_EQ(Status(i)["fleet"]["connected"], true) << "b" << i;
+    EXPECT_EQ(Gauge(i, "stormbroker_fleet_connected"), 1);
+  }
   EXPECT_EQ(storm_->Count("account/auth/token", "password"), 1) << "no login across the outage";
   for (int i = 0; i < kMachines; ++i) EXPECT_TRUE(Ping(i).ok()) << "b" << i;
 }
