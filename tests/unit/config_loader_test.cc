@@ -160,6 +160,78 @@ TEST_F(ConfigLoaderTest, BrokenConfigsNameFileLineAndReason) {
   }
 }
 
+class FleetConfigTest : public ConfigLoaderTest {
+ protected:
+  void SetUp() override {
+    ConfigLoaderTest::SetUp();
+    key_file_ = Write("fleet.key", std::string(64, 'a') + "\n", 0600);
+  }
+  void TearDown() override {
+    unlink(key_file_.c_str());
+    ConfigLoaderTest::TearDown();
+  }
+  YAML::Node FleetDocument() {
+    YAML::Node doc = Document();
+    doc["fleet"]["name"] = "build-07";
+    doc["fleet"]["key_file"] = key_file_;
+    doc["fleet"]["etcd"]["endpoints"].push_back("http://127.0.0.1:2379");
+    return doc;
+  }
+  std::string key_file_;
+};
+
+TEST_F(FleetConfigTest, AFleetMachineMayHoldNoPasswordAndGetsSaneDefaults) {
+  YAML::Node doc = FleetDocument();
+  doc["accounts"]["prod"].remove("password_file");
+  auto config = Load(Yaml(doc));
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_TRUE(config->fleet.enabled);
+  EXPECT_EQ(config->fleet.prefix, "/stormbroker");
+  EXPECT_EQ(config->fleet.lease_ttl, std::chrono::seconds(5));
+  EXPECT_EQ(config->fleet.key.Reveal(), std::string(32, '\xaa'));
+  EXPECT_FALSE(config->accounts.at("prod").HoldsCredentials()) << "it can only follow";
+  ASSERT_EQ(config->fleet.endpoints.size(), 1u);
+  EXPECT_FALSE(config->fleet.endpoints[0].tls);
+  EXPECT_EQ(config->fleet.endpoints[0].port, 2379);
+
+  doc = Document();
+  doc["accounts"]["prod"].remove("password_file");
+  auto alone = Load(Yaml(doc));
+  ASSERT_FALSE(alone.ok()) << "outside a fleet an account needs its password";
+  EXPECT_NE(alone.status().message().find("password_file"), std::string::npos);
+}
+
+TEST_F(FleetConfigTest, BrokenFleetConfigsNameFileLineAndReason) {
+  const std::vector<BrokenCase> cases = {
+      {"plain http off loopback", [](YAML::Node& d) { d["fleet"]["etcd"]["endpoints"][0] = "http://10.0.0.1:2379"; },
+       "10.0.0.1", "plain http:// is allowed only to a loopback address"},
+      {"https without a client certificate",
+       [](YAML::Node& d) { d["fleet"]["etcd"]["endpoints"][0] = "https://10.0.0.1:2379"; }, "endpoints:",
+       "needs cert_file and key_file"},
+      {"no scheme", [](YAML::Node& d) { d["fleet"]["etcd"]["endpoints"][0] = "10.0.0.1:2379"; }, "10.0.0.1",
+       "must start with https://"},
+      {"no key file", [](YAML::Node& d) { d["fleet"].remove("key_file"); }, "name: build-07", "openssl rand -hex 32"},
+      {"short key", [&](YAML::Node& d) { d["fleet"]["key_file"] = password_file_; }, "key_file",
+       "a fleet key is 32 bytes"},
+      {"lease ttl in milliseconds", [](YAML::Node& d) { d["fleet"]["lease_ttl"] = "2500ms"; }, "lease_ttl",
+       "whole seconds"},
+      {"grace shorter than a call", [](YAML::Node& d) { d["fleet"]["retire_grace"] = "10s"; }, "retire_grace",
+       "at least upstream.timeout"},
+      {"relative prefix", [](YAML::Node& d) { d["fleet"]["prefix"] = "stormbroker"; }, "prefix", "must start with '/'"},
+  };
+  for (const auto& c : cases) {
+    YAML::Node doc = FleetDocument();
+    c.edit(doc);
+    auto config = Load(Yaml(doc));
+    ASSERT_FALSE(config.ok()) << c.name;
+    const std::string& message = config.status().message();
+    EXPECT_EQ(message.rfind(path_ + ":" + std::to_string(LineOf(c.line_holds)) + ": ", 0), 0u)
+        << c.name << ": " << message << "\n" << text_;
+    EXPECT_NE(message.find(c.says), std::string::npos) << c.name << ": " << message;
+    EXPECT_EQ(message.find(kPassword), std::string::npos) << c.name;
+  }
+}
+
 TEST_F(ConfigLoaderTest, YamlSyntaxErrorNamesItsLine) {
   std::string yaml = Yaml(Document()) + "extra: [1h\n";
   auto config = Load(yaml);
