@@ -711,6 +711,21 @@ AccountConfig AccountConfig::Clone() const {
   return copy;
 }
 
+FleetConfig FleetConfig::Clone() const {
+  FleetConfig copy;
+  copy.enabled = enabled;
+  copy.name = name;
+  copy.prefix = prefix;
+  copy.endpoints = endpoints;
+  copy.ca_file = ca_file;
+  copy.cert_file = cert_file;
+  copy.key_file = key_file;
+  copy.key = key.Clone();
+  copy.lease_ttl = lease_ttl;
+  copy.retire_grace = retire_grace;
+  return copy;
+}
+
 const char* TwoFactorName(TwoFactor mode) {
   switch (mode) {
     case TwoFactor::kNone: return "none";

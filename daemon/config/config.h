@@ -156,6 +156,8 @@ struct EtcdEndpoint {
   bool tls = true;  // https://; http:// is allowed to loopback only
   std::string host;
   uint16_t port = 0;
+
+  bool operator==(const EtcdEndpoint&) const = default;
 };
 
 // Fleet mode: the brokers of a build farm share one token per account
@@ -175,6 +177,8 @@ struct FleetConfig {
   // How long the leader keeps a replaced token alive for calls other
   // machines may still start with it.
   std::chrono::milliseconds retire_grace{60'000};
+
+  FleetConfig Clone() const;
 };
 
 struct Config {

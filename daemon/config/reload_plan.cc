@@ -65,7 +65,17 @@ ReloadPlan PlanReload(const Config& a, const Config& b) {
       .Key("limits.calls_per_uid", a.limits.calls_per_uid, b.limits.calls_per_uid)
       .Key("limits.idle_timeout", a.limits.idle_timeout, b.limits.idle_timeout)
       .Key("limits.first_request_timeout", a.limits.first_request_timeout, b.limits.first_request_timeout)
-      .Key("limits.reserved_descriptors", a.limits.reserved_descriptors, b.limits.reserved_descriptors);
+      .Key("limits.reserved_descriptors", a.limits.reserved_descriptors, b.limits.reserved_descriptors)
+      .Key("fleet", a.fleet.enabled, b.fleet.enabled)
+      .Key("fleet.name", a.fleet.name, b.fleet.name)
+      .Key("fleet.prefix", a.fleet.prefix, b.fleet.prefix)
+      .Key("fleet.etcd.endpoints", a.fleet.endpoints, b.fleet.endpoints)
+      .Key("fleet.etcd.ca_file", a.fleet.ca_file, b.fleet.ca_file)
+      .Key("fleet.etcd.cert_file", a.fleet.cert_file, b.fleet.cert_file)
+      .Key("fleet.etcd.key_file", a.fleet.key_file, b.fleet.key_file)
+      .Key("fleet.key_file", a.fleet.key, b.fleet.key)  // the key itself
+      .Key("fleet.lease_ttl", a.fleet.lease_ttl, b.fleet.lease_ttl)
+      .Key("fleet.retire_grace", a.fleet.retire_grace, b.fleet.retire_grace);
   for (const auto& [name, account] : a.accounts) {
     auto fresh = b.accounts.find(name);
     if (fresh == b.accounts.end()) plan.needs_restart.push_back("accounts." + name + " (removed)");
@@ -86,6 +96,7 @@ Config ApplyReload(const Config& running, const Config& fresh) {
   applied.audit = running.audit;
   applied.limits = running.limits;
   applied.metrics = running.metrics;
+  applied.fleet = running.fleet.Clone();
   for (const auto& [name, account] : running.accounts) applied.accounts.emplace(name, account.Clone());
   applied.policy = fresh.policy;
   applied.shutdown_timeout = fresh.shutdown_timeout;
