@@ -1,12 +1,18 @@
 // A synchronous client of etcd's v3 API (gRPC, generated from etcd's own
-// protos), on one channel to all the cluster's members: calls go to a member
-// that is up, and each is bounded by a short deadline so that a dead cluster
-// costs the caller seconds, not forever. Thread-safe.
+// protos), with a channel to each member of the cluster: a call goes to the
+// member that answered last, and on to the next when that one cannot be
+// reached. Each attempt is bounded by a short deadline, so that a dead cluster
+// costs the caller seconds, not forever. One channel per member (rather than
+// one balancing among them) so that TLS checks each member's certificate
+// against that member's own address. Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -30,17 +36,24 @@ class EtcdClient {
   Result<etcdserverpb::TxnResponse> Txn(const etcdserverpb::TxnRequest& request);
   Result<etcdserverpb::PutResponse> Put(const std::string& key, const std::string& value, int64_t lease = 0);
 
-  // For a watch stream, whose context the caller owns (to cancel it).
-  etcdserverpb::Watch::Stub& WatchStub() { return *watch_; }
+  // For a watch stream, whose context the caller owns (to cancel it): the
+  // member that answered last.
+  etcdserverpb::Watch::Stub& WatchStub() { return *members_[current_]->watch; }
 
  private:
-  explicit EtcdClient(std::shared_ptr<grpc::Channel> channel);
-  static void Bound(grpc::ClientContext& context);
+  struct Member {
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<etcdserverpb::KV::Stub> kv;
+    std::unique_ptr<etcdserverpb::Lease::Stub> lease;
+    std::unique_ptr<etcdserverpb::Watch::Stub> watch;
+  };
+  explicit EtcdClient(std::vector<std::unique_ptr<Member>> members) : members_(std::move(members)) {}
+  // Runs `attempt` on one member after another, from the one that answered
+  // last, until one can be reached.
+  grpc::Status OnAnyMember(const std::function<grpc::Status(Member&, grpc::ClientContext&)>& attempt);
 
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<etcdserverpb::KV::Stub> kv_;
-  std::unique_ptr<etcdserverpb::Lease::Stub> lease_;
-  std::unique_ptr<etcdserverpb::Watch::Stub> watch_;
+  std::vector<std::unique_ptr<Member>> members_;
+  std::atomic<size_t> current_{0};
 };
 
 // What etcd's answer means, for messages: "etcd: <reason>".

@@ -186,8 +186,13 @@ void Fleet::WorkLoop() {
 bool Fleet::Join() {
   auto lease = etcd_->Grant(lease_ttl_);
   if (!lease.ok()) {
+    std::string detail = "cannot reach etcd: " + lease.status().message();
     std::lock_guard lock(mutex_);
-    detail_ = "cannot reach etcd: " + lease.status().message();
+    if (Clock::now() >= next_complaint_) {  // not every half second
+      spdlog::warn("fleet: {}; trying again every {} ms", detail, kRetry.count());
+      next_complaint_ = Clock::now() + std::chrono::seconds(30);
+    }
+    detail_ = std::move(detail);
     return false;
   }
   std::vector<std::string> candidates, all;
@@ -217,6 +222,8 @@ bool Fleet::Join() {
     std::lock_guard lock(mutex_);
     connected_ = true;
     detail_.clear();
+    next_complaint_ = Clock::time_point();
+    members_.insert(name_);  // ahead of the watch, which reports it too
   }
   spdlog::info("fleet {}: joined as {} (lease {}, {} s), candidate to lead {} of {} account(s)", keys_.prefix, name_,
                Hex(*lease), lease_ttl_.count(), candidates.size(), all.size());

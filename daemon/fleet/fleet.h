@@ -122,6 +122,7 @@ class Fleet : public FleetLink {
   int64_t lease_ = 0;
   bool connected_ = false;
   std::string detail_ = "not connected to etcd yet";
+  Clock::time_point next_complaint_{};  // when a failure to join is worth a log line again
   std::set<std::string> members_;
   std::map<std::string, PendingLogin> pending_logins_;
   grpc::ClientContext* watch_context_ = nullptr;

@@ -5,7 +5,8 @@
 
 namespace harness {
 
-EtcdCluster::EtcdCluster(const TempDir& dir, int members) : root_(dir.path() + "/etcd") {
+EtcdCluster::EtcdCluster(const TempDir& dir, int members, const std::string& certs)
+    : root_(dir.path() + "/etcd"), certs_(certs) {
   std::filesystem::create_directories(root_);
   for (int i = 0; i < members; ++i) {
     client_ports_.push_back(FreePort());
@@ -17,7 +18,9 @@ EtcdCluster::EtcdCluster(const TempDir& dir, int members) : root_(dir.path() + "
 
 std::vector<std::string> EtcdCluster::ClientUrls() const {
   std::vector<std::string> urls;
-  for (int port : client_ports_) urls.push_back("http://127.0.0.1:" + std::to_string(port));
+  for (int port : client_ports_) {
+    urls.push_back((certs_.empty() ? "http://" : "https://") + std::string("127.0.0.1:") + std::to_string(port));
+  }
   return urls;
 }
 
@@ -28,13 +31,33 @@ std::vector<std::string> EtcdCluster::Argv(int member) const {
     initial += (i ? "," : "") + std::string("m") + std::to_string(i) + "=" + peer(i);
   }
   std::string name = "m" + std::to_string(member);
-  return {"/usr/bin/etcd", "--name", name, "--data-dir", root_ + "/" + name,
+  std::vector<std::string> tls;
+  if (!certs_.empty()) {
+    tls = {"--cert-file", certs_ + "/server.pem", "--key-file", certs_ + "/server.key", "--client-cert-auth",
+           "--trusted-ca-file", certs_ + "/ca.pem"};
+  }
+  std::vector<std::string> argv = {"/usr/bin/etcd", "--name", name, "--data-dir", root_ + "/" + name,
           "--listen-client-urls", ClientUrls()[member], "--advertise-client-urls", ClientUrls()[member],
           "--listen-peer-urls", peer(member), "--initial-advertise-peer-urls", peer(member),
           "--initial-cluster", initial, "--initial-cluster-state", "new",
           "--initial-cluster-token", "stormbroker-test",
           // Elections within a second, as on a quiet LAN.
           "--heartbeat-interval", "50", "--election-timeout", "500", "--log-level", "warn"};
+  argv.insert(argv.end(), tls.begin(), tls.end());
+  return argv;
+}
+
+std::vector<std::string> EtcdCluster::Etcdctl(bool all) const {
+  std::string endpoints;
+  for (size_t i = 0; i < members_.size(); ++i) {
+    if (all || members_[i]) endpoints += (endpoints.empty() ? "" : ",") + ClientUrls()[i];
+  }
+  std::vector<std::string> argv = {"/usr/bin/etcdctl", "--endpoints", endpoints, "--command-timeout", "2s"};
+  if (!certs_.empty()) {
+    argv.insert(argv.end(), {"--cacert", certs_ + "/ca.pem", "--cert", certs_ + "/client.pem", "--key",
+                             certs_ + "/client.key"});
+  }
+  return argv;
 }
 
 void EtcdCluster::Start(int member) {
@@ -47,14 +70,11 @@ void EtcdCluster::Stop(int member) {
 }
 
 bool EtcdCluster::WaitHealthy(std::chrono::milliseconds timeout) const {
-  std::string endpoints;
-  for (size_t i = 0; i < members_.size(); ++i) {
-    if (members_[i]) endpoints += (endpoints.empty() ? "" : ",") + ClientUrls()[i];
-  }
+  auto argv = Etcdctl(false);
+  argv.insert(argv.end(), {"endpoint", "health"});
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
-    auto result = RunCommand({"/usr/bin/etcdctl", "--endpoints", endpoints, "--command-timeout", "1s",
-                              "endpoint", "health"});
+    auto result = RunCommand(argv);
     if (result.exit_code == 0) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
@@ -62,9 +82,9 @@ bool EtcdCluster::WaitHealthy(std::chrono::milliseconds timeout) const {
 }
 
 std::string EtcdCluster::Dump(const std::string& prefix) const {
-  std::string endpoints;
-  for (const auto& url : ClientUrls()) endpoints += (endpoints.empty() ? "" : ",") + url;
-  return RunCommand({"/usr/bin/etcdctl", "--endpoints", endpoints, "get", "--prefix", prefix}).out;
+  auto argv = Etcdctl(true);
+  argv.insert(argv.end(), {"get", "--prefix", prefix});
+  return RunCommand(argv).out;
 }
 
 std::string EtcdCluster::DataFiles() const {

@@ -1,6 +1,8 @@
 // A real etcd cluster on loopback for fleet tests: `members` etcd servers on
 // free ports, each with its own data directory under `dir`, tuned to elect
 // within a second. Stopped members keep their data and can start again.
+// With `certs` (a make_test_ca directory) clients speak TLS and must show a
+// certificate of that CA for client authentication (ca.pem, client.pem).
 #pragma once
 
 #include <memory>
@@ -13,8 +15,8 @@ namespace harness {
 
 class EtcdCluster {
  public:
-  EtcdCluster(const TempDir& dir, int members = 3);
-  // Every member's client URL (http://127.0.0.1:PORT).
+  EtcdCluster(const TempDir& dir, int members = 3, const std::string& certs = "");
+  // Every member's client URL (http:// or https://127.0.0.1:PORT).
   std::vector<std::string> ClientUrls() const;
   void Stop(int member);   // SIGTERM, and waits for the exit
   void Start(int member);  // again, on the data it kept
@@ -27,8 +29,10 @@ class EtcdCluster {
 
  private:
   std::vector<std::string> Argv(int member) const;
+  // etcdctl with the endpoints of the members that run (all with `all`).
+  std::vector<std::string> Etcdctl(bool all) const;
 
-  std::string root_;
+  std::string root_, certs_;
   std::vector<int> client_ports_, peer_ports_;
   std::vector<std::unique_ptr<Process>> members_;
 };

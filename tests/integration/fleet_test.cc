@@ -25,12 +25,14 @@ constexpr int kMachines = 3;
 
 class FleetTest : public ::testing::Test {
  protected:
-  void StartStorm(const std::string& totp_secret = "", std::vector<std::string> flags = {}) {
+  // The emulator, the fleet key, and etcd (over TLS with `etcd_certs`).
+  void StartStorm(const std::string& totp_secret = "", std::vector<std::string> flags = {},
+                  const std::string& etcd_certs = "") {
     storm_ = std::make_unique<harness::FakeStorm>(
         dir_, std::vector<harness::StormUser>{{"deploy-bot", kPassword, totp_secret}}, std::move(flags));
     password_file_ = dir_.Write("prod.password", std::string(kPassword) + "\n", 0600);
     key_file_ = dir_.Write("fleet.key", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n", 0600);
-    etcd_ = std::make_unique<EtcdCluster>(dir_);
+    etcd_ = std::make_unique<EtcdCluster>(dir_, 3, etcd_certs);
     ASSERT_TRUE(etcd_->WaitHealthy());
     for (int i = 0; i < kMachines; ++i) machines_.push_back(std::make_unique<TempDir>());
     brokers_.resize(kMachines);
@@ -152,7 +154,12 @@ TEST_F(FleetTest, OneLoginServesTheFleetAndTheTokenNeverReachesEtcdInTheClear) {
   EXPECT_EQ(storm_->Count("account/auth/token", "password"), 1) << "one login for the whole fleet";
   EXPECT_EQ(storm_->Count("account/auth/token", "token"), 0) << "no keep-alive was needed yet";
 
+  // Members are learnt from etcd's watch: allow it a moment.
   nlohmann::json status = Status(2);
+  for (int tries = 0; tries < 30 && status["fleet"]["members"].size() < 3; ++tries) {
+    std::this_thread::sleep_for(100ms);
+    status = Status(2);
+  }
   ASSERT_TRUE(status.contains("fleet")) << status.dump();
   EXPECT_EQ(status["fleet"]["name"], "b2");
   EXPECT_EQ(status["fleet"]["connected"], true);
@@ -169,6 +176,29 @@ TEST_F(FleetTest, OneLoginServesTheFleetAndTheTokenNeverReachesEtcdInTheClear) {
     EXPECT_EQ(dump.find(token), std::string::npos) << "the token is in etcd in the clear";
     EXPECT_EQ(data.find(token), std::string::npos) << "the token is in etcd's data directory in the clear";
   }
+}
+
+TEST_F(FleetTest, OverTlsOnlyAMachineWithAClientCertificateOfTheFleetsCaJoins) {
+  std::string certs = dir_.path() + "/certs";
+  StartStorm("", {}, certs);
+  auto secure = [&](int i, const std::string& cert, const std::string& key) {
+    YAML::Node config = FleetConfig(i);
+    config["fleet"]["etcd"]["ca_file"] = certs + "/ca.pem";
+    config["fleet"]["etcd"]["cert_file"] = cert;
+    config["fleet"]["etcd"]["key_file"] = key;
+    return config;
+  };
+  StartBroker(0, secure(0, certs + "/client.pem", certs + "/client.key"));
+  StartBroker(1, secure(1, certs + "/client.pem", certs + "/client.key"));
+  // A server's certificate is not one for a client: etcd turns it away.
+  StartBroker(2, secure(2, certs + "/server.pem", certs + "/server.key"));
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(brokers_[i]->WaitForState("active")) << Logs();
+  for (int i = 0; i < 2; ++i) EXPECT_TRUE(Ping(i).ok()) << "b" << i;
+  EXPECT_EQ(storm_->Count("account/auth/token", "password"), 1);
+  std::this_thread::sleep_for(1s);
+  nlohmann::json refused = Status(2);
+  EXPECT_EQ(refused["fleet"]["connected"], false) << refused.dump();
+  EXPECT_NE(Prod(2).state, "active") << "b2 never got the token";
 }
 
 TEST_F(FleetTest, LeaderKilledUnderLoadCostsTheSurvivorsNothing) {
