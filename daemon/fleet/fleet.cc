@@ -186,13 +186,14 @@ void Fleet::WorkLoop() {
 bool Fleet::Join() {
   auto lease = etcd_->Grant(lease_ttl_);
   if (!lease.ok()) {
-    std::string detail = "cannot reach etcd: " + lease.status().message();
+    // Also at start: a machine that never reached etcd serves with what it
+    // kept from its last run, and logs in for nobody.
+    Strand("cannot reach etcd: " + lease.status().message());
     std::lock_guard lock(mutex_);
     if (Clock::now() >= next_complaint_) {  // not every half second
-      spdlog::warn("fleet: {}; trying again every {} ms", detail, kRetry.count());
+      spdlog::warn("fleet: {}; trying again every {} ms", detail_, kRetry.count());
       next_complaint_ = Clock::now() + std::chrono::seconds(30);
     }
-    detail_ = std::move(detail);
     return false;
   }
   std::vector<std::string> candidates, all;
@@ -221,6 +222,7 @@ bool Fleet::Join() {
   {
     std::lock_guard lock(mutex_);
     connected_ = true;
+    stranded_ = false;
     detail_.clear();
     next_complaint_ = Clock::time_point();
     members_.insert(name_);  // ahead of the watch, which reports it too
@@ -232,21 +234,29 @@ bool Fleet::Join() {
 }
 
 void Fleet::LoseLease(const std::string& why) {
-  std::vector<std::pair<std::shared_ptr<AccountSession>, std::string>> sessions;
   {
     std::lock_guard lock(mutex_);
-    bool was_connected = connected_;
     lease_ = 0;
     connected_ = false;
-    detail_ = "cut off from etcd (" + why + "): serving with the tokens at hand until their deadlines, no logins";
     for (auto& [name, account] : accounts_) {
       account.candidacy.clear();
       account.leading = false;
-      sessions.emplace_back(account.session, account.leader);
     }
-    if (!was_connected) return;
   }
-  spdlog::error("fleet: {}", detail_);
+  Strand("cut off from etcd (" + why + ")");
+}
+
+void Fleet::Strand(const std::string& why) {
+  std::vector<std::pair<std::shared_ptr<AccountSession>, std::string>> sessions;
+  std::string detail = why + ": serving with the tokens at hand until their deadlines, no logins";
+  {
+    std::lock_guard lock(mutex_);
+    detail_ = detail;
+    if (stranded_) return;
+    stranded_ = true;
+    for (auto& [name, account] : accounts_) sessions.emplace_back(account.session, account.leader);
+  }
+  spdlog::error("fleet: {}", detail);
   for (auto& [session, leader] : sessions) session->SetRole(TokenRole::kStranded, leader);
 }
 

@@ -95,6 +95,8 @@ class Fleet : public FleetLink {
   void Post(std::function<void()> task);
   bool Join();         // a lease, our member key and candidacies
   void LoseLease(const std::string& why);
+  // Every session stranded (once), and `why` in the status.
+  void Strand(const std::string& why);
   void Elect(const std::string& account);  // who leads `account` now, and our role
   void PublishSealed(const std::string& account, std::string sealed);
   // `lease` is the request's: the answer lives as long as the request could.
@@ -121,6 +123,7 @@ class Fleet : public FleetLink {
   std::map<std::string, Account> accounts_;
   int64_t lease_ = 0;
   bool connected_ = false;
+  bool stranded_ = false;  // the sessions were told they are cut off
   std::string detail_ = "not connected to etcd yet";
   Clock::time_point next_complaint_{};  // when a failure to join is worth a log line again
   std::set<std::string> members_;

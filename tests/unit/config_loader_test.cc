@@ -18,6 +18,13 @@ namespace {
 
 constexpr const char* kPassword = "secret-value-123";
 
+struct BrokenCase {
+  std::string name;
+  std::function<void(YAML::Node&)> edit;
+  std::string line_holds;  // the text on the line the error must name
+  std::string says;
+};
+
 class ConfigLoaderTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -77,6 +84,23 @@ class ConfigLoaderTest : public ::testing::Test {
     return 0;
   }
 
+  // Each case, applied to a fresh `document()`, is refused with FILE:LINE: of
+  // the line holding its text and its reason, and no secret in the message.
+  void ExpectEachRefused(const std::vector<BrokenCase>& cases, const std::function<YAML::Node()>& document) {
+    for (const auto& c : cases) {
+      YAML::Node doc = document();
+      c.edit(doc);
+      auto config = Load(Yaml(doc));
+      ASSERT_FALSE(config.ok()) << c.name;
+      const std::string& message = config.status().message();
+      EXPECT_EQ(message.rfind(path_ + ":" + std::to_string(LineOf(c.line_holds)) + ": ", 0), 0u)
+          << c.name << ": " << message << "\n" << text_;
+      EXPECT_NE(message.find(c.says), std::string::npos) << c.name << ": " << message;
+      EXPECT_EQ(message.find("hunter2"), std::string::npos) << c.name;
+      EXPECT_EQ(message.find(kPassword), std::string::npos) << c.name;
+    }
+  }
+
   std::string dir_, password_file_, path_, text_;
 };
 
@@ -86,13 +110,6 @@ TEST_F(ConfigLoaderTest, TheDocumentIsValid) {
   EXPECT_EQ(config->accounts.at("prod").username, "deploy-bot");
   EXPECT_EQ(config->upstream.timeout, std::chrono::seconds(30));
 }
-
-struct BrokenCase {
-  std::string name;
-  std::function<void(YAML::Node&)> edit;
-  std::string line_holds;  // the text on the line the error must name
-  std::string says;
-};
 
 TEST_F(ConfigLoaderTest, BrokenConfigsNameFileLineAndReason) {
   auto rule = [](const char* who_key, const char* who, const char* account) {
@@ -146,18 +163,7 @@ TEST_F(ConfigLoaderTest, BrokenConfigsNameFileLineAndReason) {
        [&](YAML::Node& d) { d["accounts"]["prod"]["password_file"] = dir_ + "/missing.password"; },
        "missing.password", "cannot read secret file " + dir_ + "/missing.password"},
   };
-  for (const auto& c : cases) {
-    YAML::Node doc = Document();
-    c.edit(doc);
-    auto config = Load(Yaml(doc));
-    ASSERT_FALSE(config.ok()) << c.name;
-    const std::string& message = config.status().message();
-    EXPECT_EQ(message.rfind(path_ + ":" + std::to_string(LineOf(c.line_holds)) + ": ", 0), 0u)
-        << c.name << ": " << message << "\n" << text_;
-    EXPECT_NE(message.find(c.says), std::string::npos) << c.name << ": " << message;
-    EXPECT_EQ(message.find("hunter2"), std::string::npos) << c.name;
-    EXPECT_EQ(message.find(kPassword), std::string::npos) << c.name;
-  }
+  ExpectEachRefused(cases, [&] { return Document(); });
 }
 
 class FleetConfigTest : public ConfigLoaderTest {
@@ -219,17 +225,7 @@ TEST_F(FleetConfigTest, BrokenFleetConfigsNameFileLineAndReason) {
        "at least upstream.timeout"},
       {"relative prefix", [](YAML::Node& d) { d["fleet"]["prefix"] = "stormbroker"; }, "prefix", "must start with '/'"},
   };
-  for (const auto& c : cases) {
-    YAML::Node doc = FleetDocument();
-    c.edit(doc);
-    auto config = Load(Yaml(doc));
-    ASSERT_FALSE(config.ok()) << c.name;
-    const std::string& message = config.status().message();
-    EXPECT_EQ(message.rfind(path_ + ":" + std::to_string(LineOf(c.line_holds)) + ": ", 0), 0u)
-        << c.name << ": " << message << "\n" << text_;
-    EXPECT_NE(message.find(c.says), std::string::npos) << c.name << ": " << message;
-    EXPECT_EQ(message.find(kPassword), std::string::npos) << c.name;
-  }
+  ExpectEachRefused(cases, [&] { return FleetDocument(); });
 }
 
 TEST_F(ConfigLoaderTest, YamlSyntaxErrorNamesItsLine) {

@@ -73,6 +73,17 @@ TEST_F(FleetSessionTest, AFollowerNeverLogsInAndServesWithThePublishedToken) {
   EXPECT_TRUE(link_.published.empty()) << "only a leader publishes";
 }
 
+TEST_F(FleetSessionTest, AFollowerOfAPromptAccountWarnsBeforeTheHardLimitToo) {
+  config_.two_factor = TwoFactor::kPrompt;
+  session_ = std::make_shared<AccountSession>(config_, upstream_, scheduler_, nullptr, &events_, nullptr, &link_);
+  session_->Start();
+  session_->Adopt(Published("tok-fleet", 1200s));
+  RunNextTask();
+  EXPECT_NE(session_->Snapshot().warning.find("expires in"), std::string::npos) << session_->Snapshot().warning;
+  EXPECT_NE(session_->Snapshot().warning.find("stormctl login prod"), std::string::npos);
+  EXPECT_EQ(upstream_.Pending(), 0u);
+}
+
 TEST_F(FleetSessionTest, ANewLeaderTakesTheFleetsTokenOverWithOneKeepAliveAndPublishesIt) {
   session_->Start();
   session_->Adopt(Published("tok-fleet"));
