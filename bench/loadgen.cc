@@ -8,11 +8,16 @@
 //                                               HTTP(S) to the API itself, keep-alive
 //   loadgen --mode nginx --target SOCKET        HTTP over a Unix socket to a proxy
 //                                               that adds the credentials
+//   loadgen --mode idle --target SOCKET --pid PID
+//                                               opens --concurrency connections to
+//                                               stormbrokerd, makes no call, and reports
+//                                               what they cost the daemon's RSS
 // Common: --calls N --concurrency C [--method M] [--account A] [--ca FILE]
 //         [--pid PID] (the daemon whose RSS and CPU time to report)
 //         [--timeline FILE] (each call's start, epoch seconds, and latency, µs)
 //         [--duration SECONDS] (stop after this long even if --calls are not done)
 //         [--pace SECONDS] (a pause before each next call: sporadic callers)
+//         [--per-connection K] (broker: K calls in flight on each connection)
 #include <curl/curl.h>
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
@@ -41,7 +46,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Options {
   std::string mode, target, method = "Utilities/Info/ping", account, user, token, ca;
-  long calls = 1000, concurrency = 1;
+  long calls = 1000, concurrency = 1, per_connection = 1;
   int pid = 0;
   std::string timeline;  // a file to write "started_s latency_us" per call to
   double duration_s = 0;  // stop issuing calls after this long (0: after --calls)
@@ -102,15 +107,21 @@ struct BrokerCall {
   std::unique_ptr<grpc::ClientAsyncResponseReader<stormbroker::v1::GetStatusResponse>> get_status;
 };
 
-Outcome RunBroker(const Options& options) {
+// `count` connections of their own to the daemon, each connected.
+std::vector<std::unique_ptr<stormbroker::v1::Broker::Stub>> Connect(const Options& options, long count) {
   std::vector<std::unique_ptr<stormbroker::v1::Broker::Stub>> stubs;
-  for (long i = 0; i < options.concurrency; ++i) {
+  for (long i = 0; i < count; ++i) {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     auto channel = grpc::CreateCustomChannel("unix:" + options.target, grpc::InsecureChannelCredentials(), args);
     channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
     stubs.push_back(stormbroker::v1::Broker::NewStub(channel));
   }
+  return stubs;
+}
+
+Outcome RunBroker(const Options& options) {
+  auto stubs = Connect(options, options.concurrency);
   stormbroker::v1::CallRequest request;
   request.set_account(options.account);
   request.set_method(options.method);
@@ -129,7 +140,9 @@ Outcome RunBroker(const Options& options) {
     ++issued;
     ++outstanding;
   };
-  for (size_t caller = 0; caller < stubs.size() && options.MayIssue(issued); ++caller) start(caller);
+  for (long round = 0; round < options.per_connection; ++round) {
+    for (size_t caller = 0; caller < stubs.size() && options.MayIssue(issued); ++caller) start(caller);
+  }
   Outcome outcome;
   void* tag = nullptr;
   bool ok = false;
@@ -229,6 +242,65 @@ Outcome RunHttp(const Options& options) {
   return outcome;
 }
 
+// A line of /proc/PID/status as a number ("VmRSS:", "Threads:"); 0 when absent.
+double StatusField(int pid, const std::string& field) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind(field, 0) == 0) return std::stod(line.substr(field.size()));
+  }
+  return 0;
+}
+
+// The daemon's resident set and threads, sampled every 50 ms while a run
+// lasts: the most of each.
+class Sampler {
+ public:
+  explicit Sampler(int pid) : pid_(pid) {
+    if (pid_ > 0) thread_ = std::thread([this] { Run(); });
+  }
+  ~Sampler() { Stop(); }
+  void Stop() {
+    done_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  double peak_rss_kib() const { return peak_rss_kib_; }
+  double peak_threads() const { return peak_threads_; }
+
+ private:
+  void Run() {
+    while (!done_) {
+      peak_rss_kib_ = std::max(peak_rss_kib_.load(), StatusField(pid_, "VmRSS:"));
+      peak_threads_ = std::max(peak_threads_.load(), StatusField(pid_, "Threads:"));
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  int pid_;
+  std::atomic<bool> done_{false};
+  std::atomic<double> peak_rss_kib_{0}, peak_threads_{0};
+  std::thread thread_;
+};
+
+// --- idle: connections that make no call, and what they cost -------------
+int RunIdle(const Options& options) {
+  if (options.pid <= 0) {
+    std::fprintf(stderr, "loadgen: --mode idle needs --pid\n");
+    return 2;
+  }
+  double before = StatusField(options.pid, "VmRSS:");
+  auto stubs = Connect(options, options.concurrency);
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // let the daemon settle every connection
+  double after = StatusField(options.pid, "VmRSS:");
+  nlohmann::json line = {{"mode", "idle"},
+                         {"connections", stubs.size()},
+                         {"daemon_rss_before_kib", before},
+                         {"daemon_rss_after_kib", after},
+                         {"rss_per_idle_conn_kib", (after - before) / static_cast<double>(stubs.size())},
+                         {"daemon_threads", StatusField(options.pid, "Threads:")}};
+  std::printf("%s\n", line.dump().c_str());
+  return 0;
+}
+
 // CPU seconds (user + system) and peak RSS (MiB) of a process; zeros when
 // it is gone.
 std::pair<double, double> Usage(int pid) {
@@ -276,22 +348,27 @@ int main(int argc, char** argv) {
     else if (key == "--timeline") options.timeline = value;
     else if (key == "--duration") options.duration_s = std::stod(value);
     else if (key == "--pace") options.pace_s = std::stod(value);
+    else if (key == "--per-connection") options.per_connection = std::stol(value);
     else {
       std::fprintf(stderr, "loadgen: unknown option %s\n", key.c_str());
       return 2;
     }
   }
+  if (options.mode == "idle") return RunIdle(options);
   if (options.mode != "broker" && options.mode != "grpc_floor" && options.mode != "direct" && options.mode != "nginx" &&
       options.mode != "http") {
-    std::fprintf(stderr, "loadgen: --mode broker|grpc_floor|direct|nginx is required\n");
+    std::fprintf(stderr, "loadgen: --mode broker|grpc_floor|direct|nginx|http|idle is required\n");
     return 2;
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);
   options.begun = Clock::now();
   auto [cpu_before, rss_unused] = Usage(options.pid);
+  double rss_before_kib = options.pid > 0 ? StatusField(options.pid, "VmRSS:") : 0;
+  Sampler sampler(options.pid);
   auto started = Clock::now();
   Outcome outcome = options.mode == "broker" || options.mode == "grpc_floor" ? RunBroker(options) : RunHttp(options);
   double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  sampler.Stop();
   auto [cpu_after, rss] = Usage(options.pid);
   if (!options.timeline.empty()) {
     std::ofstream out(options.timeline);
@@ -315,6 +392,9 @@ int main(int argc, char** argv) {
   if (options.pid > 0) {
     line["daemon_cpu_s"] = cpu_after - cpu_before;
     line["daemon_peak_rss_mib"] = rss;
+    line["daemon_rss_before_kib"] = rss_before_kib;
+    line["daemon_sampled_peak_rss_kib"] = sampler.peak_rss_kib();
+    line["daemon_peak_threads"] = sampler.peak_threads();
   }
   std::printf("%s\n", line.dump().c_str());
   return outcome.errors == 0 ? 0 : 1;
