@@ -180,10 +180,13 @@ TEST_F(FleetTest, OneLoginServesTheFleetAndTheTokenNeverReachesEtcdInTheClear) {
   std::string data = etcd_->DataFiles();
   ASSERT_GT(data.size(), 0u);
   EXPECT_NE(data.find("/stormbroker/test/token/prod"), std::string::npos) << "the scan reads etcd's data";
+  std::string logs = Logs();
   for (const auto& token : tokens) {
     EXPECT_EQ(dump.find(token), std::string::npos) << "the token is in etcd in the clear";
     EXPECT_EQ(data.find(token), std::string::npos) << "the token is in etcd's data directory in the clear";
+    EXPECT_EQ(logs.find(token), std::string::npos) << "the token is in a broker's log";
   }
+  EXPECT_EQ(logs.find(kPassword), std::string::npos);
 }
 
 TEST_F(FleetTest, OverTlsOnlyAMachineWithAClientCertificateOfTheFleetsCaJoins) {
