@@ -286,7 +286,9 @@ void Fleet::Elect(const std::string& name) {
   }
   if (took_over) {
     // Whatever the watch has delivered so far, take the token the fleet uses now.
-    auto published = etcd_->Range(PrefixRange(keys_.Token(name)));
+    etcdserverpb::RangeRequest exact;
+    exact.set_key(keys_.Token(name));
+    auto published = etcd_->Range(exact);
     if (published.ok() && published->kvs_size()) {
       auto record = Unseal(key_, keys_.SealContext("token", name), published->kvs(0).value());
       auto token = record.ok() ? DecodeTokenRecord(*record) : Result<FleetToken>(record.status());
