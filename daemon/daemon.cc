@@ -250,11 +250,15 @@ int RunDaemon(Config config) {
     spdlog::critical("{}", listener.status().message());
     return 1;
   }
-  (*listener)->Start(server.get(), &connections, [&desk](const Caller& caller, const Status& refusal) {
+  Status accepting = (*listener)->Start(server.get(), &connections, [&desk](const Caller& caller, const Status& refusal) {
     AuditRecord record = StartAuditRecord(caller, "grpc", "connect", "");
     record.decision = "limit";
     desk.Conclude(std::move(record), refusal);
   });
+  if (!accepting.ok()) {
+    spdlog::critical("{}", accepting.message());
+    return 1;
+  }
   // The second door: the Storm API's own paths over HTTP (when configured).
   HttpDoor http(connections, desk, policy, config.limits);
   if (Status opened = http.Start(config.listen, *passed); !opened.ok()) {

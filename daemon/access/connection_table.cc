@@ -31,6 +31,10 @@ std::optional<int> FdOf(std::string_view peer) {
   return fd;
 }
 
+// The epoll tag of a listening socket: connection ids (from 1) and the
+// wake-up (0) never have the top bit set.
+constexpr uint64_t kListenerTag = uint64_t{1} << 63;
+
 const Status kUnknownConnection(StatusCode::kUnauthenticated, "the broker cannot identify this connection");
 
 }  // namespace
@@ -65,6 +69,24 @@ Status ConnectionTable::Start() {
   if (epoll_fd_ < 0 || wake_fd_ < 0) return Internal(std::string("connection table: ") + strerror(errno));
   thread_ = std::thread([this] { Loop(); });
   return Status::Ok();
+}
+
+Status ConnectionTable::AcceptOn(int fd, std::function<void()> accept) {
+  absl::MutexLock lock(&listeners_mutex_);
+  epoll_event event{};
+  event.events = EPOLLIN;
+  event.data.u64 = kListenerTag | static_cast<uint32_t>(fd);
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event) != 0) {
+    return Internal(std::string("cannot watch the listening socket: ") + strerror(errno));
+  }
+  listeners_[fd] = std::move(accept);
+  return Status::Ok();
+}
+
+void ConnectionTable::StopAccepting(int fd) {
+  absl::MutexLock lock(&listeners_mutex_);
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  listeners_.erase(fd);
 }
 
 Status ConnectionTable::Admit(int fd, const Caller& caller) {
@@ -191,6 +213,16 @@ void ConnectionTable::Loop() {
     if (ready < 0 && errno != EINTR) {
       spdlog::error("connection table: epoll_wait failed: {}", strerror(errno));
       return;
+    }
+    {
+      absl::MutexLock lock(&listeners_mutex_);
+      for (int i = 0; i < ready; ++i) {
+        uint64_t tag = events[i].data.u64;
+        if (!(tag & kListenerTag)) continue;
+        // Stopped since epoll_wait returned: gone from the map.
+        auto listener = listeners_.find(static_cast<int>(tag & ~kListenerTag));
+        if (listener != listeners_.end()) listener->second();
+      }
     }
     absl::MutexLock lock(&mutex_);
     for (int i = 0; i < ready; ++i) {

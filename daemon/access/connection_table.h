@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -72,6 +73,14 @@ class ConnectionTable {
   // Starts watching for hang-ups and the deadlines above.
   Status Start();
 
+  // Runs `accept` on the table's thread whenever listening socket `fd` is
+  // readable, so that the daemon's accept loop needs no thread of its own.
+  // `accept` must not block for long: hang-ups wait meanwhile.
+  Status AcceptOn(int fd, std::function<void()> accept) ABSL_LOCKS_EXCLUDED(listeners_mutex_);
+  // Stops watching `fd`; returns once its `accept` is not running and will
+  // not run again.
+  void StopAccepting(int fd) ABSL_LOCKS_EXCLUDED(listeners_mutex_);
+
   // Takes in the connection on `fd` (accepted, not yet given to gRPC).
   // RESOURCE_EXHAUSTED, saying which limit, when the caller's uid or all
   // callers together hold as many connections as they may: the fd is then
@@ -117,7 +126,7 @@ class ConnectionTable {
   };
 
   void EndCall(uint64_t id, uid_t uid) ABSL_LOCKS_EXCLUDED(mutex_);
-  void Loop() ABSL_LOCKS_EXCLUDED(mutex_);
+  void Loop() ABSL_LOCKS_EXCLUDED(mutex_, listeners_mutex_);
   // Forgets connection `fd`, ending the socket when `end_socket`.
   void RemoveLocked(int fd, bool end_socket) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void ReleaseUsageLocked(uid_t uid, size_t connections, size_t calls) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
@@ -129,6 +138,9 @@ class ConnectionTable {
   std::unordered_map<uint64_t, int> fd_of_ ABSL_GUARDED_BY(mutex_);    // connection id -> gRPC's fd number
   std::unordered_map<uid_t, Usage> usage_ ABSL_GUARDED_BY(mutex_);
   uint64_t next_id_ ABSL_GUARDED_BY(mutex_) = 1;
+  // Held while an `accept` runs (taken before mutex_, never after).
+  absl::Mutex listeners_mutex_ ABSL_ACQUIRED_BEFORE(mutex_);
+  std::unordered_map<int, std::function<void()>> listeners_ ABSL_GUARDED_BY(listeners_mutex_);
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   std::atomic<bool> stopping_{false};

@@ -2,9 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -81,40 +79,29 @@ Result<int> OpenUnixSocket(const std::string& path, mode_t mode, std::optional<g
 Result<std::unique_ptr<UnixListener>> UnixListener::Open(const ListenConfig& config) {
   auto fd = OpenUnixSocket(config.socket_path, config.mode, config.group);
   if (!fd.ok()) return fd.status();
-  int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (wake < 0) {
-    Status failure = Unavailable(Errno("eventfd"));
-    close(*fd);
-    unlink(config.socket_path.c_str());
-    return failure;
-  }
-  return std::unique_ptr<UnixListener>(new UnixListener(*fd, config.socket_path, wake));
+  return std::unique_ptr<UnixListener>(new UnixListener(*fd, config.socket_path));
 }
 
 Result<std::unique_ptr<UnixListener>> UnixListener::Adopt(int fd) {
   // Never AddListeningPort on this path: gRPC would unlink and rebind it.
-  int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (wake < 0) return Unavailable(Errno("eventfd"));
-  return std::unique_ptr<UnixListener>(new UnixListener(fd, "", wake));
+  return std::unique_ptr<UnixListener>(new UnixListener(fd, ""));
 }
 
-UnixListener::~UnixListener() {
-  Stop();
-  close(wake_fd_);
-}
+UnixListener::~UnixListener() { Stop(); }
 
-void UnixListener::Start(grpc::Server* server, ConnectionTable* connections, ConnectionRefused refused) {
-  thread_ = std::thread([this, server, connections, refused = std::move(refused)] {
-    Loop(server, connections, refused);
+Status UnixListener::Start(grpc::Server* server, ConnectionTable* connections, ConnectionRefused refused) {
+  Status watching = connections->AcceptOn(fd_, [this, server, connections, refused = std::move(refused)] {
+    AcceptWaiting(server, connections, refused);
   });
+  if (watching.ok()) connections_ = connections;
+  return watching;
 }
 
 void UnixListener::Stop() {
-  if (stopping_.exchange(true)) return;
-  uint64_t one = 1;
-  (void)!write(wake_fd_, &one, sizeof one);
-  if (thread_.joinable()) thread_.join();
+  if (fd_ < 0) return;
+  if (connections_) connections_->StopAccepting(fd_);
   close(fd_);
+  fd_ = -1;
   if (!path_.empty()) unlink(path_.c_str());
 }
 
@@ -133,30 +120,21 @@ Status AdoptConnection(int fd, grpc::Server* server, ConnectionTable* connection
   return Status::Ok();
 }
 
-void UnixListener::Loop(grpc::Server* server, ConnectionTable* connections, const ConnectionRefused& refused) {
-  pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-  while (!stopping_) {
-    int ready = poll(fds, 2, -1);
-    if (ready < 0) {
-      if (errno == EINTR) continue;
-      spdlog::error("accept loop: poll failed: {}", strerror(errno));
+void UnixListener::AcceptWaiting(grpc::Server* server, ConnectionTable* connections,
+                                 const ConnectionRefused& refused) {
+  for (;;) {
+    // Non-blocking fds: gRPC's event engine hangs on a blocking one.
+    int client = accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (client < 0) {
+      if (errno == EMFILE || errno == ENFILE) {
+        spdlog::error("accept: {}; pausing for 100 ms", strerror(errno));
+        usleep(100'000);
+      } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+        spdlog::error("accept: {}", strerror(errno));
+      }
       return;
     }
-    if (fds[1].revents) break;
-    for (;;) {
-      // Non-blocking fds: gRPC's event engine hangs on a blocking one.
-      int client = accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (client < 0) {
-        if (errno == EMFILE || errno == ENFILE) {
-          spdlog::error("accept: {}; pausing for 100 ms", strerror(errno));
-          usleep(100'000);
-        } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
-          spdlog::error("accept: {}", strerror(errno));
-        }
-        break;
-      }
-      AdoptConnection(client, server, connections, refused);
-    }
+    AdoptConnection(client, server, connections, refused);
   }
 }
 

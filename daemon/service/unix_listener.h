@@ -7,10 +7,8 @@
 
 #include <grpcpp/server.h>
 
-#include <atomic>
 #include <functional>
 #include <memory>
-#include <thread>
 
 #include "access/connection_table.h"
 #include "config/config.h"
@@ -32,21 +30,21 @@ class UnixListener {
   static Result<std::unique_ptr<UnixListener>> Adopt(int fd);
   ~UnixListener();
 
-  // Starts accepting; each connection is admitted to `connections` and
-  // added to `server`, or closed and reported to `refused`.
-  void Start(grpc::Server* server, ConnectionTable* connections, ConnectionRefused refused);
+  // Starts accepting, on the thread of `connections` (which must outlive
+  // this listener); each connection is admitted to `connections` and added
+  // to `server`, or closed and reported to `refused`.
+  Status Start(grpc::Server* server, ConnectionTable* connections, ConnectionRefused refused);
   // Stops accepting, closes the socket and removes its file. Idempotent.
   void Stop();
 
  private:
-  UnixListener(int fd, std::string path, int wake_fd) : fd_(fd), wake_fd_(wake_fd), path_(std::move(path)) {}
-  void Loop(grpc::Server* server, ConnectionTable* connections, const ConnectionRefused& refused);
+  UnixListener(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  // Accepts every connection waiting.
+  void AcceptWaiting(grpc::Server* server, ConnectionTable* connections, const ConnectionRefused& refused);
 
-  int fd_;
-  int wake_fd_;  // eventfd that interrupts the poll on Stop
+  int fd_;  // -1 once stopped
   std::string path_;
-  std::thread thread_;
-  std::atomic<bool> stopping_{false};
+  ConnectionTable* connections_ = nullptr;  // set while accepting
 };
 
 // A listening, non-blocking Unix stream socket at `path`, with `mode` and
