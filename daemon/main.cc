@@ -82,7 +82,7 @@ int Main(int argc, char** argv) {
 
   // glibc gives each thread that meets another in malloc an arena of its
   // own, up to 8 per core. gRPC's, libmicrohttpd's and our threads then
-  // each hold a partly used arena: 9 MiB more resident at concurrency 256,
+  // each hold a partly used arena: 6-9 MiB more resident at concurrency 256,
   // for no measurable throughput (bench/README.md, "memory"). One arena
   // per core. Before any thread starts, so that no thread has one already.
   mallopt(M_ARENA_MAX, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
