@@ -16,6 +16,7 @@
 #include <thread>
 
 #include <httplib.h>
+#include <absl/synchronization/mutex.h>
 
 #include "emulator.h"
 #include "users.h"
@@ -211,6 +212,12 @@ void ServeControl(httplib::Server& server, Emulator& emulator) {
 }
 
 int Main(int argc, char** argv) {
+  // As in the daemon: Debian builds Abseil without NDEBUG, which leaves the
+  // deadlock detector on, and every lock of the emulator's mutex then goes
+  // through one global lock-order graph: a third of its CPU per call at
+  // concurrency 256 (27 -> 18 us, bench/README.md), which the benchmark
+  // would count against whatever calls it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   Flags flags;
   if (!ParseFlags(argc, argv, &flags)) return 2;
   std::string error;
