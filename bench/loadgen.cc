@@ -14,12 +14,16 @@
 //                                               what they cost the daemon's RSS
 // Common: --calls N --concurrency C [--method M] [--account A] [--ca FILE]
 //         [--pid PID] (the daemon whose RSS and CPU time to report)
+//         [--cpu NAME=PID[,PID...]] (repeatable: CPU time per call of these
+//         processes, summed, under cpu_us_per_call.NAME; the load generator's
+//         own is cpu_us_per_call.client)
 //         [--timeline FILE] (each call's start, epoch seconds, and latency, µs)
 //         [--duration SECONDS] (stop after this long even if --calls are not done)
 //         [--pace SECONDS] (a pause before each next call: sporadic callers)
 //         [--per-connection K] (broker: K calls in flight on each connection)
 #include <curl/curl.h>
 #include <grpcpp/grpcpp.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -48,6 +52,7 @@ struct Options {
   std::string mode, target, method = "Utilities/Info/ping", account, user, token, ca;
   long calls = 1000, concurrency = 1, per_connection = 1;
   int pid = 0;
+  std::map<std::string, std::vector<int>> cpu_pids;  // --cpu NAME=PID,PID...
   std::string timeline;  // a file to write "started_s latency_us" per call to
   double duration_s = 0;  // stop issuing calls after this long (0: after --calls)
   double pace_s = 0;      // a pause before each call after the first: sporadic callers
@@ -323,6 +328,20 @@ std::pair<double, double> Usage(int pid) {
   return {cpu, rss};
 }
 
+// CPU seconds of each named group of processes; "client" is this process.
+std::map<std::string, double> CpuSeconds(const std::map<std::string, std::vector<int>>& groups) {
+  std::map<std::string, double> seconds;
+  if (groups.empty()) return seconds;
+  for (const auto& [name, pids] : groups) {
+    for (int pid : pids) seconds[name] += Usage(pid).first;
+  }
+  rusage self{};
+  getrusage(RUSAGE_SELF, &self);
+  auto to_seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  seconds["client"] = to_seconds(self.ru_utime) + to_seconds(self.ru_stime);
+  return seconds;
+}
+
 double Percentile(const std::vector<double>& sorted, double p) {
   if (sorted.empty()) return 0;
   size_t index = std::min(sorted.size() - 1, static_cast<size_t>(p * (sorted.size() - 1) + 0.5));
@@ -349,6 +368,10 @@ int main(int argc, char** argv) {
     else if (key == "--duration") options.duration_s = std::stod(value);
     else if (key == "--pace") options.pace_s = std::stod(value);
     else if (key == "--per-connection") options.per_connection = std::stol(value);
+    else if (key == "--cpu" && value.find('=') != std::string::npos) {
+      std::istringstream pids(value.substr(value.find('=') + 1));
+      for (std::string pid; std::getline(pids, pid, ',');) options.cpu_pids[value.substr(0, value.find('='))].push_back(std::stoi(pid));
+    }
     else {
       std::fprintf(stderr, "loadgen: unknown option %s\n", key.c_str());
       return 2;
@@ -363,6 +386,7 @@ int main(int argc, char** argv) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   options.begun = Clock::now();
   auto [cpu_before, rss_unused] = Usage(options.pid);
+  std::map<std::string, double> cpu_of = CpuSeconds(options.cpu_pids);
   double rss_before_kib = options.pid > 0 ? StatusField(options.pid, "VmRSS:") : 0;
   Sampler sampler(options.pid);
   auto started = Clock::now();
@@ -370,6 +394,7 @@ int main(int argc, char** argv) {
   double seconds = std::chrono::duration<double>(Clock::now() - started).count();
   sampler.Stop();
   auto [cpu_after, rss] = Usage(options.pid);
+  for (auto& [name, seconds_after] : CpuSeconds(options.cpu_pids)) cpu_of[name] = seconds_after - cpu_of[name];
   if (!options.timeline.empty()) {
     std::ofstream out(options.timeline);
     out.precision(17);
@@ -389,6 +414,9 @@ int main(int argc, char** argv) {
                          {"max_us", latencies.empty() ? 0 : latencies.back()},
                          {"errors", outcome.errors}};
   if (!outcome.first_error.empty()) line["first_error"] = outcome.first_error;
+  if (!latencies.empty()) {
+    for (const auto& [name, spent] : cpu_of) line["cpu_us_per_call"][name] = spent * 1e6 / latencies.size();
+  }
   if (options.pid > 0) {
     line["daemon_cpu_s"] = cpu_after - cpu_before;
     line["daemon_peak_rss_mib"] = rss;
