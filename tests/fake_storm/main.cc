@@ -45,6 +45,10 @@ says which was asked). Prints, as its first lines:
                        with uniq_id); default: 60 generated servers
   --threads N          API worker threads (default 96); cpp-httplib gives each
                        open connection one, so serve N keep-alive connections
+  --keep-alive SECONDS how long an idle connection stays open (default 10).
+                       cpp-httplib 0.11 wakes the thread of an idle connection
+                       about 90 times a second, so a client's idle connections
+                       cost the emulator CPU until then
   --help               this text
 
 Control interface (plain HTTP, loopback only):
@@ -69,6 +73,7 @@ struct Flags {
   bool plain = false;
   int port = 0, control_port = 0;
   int threads = 96;  // enough for every call a test holds open with a delay fault
+  int keep_alive_s = 10;
   Options options;
 };
 
@@ -94,6 +99,7 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
     else if (arg == "--passcode-header") flags->passcode_header = next();
     else if (arg == "--servers") flags->servers = next();
     else if (arg == "--threads") flags->threads = std::stoi(next());
+    else if (arg == "--keep-alive") flags->keep_alive_s = std::stoi(next());
     else if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -252,7 +258,7 @@ int Main(int argc, char** argv) {
   // and connections kept alive (httplib's defaults close after 5 requests).
   api->set_tcp_nodelay(true);
   api->set_keep_alive_max_count(100000);
-  api->set_keep_alive_timeout(10);
+  api->set_keep_alive_timeout(flags.keep_alive_s);
   httplib::Server control;
   ServeApi(*api, emulator, flags.passcode_header);
   ServeControl(control, emulator);
