@@ -368,9 +368,9 @@ int main(int argc, char** argv) {
     else if (key == "--duration") options.duration_s = std::stod(value);
     else if (key == "--pace") options.pace_s = std::stod(value);
     else if (key == "--per-connection") options.per_connection = std::stol(value);
-    else if (key == "--cpu" && value.find('=') != std::string::npos) {
-      std::istringstream pids(value.substr(value.find('=') + 1));
-      for (std::string pid; std::getline(pids, pid, ',');) options.cpu_pids[value.substr(0, value.find('='))].push_back(std::stoi(pid));
+    else if (size_t equals = value.find('='); key == "--cpu" && equals != std::string::npos) {
+      std::istringstream pids(value.substr(equals + 1));
+      for (std::string pid; std::getline(pids, pid, ',');) options.cpu_pids[value.substr(0, equals)].push_back(std::stoi(pid));
     }
     else {
       std::fprintf(stderr, "loadgen: unknown option %s\n", key.c_str());
