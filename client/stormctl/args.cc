@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <charconv>
 
-#include "config/duration.h"
+#include "units/duration.h"
 
 namespace stormbroker::stormctl {
 

@@ -4,7 +4,7 @@
 #include <iostream>
 #include <sstream>
 
-#include "format/yaml_json.h"
+#include "encoding/yaml_json.h"
 #include "stormctl/args.h"
 #include "stormctl/commands.h"
 #include "stormctl/output.h"
@@ -23,7 +23,8 @@ Result<nlohmann::json> ReadParams(const std::string& source) {
     text << in.rdbuf();
   }
   auto parsed = ParseYaml(text.str());  // YAML is a superset of JSON
-  if (!parsed || !(parsed->is_object() || parsed->is_null())) {
+  if (!parsed.ok()) return InvalidArgument("--params " + source + ": " + parsed.status().message());
+  if (!(parsed->is_object() || parsed->is_null())) {
     return InvalidArgument("--params " + source + " must hold a JSON or YAML object of parameters");
   }
   return parsed->is_null() ? nlohmann::json::object() : *parsed;

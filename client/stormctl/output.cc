@@ -10,7 +10,7 @@
 
 #include "format/table.h"
 #include "format/terminal_text.h"
-#include "format/yaml_json.h"
+#include "encoding/yaml_json.h"
 
 namespace stormbroker::stormctl {
 namespace {

@@ -67,14 +67,16 @@ std::string UnitOf(pid_t pid) {
 
 }  // namespace
 
-std::optional<Caller> IdentifyPeer(int fd) {
+Result<Caller> IdentifyPeer(int fd) {
   struct ucred cred {};
   socklen_t length = sizeof cred;
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) != 0 || length != sizeof cred) {
-    return std::nullopt;
+    return PermissionDenied("the kernel did not say who is on the connection (SO_PEERCRED)");
   }
   std::optional<std::vector<gid_t>> groups = PeerGroups(fd);
-  if (!groups) return std::nullopt;  // unknown groups could hide a missing one: deny
+  if (!groups) {  // unknown groups could hide a missing one: deny
+    return PermissionDenied("the kernel did not say which groups the caller has (SO_PEERGROUPS)");
+  }
   Caller caller;
   caller.uid = cred.uid;
   caller.gid = cred.gid;

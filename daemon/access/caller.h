@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "util/status.h"
+
 namespace stormbroker {
 
 struct Caller {
@@ -27,8 +29,8 @@ struct Caller {
 };
 
 // Reads the peer credentials and groups of a connected Unix socket and
-// resolves the user's name. Nothing when the kernel does not say (the caller
-// is then refused). Blocking (NSS): not for gRPC threads.
-std::optional<Caller> IdentifyPeer(int fd);
+// resolves the user's name. PERMISSION_DENIED when the kernel does not say
+// (the caller is then refused). Blocking (NSS): not for gRPC threads.
+Result<Caller> IdentifyPeer(int fd);
 
 }  // namespace stormbroker

@@ -15,7 +15,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include "config/byte_size.h"
-#include "config/duration.h"
+#include "units/duration.h"
+#include "net/loopback.h"
 #include "fleet/sealed_box.h"
 #include "secret/base32.h"
 
@@ -171,11 +172,7 @@ bool IsLoopbackHost(const std::string& url) {
   } else {
     host = rest.substr(0, rest.find_first_of(":/"));
   }
-  if (host == "localhost") return true;
-  in_addr v4{};
-  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
-  in6_addr v6{};
-  return inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+  return host == "localhost" || IsLoopbackAddress(host);
 }
 
 // The state directory holds tokens: whoever can write it can swap them.
@@ -204,13 +201,6 @@ std::string SocketPath(const YAML::Node& node, const std::string& what) {
   if (path.front() != '/') Fail(node, what + " must be an absolute path");
   if (path.size() > 100) Fail(node, what + " is longer than a Unix socket path may be (100 bytes)");
   return path;
-}
-
-bool IsLoopbackAddress(const std::string& host) {
-  in_addr v4{};
-  in6_addr v6{};
-  return (inet_pton(AF_INET, host.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127) ||
-         (inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6));
 }
 
 // "HOST:PORT" or "[V6HOST]:PORT" with a numeric host; with `default_host`,

@@ -128,12 +128,15 @@ AuditRecord StartAuditRecord(const Caller& caller, const char* listener, const c
 
 std::string FormatAuditRecord(const AuditRecord& r) {
   JsonLine line;
-  line.Add("time", Rfc3339(r.time))
-      .Add("uid", static_cast<long long>(r.uid))
-      .Add("user", r.user)
-      .Add("gid", static_cast<long long>(r.gid))
-      .Add("pid", static_cast<long long>(r.pid))
-      .Add("comm_hint", r.comm)
+  line.Add("time", Rfc3339(r.time));
+  // A caller the kernel could not name has no uid: never a made-up one.
+  if (r.uid != kUnidentified) {
+    line.Add("uid", static_cast<long long>(r.uid))
+        .Add("user", r.user)
+        .Add("gid", static_cast<long long>(r.gid))
+        .Add("pid", static_cast<long long>(r.pid));
+  }
+  line.Add("comm_hint", r.comm)
       .Add("exe_hint", r.exe)
       .Add("unit_hint", r.unit)
       .Add("rpc", r.rpc)

@@ -31,10 +31,14 @@
 
 namespace stormbroker {
 
+// The uid of a caller the kernel could not name (a connection refused for it).
+inline constexpr uid_t kUnidentified = static_cast<uid_t>(-1);
+
 struct AuditRecord {
   std::chrono::system_clock::time_point time;
-  // The caller, as SO_PEERCRED and /proc said at connection time.
-  uid_t uid = static_cast<uid_t>(-1);
+  // The caller, as SO_PEERCRED and /proc said at connection time;
+  // kUnidentified when the kernel would not say.
+  uid_t uid = kUnidentified;
   std::string user;
   gid_t gid = static_cast<gid_t>(-1);
   pid_t pid = 0;

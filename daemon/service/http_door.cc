@@ -20,7 +20,8 @@
 #include "access/loopback_peer.h"
 #include "access/request_check.h"
 #include "config/byte_size.h"
-#include "format/yaml_json.h"
+#include "encoding/document_bounds.h"
+#include "encoding/yaml_json.h"
 #include "secret/secret.h"
 #include "service/mhd_log.h"
 #include "service/tcp_socket.h"
@@ -120,25 +121,22 @@ Result<Target> ParseTarget(const std::string& url) {
   return target;
 }
 
-// The envelope's params: an object, or nothing for none.
+// The envelope's params: an object, or nothing for none. Parsed within
+// kRequestBounds, before anything recursive touches the body.
 Result<nlohmann::json> ParseParams(const std::string& body, const std::string& encoding) {
   if (body.empty()) return nlohmann::json::object();
-  std::optional<nlohmann::json> envelope;
-  if (encoding == "yaml") {
-    envelope = ParseYaml(body);
-  } else {
-    nlohmann::json parsed = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-    if (!parsed.is_discarded()) envelope = std::move(parsed);
-  }
-  if (!envelope || !(envelope->is_object() || envelope->is_null())) {
+  auto envelope = encoding == "yaml" ? ParseYaml(body, kRequestBounds) : ParseBoundedJson(body, kRequestBounds);
+  if (!envelope.ok()) return InvalidArgument("Could not deserialize the request body: " + envelope.status().message());
+  if (!(envelope->is_object() || envelope->is_null())) {
     return InvalidArgument("Could not deserialize the request body: expected the envelope {\"params\": {...}} in " +
                            encoding);
   }
   if (envelope->is_null() || !envelope->contains("params") || (*envelope)["params"].is_null()) {
     return nlohmann::json::object();
   }
-  if (!(*envelope)["params"].is_object()) return InvalidArgument("Could not deserialize the request body: params must be a map");
-  return (*envelope)["params"];
+  nlohmann::json& params = (*envelope)["params"];
+  if (!params.is_object()) return InvalidArgument("Could not deserialize the request body: params must be a map");
+  return std::move(params);
 }
 
 }  // namespace
@@ -158,6 +156,7 @@ struct Peer {
   int fd = -1;
   std::optional<Caller> caller;
   bool admitted = false;  // taken into the connection table
+  bool confirmed = false;  // TCP: the owner checked again once a request was complete
 };
 
 }  // namespace
@@ -252,12 +251,13 @@ void HttpDoor::Exchange::OnConnection(void* cls, MHD_Connection* connection, voi
   const MHD_ConnectionInfo* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
   if (!info) return;
   peer->fd = info->connect_fd;
-  peer->caller = server->unix_socket ? IdentifyPeer(peer->fd) : IdentifyLoopbackPeer(peer->fd);
-  if (!peer->caller) {
-    spdlog::warn("{}: the kernel did not say who is on a connection; closing it", server->name);
+  Result<Caller> caller = server->unix_socket ? IdentifyPeer(peer->fd) : IdentifyLoopbackPeer(peer->fd);
+  if (!caller.ok()) {
+    door.RefuseUnidentified(server->name, caller.status());
     shutdown(peer->fd, SHUT_RDWR);
     return;
   }
+  peer->caller = std::move(caller).value();
   if (Status admitted = door.connections_.Admit(peer->fd, *peer->caller); !admitted.ok()) {
     AuditRecord record = StartAuditRecord(*peer->caller, server->name.c_str(), "connect", "");
     record.decision = "limit";
@@ -276,6 +276,17 @@ void HttpDoor::Exchange::Handle(Server& server, MHD_Connection* connection, cons
   if (!peer || !peer->admitted) {
     reply = FromStatus(PermissionDenied("the broker does not know who is on this connection"));
     return;
+  }
+  // The first request of a TCP connection is complete: is its sender still
+  // there, and the same? (One that sent and closed at once is an orphan,
+  // which the kernel names as nobody's.)
+  if (!server.unix_socket && !peer->confirmed) {
+    if (Status still = LoopbackPeerStillOwnedBy(peer->fd, peer->caller->uid); !still.ok()) {
+      door.RefuseUnidentified(server.name, still);
+      reply = FromStatus(still);
+      return;
+    }
+    peer->confirmed = true;
   }
   const Caller& caller = *peer->caller;
   AuditRecord record = StartAuditRecord(caller, server.name.c_str(), "Call", "");
@@ -392,6 +403,12 @@ Reply HttpDoor::Exchange::TokenDance(HttpDoor& door, const Caller& caller, const
   return {200,
           {{"token", NewHandle()},
            {"expires", std::chrono::duration_cast<std::chrono::seconds>(expires.time_since_epoch()).count()}}};
+}
+
+void HttpDoor::RefuseUnidentified(const std::string& listener, const Status& why) {
+  AuditRecord record = StartAuditRecord(Caller{}, listener.c_str(), "connect", "");
+  record.decision = "deny";
+  desk_.Conclude(std::move(record), why);
 }
 
 HttpDoor::HttpDoor(ConnectionTable& connections, CallDesk& desk, const PolicyHolder& policy,

@@ -70,6 +70,9 @@ class HttpDoor {
     Secret key;        // PEM
   };
 
+  // A connection (or its first request) whose sender the kernel cannot
+  // name: audited without a uid (never as the uid an orphaned socket shows).
+  void RefuseUnidentified(const std::string& listener, const Status& why);
   // `tls` (may be null) is read while the server starts.
   Status Serve(int listen_fd, const std::string& name, const Tls* tls);
 

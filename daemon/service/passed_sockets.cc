@@ -8,20 +8,10 @@
 
 #include <cstdlib>
 
+#include "net/loopback.h"
+
 namespace stormbroker {
 namespace {
-
-bool OnLoopback(int fd) {
-  sockaddr_storage address{};
-  socklen_t length = sizeof address;
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return false;
-  if (address.ss_family == AF_INET) {
-    return (ntohl(reinterpret_cast<sockaddr_in&>(address).sin_addr.s_addr) >> 24) == 127;
-  }
-  if (address.ss_family != AF_INET6) return false;
-  const in6_addr& v6 = reinterpret_cast<sockaddr_in6&>(address).sin6_addr;
-  return IN6_IS_ADDR_LOOPBACK(&v6) || (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
-}
 
 std::string Describe(const PassedSocket& socket) {
   return "the socket systemd passed as \"" + socket.name + "\" (fd " + std::to_string(socket.fd) + ")";
@@ -36,7 +26,7 @@ Result<PassedSockets> SortPassedSockets(const std::vector<PassedSocket>& sockets
     bool tcp = sd_is_socket_inet(socket.fd, AF_UNSPEC, SOCK_STREAM, /*listening=*/1, 0) > 0;
     std::optional<int>* door = nullptr;
     if (socket.name == "http") {
-      if (tcp && !OnLoopback(socket.fd)) {
+      if (tcp && !IsBoundToLoopback(socket.fd)) {
         return FailedPrecondition(Describe(socket) +
                                   " is not on a loopback address; the HTTP door listens on 127.0.0.1 or [::1] only "
                                   "(the kernel names the caller only of a connection on this machine)");

@@ -106,10 +106,10 @@ void UnixListener::Stop() {
 }
 
 Status AdoptConnection(int fd, grpc::Server* server, ConnectionTable* connections, const ConnectionRefused& refused) {
-  std::optional<Caller> caller = IdentifyPeer(fd);
-  if (!caller) {
+  Result<Caller> caller = IdentifyPeer(fd);
+  if (!caller.ok()) {
     close(fd);
-    return Unavailable("the kernel did not say who is on the connection (SO_PEERCRED, SO_PEERGROUPS)");
+    return caller.status();
   }
   if (Status admitted = connections->Admit(fd, *caller); !admitted.ok()) {
     close(fd);

@@ -1,32 +1,10 @@
 #include "upstream/storm_codec.h"
 
-#include <algorithm>
+#include <limits>
+
+#include "encoding/document_bounds.h"
 
 namespace stormbroker {
-namespace {
-
-// The deepest nesting of brackets outside strings: one pass, no allocation
-// (cheaper than asking the parser, which this precedes on every answer).
-int NestingDepth(std::string_view json) {
-  int depth = 0, deepest = 0;
-  bool in_string = false, escaped = false;
-  for (char c : json) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      deepest = std::max(deepest, ++depth);
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return deepest;
-}
-
-}  // namespace
 
 std::string EncodeEnvelope(const nlohmann::json& params) {
   nlohmann::json envelope = {{"params", params.is_null() ? nlohmann::json::object() : params}};
@@ -36,15 +14,13 @@ std::string EncodeEnvelope(const nlohmann::json& params) {
 Result<ApiOutcome> DecodeResponse(long http_status, std::string_view body) {
   // Everything after the parser walks the value recursively (conversions to
   // protobuf among them): an upstream must not be able to exhaust the stack.
-  if (NestingDepth(body) > kMaxJsonDepth) {
-    return Unavailable("upstream answered HTTP " + std::to_string(http_status) + " with JSON nested deeper than " +
-                       std::to_string(kMaxJsonDepth) + " levels");
+  // Its size is bounded by upstream.max_response_size, not here.
+  auto read = ParseBoundedJson(body, DocumentBounds{kMaxJsonDepth, std::numeric_limits<size_t>::max()});
+  if (!read.ok()) {
+    return Unavailable("upstream answered HTTP " + std::to_string(http_status) + " with a body of " +
+                       std::to_string(body.size()) + " bytes that is unusable: " + read.status().message());
   }
-  nlohmann::json parsed = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded()) {
-    return Unavailable("upstream answered HTTP " + std::to_string(http_status) +
-                       " with a body that is not JSON (" + std::to_string(body.size()) + " bytes)");
-  }
+  nlohmann::json parsed = std::move(read).value();
   ApiOutcome outcome;
   if (parsed.is_object() && parsed.contains("error_class") && parsed["error_class"].is_string()) {
     outcome.is_error = true;

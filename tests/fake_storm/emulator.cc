@@ -8,7 +8,7 @@
 
 #include "secret/base32.h"
 #include "tokens/totp.h"
-#include "format/yaml_json.h"
+#include "encoding/yaml_json.h"
 
 namespace fake_storm {
 namespace {
@@ -150,8 +150,12 @@ Reply Emulator::Handle(const Request& request) {
 
     std::optional<nlohmann::json> body = nlohmann::json::object();
     if (!request.body.empty()) {
-      body = encoding == "yaml" ? stormbroker::ParseYaml(request.body)
-                                : std::optional<nlohmann::json>(nlohmann::json::parse(request.body, nullptr, false));
+      if (encoding == "yaml") {
+        auto parsed = stormbroker::ParseYaml(request.body);
+        body = parsed.ok() ? std::optional<nlohmann::json>(std::move(parsed).value()) : std::nullopt;
+      } else {
+        body = nlohmann::json::parse(request.body, nullptr, false);
+      }
     }
     if (!body || body->is_discarded() || !(body->is_object() || body->is_null())) {
       return ApiException(200, "Deserialize", "Could not deserialize the request body",

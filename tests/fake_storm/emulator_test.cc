@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <thread>
 
-#include "format/yaml_json.h"
+#include "encoding/yaml_json.h"
 
 namespace fake_storm {
 namespace {
@@ -163,7 +163,7 @@ TEST_F(EmulatorTest, EncodingsFollowTheExtension) {
   EXPECT_EQ(yaml.body["uniq_id"], "ABC007");
   // YAML round trip: what the emulator renders parses back to the same value.
   auto parsed = stormbroker::ParseYaml(stormbroker::RenderYaml(yaml.body));
-  ASSERT_TRUE(parsed);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
   EXPECT_EQ(*parsed, yaml.body);
   nlohmann::json tricky = {{"s", "123"}, {"b", "true"}, {"n", nullptr}, {"e", ""}, {"c", "a: b"}, {"i", 5}, {"f", 1.5}};
   EXPECT_EQ(*stormbroker::ParseYaml(stormbroker::RenderYaml(tricky)), tricky);

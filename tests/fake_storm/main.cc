@@ -20,7 +20,7 @@
 
 #include "emulator.h"
 #include "users.h"
-#include "format/yaml_json.h"
+#include "encoding/yaml_json.h"
 
 namespace fake_storm {
 namespace {

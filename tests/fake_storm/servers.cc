@@ -3,7 +3,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "format/yaml_json.h"
+#include "encoding/yaml_json.h"
 
 namespace fake_storm {
 namespace {
@@ -63,8 +63,10 @@ std::optional<nlohmann::json> ServerCatalog::Load(const std::string& path, std::
   }
   std::stringstream text;
   text << in.rdbuf();
-  auto parsed = stormbroker::ParseYaml(text.str());  // YAML is a superset of JSON
-  if (!parsed || !parsed->is_array()) {
+  // YAML is a superset of JSON. The emulator's data may be as deep and as
+  // large as a test wants (an upstream that sends too much is a test case).
+  auto parsed = stormbroker::ParseYaml(text.str(), stormbroker::DocumentBounds{1000, size_t{1} << 30});
+  if (!parsed.ok() || !parsed->is_array()) {
     *error = path + ": expected a list of servers";
     return std::nullopt;
   }
@@ -74,7 +76,7 @@ std::optional<nlohmann::json> ServerCatalog::Load(const std::string& path, std::
       return std::nullopt;
     }
   }
-  return parsed;
+  return std::move(parsed).value();
 }
 
 Reply ServerCatalog::List(const nlohmann::json& params) const {

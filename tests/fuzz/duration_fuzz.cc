@@ -3,7 +3,7 @@
 #include <chrono>
 #include <string>
 
-#include "config/duration.h"
+#include "units/duration.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string text(reinterpret_cast<const char*>(data), size);

@@ -2,7 +2,7 @@
 // results and exception maps, any HTTP status) and the YAML converter.
 #include <string>
 
-#include "format/yaml_json.h"
+#include "encoding/yaml_json.h"
 #include "upstream/storm_codec.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -15,6 +15,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     stormbroker::IsTransientFailure(outcome->error);
     if (!outcome->error.extra.is_object()) __builtin_trap();
   }
-  if (auto yaml = stormbroker::ParseYaml(body)) stormbroker::RenderYaml(*yaml);
+  if (auto yaml = stormbroker::ParseYaml(body); yaml.ok()) stormbroker::RenderYaml(*yaml);
   return 0;
 }

@@ -50,6 +50,15 @@ std::string ReadFile(const std::string& path) {
   return text.str();
 }
 
+bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
 std::string Binary(const std::string& name) {
   // Another build's daemon or stormctl, e.g. to watch a new test fail on an
   // old version: STORMBROKER_TEST_DAEMON=/old/build/daemon/stormbrokerd.

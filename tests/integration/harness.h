@@ -151,6 +151,11 @@ std::string ToYaml(const YAML::Node& config);
 //   With(Config(), {"accounts", "prod", "token_timeout"}, "2s")
 YAML::Node With(YAML::Node config, const std::vector<std::string>& path, const std::string& value);
 
+// Whether `condition` holds within `timeout`, asked every 20 ms: for
+// waiting on another process (never a fixed sleep).
+bool Eventually(const std::function<bool()>& condition,
+                std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
 std::string Binary(const std::string& name);  // path of a built program
 int FreePort();                               // a loopback TCP port nobody listens on now
 std::string Version();                        // the version the project builds (CMake's)

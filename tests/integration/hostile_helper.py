@@ -12,8 +12,13 @@ Usage:
   hostile_helper.py denied SOCKET ACCOUNT N  N calls one after another, then one with 60
                                             parameter names of 1000 characters; print how many
                                             were refused PERMISSION_DENIED
+  hostile_helper.py send-and-close HOST PORT ACCOUNT METHOD N [WAIT]
+                                            N connections to the HTTP door, each sending a
+                                            complete request and closing at once (after WAIT
+                                            seconds connected, when given); print N
 Needs BUILD_DIR/python on PYTHONPATH.
 """
+import base64
 import concurrent.futures
 import resource
 import socket
@@ -98,9 +103,30 @@ def denied(path, account, count):
     print(refused)
 
 
+def send_and_close(host, port, account, method, count, wait):
+    request = ("POST /v1/%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Basic %s\r\n"
+               "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}" %
+               (method, port, base64.b64encode((account + ":x").encode()).decode(), ))
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    conns = []
+    for _ in range(count):
+        conn = socket.socket(family, socket.SOCK_STREAM)
+        conn.connect((host, port))
+        conns.append(conn)
+    print("connected", flush=True)
+    time.sleep(wait)
+    for conn in conns:
+        conn.sendall(request.encode())
+        conn.close()  # an orphan now: the kernel names its owner uid 0
+    print(count, flush=True)
+
+
 if __name__ == "__main__":
     mode, path = sys.argv[1], sys.argv[2]
-    if mode == "flood":
+    if mode == "send-and-close":
+        send_and_close(path, int(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6]),
+                       float(sys.argv[7]) if len(sys.argv) > 7 else 0)
+    elif mode == "flood":
         flood(path, int(sys.argv[3]))
     elif mode == "calls":
         calls(path, sys.argv[3], sys.argv[4], int(sys.argv[5]))

@@ -1,4 +1,4 @@
-#include "config/duration.h"
+#include "units/duration.h"
 
 #include <cmath>
 #include <string>

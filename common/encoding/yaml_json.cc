@@ -1,0 +1,159 @@
+#include "encoding/yaml_json.h"
+
+#include <cctype>
+#include <sstream>
+
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/exceptions.h>
+#include <yaml-cpp/parser.h>
+#include <yaml-cpp/yaml.h>
+
+#include "encoding/tree_builder.h"
+
+namespace stormbroker {
+namespace {
+
+// What an unquoted scalar means: null, a boolean, a number, or else a string.
+nlohmann::json PlainScalar(const std::string& text) {
+  if (text == "~" || text == "null" || text == "Null" || text == "NULL" || text.empty()) return nullptr;
+  if (text == "true" || text == "True" || text == "TRUE") return true;
+  if (text == "false" || text == "False" || text == "FALSE") return false;
+  nlohmann::json number = nlohmann::json::parse(text, nullptr, false);
+  if (!number.is_discarded() && number.is_number()) return number;
+  return text;
+}
+
+// Whether a string can be written unquoted and read back as the same string.
+bool SafeUnquoted(const std::string& text) {
+  if (text.empty() || !PlainScalar(text).is_string()) return false;
+  if (std::isspace(static_cast<unsigned char>(text.front())) || std::isspace(static_cast<unsigned char>(text.back()))) {
+    return false;
+  }
+  if (std::string("-?:,[]{}#&*!|>'\"%@`").find(text.front()) != std::string::npos) return false;
+  for (unsigned char c : text) {
+    if (c < 0x20 || c >= 0x7f || c == ':' || c == '#') return false;
+  }
+  return true;
+}
+
+// Thrown from the event handler to stop yaml-cpp's parser (it has no other
+// way); caught in ParseYaml.
+struct Stop {};
+
+// yaml-cpp's event stream, feeding the builder. In an object, events
+// alternate between a key (a scalar) and its value.
+class YamlEvents : public YAML::EventHandler {
+ public:
+  explicit YamlEvents(TreeBuilder& tree) : tree_(tree) {}
+  std::string refusal;
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t anchor) override { Value(nullptr, anchor); }
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { Refuse("uses an alias (*name); write the value out"); }
+  void OnScalar(const YAML::Mark&, const std::string& tag, YAML::anchor_t anchor, const std::string& text) override {
+    if (tree_.inside_object() && expecting_key_.back()) {
+      if (anchor != YAML::NullAnchor) Refuse("uses an anchor (&name)");
+      tree_.Key(text);
+      expecting_key_.back() = false;
+      return;
+    }
+    // Quoted scalars carry the non-specific tag "!": strings, whatever they look like.
+    Value(tag == "!" ? nlohmann::json(text) : PlainScalar(text), anchor);
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t anchor, YAML::EmitterStyle::value) override {
+    CheckNotKey();
+    Open(anchor, tree_.StartArray(), false);
+  }
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t anchor, YAML::EmitterStyle::value) override {
+    CheckNotKey();
+    Open(anchor, tree_.StartObject(), true);
+  }
+  void OnSequenceEnd() override { Close(); }
+  void OnMapEnd() override { Close(); }
+
+ private:
+  void Refuse(std::string why) {
+    refusal = std::move(why);
+    throw Stop{};
+  }
+  // A key must be a scalar: a map or sequence where a key belongs is refused.
+  void CheckNotKey() {
+    if (tree_.inside_object() && expecting_key_.back()) Refuse("has a key that is not a single value");
+  }
+  void Value(nlohmann::json value, YAML::anchor_t anchor) {
+    CheckNotKey();
+    if (anchor != YAML::NullAnchor) Refuse("uses an anchor (&name)");
+    if (!tree_.Scalar(std::move(value))) Refuse("is " + tree_.error());
+    if (tree_.inside_object()) expecting_key_.back() = true;
+  }
+  void Open(YAML::anchor_t anchor, bool placed, bool object) {
+    if (!placed) Refuse("is " + tree_.error());
+    if (anchor != YAML::NullAnchor) Refuse("uses an anchor (&name)");
+    expecting_key_.push_back(object);
+  }
+  void Close() {
+    tree_.End();
+    expecting_key_.pop_back();
+    if (tree_.inside_object()) expecting_key_.back() = true;
+  }
+
+  TreeBuilder& tree_;
+  std::vector<bool> expecting_key_;  // per open container: an object waiting for a key
+};
+
+void Emit(YAML::Emitter& out, const nlohmann::json& value) {
+  switch (value.type()) {
+    case nlohmann::json::value_t::object:
+      out << YAML::BeginMap;
+      for (const auto& [key, item] : value.items()) {
+        out << YAML::Key << key << YAML::Value;
+        Emit(out, item);
+      }
+      out << YAML::EndMap;
+      break;
+    case nlohmann::json::value_t::array:
+      out << YAML::BeginSeq;
+      for (const auto& item : value) Emit(out, item);
+      out << YAML::EndSeq;
+      break;
+    case nlohmann::json::value_t::string:
+      if (SafeUnquoted(value.get<std::string>())) {
+        out << value.get<std::string>();
+      } else {
+        out << YAML::DoubleQuoted << value.get<std::string>();
+      }
+      break;
+    case nlohmann::json::value_t::null:
+      out << YAML::Null;
+      break;
+    default:
+      out << value.dump();
+  }
+}
+
+}  // namespace
+
+Result<nlohmann::json> ParseYaml(std::string_view text, const DocumentBounds& bounds) {
+  TreeBuilder tree(bounds);
+  YamlEvents events(tree);
+  std::istringstream stream{std::string(text)};
+  try {
+    YAML::Parser parser(stream);
+    if (!parser.HandleNextDocument(events)) return nlohmann::json();  // no document: nothing
+  } catch (const Stop&) {
+    return InvalidArgument("the YAML " + events.refusal);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument("not YAML (line " + std::to_string(e.mark.line + 1) + ", column " +
+                           std::to_string(e.mark.column + 1) + ")");
+  }
+  return tree.Take();
+}
+
+std::string RenderYaml(const nlohmann::json& value) {
+  YAML::Emitter out;
+  Emit(out, value);
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace stormbroker
