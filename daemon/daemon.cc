@@ -2,8 +2,8 @@
 
 #include <dirent.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <string>
 #include <vector>
@@ -16,19 +16,22 @@
 
 #include "access/connection_table.h"
 #include "access/policy.h"
+#include "broker/broker_core.h"
+#include "broker/broker_gauges.h"
 #include "config/reload_plan.h"
+#include "doors/grpc/account_watch.h"
+#include "doors/grpc/broker_service.h"
+#include "doors/grpc/health_service.h"
+#include "doors/grpc/keep_warm.h"
+#include "doors/grpc/self_test.h"
+#include "doors/grpc/unix_listener.h"
+#include "doors/http/http_door.h"
 #include "fleet/fleet.h"
+#include "net/passed_sockets.h"
 #include "observe/account_summary.h"
 #include "observe/audit_log.h"
+#include "observe/metrics_endpoint.h"
 #include "observe/service_manager.h"
-#include "service/broker_service.h"
-#include "service/health_service.h"
-#include "service/broker_gauges.h"
-#include "service/http_door.h"
-#include "service/metrics_endpoint.h"
-#include "service/keep_warm.h"
-#include "service/self_test.h"
-#include "service/unix_listener.h"
 #include "tokens/account_session.h"
 #include "tokens/scheduler.h"
 #include "tokens/token_store.h"
@@ -37,6 +40,42 @@
 
 namespace stormbroker {
 namespace {
+
+size_t OpenDescriptors() {
+  size_t count = 0;
+  if (DIR* dir = opendir("/proc/self/fd")) {
+    while (readdir(dir)) ++count;
+    closedir(dir);
+  }
+  return count > 3 ? count - 3 : 0;  // ".", ".." and the directory's own fd
+}
+
+// How many callers' connections the descriptors allow (two each: the
+// door's and the connection table's), keeping limits.reserved_descriptors
+// for the rest.
+size_t ConnectionsTheDescriptorsAllow(const LimitsConfig& limits) {
+  struct rlimit files {};
+  if (getrlimit(RLIMIT_NOFILE, &files) != 0 || files.rlim_cur == RLIM_INFINITY) return limits.connections;
+  size_t kept = OpenDescriptors() + limits.reserved_descriptors;
+  size_t spare = files.rlim_cur > kept ? files.rlim_cur - kept : 0;
+  size_t allowed = std::min(limits.connections, spare / 2);
+  if (allowed < limits.connections) {
+    spdlog::warn("the descriptor limit ({}) allows {} connections, fewer than limits.connections ({}); raise "
+                 "LimitNOFILE to allow more",
+                 files.rlim_cur, allowed, limits.connections);
+  }
+  return std::max<size_t>(allowed, 1);
+}
+
+std::unique_ptr<AuditSink> OpenAuditSink(const AuditConfig& config, Status* failure) {
+  if (config.file.empty()) return MakeStderrAuditSink();
+  auto file = MakeFileAuditSink(config.file);
+  if (!file.ok()) {
+    *failure = file.status();
+    return MakeStderrAuditSink();
+  }
+  return std::move(file).value();
+}
 
 // Stops every session, expiring tokens upstream where the account says so
 // (never in a fleet: the token is the fleet's), and waits for that at most
@@ -65,269 +104,240 @@ void StopSessions(AccountSessions& sessions, bool in_fleet, std::chrono::seconds
   }
 }
 
-// SIGHUP: the policy and shutdown_timeout change at once, without dropping a
-// connection or a token, and the audit file is reopened (log rotation). A
-// broken file changes nothing. Every other key that changed is named in the
-// log as waiting for a restart (see config/reload_plan.h).
-void Reload(Config& running, PolicyHolder& policy, AuditLog& audit) {
-  auto fresh = LoadConfig(running.path);
+}  // namespace
+
+// Every module of the running daemon, in the order each is built; each
+// refers only to those above it, so they are torn down in reverse.
+struct Daemon::Parts {
+  explicit Parts(const Config& config)
+      : engine({config.upstream.ca_file, config.upstream.max_connections, config.upstream.max_response_bytes}),
+        upstream(engine, config.upstream),
+        policy(std::make_shared<const Policy>(config.policy)),
+        watches(policy),
+        audit(OpenAuditSink(config.audit, &audit_failure),
+              {.records = config.audit.queue,
+               .bytes = config.audit.queue_bytes,
+               .refusals_per_second = config.audit.refusal_rate,
+               .refusal_burst = config.audit.refusal_burst}),
+        metrics(AccountNames(config)),
+        connections(config.limits, ConnectionsTheDescriptorsAllow(config.limits)),
+        core(connections, policy, sessions, audit, &metrics, config.limits),
+        http(core, connections, config.limits),
+        metrics_endpoint([this] { return metrics.Collect().Text(); },
+                         [this](const Caller& caller) { return policy.Get()->AdmitsMetrics(caller); }, audit) {}
+
+  static std::vector<std::string> AccountNames(const Config& config) {
+    std::vector<std::string> names;
+    for (const auto& [name, account] : config.accounts) names.push_back(name);
+    return names;
+  }
+
+  ServiceManager manager;
+  HttpEngine engine;
+  ThreadScheduler scheduler;
+  StormClient upstream;
+  std::unique_ptr<FileTokenStore> store;  // with state_dir
+  PolicyHolder policy;
+  AccountWatchHub watches;
+  Status audit_failure;  // the audit file could not be opened (before `audit`: it is set while that is built)
+  AuditLog audit;
+  Metrics metrics;
+  std::unique_ptr<Fleet> fleet;  // in fleet mode
+  AccountSessions sessions;
+  ConnectionTable connections;
+  BrokerCore core;
+  // The gRPC door: the service, health, the server, its listener.
+  std::unique_ptr<BrokerService> service;
+  std::unique_ptr<HealthService> health;
+  std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<UnixListener> listener;
+  std::unique_ptr<GrpcKeepWarm> keep_warm;
+  HttpDoor http;
+  MetricsEndpoint metrics_endpoint;
+};
+
+Daemon::Daemon(Config config) : config_(std::move(config)) {}
+
+Daemon::~Daemon() { Shutdown(); }
+
+Status Daemon::Start() {
+  for (const std::string& warning : config_.warnings) spdlog::warn("{}", warning);
+  parts_ = std::make_unique<Parts>(config_);
+  Parts& p = *parts_;
+  if (!p.audit_failure.ok()) return p.audit_failure;
+  if (Status started = p.engine.Start(); !started.ok()) return started;
+  if (!config_.state_dir.empty()) {
+    auto opened = FileTokenStore::Open(config_.state_dir);
+    if (!opened.ok()) return opened.status();
+    p.store = std::move(opened).value();
+  }
+  if (config_.fleet.enabled) {
+    auto created = Fleet::Create(config_.fleet);
+    if (!created.ok()) return created.status();
+    p.fleet = std::move(created).value();
+  }
+  for (const auto& [name, account] : config_.accounts) {
+    auto session = std::make_shared<AccountSession>(account, p.upstream, p.scheduler, p.store.get(), &p.watches,
+                                                    &p.metrics, p.fleet.get());
+    if (p.fleet) p.fleet->Attach(name, session, account.HoldsCredentials());
+    p.sessions.emplace(name, std::move(session));
+  }
+  if (Status started = p.connections.Start(); !started.ok()) return started;
+  AddBrokerGauges(p.metrics, p.sessions, p.engine, p.connections, p.audit, STORMBROKER_VERSION, p.fleet.get());
+
+  // The gRPC door. Health and reflection let generic gRPC tools find their way around.
+  p.service = std::make_unique<BrokerService>(p.core, p.watches, p.audit, p.metrics, p.fleet.get());
+  p.health = std::make_unique<HealthService>(p.core);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.RegisterService(p.service.get());
+  builder.RegisterService(p.health.get());
+  // Bigger messages are refused before they reach a handler; clients queue
+  // calls beyond a connection's share instead of having them refused.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(config_.limits.max_request_bytes));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, static_cast<int>(config_.limits.calls_per_connection));
+  p.server = builder.BuildAndStart();
+  if (!p.server) return Unavailable("gRPC server failed to start");
+  p.health->Set("", true);
+  p.health->Set("stormbroker.v1.Broker", true);
+  for (const auto& [name, session] : p.sessions) p.health->Set(HealthService::AccountName(name), false);
+  if (Status self_test = CheckPeerIdentification(p.server.get(), &p.core); !self_test.ok()) return self_test;
+  auto passed = TakeSystemdSockets();
+  if (!passed.ok()) return passed.status();
+  auto listener = passed->grpc ? UnixListener::Adopt(*passed->grpc) : UnixListener::Open(config_.listen);
+  if (!listener.ok()) return listener.status();
+  p.listener = std::move(listener).value();
+  if (passed->grpc) {
+    spdlog::info("serving {} account(s) on the socket systemd passed (listen.socket is not used)", p.sessions.size());
+  } else {
+    spdlog::info("serving {} account(s) on {}", p.sessions.size(), config_.listen.socket_path);
+  }
+  if (Status accepting = p.listener->Start(p.server.get(), &p.connections, &p.core); !accepting.ok()) {
+    return accepting;
+  }
+  // The HTTP door: the Storm API's own paths (when configured).
+  if (Status opened = p.http.Start(config_.listen, *passed); !opened.ok()) return opened;
+  if (Status started = p.metrics_endpoint.Start(config_.metrics); !started.ok()) return started;
+
+  for (auto& [name, session] : p.sessions) session->Start();
+  if (p.fleet) p.fleet->Start();
+  running_ = true;
+  Heartbeat();
+  p.keep_warm = std::make_unique<GrpcKeepWarm>(p.scheduler, *p.server);
+  p.keep_warm->Start();
+  return Status::Ok();
+}
+
+void Daemon::Reload() {
+  Parts& p = *parts_;
+  p.manager.Reloading();
+  auto fresh = LoadConfig(config_.path);
   if (!fresh.ok()) {
     spdlog::error("reload rejected, keeping the running configuration: {}", fresh.status().message());
-    return;
+  } else {
+    for (const std::string& warning : fresh->warnings) spdlog::warn("{}", warning);
+    ReloadPlan plan = PlanReload(config_, *fresh);
+    config_ = ApplyReload(config_, *fresh);
+    p.policy.Set(std::make_shared<const Policy>(config_.policy));
+    if (Status reopened = p.audit.Reopen(); !reopened.ok()) spdlog::error("{}", reopened.message());
+    if (!plan.needs_restart.empty()) {
+      spdlog::warn("reload: changed but kept until the next restart (stormbrokerd reads them only at start): {}",
+                   fmt::join(plan.needs_restart, ", "));
+    }
+    spdlog::info("reloaded the policy from {} ({} rules); applied now: {}", config_.path, config_.policy.size(),
+                 plan.applied.empty() ? std::string("no changes") : fmt::format("{}", fmt::join(plan.applied, ", ")));
   }
-  for (const std::string& warning : fresh->warnings) spdlog::warn("{}", warning);
-  ReloadPlan plan = PlanReload(running, *fresh);
-  running = ApplyReload(running, *fresh);
-  policy.Set(std::make_shared<const Policy>(running.policy));
-  if (Status reopened = audit.Reopen(); !reopened.ok()) spdlog::error("{}", reopened.message());
-  if (!plan.needs_restart.empty()) {
-    spdlog::warn("reload: changed but kept until the next restart (stormbrokerd reads them only at start): {}",
-                 fmt::join(plan.needs_restart, ", "));
-  }
-  spdlog::info("reloaded the policy from {} ({} rules); applied now: {}", running.path, running.policy.size(),
-               plan.applied.empty() ? std::string("no changes") : fmt::format("{}", fmt::join(plan.applied, ", ")));
+  std::vector<AccountSnapshot> snapshots;
+  for (const auto& [name, session] : p.sessions) snapshots.push_back(session->Snapshot());
+  p.manager.ReloadDone(SummarizeAccounts(snapshots));
 }
 
 // Every beat, on the scheduler's thread: status for systemd, readiness once
 // every account has had its first say, and the watchdog ping. Since the
 // scheduler runs the token timers too, a stuck scheduler stops the pings and
 // systemd restarts the daemon.
-void Heartbeat(Scheduler& scheduler, ServiceManager& manager, const AccountSessions& sessions,
-               HealthService& health, const Fleet* fleet) {
+void Daemon::Heartbeat() {
+  Parts& p = *parts_;
   std::vector<AccountSnapshot> snapshots;
-  for (const auto& [name, session] : sessions) {
+  for (const auto& [name, session] : p.sessions) {
     snapshots.push_back(session->Snapshot());
     AccountState state = snapshots.back().state;
-    health.Set(HealthService::AccountName(name), state == AccountState::kActive || state == AccountState::kRefreshing);
+    p.health->Set(HealthService::AccountName(name), state == AccountState::kActive || state == AccountState::kRefreshing);
   }
   std::string status = SummarizeAccounts(snapshots);
-  if (fleet) {
-    FleetStatus seen = fleet->Status();
-    health.Set(HealthService::kFleet, seen.connected);
+  if (p.fleet) {
+    FleetStatus seen = p.fleet->Status();
+    p.health->Set(HealthService::kFleet, seen.connected);
     if (!seen.connected) status = "fleet: " + seen.detail + "; " + status;
   }
-  if (manager.ready()) {
-    manager.Status(status);
+  if (p.manager.ready()) {
+    p.manager.Status(status);
   } else if (AccountsSettled(snapshots)) {
     spdlog::info("ready: {}", status);
-    manager.Ready(status);
+    p.manager.Ready(status);
   } else {
-    manager.Status("starting: " + status);
+    p.manager.Status("starting: " + status);
   }
-  if (manager.watchdog_interval()) manager.Watchdog();
-  std::chrono::milliseconds every = manager.ready() ? std::chrono::milliseconds(1000) : std::chrono::milliseconds(50);
-  if (manager.watchdog_interval()) {
-    every = std::min(every, std::chrono::duration_cast<std::chrono::milliseconds>(*manager.watchdog_interval() / 4));
+  if (p.manager.watchdog_interval()) p.manager.Watchdog();
+  std::chrono::milliseconds every = p.manager.ready() ? std::chrono::milliseconds(1000) : std::chrono::milliseconds(50);
+  if (p.manager.watchdog_interval()) {
+    every = std::min(every, std::chrono::duration_cast<std::chrono::milliseconds>(*p.manager.watchdog_interval() / 4));
   }
-  scheduler.RunAt(scheduler.Now() + every, [&, fleet] { Heartbeat(scheduler, manager, sessions, health, fleet); });
+  p.scheduler.RunAt(p.scheduler.Now() + every, [this] { Heartbeat(); });
 }
 
-size_t OpenDescriptors() {
-  size_t count = 0;
-  if (DIR* dir = opendir("/proc/self/fd")) {
-    while (readdir(dir)) ++count;
-    closedir(dir);
+void Daemon::Shutdown() {
+  if (!parts_) return;
+  Parts& p = *parts_;
+  if (running_) {
+    running_ = false;
+    p.manager.Stopping();
+    p.keep_warm->Stop();
+    p.health->Shutdown();  // every service NOT_SERVING from here on
+    p.listener->Stop();
+    p.http.StopAccepting();
+    p.watches.CloseAll();
+    if (!p.core.Drain(config_.shutdown_timeout)) {
+      spdlog::warn("calls still in flight after {} ms: answering them UNAVAILABLE", config_.shutdown_timeout.count());
+      p.engine.CancelAll("the broker is shutting down");
+      p.core.Drain(std::chrono::seconds(2));
+    }
   }
-  return count > 3 ? count - 3 : 0;  // ".", ".." and the directory's own fd
+  // Sessions first: their Stop answers calls still waiting for a token,
+  // which the server's Shutdown would otherwise wait for. A leader gives up
+  // its candidacies first, so that the next machine takes the token over
+  // at once.
+  if (p.fleet) p.fleet->Stop();
+  StopSessions(p.sessions, p.fleet != nullptr, std::chrono::seconds(3));
+  if (p.server) p.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  p.scheduler.Stop();
+  p.engine.Stop();
+  p.http.Stop();              // every HTTP call has its answer by now
+  p.metrics_endpoint.Stop();  // the textfile's last write counts every call
+  if (p.server) p.server->Wait();
+  parts_.reset();
 }
-
-// How many callers' connections the descriptors allow (two each: gRPC's and
-// the connection table's), keeping limits.reserved_descriptors for the rest.
-size_t ConnectionsTheDescriptorsAllow(const LimitsConfig& limits) {
-  struct rlimit files {};
-  if (getrlimit(RLIMIT_NOFILE, &files) != 0 || files.rlim_cur == RLIM_INFINITY) return limits.connections;
-  size_t kept = OpenDescriptors() + limits.reserved_descriptors;
-  size_t spare = files.rlim_cur > kept ? files.rlim_cur - kept : 0;
-  size_t allowed = std::min(limits.connections, spare / 2);
-  if (allowed < limits.connections) {
-    spdlog::warn("the descriptor limit ({}) allows {} connections, fewer than limits.connections ({}); raise "
-                 "LimitNOFILE to allow more",
-                 files.rlim_cur, allowed, limits.connections);
-  }
-  return std::max<size_t>(allowed, 1);
-}
-
-}  // namespace
 
 int RunDaemon(Config config) {
-  for (const std::string& warning : config.warnings) spdlog::warn("{}", warning);
-  ServiceManager manager;
-  HttpEngine engine({config.upstream.ca_file, config.upstream.max_connections, config.upstream.max_response_bytes});
-  if (Status started = engine.Start(); !started.ok()) {
+  Daemon daemon(std::move(config));
+  if (Status started = daemon.Start(); !started.ok()) {
     spdlog::critical("{}", started.message());
     return 1;
   }
-  ThreadScheduler scheduler;
-  StormClient upstream(engine, config.upstream);
-  std::unique_ptr<FileTokenStore> store;
-  if (!config.state_dir.empty()) {
-    auto opened = FileTokenStore::Open(config.state_dir);
-    if (!opened.ok()) {
-      spdlog::critical("{}", opened.status().message());
-      return 1;
-    }
-    store = std::move(opened).value();
-  }
-  PolicyHolder policy(std::make_shared<const Policy>(config.policy));
-  AccountWatchHub watches(policy);
-  std::unique_ptr<AuditSink> audit_sink = MakeStderrAuditSink();
-  if (!config.audit.file.empty()) {
-    auto file = MakeFileAuditSink(config.audit.file);
-    if (!file.ok()) {
-      spdlog::critical("{}", file.status().message());
-      return 1;
-    }
-    audit_sink = std::move(file).value();
-  }
-  AuditLog audit(std::move(audit_sink), {.records = config.audit.queue,
-                                         .bytes = config.audit.queue_bytes,
-                                         .refusals_per_second = config.audit.refusal_rate,
-                                         .refusal_burst = config.audit.refusal_burst});
-  std::vector<std::string> account_names;
-  for (const auto& [name, account] : config.accounts) account_names.push_back(name);
-  Metrics metrics(account_names);
-  std::unique_ptr<Fleet> fleet;
-  if (config.fleet.enabled) {
-    auto created = Fleet::Create(config.fleet);
-    if (!created.ok()) {
-      spdlog::critical("{}", created.status().message());
-      return 1;
-    }
-    fleet = std::move(created).value();
-  }
-  AccountSessions sessions;
-  for (const auto& [name, account] : config.accounts) {
-    auto session = std::make_shared<AccountSession>(account, upstream, scheduler, store.get(), &watches, &metrics,
-                                                    fleet.get());
-    if (fleet) fleet->Attach(name, session, account.HoldsCredentials());
-    sessions.emplace(name, std::move(session));
-  }
-  ConnectionTable connections(config.limits, ConnectionsTheDescriptorsAllow(config.limits));
-  if (Status started = connections.Start(); !started.ok()) {
-    spdlog::critical("{}", started.message());
-    return 1;
-  }
-  AddBrokerGauges(metrics, sessions, engine, connections, audit, STORMBROKER_VERSION, fleet.get());
-  CallDesk desk(policy, sessions, audit, &metrics);
-  BrokerService service(connections, policy, sessions, desk, watches, audit, metrics, fleet.get());
-  HealthService health(connections, policy);
-
-  // Health and reflection let generic gRPC tools find their way around.
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  builder.RegisterService(&service);
-  builder.RegisterService(&health);
-  // Bigger messages are refused before they reach a handler; clients queue
-  // calls beyond a connection's share instead of having them refused.
-  builder.SetMaxReceiveMessageSize(static_cast<int>(config.limits.max_request_bytes));
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, static_cast<int>(config.limits.calls_per_connection));
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server) {
-    spdlog::critical("gRPC server failed to start");
-    return 1;
-  }
-  health.Set("", true);
-  health.Set("stormbroker.v1.Broker", true);
-  for (const auto& [name, session] : sessions) health.Set(HealthService::AccountName(name), false);
-  if (Status self_test = CheckPeerIdentification(server.get(), &connections); !self_test.ok()) {
-    spdlog::critical("{}", self_test.message());
-    return 1;
-  }
-  auto passed = TakeSystemdSockets();
-  if (!passed.ok()) {
-    spdlog::critical("{}", passed.status().message());
-    return 1;
-  }
-  Result<std::unique_ptr<UnixListener>> listener = std::unique_ptr<UnixListener>();
-  if (passed->grpc) {
-    listener = UnixListener::Adopt(*passed->grpc);
-    spdlog::info("serving {} account(s) on the socket systemd passed (listen.socket is not used)", sessions.size());
-  } else {
-    listener = UnixListener::Open(config.listen);
-    if (listener.ok()) spdlog::info("serving {} account(s) on {}", sessions.size(), config.listen.socket_path);
-  }
-  if (!listener.ok()) {
-    spdlog::critical("{}", listener.status().message());
-    return 1;
-  }
-  Status accepting = (*listener)->Start(server.get(), &connections, [&desk](const Caller& caller, const Status& refusal) {
-    AuditRecord record = StartAuditRecord(caller, "grpc", "connect", "");
-    record.decision = "limit";
-    desk.Conclude(std::move(record), refusal);
-  });
-  if (!accepting.ok()) {
-    spdlog::critical("{}", accepting.message());
-    return 1;
-  }
-  // The second door: the Storm API's own paths over HTTP (when configured).
-  HttpDoor http(connections, desk, policy, config.limits);
-  if (Status opened = http.Start(config.listen, *passed); !opened.ok()) {
-    spdlog::critical("{}", opened.message());
-    return 1;
-  }
-  MetricsEndpoint metrics_endpoint([&metrics] { return metrics.Collect().Text(); });
-  if (Status started = metrics_endpoint.Start(config.metrics); !started.ok()) {
-    spdlog::critical("{}", started.message());
-    return 1;
-  }
-  for (auto& [name, session] : sessions) session->Start();
-  if (fleet) fleet->Start();
-  Heartbeat(scheduler, manager, sessions, health, fleet.get());
-  GrpcKeepWarm keep_warm(scheduler, *server);
-  keep_warm.Start();
-
   sigset_t signals;
   sigemptyset(&signals);
   for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
   for (;;) {
     int received = 0;
     sigwait(&signals, &received);
-    if (received == SIGHUP) {
-      manager.Reloading();
-      Reload(config, policy, audit);
-      std::vector<AccountSnapshot> snapshots;
-      for (const auto& [name, session] : sessions) snapshots.push_back(session->Snapshot());
-      manager.ReloadDone(SummarizeAccounts(snapshots));
-      continue;
+    if (received != SIGHUP) {
+      spdlog::info("{}: shutting down", strsignal(received));
+      break;
     }
-    spdlog::info("{}: shutting down", strsignal(received));
-    break;
+    daemon.Reload();
   }
-  // Stop taking connections and calls, end watch streams, let calls in
-  // flight finish within shutdown_timeout and answer the rest UNAVAILABLE
-  // (none is cut silently), then expire the tokens that should not outlive
-  // the daemon.
-  manager.Stopping();
-  keep_warm.Stop();
-  health.Shutdown();  // every service NOT_SERVING from here on
-  (*listener)->Stop();
-  watches.CloseAll();
-  auto drain_until = std::chrono::steady_clock::now() + config.shutdown_timeout;
-  auto left = [&] {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(drain_until - std::chrono::steady_clock::now());
-  };
-  bool drained = service.Drain(left());
-  drained = http.Drain(left()) && drained;
-  if (!drained) {
-    spdlog::warn("calls still in flight after {} ms: answering them UNAVAILABLE", config.shutdown_timeout.count());
-    engine.CancelAll("the broker is shutting down");
-    service.Drain(std::chrono::seconds(2));
-    http.Drain(std::chrono::seconds(2));
-  }
-  // Sessions first: their Stop answers calls still waiting for a token, which
-  // the server's Shutdown would otherwise wait for.
-  // A leader gives up its candidacies first, so that the next machine takes
-  // the token over at once.
-  if (fleet) fleet->Stop();
-  StopSessions(sessions, fleet != nullptr, std::chrono::seconds(3));
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  scheduler.Stop();
-  engine.Stop();
-  http.Stop();  // every HTTP call has its answer by now
-  metrics_endpoint.Stop();  // the textfile's last write counts every call
-  server->Wait();
+  daemon.Shutdown();
   return 0;
 }
-
 
 }  // namespace stormbroker

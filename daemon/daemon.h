@@ -1,13 +1,50 @@
-// The running daemon: wires the modules together, serves until SIGTERM or
-// SIGINT, reloads the policy on SIGHUP, and shuts down gracefully.
+// The running daemon: every module, built in the order each needs the
+// others, served until shut down. main() makes one: Start, then Reload on
+// SIGHUP and Shutdown on SIGTERM or SIGINT (RunDaemon does that loop).
 #pragma once
 
+#include <memory>
+#include <vector>
+
 #include "config/config.h"
+#include "util/status.h"
 
 namespace stormbroker {
 
-// Returns the process exit code. SIGTERM, SIGINT and SIGHUP must be blocked
-// in every thread before it is called (it takes them with sigwait).
+class Daemon {
+ public:
+  explicit Daemon(Config config);
+  // Shuts down first if it is running.
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // Builds and starts everything, doors last. The first failure is returned
+  // (what to do included); whatever had started is stopped again.
+  Status Start();
+  // SIGHUP: the policy and shutdown_timeout change at once, without dropping
+  // a connection or a token, and the audit file is reopened (log rotation).
+  // A broken file changes nothing. Every other key that changed is named in
+  // the log as waiting for a restart (config/reload_plan.h).
+  void Reload();
+  // SIGTERM: stops taking connections and calls, ends watch streams, lets
+  // calls in flight finish within shutdown_timeout and answers the rest
+  // UNAVAILABLE (none is cut silently), then expires the tokens that should
+  // not outlive the daemon and stops. Idempotent.
+  void Shutdown();
+
+ private:
+  struct Parts;  // the modules, in construction order
+  void Heartbeat();
+
+  Config config_;
+  std::unique_ptr<Parts> parts_;
+  bool running_ = false;
+};
+
+// Start, then serve signals until SIGTERM or SIGINT; the process exit code.
+// SIGTERM, SIGINT and SIGHUP must be blocked in every thread before it is
+// called (it takes them with sigwait).
 int RunDaemon(Config config);
 
 }  // namespace stormbroker

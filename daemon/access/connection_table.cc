@@ -8,7 +8,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <charconv>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -20,16 +19,6 @@ namespace {
 // How often the deadlines are looked at: they are seconds long, so a
 // quarter of a second late is on time.
 constexpr int kSweepMs = 250;
-
-std::optional<int> FdOf(std::string_view peer) {
-  constexpr std::string_view kPrefix = "fd:";
-  if (peer.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
-  std::string_view digits = peer.substr(kPrefix.size());
-  int fd = -1;
-  auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), fd);
-  if (error != std::errc() || end != digits.data() + digits.size() || fd < 0) return std::nullopt;
-  return fd;
-}
 
 // The epoll tag of a listening socket: connection ids (from 1) and the
 // wake-up (0) never have the top bit set.
@@ -91,7 +80,7 @@ void ConnectionTable::StopAccepting(int fd) {
 
 Status ConnectionTable::Admit(int fd, const Caller& caller) {
   absl::MutexLock lock(&mutex_);
-  // The kernel gave us this number again, so gRPC has closed the old one.
+  // The kernel gave us this number again, so its door has closed the old one.
   if (by_fd_.count(fd)) RemoveLocked(fd, /*end_socket=*/false);
   if (by_fd_.size() >= max_connections_) {
     return ResourceExhausted("the broker holds " + std::to_string(by_fd_.size()) +
@@ -106,7 +95,7 @@ Status ConnectionTable::Admit(int fd, const Caller& caller) {
   if (watch_fd < 0) return ResourceExhausted(std::string("cannot watch the connection: ") + strerror(errno));
   uint64_t id = next_id_++;
   epoll_event event{};
-  event.events = EPOLLRDHUP;  // not EPOLLIN: the data is gRPC's to read
+  event.events = EPOLLRDHUP;  // not EPOLLIN: the data is the door's to read
   event.data.u64 = id;
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, watch_fd, &event) != 0) {
     Status failure = ResourceExhausted(std::string("cannot watch the connection: ") + strerror(errno));
@@ -122,12 +111,6 @@ Status ConnectionTable::Admit(int fd, const Caller& caller) {
   connection.last_active = std::chrono::steady_clock::now();
   fd_of_[id] = fd;
   return Status::Ok();
-}
-
-CallAdmission ConnectionTable::BeginCall(std::string_view peer) {
-  std::optional<int> fd = FdOf(peer);
-  if (!fd) return CallAdmission{nullptr, std::nullopt, kUnknownConnection};
-  return BeginCall(*fd);
 }
 
 void ConnectionTable::Forget(int fd) {
@@ -160,11 +143,9 @@ CallAdmission ConnectionTable::BeginCall(int fd) {
   return admission;
 }
 
-std::optional<Caller> ConnectionTable::Lookup(std::string_view peer) const {
-  std::optional<int> fd = FdOf(peer);
-  if (!fd) return std::nullopt;
+std::optional<Caller> ConnectionTable::Lookup(int fd) const {
   absl::MutexLock lock(&mutex_);
-  auto found = by_fd_.find(*fd);
+  auto found = by_fd_.find(fd);
   if (found == by_fd_.end()) return std::nullopt;
   return found->second.caller;
 }
@@ -185,19 +166,35 @@ void ConnectionTable::EndCall(uint64_t id, uid_t uid) {
   ReleaseUsageLocked(uid, 0, 1);
 }
 
-void ConnectionTable::ReleaseUsageLocked(uid_t uid, size_t connections, size_t calls) {
+void ConnectionTable::ReleaseUsageLocked(uid_t uid, size_t connections, size_t calls, size_t body_bytes) {
   auto usage = usage_.find(uid);
   if (usage == usage_.end()) return;
   usage->second.connections -= connections;
   usage->second.calls -= calls;
-  if (usage->second.connections == 0 && usage->second.calls == 0) usage_.erase(usage);
+  usage->second.body_bytes -= body_bytes;
+  if (usage->second.connections == 0 && usage->second.calls == 0 && usage->second.body_bytes == 0) {
+    usage_.erase(usage);
+  }
+}
+
+bool ConnectionTable::ReserveBodyBytes(uid_t uid, size_t bytes) {
+  absl::MutexLock lock(&mutex_);
+  Usage& usage = usage_[uid];
+  if (usage.body_bytes + bytes > limits_.body_bytes_per_uid) return false;
+  usage.body_bytes += bytes;
+  return true;
+}
+
+void ConnectionTable::ReleaseBodyBytes(uid_t uid, size_t bytes) {
+  absl::MutexLock lock(&mutex_);
+  ReleaseUsageLocked(uid, 0, 0, bytes);
 }
 
 void ConnectionTable::RemoveLocked(int fd, bool end_socket) {
   auto found = by_fd_.find(fd);
   if (found == by_fd_.end()) return;
   Connection& connection = found->second;
-  if (end_socket) shutdown(connection.watch_fd, SHUT_RDWR);  // gRPC sees the end too
+  if (end_socket) shutdown(connection.watch_fd, SHUT_RDWR);  // the door sees the end too
   close(connection.watch_fd);  // and with it, its epoll registration
   fd_of_.erase(connection.id);
   // Calls still in flight keep their place in the uid's count until they end.
@@ -229,7 +226,7 @@ void ConnectionTable::Loop() {
       // A copy: epoll_event is packed, so its u64 may be misaligned for a reference.
       uint64_t id = events[i].data.u64;
       auto fd = fd_of_.find(id);
-      // A hang-up (or half a one): end the connection for gRPC as well.
+      // A hang-up (or half a one): end the connection for the door as well.
       if (fd != fd_of_.end()) RemoveLocked(fd->second, /*end_socket=*/true);
     }
     auto now = std::chrono::steady_clock::now();

@@ -2,17 +2,16 @@
 // accept time), and what each holds, within the bounds of limits: so that one
 // local user cannot starve the others or the token's keep-alive.
 //
-// gRPC 1.51 names the peer of a connection added with AddInsecureChannelFromFd
-// "fd:N". The accept loop admits fd N here before handing it to gRPC; a
-// handler finds its caller through its peer string. gRPC does not reuse the
-// number while a call on it is alive, and a new Admit of the same number
-// replaces the stale entry before gRPC sees the fd.
+// Connections are known by their file descriptor, which the door that
+// accepted them owns (gRPC, or libmicrohttpd for the HTTP doors). A door does
+// not reuse a number while a call on it is alive, and a new Admit of the
+// same number replaces the stale entry.
 //
-// gRPC owns the fd; the table keeps a duplicate of it, which lets it learn
-// when the peer hangs up (epoll, EPOLLRDHUP) and end a connection itself
-// (shutdown() acts on the socket, so gRPC sees the end too): one that has
-// not completed a request within first_request_timeout of being accepted (a
-// half-sent message holds memory), or that has had no call in flight for
+// The table keeps a duplicate of each fd, which lets it learn when the peer
+// hangs up (epoll, EPOLLRDHUP) and end a connection itself (shutdown() acts
+// on the socket, so the door sees the end too): one that has not completed
+// a request within first_request_timeout of being accepted (a half-sent
+// message holds memory), or that has had no call in flight for
 // idle_timeout. Each connection therefore costs two descriptors.
 #pragma once
 
@@ -23,7 +22,6 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <absl/synchronization/mutex.h>
@@ -81,28 +79,32 @@ class ConnectionTable {
   // not run again.
   void StopAccepting(int fd) ABSL_LOCKS_EXCLUDED(listeners_mutex_);
 
-  // Takes in the connection on `fd` (accepted, not yet given to gRPC).
+  // Takes in the connection on `fd` (accepted, not yet served).
   // RESOURCE_EXHAUSTED, saying which limit, when the caller's uid or all
   // callers together hold as many connections as they may: the fd is then
   // not taken (the accept loop closes it).
   Status Admit(int fd, const Caller& caller);
 
-  // A call beginning on the connection behind gRPC peer string `peer`:
-  // UNAUTHENTICATED when the connection is unknown, RESOURCE_EXHAUSTED when
-  // its uid has as many calls in flight as it may. (The calls of one
-  // connection are bounded by HTTP/2 itself: limits.calls_per_connection is
-  // the server's MAX_CONCURRENT_STREAMS, beyond which a client queues.)
-  CallAdmission BeginCall(std::string_view peer) ABSL_LOCKS_EXCLUDED(mutex_);
-  // The same for a connection known by its fd (the HTTP door's).
+  // A call beginning on connection `fd`: UNAUTHENTICATED when the
+  // connection is unknown, RESOURCE_EXHAUSTED when its uid has as many calls
+  // in flight as it may. (The calls of one gRPC connection are also bounded
+  // by HTTP/2: limits.calls_per_connection is the server's
+  // MAX_CONCURRENT_STREAMS, beyond which a client queues.)
   CallAdmission BeginCall(int fd) ABSL_LOCKS_EXCLUDED(mutex_);
   // Forgets connection `fd`, whose owner is about to close it (the HTTP
   // door's, which the server closes itself; the table's duplicate would
   // otherwise keep the socket open).
   void Forget(int fd) ABSL_LOCKS_EXCLUDED(mutex_);
 
-  // The caller behind `peer`, without taking a place (for calls that hold
+  // Request bodies held in memory, per uid (limits.body_bytes_per_uid): a
+  // door reserves a body's bytes before it keeps them and gives them back
+  // when the request ends. False when the uid would hold more than it may.
+  bool ReserveBodyBytes(uid_t uid, size_t bytes) ABSL_LOCKS_EXCLUDED(mutex_);
+  void ReleaseBodyBytes(uid_t uid, size_t bytes) ABSL_LOCKS_EXCLUDED(mutex_);
+
+  // The caller on `fd`, without taking a place (for calls that hold
   // nothing, such as a health check).
-  std::optional<Caller> Lookup(std::string_view peer) const;
+  std::optional<Caller> Lookup(int fd) const ABSL_LOCKS_EXCLUDED(mutex_);
 
   size_t connections() const;
   // Connections the table ended: no first request in time, or idle.
@@ -113,7 +115,7 @@ class ConnectionTable {
   friend class CallTicket;
   struct Connection {
     uint64_t id = 0;
-    int watch_fd = -1;  // our duplicate of gRPC's fd
+    int watch_fd = -1;  // our duplicate of the door's fd
     uid_t uid = 0;
     Caller caller;
     size_t calls = 0;
@@ -123,19 +125,21 @@ class ConnectionTable {
   struct Usage {
     size_t connections = 0;
     size_t calls = 0;
+    size_t body_bytes = 0;
   };
 
   void EndCall(uint64_t id, uid_t uid) ABSL_LOCKS_EXCLUDED(mutex_);
   void Loop() ABSL_LOCKS_EXCLUDED(mutex_, listeners_mutex_);
   // Forgets connection `fd`, ending the socket when `end_socket`.
   void RemoveLocked(int fd, bool end_socket) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
-  void ReleaseUsageLocked(uid_t uid, size_t connections, size_t calls) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void ReleaseUsageLocked(uid_t uid, size_t connections, size_t calls, size_t body_bytes = 0)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
   const LimitsConfig limits_;
   const size_t max_connections_;
   mutable absl::Mutex mutex_;
-  std::unordered_map<int, Connection> by_fd_ ABSL_GUARDED_BY(mutex_);  // gRPC's fd number -> connection
-  std::unordered_map<uint64_t, int> fd_of_ ABSL_GUARDED_BY(mutex_);    // connection id -> gRPC's fd number
+  std::unordered_map<int, Connection> by_fd_ ABSL_GUARDED_BY(mutex_);  // the door's fd number -> connection
+  std::unordered_map<uint64_t, int> fd_of_ ABSL_GUARDED_BY(mutex_);    // connection id -> the door's fd number
   std::unordered_map<uid_t, Usage> usage_ ABSL_GUARDED_BY(mutex_);
   uint64_t next_id_ ABSL_GUARDED_BY(mutex_) = 1;
   // Held while an `accept` runs (taken before mutex_, never after).

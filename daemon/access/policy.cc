@@ -71,4 +71,9 @@ bool Policy::AdmitsTokenExport(const Caller& caller, const std::string& account)
   });
 }
 
+bool Policy::AdmitsMetrics(const Caller& caller) const {
+  return std::any_of(rules_.begin(), rules_.end(),
+                     [&](const PolicyRule& rule) { return rule.metrics && MatchesPrincipal(rule, caller); });
+}
+
 }  // namespace stormbroker

@@ -31,6 +31,9 @@ class Policy {
   bool AdmitsAdmin(const Caller& caller, const std::string& account) const;
   // Whether some rule with token_export: true admits the caller to the account.
   bool AdmitsTokenExport(const Caller& caller, const std::string& account) const;
+  // Whether some rule with metrics: true names the caller (metrics.listen
+  // answers only them: the metrics name every account and method in use).
+  bool AdmitsMetrics(const Caller& caller) const;
 
  private:
   static bool MatchesPrincipal(const PolicyRule& rule, const Caller& caller);

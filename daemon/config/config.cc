@@ -132,11 +132,17 @@ AuditConfig ParseAudit(const YAML::Node& node) {
 LimitsConfig ParseLimits(const YAML::Node& node) {
   RequireMap(node, "limits");
   RejectUnknownKeys(node, "limits",
-                    {"max_request_size", "connections", "connections_per_uid", "calls_per_connection",
+                    {"max_request_size", "max_params_size", "body_bytes_per_uid", "connections", "connections_per_uid", "calls_per_connection",
                      "calls_per_uid", "idle_timeout", "first_request_timeout", "reserved_descriptors"});
   LimitsConfig limits;
   if (node["max_request_size"]) {
     limits.max_request_bytes = ByteSize(node["max_request_size"], "limits.max_request_size", 4 << 10, 64 << 20);
+  }
+  if (node["max_params_size"]) {
+    limits.max_params_bytes = ByteSize(node["max_params_size"], "limits.max_params_size", 1 << 10, 64 << 20);
+  }
+  if (node["body_bytes_per_uid"]) {
+    limits.body_bytes_per_uid = ByteSize(node["body_bytes_per_uid"], "limits.body_bytes_per_uid", 64 << 10, 1 << 30);
   }
   auto count = [&](const char* key, size_t* value, unsigned long high, const char* unit) {
     if (node[key]) *value = Count(node[key], std::string("limits.") + key, 1, high, unit);
@@ -252,8 +258,10 @@ MetricsConfig ParseMetrics(const YAML::Node& node) {
     metrics.listen = HostPort(node["listen"], "metrics.listen", "127.0.0.1:9848, [::1]:9848 or a port alone (loopback)",
                               "127.0.0.1");
     if (!IsLoopbackAddress(metrics.listen->host)) {
-      Warn(node["listen"], "metrics.listen is not a loopback address: whoever reaches " + metrics.listen->host +
-                               " can read the names of the accounts and of the methods called");
+      Fail(node["listen"], "metrics.listen is not a loopback address: the endpoint answers only local users that "
+                           "a policy rule with metrics: true names, which the kernel tells only for loopback "
+                           "connections; a Prometheus elsewhere scrapes the node exporter's textfile collector "
+                           "(metrics.textfile)");
     }
   }
   if (node["textfile"]) {
@@ -578,7 +586,7 @@ AccountConfig ParseAccount(const std::string& name, const YAML::Node& key, const
 PolicyRule ParseRule(const YAML::Node& node, const std::set<std::string>& account_names) {
   RequireMap(node, "each policy rule");
   RejectUnknownKeys(node, "policy rule",
-                    {"uids", "users", "groups", "accounts", "methods", "admin", "token_export"});
+                    {"uids", "users", "groups", "accounts", "methods", "admin", "token_export", "metrics"});
   PolicyRule rule;
   rule.line = LineOf(node);
   if (node["uids"]) {
@@ -612,6 +620,9 @@ PolicyRule ParseRule(const YAML::Node& node, const std::set<std::string>& accoun
   if (rule.uids.empty() && rule.gids.empty()) {
     Fail(node, "a policy rule must name who it admits with uids:, users: or groups:");
   }
+  rule.metrics = node["metrics"] && Boolean(node["metrics"], "metrics");
+  bool grants_accounts = node["methods"] || node["admin"] || node["token_export"];
+  if (rule.metrics && !grants_accounts && !node["accounts"]) return rule;  // a scraper's rule
   if (!node["accounts"]) Fail(node, "a policy rule must list accounts: (names, or \"*\" for all)");
   rule.accounts = StringList(node["accounts"], "accounts");
   for (size_t i = 0; i < rule.accounts.size(); ++i) {
@@ -620,7 +631,7 @@ PolicyRule ParseRule(const YAML::Node& node, const std::set<std::string>& accoun
       Fail(node["accounts"][i], "policy names account '" + name + "', which is not under accounts:");
     }
   }
-  if (!node["methods"] && !node["admin"] && !node["token_export"]) {
+  if (!grants_accounts) {
     Fail(node, "a policy rule must list methods: (patterns, or \"*\" for all), or say admin: or token_export: true");
   }
   if (node["methods"]) rule.methods = StringList(node["methods"], "methods");

@@ -57,7 +57,11 @@ struct AuditConfig {
 // What one local caller can make the daemon hold. Callers are untrusted: each
 // bound keeps one uid from starving the others or the token's keep-alive.
 struct LimitsConfig {
-  size_t max_request_bytes = 1 << 20;  // one gRPC message
+  size_t max_request_bytes = 1 << 20;  // one request as read: a gRPC message, an HTTP body
+  // An API call's params as they go upstream (compact JSON), on every door.
+  size_t max_params_bytes = 256 << 10;
+  // HTTP bodies a uid's requests hold in the broker at once, all doors together.
+  size_t body_bytes_per_uid = 8 << 20;
   size_t connections = 4096;           // open at once, all callers together
   size_t connections_per_uid = 1024;
   // Calls in flight at once on one connection: HTTP/2's MAX_CONCURRENT_STREAMS,
@@ -138,6 +142,7 @@ struct PolicyRule {
   std::vector<std::string> methods;   // method path patterns; '*' matches any run
   bool admin = false;                 // may Login and Logout the rule's accounts
   bool token_export = false;          // may read the token itself (GetToken)
+  bool metrics = false;               // may read the metrics endpoint (metrics.listen)
 
   bool operator==(const PolicyRule&) const = default;
 };

@@ -59,6 +59,8 @@ ReloadPlan PlanReload(const Config& a, const Config& b) {
       .Key("audit.refusal_rate", a.audit.refusal_rate, b.audit.refusal_rate)
       .Key("audit.refusal_burst", a.audit.refusal_burst, b.audit.refusal_burst)
       .Key("limits.max_request_size", a.limits.max_request_bytes, b.limits.max_request_bytes)
+      .Key("limits.max_params_size", a.limits.max_params_bytes, b.limits.max_params_bytes)
+      .Key("limits.body_bytes_per_uid", a.limits.body_bytes_per_uid, b.limits.body_bytes_per_uid)
       .Key("limits.connections", a.limits.connections, b.limits.connections)
       .Key("limits.connections_per_uid", a.limits.connections_per_uid, b.limits.connections_per_uid)
       .Key("limits.calls_per_connection", a.limits.calls_per_connection, b.limits.calls_per_connection)

@@ -52,7 +52,7 @@ void CutCallerFields(AuditRecord& r) {
 // About what a record costs while it waits in the queue.
 size_t SizeOf(const AuditRecord& r) {
   size_t size = sizeof r + r.user.size() + r.exe.size() + r.comm.size() + r.unit.size() + r.rpc.size() +
-                r.account.size() + r.method.size() + r.decision.size() + r.outcome.size() + r.error_class.size() +
+                r.account.size() + r.method.size() + r.error_class.size() +
                 r.detail.size() + r.listener.size();
   for (const auto& name : r.param_names) size += sizeof name + name.size();
   return size;
@@ -61,10 +61,10 @@ size_t SizeOf(const AuditRecord& r) {
 // Records that are never dropped: an operator's or a token exporter's
 // allowed action is the trail's reason to exist.
 bool MustKeep(const AuditRecord& r) {
-  return r.decision == "allow" && (r.rpc == "Login" || r.rpc == "Logout" || r.rpc == "GetToken");
+  return r.decision == Decision::kAllow && (r.rpc == "Login" || r.rpc == "Logout" || r.rpc == "GetToken");
 }
 
-bool IsRefusal(const AuditRecord& r) { return r.decision != "allow"; }
+bool IsRefusal(const AuditRecord& r) { return r.decision != Decision::kAllow; }
 
 std::string Rfc3339(std::chrono::system_clock::time_point t) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -110,6 +110,26 @@ class FdSink : public AuditSink {
 
 }  // namespace
 
+const char* DecisionName(Decision decision) {
+  switch (decision) {
+    case Decision::kInvalid: return "invalid";
+    case Decision::kAllow: return "allow";
+    case Decision::kDeny: return "deny";
+    case Decision::kLimit: return "limit";
+    case Decision::kUnidentified: return "unidentified";
+  }
+  return "invalid";
+}
+
+const char* EndingName(Ending ending) {
+  switch (ending) {
+    case Ending::kOk: return "ok";
+    case Ending::kApiError: return "api_error";
+    case Ending::kFailed: return "failed";
+  }
+  return "failed";
+}
+
 AuditRecord StartAuditRecord(const Caller& caller, const char* listener, const char* rpc, const std::string& account) {
   AuditRecord record;
   record.time = std::chrono::system_clock::now();
@@ -141,8 +161,8 @@ std::string FormatAuditRecord(const AuditRecord& r) {
       .Add("unit_hint", r.unit)
       .Add("rpc", r.rpc)
       .Add("account", r.account)
-      .Add("decision", r.decision)
-      .Add("outcome", r.outcome)
+      .Add("decision", DecisionName(r.decision))
+      .Add("outcome", EndingName(r.outcome))
       .AddThousandths("latency_ms", r.latency_ms);
   if (!r.method.empty()) line.Add("method", r.method);
   if (!r.param_names.empty()) line.Add("params", r.param_names);

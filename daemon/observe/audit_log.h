@@ -34,6 +34,25 @@ namespace stormbroker {
 // The uid of a caller the kernel could not name (a connection refused for it).
 inline constexpr uid_t kUnidentified = static_cast<uid_t>(-1);
 
+// What the broker decided about a request.
+enum class Decision {
+  kInvalid,       // a malformed request, or no such account (the default: nothing admitted it)
+  kAllow,
+  kDeny,          // no policy rule, or a reserved method
+  kLimit,         // the caller is over one of its limits, or the broker is draining
+  kUnidentified,  // the kernel would not say who is calling
+};
+// How an allowed request ended.
+enum class Ending {
+  kOk,        // answered
+  kApiError,  // answered with the API's exception (with error_class)
+  kFailed,    // not answered (with detail)
+};
+// The trail's words: "invalid", "allow", "deny", "limit", "unidentified";
+// "ok", "api_error", "failed".
+const char* DecisionName(Decision decision);
+const char* EndingName(Ending ending);
+
 struct AuditRecord {
   std::chrono::system_clock::time_point time;
   // The caller, as SO_PEERCRED and /proc said at connection time;
@@ -53,12 +72,9 @@ struct AuditRecord {
   std::string account;
   std::string method;   // Call only
   std::vector<std::string> param_names;
-  // What the broker decided: "allow", "deny" (policy), "invalid" (bad
-  // request) or "limit" (the caller is over one of its limits).
-  std::string decision;
+  Decision decision = Decision::kInvalid;
   int rule_line = 0;    // the policy rule that allowed it
-  // How it ended: "ok", "api_error" (with error_class), "failed" (with detail).
-  std::string outcome;
+  Ending outcome = Ending::kFailed;
   std::string error_class;
   std::string detail;
   double latency_ms = 0;

@@ -38,3 +38,52 @@ void SetUpLogging(bool verbose) {
 }
 
 }  // namespace stormbroker
+
+namespace stormbroker {
+
+std::string Printable(std::string_view text, size_t max_length) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (out.size() >= max_length) {
+      out += "...";
+      break;
+    }
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
+    }
+  }
+  return out;
+}
+
+void RefusalLog::Warn(uid_t uid, const std::string& message) {
+  constexpr auto kEvery = std::chrono::seconds(1);
+  auto now = std::chrono::steady_clock::now();
+  uint64_t left_out = 0;
+  {
+    absl::MutexLock lock(&mutex_);
+    // Forget uids quiet for a minute, so the map stays as small as the set of active callers.
+    if (seen_.size() > 1024) {
+      for (auto it = seen_.begin(); it != seen_.end();) {
+        it = now - it->second.last > std::chrono::minutes(1) && it->second.left_out == 0 ? seen_.erase(it) : ++it;
+      }
+    }
+    auto [it, fresh] = seen_.try_emplace(uid, Seen{now - kEvery, 0});
+    if (now - it->second.last < kEvery) {
+      ++it->second.left_out;
+      return;
+    }
+    left_out = it->second.left_out;
+    it->second = Seen{now, 0};
+  }
+  if (left_out > 0) {
+    spdlog::warn("{} ({} more refusals of uid {} not logged before this one)", message, left_out, uid);
+  } else {
+    spdlog::warn("{}", message);
+  }
+}
+
+}  // namespace stormbroker

@@ -100,7 +100,9 @@ void Metrics::Call(const std::string& account, const std::string& method, CallOu
   }
   absl::MutexLock lock(&mutex_);
   if (answered && !method_labels_.count(label)) {
-    if (method_labels_.size() < kMaxMethodLabels) method_labels_.insert(label);
+    // A slot only for a method the API answered without an exception: a
+    // caller making up method names (InvalidMethod) cannot take them all.
+    if (outcome == CallOutcome::kOk && method_labels_.size() < kMaxMethodLabels) method_labels_.insert(label);
     else label = "other";
   }
   ++calls_[std::move(key)];

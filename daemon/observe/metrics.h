@@ -3,9 +3,10 @@
 //
 // Label values are bounded whatever callers do: `account` is a configured
 // account or empty; `method` is set only for calls the upstream answered,
-// lower-cased, and at most kMaxMethodLabels distinct methods get their own
-// series (the rest share method="other"); outcomes and reasons are fixed
-// words. Counting takes one short lock; reading (a scrape) builds the
+// lower-cased; a method gets a series of its own once the API has answered
+// it without an exception (a made-up method is an InvalidMethod exception,
+// so callers cannot crowd real methods out), up to kMaxMethodLabels of them
+// (the rest share method="other"); outcomes and reasons are fixed words. Counting takes one short lock; reading (a scrape) builds the
 // exposition under it.
 #pragma once
 

@@ -7,6 +7,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+#include <thread>
 
 #include "hostile_fixture.h"
 
@@ -85,7 +87,10 @@ TEST_F(HostileDoorsTest, SendAndCloseOnTheTcpDoorNeverRunsAsRoot) {
 
 // 1. Identified at accept, gone by the time its request is read: the
 // request is not run (its answer would go nowhere, and the socket's owner
-// can no longer be vouched for).
+// can no longer be vouched for). Either the connection table sees the
+// hang-up first and ends the connection, or the door's second look at the
+// socket refuses the request; whichever wins, nothing runs and nothing is
+// audited as nobody's call.
 TEST_F(HostileDoorsTest, ARequestWhoseSenderLeftBeforeItWasReadIsNotRun) {
   Start(DoorConfig());
   long pings_before = storm_->Count("utilities/info/ping", "token");
@@ -98,13 +103,14 @@ TEST_F(HostileDoorsTest, ARequestWhoseSenderLeftBeforeItWasReadIsNotRun) {
   kill(broker_->process().pid(), SIGSTOP);
   EXPECT_EQ(sender.Next(), 5);
   kill(broker_->process().pid(), SIGCONT);
-  int refused = 0;
-  EXPECT_TRUE(harness::Eventually([&] {
-    refused = 0;
-    for (const auto& r : Audit()) refused += r.value("rpc", "") == "connect" && !r.contains("uid");
-    return refused == 5;
-  })) << refused << "\n" << broker_->Log();
-  EXPECT_EQ(storm_->Count("utilities/info/ping", "token"), pings_before);
+  // A call of root's after them, on a connection of its own: once it is
+  // answered, the door has had the five in hand.
+  std::string envelope = dir_.Write("ping.json", "{}");
+  EXPECT_EQ(Curl("/v1/Utilities/Info/ping", envelope, /*tcp=*/true, std::nullopt).first, 200);
+  EXPECT_EQ(storm_->Count("utilities/info/ping", "token"), pings_before + 1) << "a closed client's call ran";
+  for (const auto& r : Audit()) {
+    EXPECT_FALSE(r.value("uid", -1) == static_cast<long>(kNobody) && r.value("rpc", "") == "Call") << r.dump();
+  }
 }
 
 // 2. Nesting 100,000 deep is refused before anything recursive runs, on
@@ -125,6 +131,140 @@ TEST_F(HostileDoorsTest, DeepJsonAndYamlAreRefusedAndTheDaemonLives) {
   }
   std::string ok = dir_.Write("ok.json", R"({"params":{"a":[[[1]]]}})");
   EXPECT_EQ(Curl("/v1/Utilities/Info/ping", ok, true, kNobody).first, 200);
+}
+
+// The daemon's resident memory, in bytes.
+long ResidentBytes(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+// 2. Policy is decided from the request line and headers: a caller without
+// a rule never gets its body parsed, however large or costly; a caller with
+// one is held to the bounds on values and depth. Meanwhile another uid is
+// served at once.
+TEST_F(HostileDoorsTest, LargeYamlBodiesCostTheBrokerNothingBeforePolicy) {
+  Start(DoorConfig());
+  // A megabyte of the cheapest YAML to write and the dearest to build: one
+  // small value per line.
+  std::string yaml = "params:\n  a:\n";
+  while (yaml.size() < 1'000'000) yaml += "  - 1\n";
+  std::string body = dir_.Write("big.yaml", yaml);
+  long rss_before = ResidentBytes(broker_->process().pid());
+  std::vector<std::thread> attackers;
+  std::vector<int> statuses(4);
+  for (int i = 0; i < 4; ++i) {
+    // nobody has no rule for staging.
+    attackers.emplace_back([&, i] {
+      statuses[i] = Curl("/v1/Storm/Server/list.yaml", body, i % 2, kNobody, {"-u", "staging:x"}).first;
+    });
+  }
+  std::string ping = dir_.Write("ping.json", "{}");
+  auto timed = RunCommand({"/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "-u",
+                           "prod:x", "--unix-socket", http_socket_, "--data-binary", "@" + ping,
+                           "http://broker/v1/Utilities/Info/ping"});
+  for (auto& attacker : attackers) attacker.join();
+  for (int status : statuses) EXPECT_EQ(status, 403);
+  EXPECT_EQ(timed.out.substr(0, 3), "200") << timed.out;
+  EXPECT_LT(std::stod(timed.out.substr(4)), 0.1) << "another uid's ping waited behind the bodies: " << timed.out;
+  EXPECT_LT(ResidentBytes(broker_->process().pid()) - rss_before, 64L << 20);
+  // With a rule (nobody may use prod), the body is read and refused at the
+  // bound on values, without building a megabyte of them.
+  auto bounded = Curl("/v1/Utilities/Info/ping.yaml", body, true, kNobody);
+  EXPECT_EQ(bounded.first, 400) << bounded.second;
+  EXPECT_NE(bounded.second.find("more than 10000 values"), std::string::npos) << bounded.second;
+  EXPECT_LT(ResidentBytes(broker_->process().pid()) - rss_before, 64L << 20);
+}
+
+// 3. A web page in a local user's browser can reach a loopback port: a
+// foreign Host (DNS rebinding) and a browser's Origin are refused on TCP.
+// The Unix socket is out of a browser's reach and takes any Host.
+TEST_F(HostileDoorsTest, AForeignHostOrABrowserOriginIsRefusedOnTcp) {
+  Start(DoorConfig());
+  std::string envelope = dir_.Write("ping.json", R"({"params": {}})");
+  long pings = storm_->Count("utilities/info/ping", "token");
+  for (std::vector<std::string> headers : std::vector<std::vector<std::string>>{
+           {"-H", "Host: rebind.attacker.example:" + std::to_string(port_)},
+           {"-H", "Origin: https://evil.example", "-H", "Content-Type: text/plain"},
+           {"-H", "Origin: null"},
+           {"-H", "Sec-Fetch-Site: cross-site"}}) {
+    auto refused = Curl("/v1/Utilities/Info/ping", envelope, true, kNobody, headers);
+    EXPECT_EQ(refused.first, 403) << headers[1] << ": " << refused.second;
+    auto body = nlohmann::json::parse(refused.second, nullptr, false);
+    EXPECT_EQ(body.value("error_class", ""), "StormBroker::PermissionDenied") << refused.second;
+  }
+  EXPECT_EQ(storm_->Count("utilities/info/ping", "token"), pings) << "a browser's request went upstream";
+  EXPECT_EQ(Curl("/v1/Utilities/Info/ping", envelope, true, kNobody, {"-H", "Host: localhost:" + std::to_string(port_)})
+                .first,
+            200);
+  EXPECT_EQ(Curl("/v1/Utilities/Info/ping", envelope, false, kNobody, {"-H", "Host: rebind.attacker.example"}).first,
+            200)
+      << "curl --unix-socket with any Host must go on working";
+  int denied = 0;
+  for (const auto& r : Audit()) denied += r.value("listener", "") == "http-tcp" && r.value("decision", "") == "deny";
+  EXPECT_EQ(denied, 4) << "every refusal is audited";
+}
+
+// 5. What a caller chose is escaped in the daemon's log: a line break in a
+// method cannot start a line of the caller's own. Refusal warnings are
+// rate-limited per uid.
+TEST_F(HostileDoorsTest, ANewlineInAMethodCannotStartALineInTheLog) {
+  Start(DoorConfig());
+  const std::string forged = "2026-01-01 00:00:00.000 critical FORGED uid 0 (root) exported the token of account prod";
+  auto via_grpc = Ctl({"call", "--account", "prod", "Account/Auth/x\n" + forged}, kNobody);
+  EXPECT_NE(via_grpc.exit_code, 0);
+  std::string envelope = dir_.Write("ping.json", "{}");
+  auto via_http = Curl("/v1/Account/Auth/x%0a" + std::string("critical%20FORGED%20line"), envelope, true, kNobody);
+  EXPECT_EQ(via_http.first, 403) << via_http.second;
+  for (int i = 0; i < 200; ++i) Curl("/v1/Storm/Server/list", envelope, false, kNobody, {"-u", "staging:x"});
+  broker_->process().Stop(SIGTERM);
+  std::istringstream log(broker_->Log());
+  int denied_lines = 0;
+  for (std::string line; std::getline(log, line);) {
+    EXPECT_NE(line.rfind("critical FORGED", 0), 0u) << "a caller started a log line: " << line;
+    EXPECT_NE(line.rfind("2026-01-01", 0), 0u) << "a caller started a log line: " << line;
+    if (line.find("FORGED") != std::string::npos) {
+      EXPECT_NE(line.find("\\x0a"), std::string::npos) << line;
+    }
+    denied_lines += line.find("may not call Storm/Server/list") != std::string::npos;
+  }
+  EXPECT_GE(denied_lines, 1);
+  EXPECT_LE(denied_lines, 5) << "200 refusals in well under five seconds: at most one warning a second";
+}
+
+// 7. The metrics name every account and method in use: only uids that
+// policy lets read them get them, idle connections of one uid cannot keep
+// the scraper out, and made-up methods cannot crowd out the real ones.
+TEST_F(HostileDoorsTest, MetricsAreForTheirReadersAndJunkMethodsCannotCrowdThemOut) {
+  int metrics_port = harness::FreePort();
+  YAML::Node config = DoorConfig();
+  config["metrics"]["listen"] = "127.0.0.1:" + std::to_string(metrics_port);
+  config["policy"].push_back(YAML::Load("{users: [root], metrics: true}"));
+  Start(config);
+  std::string url = "http://127.0.0.1:" + std::to_string(metrics_port) + "/metrics";
+  auto scrape = [&](std::optional<uid_t> as) {
+    return RunCommand({"/usr/bin/curl", "-s", "-m", "5", "-o", "-", "-w", "\n%{http_code}", url}, "", as);
+  };
+  auto refused = scrape(kNobody);
+  EXPECT_NE(refused.out.find("\n403"), std::string::npos) << refused.out;
+  EXPECT_EQ(refused.out.find("stormbroker_"), std::string::npos) << refused.out;
+  // nobody holds idle connections; root's scrape still gets through.
+  HostileProcess holder(dir_, kNobody, {"hold", "127.0.0.1", std::to_string(metrics_port), "70"});
+  EXPECT_EQ(holder.Next(), 70);
+  std::string envelope = dir_.Write("ping.json", "{}");
+  for (int i = 0; i < 300; ++i) Curl("/v1/Utilities/Info/junk" + std::to_string(i), envelope, false, kNobody);
+  Curl("/v1/Utilities/Info/ping", envelope, false, kNobody);
+  auto scraped = scrape(std::nullopt);
+  EXPECT_NE(scraped.out.find("\n200"), std::string::npos) << scraped.out;
+  EXPECT_NE(scraped.out.find(R"(method="utilities/info/ping",outcome="ok")"), std::string::npos) << scraped.out;
+  EXPECT_NE(scraped.out.find(R"(method="other",outcome="api_error"} 300)"), std::string::npos) << scraped.out;
+  EXPECT_EQ(scraped.out.find("junk"), std::string::npos);
+  int audited = 0;
+  for (const auto& r : Audit()) audited += r.value("rpc", "") == "GetMetrics" && r.value("decision", "") == "deny";
+  EXPECT_EQ(audited, 1);
 }
 
 }  // namespace

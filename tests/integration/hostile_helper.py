@@ -16,6 +16,7 @@ Usage:
                                             N connections to the HTTP door, each sending a
                                             complete request and closing at once (after WAIT
                                             seconds connected, when given); print N
+  hostile_helper.py hold HOST PORT N         N idle TCP connections, held; print how many connected
 Needs BUILD_DIR/python on PYTHONPATH.
 """
 import base64
@@ -121,9 +122,25 @@ def send_and_close(host, port, account, method, count, wait):
     print(count, flush=True)
 
 
+def hold(host, port, count):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    conns = []
+    for _ in range(count):
+        conn = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            conn.connect((host, port))
+        except OSError:
+            break
+        conns.append(conn)
+    print(len(conns), flush=True)
+    time.sleep(3600)
+
+
 if __name__ == "__main__":
     mode, path = sys.argv[1], sys.argv[2]
-    if mode == "send-and-close":
+    if mode == "hold":
+        hold(path, int(sys.argv[3]), int(sys.argv[4]))
+    elif mode == "send-and-close":
         send_and_close(path, int(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6]),
                        float(sys.argv[7]) if len(sys.argv) > 7 else 0)
     elif mode == "flood":

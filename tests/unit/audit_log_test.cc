@@ -50,8 +50,8 @@ AuditRecord Sample(int n) {
   record.account = "prod";
   record.method = "Utilities/Info/ping";
   record.param_names = {"page_size"};
-  record.decision = "allow";
-  record.outcome = "ok";
+  record.decision = Decision::kAllow;
+  record.outcome = Ending::kOk;
   record.latency_ms = 1.23456;
   return record;
 }
@@ -99,11 +99,11 @@ TEST(AuditLogTest, RefusalsAreWrittenAtABoundedRatePerUidAndTheRestCounted) {
     AuditLog log(std::make_unique<GatedSink>(gate), {.refusals_per_second = 1, .refusal_burst = 5});
     for (int i = 0; i < 20; ++i) {
       AuditRecord refused = Sample(0);  // uid 1000
-      refused.decision = i % 2 ? "deny" : "limit";
+      refused.decision = i % 2 ? Decision::kDeny : Decision::kLimit;
       log.Record(refused);
     }
     AuditRecord other = Sample(1);  // uid 1001 has an allowance of its own
-    other.decision = "invalid";
+    other.decision = Decision::kInvalid;
     log.Record(other);
     log.Record(Sample(0));  // an allowed call is never rate-limited
     EXPECT_EQ(log.suppressed(), 15u);

@@ -50,13 +50,27 @@ TEST(ExpositionTest, LargeValuesKeepEverySecond) {
 TEST(MetricsRegistryTest, MethodLabelsStopAtTheCapAndTheRestShareOther) {
   Metrics metrics({"prod"});
   for (size_t i = 0; i < Metrics::kMaxMethodLabels + 10; ++i) {
-    metrics.Call("prod", "Group/Sub/m" + std::to_string(i), CallOutcome::kApiError, true, milliseconds(1));
+    metrics.Call("prod", "Group/Sub/m" + std::to_string(i), CallOutcome::kOk, true, milliseconds(1));
   }
-  metrics.Call("prod", "Group/Sub/M0", CallOutcome::kOk, true, milliseconds(1));  // an old label, lower-cased
+  metrics.Call("prod", "Group/Sub/M0", CallOutcome::kApiError, true, milliseconds(1));  // an old label, lower-cased
   std::string calls = SeriesOf(metrics.Collect().Text(), "stormbroker_calls_total{");
   EXPECT_EQ(std::count(calls.begin(), calls.end(), '\n'), static_cast<long>(Metrics::kMaxMethodLabels + 2)) << calls;
-  EXPECT_NE(calls.find(R"({account="prod",method="other",outcome="api_error"} 10)"), std::string::npos);
-  EXPECT_NE(calls.find(R"({account="prod",method="group/sub/m0",outcome="ok"} 1)"), std::string::npos);
+  EXPECT_NE(calls.find(R"({account="prod",method="other",outcome="ok"} 10)"), std::string::npos);
+  EXPECT_NE(calls.find(R"({account="prod",method="group/sub/m0",outcome="api_error"} 1)"), std::string::npos);
+}
+
+// A caller can make up method names, which the API answers with an
+// exception (InvalidMethod): those never take a label of their own.
+TEST(MetricsRegistryTest, MadeUpMethodsCannotCrowdOutRealOnes) {
+  Metrics metrics({"prod"});
+  for (int i = 0; i < 300; ++i) {
+    metrics.Call("prod", "Utilities/Info/junk" + std::to_string(i), CallOutcome::kApiError, true, milliseconds(1));
+  }
+  metrics.Call("prod", "Storm/Server/list", CallOutcome::kOk, true, milliseconds(1));
+  std::string calls = SeriesOf(metrics.Collect().Text(), "stormbroker_calls_total{");
+  EXPECT_NE(calls.find(R"({account="prod",method="other",outcome="api_error"} 300)"), std::string::npos) << calls;
+  EXPECT_NE(calls.find(R"({account="prod",method="storm/server/list",outcome="ok"} 1)"), std::string::npos) << calls;
+  EXPECT_EQ(calls.find("junk"), std::string::npos) << calls;
 }
 
 TEST(MetricsRegistryTest, RefusedCallsCarryNoMethodAndOnlyAllowedOnesAreTimed) {

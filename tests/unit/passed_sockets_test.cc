@@ -1,6 +1,6 @@
 // Sorting the sockets systemd passes into the broker's doors, on real
 // sockets of each kind.
-#include "service/passed_sockets.h"
+#include "net/passed_sockets.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

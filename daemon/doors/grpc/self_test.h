@@ -6,13 +6,13 @@
 
 #include <grpcpp/server.h>
 
-#include "access/connection_table.h"
+#include "broker/broker_core.h"
 #include "util/status.h"
 
 namespace stormbroker {
 
 // Calls ListAccounts over a socketpair handed to `server` like an accepted
 // connection; OK when the handler identified the caller from its peer string.
-Status CheckPeerIdentification(grpc::Server* server, ConnectionTable* connections);
+Status CheckPeerIdentification(grpc::Server* server, BrokerCore* core);
 
 }  // namespace stormbroker

@@ -13,8 +13,7 @@
 #include <string>
 #include <absl/synchronization/mutex.h>
 
-#include "access/connection_table.h"
-#include "access/policy.h"
+#include "broker/broker_core.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 namespace stormbroker {
@@ -23,8 +22,7 @@ class HealthService final : public grpc::health::v1::Health::CallbackService {
  public:
   using ServingStatus = grpc::health::v1::HealthCheckResponse::ServingStatus;
 
-  HealthService(ConnectionTable& connections, const PolicyHolder& policy)
-      : connections_(connections), policy_(policy) {}
+  explicit HealthService(BrokerCore& core) : core_(core) {}
 
   // The health name of an account.
   static std::string AccountName(const std::string& account) { return "account:" + account; }
@@ -50,9 +48,12 @@ class HealthService final : public grpc::health::v1::Health::CallbackService {
   // as a whole) may know of `service`.
   bool Visible(const Caller* caller, const std::string& service) const;
   void Remove(Watcher* watcher) ABSL_LOCKS_EXCLUDED(mutex_);
+  // The core's request for this call's connection, holding a place among the
+  // caller's calls; none for an in-process call, or when refused (then
+  // `refusal` says why).
+  std::optional<Request> Begin(grpc::CallbackServerContext* context, Status* refusal);
 
-  ConnectionTable& connections_;
-  const PolicyHolder& policy_;
+  BrokerCore& core_;
   mutable absl::Mutex mutex_;
   std::map<std::string, bool> serving_ ABSL_GUARDED_BY(mutex_);
   bool shut_down_ ABSL_GUARDED_BY(mutex_) = false;

@@ -1,4 +1,4 @@
-#include "service/broker_gauges.h"
+#include "broker/broker_gauges.h"
 
 #include "observe/process_gauges.h"
 

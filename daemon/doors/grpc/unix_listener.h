@@ -7,17 +7,14 @@
 
 #include <grpcpp/server.h>
 
-#include <functional>
 #include <memory>
 
 #include "access/connection_table.h"
+#include "broker/broker_core.h"
 #include "config/config.h"
 #include "util/status.h"
 
 namespace stormbroker {
-
-// Told of each connection refused for a limit, with who and why.
-using ConnectionRefused = std::function<void(const Caller&, const Status&)>;
 
 class UnixListener {
  public:
@@ -30,33 +27,27 @@ class UnixListener {
   static Result<std::unique_ptr<UnixListener>> Adopt(int fd);
   ~UnixListener();
 
-  // Starts accepting, on the thread of `connections` (which must outlive
-  // this listener); each connection is admitted to `connections` and added
-  // to `server`, or closed and reported to `refused`.
-  Status Start(grpc::Server* server, ConnectionTable* connections, ConnectionRefused refused);
+  // Starts accepting, on the thread of `connections` (which, as `core`,
+  // must outlive this listener); each connection is admitted by `core` and
+  // added to `server`, or closed.
+  Status Start(grpc::Server* server, ConnectionTable* connections, BrokerCore* core);
   // Stops accepting, closes the socket and removes its file. Idempotent.
   void Stop();
 
  private:
   UnixListener(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
   // Accepts every connection waiting.
-  void AcceptWaiting(grpc::Server* server, ConnectionTable* connections, const ConnectionRefused& refused);
+  void AcceptWaiting(grpc::Server* server, BrokerCore* core);
 
   int fd_;  // -1 once stopped
   std::string path_;
   ConnectionTable* connections_ = nullptr;  // set while accepting
 };
 
-// A listening, non-blocking Unix stream socket at `path`, with `mode` and
-// `group` set before anyone can connect. A stale socket left by a dead
-// daemon is replaced; a live one is refused ("another stormbrokerd is serving
-// PATH"); a non-socket file is left alone. The caller owns the fd.
-Result<int> OpenUnixSocket(const std::string& path, mode_t mode, std::optional<gid_t> group);
-
-// Hands `fd` (a connected, non-blocking socket) to gRPC after admitting who
-// is on its other end. Otherwise closes it and says why: the caller is
-// unknown (the kernel did not say) or over a limit (`refused` hears of it).
-Status AdoptConnection(int fd, grpc::Server* server, ConnectionTable* connections,
-                       const ConnectionRefused& refused = nullptr);
+// Hands `fd` (a connected, non-blocking socket) to gRPC after `core`
+// admitted who is on its other end. Otherwise closes it and says why (the
+// core audits it): the caller is unknown (the kernel did not say) or over a
+// limit.
+Status AdoptConnection(int fd, grpc::Server* server, BrokerCore* core);
 
 }  // namespace stormbroker

@@ -1,4 +1,4 @@
-#include "service/broker_service.h"
+#include "doors/grpc/broker_service.h"
 
 #include <google/protobuf/util/time_util.h>
 
@@ -9,15 +9,10 @@
 #include <absl/synchronization/mutex.h>
 
 #include "access/request_check.h"
-#include "config/byte_size.h"
+#include "doors/grpc/grpc_peer.h"
 #include "struct_json.h"
 
 namespace stormbroker {
-namespace {
-
-// Largest params accepted: API params are small. (A whole request larger
-// than limits.max_request_size never reaches a handler: gRPC refuses it.)
-constexpr size_t kMaxParamsBytes = 64 << 10;
 
 grpc::Status ToGrpc(const Status& status) {
   grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
@@ -35,6 +30,8 @@ grpc::Status ToGrpc(const Status& status) {
   }
   return grpc::Status(code, status.message());
 }
+
+namespace {
 
 google::protobuf::Timestamp ToTimestamp(std::chrono::system_clock::time_point t) {
   return google::protobuf::util::TimeUtil::MillisecondsToTimestamp(
@@ -57,45 +54,22 @@ void FillAccount(const AccountSnapshot& snapshot, v1::Account* account) {
 
 }  // namespace
 
-class BrokerService::Admission {
- public:
-  Admission(InFlight* drains, std::shared_ptr<const CallTicket> ticket)
-      : drains_(drains), ticket_(std::move(ticket)) {}
-  ~Admission() {
-    if (drains_) drains_->End();
+std::optional<Request> BrokerService::Begin(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
+                                            Rpc rpc, bool drains) {
+  std::optional<int> fd = ConnectionFdOf(context->peer());
+  Result<Request> request =
+      fd ? core_.Begin(*fd, Door::kGrpc, rpc, drains)
+         : Result<Request>(Status(StatusCode::kUnauthenticated, "the broker cannot identify this connection"));
+  if (!request.ok()) {
+    reactor->Finish(ToGrpc(request.status()));
+    return std::nullopt;
   }
-  const Caller& caller() const { return ticket_->caller(); }
-
- private:
-  InFlight* const drains_;  // counted for Drain, when set
-  const std::shared_ptr<const CallTicket> ticket_;
-};
-
-std::shared_ptr<BrokerService::Admission> BrokerService::Admit(grpc::CallbackServerContext* context,
-                                                               grpc::ServerUnaryReactor* reactor, const char* rpc,
-                                                               const std::string& account, bool drains,
-                                                               AuditRecord* record) {
-  CallAdmission admission = connections_.BeginCall(context->peer());
-  if (!admission.caller) {  // nobody to attribute it to: nothing to audit
-    reactor->Finish(ToGrpc(admission.refusal));
-    return nullptr;
-  }
-  *record = StartAuditRecord(*admission.caller, "grpc", rpc, account);
-  if (!admission.ticket) {
-    record->decision = "limit";
-    Conclude(reactor, *record, admission.refusal);
-    return nullptr;
-  }
-  if (drains && !in_flight_.Begin()) {
-    Conclude(reactor, *record, Unavailable("the broker is shutting down"));
-    return nullptr;
-  }
-  return std::make_shared<Admission>(drains ? &in_flight_ : nullptr, std::move(admission.ticket));
+  return std::move(request).value();
 }
 
-grpc::ServerUnaryReactor* BrokerService::Conclude(grpc::ServerUnaryReactor* reactor, AuditRecord record,
-                                                  const Status& status) {
-  desk_.Conclude(std::move(record), status);
+grpc::ServerUnaryReactor* BrokerService::Finish(grpc::ServerUnaryReactor* reactor, Request& request,
+                                                const Status& status) {
+  core_.Conclude(request, status);
   reactor->Finish(ToGrpc(status));
   return reactor;
 }
@@ -103,29 +77,27 @@ grpc::ServerUnaryReactor* BrokerService::Conclude(grpc::ServerUnaryReactor* reac
 grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* context, const v1::CallRequest* request,
                                               v1::CallResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  AuditRecord record;
-  auto admitted = Admit(context, reactor, "Call", request->account(), /*drains=*/true, &record);
+  auto admitted = Begin(context, reactor, Rpc::kCall, /*drains=*/true);
   if (!admitted) return reactor;
-  if (request->params().ByteSizeLong() > kMaxParamsBytes) {
-    record.method = request->method();
-    return Conclude(reactor, std::move(record),
-                    InvalidArgument("params are larger than " + FormatByteSize(kMaxParamsBytes)));
+  auto target = core_.Screen(*admitted, request->account(), request->method());
+  if (!target.ok()) return Finish(reactor, *admitted, target.status());
+  CallArgs args{request->method(), "", StructToJson(request->params()), std::nullopt};
+  if (Status checked = core_.CheckParams(*admitted, args.params); !checked.ok()) {
+    return Finish(reactor, *admitted, checked);
   }
-  DeskCall call{request->account(), request->method(), "", StructToJson(request->params()), std::nullopt};
   // The caller's deadline bounds the upstream exchange too.
   if (context->deadline() < std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
-    call.deadline = std::chrono::steady_clock::now() + (context->deadline() - std::chrono::system_clock::now());
+    args.deadline = std::chrono::steady_clock::now() + (context->deadline() - std::chrono::system_clock::now());
   }
-  const Caller& caller = admitted->caller();
-  desk_.Call(caller, std::move(record), std::move(call),
-             [reactor, response, admitted](Result<DeskAnswer> answer) mutable {
-               admitted.reset();  // the call is over: its caller may start the next at once
+  std::string account = target->account;
+  core_.Call(std::move(*admitted), *target, std::move(args),
+             [reactor, response, account](Result<ApiOutcome> answer) {
                if (!answer.ok()) {
                  reactor->Finish(ToGrpc(answer.status()));
                  return;
                }
-               response->set_account(answer->account);
-               const ApiOutcome& outcome = answer->outcome;
+               response->set_account(account);
+               const ApiOutcome& outcome = *answer;
                if (outcome.is_error) {
                  v1::ApiError* out = response->mutable_error();
                  out->set_error_class(outcome.error.error_class);
@@ -140,109 +112,76 @@ grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* conte
   return reactor;
 }
 
-bool BrokerService::Drain(std::chrono::milliseconds bound) { return in_flight_.Drain(bound); }
-
 grpc::ServerUnaryReactor* BrokerService::ListAccounts(grpc::CallbackServerContext* context,
                                                       const v1::ListAccountsRequest*,
                                                       v1::ListAccountsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  AuditRecord record;
-  auto admitted = Admit(context, reactor, "ListAccounts", "", /*drains=*/false, &record);
+  auto admitted = Begin(context, reactor, Rpc::kListAccounts, /*drains=*/false);
   if (!admitted) return reactor;
-  auto policy = policy_.Get();
-  for (const auto& [name, session] : accounts_) {
-    if (policy->AdmitsAccount(admitted->caller(), name)) FillAccount(session->Snapshot(), response->add_accounts());
+  for (const auto& [name, session] : core_.accounts()) {
+    if (core_.MayUse(admitted->caller(), name)) FillAccount(session->Snapshot(), response->add_accounts());
   }
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
 
-Result<BrokerService::Found> BrokerService::Authorize(const Caller& caller, const std::string& account,
-                                                      const char* rpc,
-                                                      bool (Policy::*allowed)(const Caller&, const std::string&) const,
-                                                      const char* needs, AuditRecord* record) {
-  auto found = desk_.FindAccount(account);
-  if (!found.ok()) {
-    record->decision = "invalid";
-    return found.status();
-  }
-  record->account = found->first;
-  if (!(policy_.Get().get()->*allowed)(caller, found->first)) {
-    spdlog::warn("denied: {} may not {} on account {}", DescribeCaller(caller), rpc, found->first);
-    record->decision = "deny";
-    return PermissionDenied("uid " + std::to_string(caller.uid) + " (" + caller.user + ") may not " + rpc +
-                            " on account " + found->first + "; that needs a policy rule with " + needs);
-  }
-  record->decision = "allow";
-  return found;
-}
-
 grpc::ServerUnaryReactor* BrokerService::Login(grpc::CallbackServerContext* context, const v1::LoginRequest* request,
                                                v1::LoginResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  AuditRecord record;
-  auto admitted = Admit(context, reactor, "Login", request->account(), /*drains=*/true, &record);
+  auto admitted = Begin(context, reactor, Rpc::kLogin, /*drains=*/true);
   if (!admitted) return reactor;
-  auto access = Authorize(admitted->caller(), request->account(), "Login", &Policy::AdmitsAdmin, "admin: true", &record);
-  if (!access.ok()) return Conclude(reactor, std::move(record), access.status());
+  auto target = core_.Authorize(*admitted, request->account(), Permission::kAdmin);
+  if (!target.ok()) return Finish(reactor, *admitted, target.status());
   // Empty: a login with the password alone (accounts without prompt).
   if (!request->passcode().empty()) {
     if (Status shape = CheckPasscode(request->passcode()); !shape.ok()) {
-      record.decision = "invalid";
-      return Conclude(reactor, std::move(record), shape);
+      admitted->record().decision = Decision::kInvalid;
+      return Finish(reactor, *admitted, shape);
     }
   }
-  std::shared_ptr<AccountSession> session = access->second;
-  session->Login(Secret(request->passcode()),
-                 [this, reactor, response, session, admitted, record = std::move(record)](Status status) mutable {
-                   admitted.reset();
-                   if (status.ok()) FillAccount(session->Snapshot(), response->mutable_account());
-                   Conclude(reactor, std::move(record), status);
-                 });
+  std::shared_ptr<AccountSession> session = target->session;
+  auto held = std::make_shared<Request>(std::move(*admitted));
+  session->Login(Secret(request->passcode()), [this, reactor, response, session, held](Status status) {
+    if (status.ok()) FillAccount(session->Snapshot(), response->mutable_account());
+    Finish(reactor, *held, status);
+  });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* BrokerService::Logout(grpc::CallbackServerContext* context,
                                                 const v1::LogoutRequest* request, v1::LogoutResponse*) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  AuditRecord record;
-  auto admitted = Admit(context, reactor, "Logout", request->account(), /*drains=*/true, &record);
+  auto admitted = Begin(context, reactor, Rpc::kLogout, /*drains=*/true);
   if (!admitted) return reactor;
-  auto access = Authorize(admitted->caller(), request->account(), "Logout", &Policy::AdmitsAdmin, "admin: true", &record);
-  if (!access.ok()) return Conclude(reactor, std::move(record), access.status());
-  access->second->Logout([this, reactor, admitted, record = std::move(record)](Status status) mutable {
-    admitted.reset();
-    Conclude(reactor, std::move(record), status);
-  });
+  auto target = core_.Authorize(*admitted, request->account(), Permission::kAdmin);
+  if (!target.ok()) return Finish(reactor, *admitted, target.status());
+  auto held = std::make_shared<Request>(std::move(*admitted));
+  target->session->Logout([this, reactor, held](Status status) { Finish(reactor, *held, status); });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* BrokerService::GetToken(grpc::CallbackServerContext* context,
                                                   const v1::GetTokenRequest* request, v1::GetTokenResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  AuditRecord record;
-  auto admitted = Admit(context, reactor, "GetToken", request->account(), /*drains=*/true, &record);
+  auto admitted = Begin(context, reactor, Rpc::kGetToken, /*drains=*/true);
   if (!admitted) return reactor;
-  auto access = Authorize(admitted->caller(), request->account(), "GetToken", &Policy::AdmitsTokenExport,
-                          "token_export: true", &record);
-  if (!access.ok()) return Conclude(reactor, std::move(record), access.status());
-  const std::shared_ptr<AccountSession>& session = access->second;
-  auto held = session->CurrentToken();
-  if (!held.ok()) return Conclude(reactor, std::move(record), held.status());
+  auto target = core_.Authorize(*admitted, request->account(), Permission::kTokenExport);
+  if (!target.ok()) return Finish(reactor, *admitted, target.status());
+  auto held = target->session->CurrentToken();
+  if (!held.ok()) return Finish(reactor, *admitted, held.status());
   const AccountSnapshot& snapshot = held->snapshot;
   response->set_token(std::string(held->token.Reveal()));
   response->set_username(snapshot.username);
   if (snapshot.inactivity_deadline) *response->mutable_inactivity_deadline() = ToTimestamp(*snapshot.inactivity_deadline);
   if (snapshot.hard_deadline) *response->mutable_hard_deadline() = ToTimestamp(*snapshot.hard_deadline);
   if (snapshot.renew_at) *response->mutable_renew_at() = ToTimestamp(*snapshot.renew_at);
-  return Conclude(reactor, std::move(record), Status::Ok());
+  return Finish(reactor, *admitted, Status::Ok());
 }
 
 grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* context, const v1::GetStatusRequest*,
                                                    v1::GetStatusResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  AuditRecord record;
-  auto admitted = Admit(context, reactor, "GetStatus", "", /*drains=*/false, &record);
+  auto admitted = Begin(context, reactor, Rpc::kGetStatus, /*drains=*/false);
   if (!admitted) return reactor;
   response->set_version(STORMBROKER_VERSION);
   *response->mutable_started_at() = ToTimestamp(started_);
@@ -255,9 +194,8 @@ grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* 
     out->set_detail(fleet.detail);
     for (const auto& member : fleet.members) out->add_members(member);
   }
-  auto policy = policy_.Get();
-  for (const auto& [name, session] : accounts_) {
-    if (policy->AdmitsAccount(admitted->caller(), name)) FillAccount(session->Snapshot(), response->add_accounts());
+  for (const auto& [name, session] : core_.accounts()) {
+    if (core_.MayUse(admitted->caller(), name)) FillAccount(session->Snapshot(), response->add_accounts());
   }
   reactor->Finish(grpc::Status::OK);
   return reactor;
@@ -266,12 +204,10 @@ grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* BrokerService::GetMetrics(grpc::CallbackServerContext* context,
                                                     const v1::GetMetricsRequest*, v1::GetMetricsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  AuditRecord record;
-  auto admitted = Admit(context, reactor, "GetMetrics", "", /*drains=*/false, &record);
+  auto admitted = Begin(context, reactor, Rpc::kGetMetrics, /*drains=*/false);
   if (!admitted) return reactor;
-  auto policy = policy_.Get();
-  Exposition seen = metrics_.Collect(
-      [&](const std::string& account) { return policy->AdmitsAccount(admitted->caller(), account); });
+  Exposition seen =
+      metrics_.Collect([&](const std::string& account) { return core_.MayUse(admitted->caller(), account); });
   response->set_text(seen.Text());
   for (const MetricFamily& family : seen.families()) {
     for (const Sample& sample : family.samples) {
@@ -287,17 +223,19 @@ grpc::ServerUnaryReactor* BrokerService::GetMetrics(grpc::CallbackServerContext*
 
 grpc::ServerWriteReactor<v1::AccountEvent>* BrokerService::WatchAccounts(grpc::CallbackServerContext* context,
                                                                          const v1::WatchAccountsRequest*) {
-  CallAdmission admission = connections_.BeginCall(context->peer());
-  if (!admission.ticket) {
+  std::optional<int> fd = ConnectionFdOf(context->peer());
+  Result<Request> admitted = fd ? core_.Begin(*fd, Door::kGrpc, Rpc::kWatchAccounts, /*drains=*/false)
+                                : Result<Request>(Status(StatusCode::kUnauthenticated, "unknown connection"));
+  if (!admitted.ok()) {
     class Refusal : public grpc::ServerWriteReactor<v1::AccountEvent> {
      public:
       explicit Refusal(const Status& status) { Finish(ToGrpc(status)); }
       void OnDone() override { delete this; }
     };
-    return new Refusal(admission.refusal);
+    return new Refusal(admitted.status());
   }
   // The stream holds its place among the caller's calls for as long as it is open.
-  return watches_.Open(std::move(admission.ticket));
+  return watches_.Open(admitted->ticket());
 }
 
 }  // namespace stormbroker

@@ -1,4 +1,4 @@
-#include "service/keep_warm.h"
+#include "doors/grpc/keep_warm.h"
 
 #include <grpcpp/generic/generic_stub.h>
 #include <absl/synchronization/mutex.h>

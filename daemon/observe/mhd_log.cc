@@ -1,4 +1,4 @@
-#include "service/mhd_log.h"
+#include "observe/mhd_log.h"
 
 #include <cstdio>
 #include <string>

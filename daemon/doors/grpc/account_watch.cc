@@ -1,4 +1,4 @@
-#include "service/account_watch.h"
+#include "doors/grpc/account_watch.h"
 
 #include <google/protobuf/util/time_util.h>
 #include <absl/synchronization/mutex.h>

@@ -1,6 +1,9 @@
-#include "service/health_service.h"
+#include "doors/grpc/health_service.h"
 
 #include <optional>
+
+#include "doors/grpc/broker_service.h"
+#include "doors/grpc/grpc_peer.h"
 #include <absl/synchronization/mutex.h>
 
 namespace stormbroker {
@@ -114,19 +117,32 @@ HealthService::ServingStatus HealthService::StatusLocked(const std::string& serv
 
 bool HealthService::Visible(const Caller* caller, const std::string& service) const {
   if (service.rfind(kAccountPrefix, 0) != 0) return true;  // the broker as a whole
-  return caller && policy_.Get()->AdmitsAccount(*caller, service.substr(kAccountPrefix.size()));
+  return caller && core_.MayUse(*caller, service.substr(kAccountPrefix.size()));
+}
+
+std::optional<Request> HealthService::Begin(grpc::CallbackServerContext* context, Status* refusal) {
+  // An in-process call (the daemon's own keep-warm) has no connection: it
+  // sees the broker as a whole.
+  std::optional<int> fd = ConnectionFdOf(context->peer());
+  if (!fd) return std::nullopt;
+  Result<Request> request = core_.Begin(*fd, Door::kGrpc, Rpc::kHealth, /*drains=*/false);
+  if (!request.ok()) {
+    *refusal = request.status();
+    return std::nullopt;
+  }
+  return std::move(request).value();
 }
 
 grpc::ServerUnaryReactor* HealthService::Check(grpc::CallbackServerContext* context,
                                                const HealthCheckRequest* request, HealthCheckResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  // An in-process call (the daemon's own keep-warm) has no connection entry.
-  CallAdmission admission = connections_.BeginCall(context->peer());
-  if (admission.caller && !admission.ticket) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, admission.refusal.message()));
+  Status refusal;
+  std::optional<Request> admitted = Begin(context, &refusal);
+  if (!refusal.ok()) {
+    reactor->Finish(ToGrpc(refusal));
     return reactor;
   }
-  bool visible = Visible(admission.caller ? &*admission.caller : nullptr, request->service());
+  bool visible = Visible(admitted ? &admitted->caller() : nullptr, request->service());
   ServingStatus status;
   {
     absl::MutexLock lock(&mutex_);
@@ -143,11 +159,12 @@ grpc::ServerUnaryReactor* HealthService::Check(grpc::CallbackServerContext* cont
 
 grpc::ServerWriteReactor<HealthCheckResponse>* HealthService::Watch(grpc::CallbackServerContext* context,
                                                                     const HealthCheckRequest* request) {
-  CallAdmission admission = connections_.BeginCall(context->peer());
-  bool visible = Visible(admission.caller ? &*admission.caller : nullptr, request->service());
-  auto* watcher = new Watcher(*this, request->service(), visible, admission.ticket);
-  if (admission.caller && !admission.ticket) {
-    watcher->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, admission.refusal.message()));
+  Status refusal;
+  std::optional<Request> admitted = Begin(context, &refusal);
+  bool visible = Visible(admitted ? &admitted->caller() : nullptr, request->service());
+  auto* watcher = new Watcher(*this, request->service(), visible, admitted ? admitted->ticket() : nullptr);
+  if (!refusal.ok()) {
+    watcher->Finish(ToGrpc(refusal));
     return watcher;  // never added: OnDone's Remove finds nothing
   }
   absl::MutexLock lock(&mutex_);

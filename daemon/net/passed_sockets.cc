@@ -1,4 +1,4 @@
-#include "service/passed_sockets.h"
+#include "net/passed_sockets.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -1,21 +1,21 @@
-#include "service/self_test.h"
+#include "doors/grpc/self_test.h"
 
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <grpcpp/create_channel_posix.h>
 
-#include "service/unix_listener.h"
+#include "doors/grpc/unix_listener.h"
 #include "stormbroker/v1/broker.grpc.pb.h"
 
 namespace stormbroker {
 
-Status CheckPeerIdentification(grpc::Server* server, ConnectionTable* connections) {
+Status CheckPeerIdentification(grpc::Server* server, BrokerCore* core) {
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {
     return Internal("self-test: socketpair failed");
   }
-  if (Status adopted = AdoptConnection(pair[0], server, connections); !adopted.ok()) {
+  if (Status adopted = AdoptConnection(pair[0], server, core); !adopted.ok()) {
     close(pair[1]);
     return Internal("self-test: " + adopted.message());
   }

@@ -1,4 +1,4 @@
-#include "service/tcp_socket.h"
+#include "net/tcp_socket.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -36,6 +36,27 @@ Result<int> OpenTcpSocket(const TcpAddress& address) {
     return failure;
   }
   return fd;
+}
+
+Result<TcpAddress> BoundAddress(int fd) {
+  sockaddr_storage storage{};
+  socklen_t length = sizeof storage;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &length) != 0) {
+    return Unavailable(std::string("getsockname: ") + strerror(errno));
+  }
+  char text[INET6_ADDRSTRLEN] = {};
+  TcpAddress address;
+  if (storage.ss_family == AF_INET6) {
+    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(storage);
+    inet_ntop(AF_INET6, &in6.sin6_addr, text, sizeof text);
+    address.port = ntohs(in6.sin6_port);
+  } else {
+    const auto& in4 = reinterpret_cast<const sockaddr_in&>(storage);
+    inet_ntop(AF_INET, &in4.sin_addr, text, sizeof text);
+    address.port = ntohs(in4.sin_port);
+  }
+  address.host = text;
+  return address;
 }
 
 }  // namespace stormbroker

@@ -10,7 +10,7 @@
 #include "fleet/fleet.h"
 #include "observe/audit_log.h"
 #include "observe/metrics.h"
-#include "service/call_desk.h"
+#include "broker/broker_core.h"
 #include "upstream/http_engine.h"
 
 namespace stormbroker {

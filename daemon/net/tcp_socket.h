@@ -11,4 +11,7 @@ namespace stormbroker {
 // close-on-exec). The caller owns the fd. UNAVAILABLE saying why otherwise.
 Result<int> OpenTcpSocket(const TcpAddress& address);
 
+// The address listening socket `fd` is bound to (one systemd passed, say).
+Result<TcpAddress> BoundAddress(int fd);
+
 }  // namespace stormbroker

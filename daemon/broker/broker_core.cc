@@ -1,0 +1,260 @@
+#include "broker/broker_core.h"
+
+#include "access/request_check.h"
+#include "config/byte_size.h"
+#include "encoding/document_bounds.h"
+
+namespace stormbroker {
+namespace {
+
+// How a request ended, as the calls_total metric names it.
+CallOutcome OutcomeOf(const AuditRecord& record, const Status& status) {
+  if (record.outcome == Ending::kApiError) return CallOutcome::kApiError;
+  switch (status.code()) {
+    case StatusCode::kOk: return CallOutcome::kOk;
+    case StatusCode::kPermissionDenied: return CallOutcome::kDenied;
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kNotFound:
+    case StatusCode::kUnauthenticated: return CallOutcome::kInvalid;
+    case StatusCode::kFailedPrecondition: return CallOutcome::kNeedsLogin;
+    case StatusCode::kDeadlineExceeded: return CallOutcome::kDeadline;
+    case StatusCode::kResourceExhausted: return CallOutcome::kLimited;
+    case StatusCode::kUnavailable:
+    case StatusCode::kInternal: break;
+  }
+  return CallOutcome::kUnavailable;
+}
+
+// The refusals_total metric's reason for a refused request (none when allowed).
+const char* RefusalReason(const AuditRecord& record, const Status& status) {
+  switch (record.decision) {
+    case Decision::kAllow: return nullptr;
+    case Decision::kDeny: return "policy";
+    case Decision::kLimit: return "limit";
+    case Decision::kUnidentified: return "unidentified";
+    case Decision::kInvalid: return status.ok() ? nullptr : "invalid";
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+const char* DoorName(Door door) {
+  switch (door) {
+    case Door::kGrpc: return "grpc";
+    case Door::kHttpUnix: return "http-unix";
+    case Door::kHttpTcp: return "http-tcp";
+    case Door::kHttpsProxy: return "https-proxy";
+  }
+  return "unknown";
+}
+
+const char* RpcName(Rpc rpc) {
+  switch (rpc) {
+    case Rpc::kConnect: return "connect";
+    case Rpc::kCall: return "Call";
+    case Rpc::kListAccounts: return "ListAccounts";
+    case Rpc::kLogin: return "Login";
+    case Rpc::kLogout: return "Logout";
+    case Rpc::kGetToken: return "GetToken";
+    case Rpc::kGetStatus: return "GetStatus";
+    case Rpc::kGetMetrics: return "GetMetrics";
+    case Rpc::kWatchAccounts: return "WatchAccounts";
+    case Rpc::kHealth: return "Health";
+  }
+  return "unknown";
+}
+
+std::string DescribeCaller(const Caller& caller) {
+  return "uid " + std::to_string(caller.uid) + " (" + caller.user + ") pid " + std::to_string(caller.pid);
+}
+
+BrokerCore::BrokerCore(ConnectionTable& connections, const PolicyHolder& policy, const AccountSessions& accounts,
+                       AuditLog& audit, Metrics* metrics, const LimitsConfig& limits)
+    : connections_(connections),
+      policy_(policy),
+      accounts_(accounts),
+      audit_(audit),
+      metrics_(metrics),
+      max_params_bytes_(limits.max_params_bytes) {}
+
+Status BrokerCore::AdmitConnection(int fd, const Caller& caller, Door door) {
+  Status admitted = connections_.Admit(fd, caller);
+  if (!admitted.ok()) {
+    AuditRecord record = StartAuditRecord(caller, DoorName(door), RpcName(Rpc::kConnect), "");
+    record.decision = Decision::kLimit;
+    Record(std::move(record), admitted);
+  }
+  return admitted;
+}
+
+void BrokerCore::RefuseUnidentified(Door door, const Status& why) {
+  refusal_log_.Warn(kUnidentified, std::string(DoorName(door)) + ": refused a caller the kernel would not name: " +
+                                       why.message());
+  AuditRecord record = StartAuditRecord(Caller{}, DoorName(door), RpcName(Rpc::kConnect), "");
+  record.decision = Decision::kUnidentified;
+  Record(std::move(record), why);
+}
+
+void BrokerCore::ForgetConnection(int fd) { connections_.Forget(fd); }
+
+std::optional<Caller> BrokerCore::CallerOf(int fd) const { return connections_.Lookup(fd); }
+
+Result<Request> BrokerCore::Begin(int fd, Door door, Rpc rpc, bool drains) {
+  CallAdmission admission = connections_.BeginCall(fd);
+  if (!admission.caller) return admission.refusal;  // nobody to attribute it to: nothing to audit
+  AuditRecord record = StartAuditRecord(*admission.caller, DoorName(door), RpcName(rpc), "");
+  Status refusal = admission.ticket ? Status::Ok() : admission.refusal;
+  if (refusal.ok() && drains && !in_flight_.Begin()) refusal = Unavailable("the broker is shutting down");
+  if (!refusal.ok()) {
+    record.decision = Decision::kLimit;
+    Record(std::move(record), refusal);
+    return refusal;
+  }
+  return Request(std::move(admission.ticket), drains ? &in_flight_ : nullptr, std::move(record));
+}
+
+Result<Target> BrokerCore::FindAccount(const std::string& name) const {
+  if (Status shape = CheckAccountName(name); !shape.ok()) return shape;
+  if (name.empty()) {
+    if (accounts_.size() != 1) {
+      std::string names;
+      for (const auto& [account, session] : accounts_) names += (names.empty() ? "" : ", ") + account;
+      return InvalidArgument("name the account (this broker holds " + names + ")");
+    }
+    return Target{accounts_.begin()->first, accounts_.begin()->second};
+  }
+  auto found = accounts_.find(name);
+  if (found == accounts_.end()) return NotFound("no account named '" + name + "'");
+  return Target{found->first, found->second};
+}
+
+Result<Target> BrokerCore::Authorize(Request& request, const std::string& account, Permission permission,
+                                     const std::string& method) {
+  AuditRecord& record = request.record();
+  record.account = account;
+  auto found = FindAccount(account);
+  if (!found.ok()) return Refuse(request, Decision::kInvalid, found.status());
+  record.account = found->account;
+  const Caller& caller = request.caller();
+  auto policy = policy_.Get();
+  int rule_line = 0;  // known for method rules only
+  bool allowed = false;
+  std::string action, needs;
+  switch (permission) {
+    case Permission::kCall:
+      rule_line = policy->Admits(caller, found->account, method);
+      allowed = rule_line > 0;
+      action = "call " + method + " on";
+      break;
+    case Permission::kUse:
+      allowed = policy->AdmitsAccount(caller, found->account);
+      action = "use";
+      break;
+    case Permission::kAdmin:
+      allowed = policy->AdmitsAdmin(caller, found->account);
+      action = record.rpc + " on";
+      needs = " with admin: true";
+      break;
+    case Permission::kTokenExport:
+      allowed = policy->AdmitsTokenExport(caller, found->account);
+      action = "read the token of";
+      needs = " with token_export: true";
+      break;
+  }
+  if (!allowed) {
+    std::string denial = "uid " + std::to_string(caller.uid) + " (" + caller.user + ") may not " + action +
+                         " account " + found->account + "; an administrator can add a policy rule" + needs;
+    refusal_log_.Warn(caller.uid, "denied: " + DescribeCaller(caller) + ": " + denial);
+    return Refuse(request, Decision::kDeny, PermissionDenied(denial));
+  }
+  record.decision = Decision::kAllow;
+  record.rule_line = rule_line;
+  return found;
+}
+
+Result<Target> BrokerCore::Screen(Request& request, const std::string& account, const std::string& method) {
+  AuditRecord& record = request.record();
+  record.method = method;
+  record.account = account;
+  if (IsReservedMethod(method)) {
+    refusal_log_.Warn(request.caller().uid, "denied: " + DescribeCaller(request.caller()) +
+                                                " asked for the reserved method " + Printable(method));
+    return Refuse(request, Decision::kDeny, ReservedMethodRefusal(method));
+  }
+  if (Status shape = CheckMethodPath(method); !shape.ok()) return Refuse(request, Decision::kInvalid, shape);
+  return Authorize(request, account, Permission::kCall, method);
+}
+
+Status BrokerCore::CheckParams(Request& request, const nlohmann::json& params) {
+  AuditRecord& record = request.record();
+  record.param_names.clear();
+  if (params.is_object()) {
+    for (const auto& [name, value] : params.items()) record.param_names.push_back(name);  // sorted: a JSON object
+  }
+  if (Status shape = CheckBounds(params, kRequestBounds); !shape.ok()) {
+    return Refuse(request, Decision::kInvalid, shape);
+  }
+  if (size_t size = params.dump().size(); size > max_params_bytes_) {
+    return Refuse(request, Decision::kInvalid,
+                  InvalidArgument("params are larger than limits.max_params_size (" +
+                                  FormatByteSize(max_params_bytes_) + " as JSON; these are " +
+                                  FormatByteSize(size) + ")"));
+  }
+  return Status::Ok();
+}
+
+void BrokerCore::Call(Request request, const Target& target, CallArgs args,
+                      std::function<void(Result<ApiOutcome>)> done) {
+  // Shared: std::function needs a copy, and the request is move-only.
+  auto held = std::make_shared<Request>(std::move(request));
+  target.session->Call(
+      args.method, args.params, args.deadline,
+      [this, held, done = std::move(done)](Result<ApiOutcome> outcome) mutable {
+        if (outcome.ok() && outcome->is_error) {
+          // An API exception is an answer: the call succeeded, and the
+          // audit says which exception it was.
+          held->record().outcome = Ending::kApiError;
+          held->record().error_class = outcome->error.error_class;
+        }
+        Conclude(*held, outcome.ok() ? Status::Ok() : outcome.status());
+        held.reset();  // the caller may start its next call at once
+        done(std::move(outcome));
+      },
+      args.version);
+}
+
+Status BrokerCore::Refuse(Request& request, Decision decision, Status why) {
+  request.record().decision = decision;
+  Conclude(request, why);
+  return why;
+}
+
+void BrokerCore::Conclude(Request& request, const Status& status) {
+  if (request.concluded()) return;
+  request.set_concluded();
+  Record(std::move(request.record()), status);
+}
+
+void BrokerCore::Record(AuditRecord record, const Status& status) {
+  if (!status.ok()) record.outcome = Ending::kFailed;
+  else if (record.outcome != Ending::kApiError) record.outcome = Ending::kOk;
+  record.detail = status.message();
+  record.latency_ms = std::chrono::duration<double, std::milli>(std::chrono::system_clock::now() - record.time).count();
+  if (metrics_) {
+    if (const char* reason = RefusalReason(record, status)) metrics_->Refusal(reason);
+    if (record.rpc == RpcName(Rpc::kCall)) {
+      // Only a configured account labels a series: a refused caller's may be anything.
+      std::string account = accounts_.count(record.account) ? record.account : "";
+      metrics_->Call(account, record.method, OutcomeOf(record, status), record.decision == Decision::kAllow,
+                     std::chrono::duration<double, std::milli>(record.latency_ms));
+    }
+  }
+  audit_.Record(std::move(record));
+}
+
+bool BrokerCore::MayUse(const Caller& caller, const std::string& account) const {
+  return policy_.Get()->AdmitsAccount(caller, account);
+}
+
+}  // namespace stormbroker

@@ -1,0 +1,143 @@
+// The broker's core: what happens to a request whatever door carried it.
+// A door learns the caller from the kernel, turns its protocol into the
+// calls below and their answers back into its protocol; it decides nothing
+// itself, so a check made here holds on every door at once.
+//
+// The path of a call, in order; each step may refuse, and a refusal is
+// audited, counted and returned for the door to translate:
+//   AdmitConnection  the connection, within the caller's and the broker's limits
+//   Begin            a request: its place among the caller's calls and in the drain
+//   Screen           the method (reserved? well formed?), the account, policy:
+//                    all that needs no body, so a door that has the request line
+//                    and headers decides before it reads (and parses) a body
+//   CheckParams      the params' size (limits.max_params_size) and shape (kRequestBounds)
+//   Call             the account session's call; then the audit record and the metrics
+// Login, Logout, GetToken and the HTTP door's token dance go through
+// Authorize instead of Screen, and end with Conclude.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "access/connection_table.h"
+#include "access/policy.h"
+#include "broker/in_flight.h"
+#include "broker/request.h"
+#include "config/config.h"
+#include "observe/audit_log.h"
+#include "observe/logging.h"
+#include "observe/metrics.h"
+#include "tokens/account_session.h"
+
+namespace stormbroker {
+
+using AccountSessions = std::map<std::string, std::shared_ptr<AccountSession>>;
+
+// What a caller asks to do on an account (policy's rules, config/config.h).
+enum class Permission {
+  kCall,         // call one method (rule: methods)
+  kUse,          // use the account at all: see it, ask for a token handle (any rule naming it)
+  kAdmin,        // Login, Logout (rule: admin: true)
+  kTokenExport,  // read the token itself (rule: token_export: true)
+};
+
+// The account a request acts on.
+struct Target {
+  std::string account;
+  std::shared_ptr<AccountSession> session;
+};
+
+// A call for the account session, checked.
+struct CallArgs {
+  std::string method;   // as the caller wrote it
+  std::string version;  // the API version (empty: upstream.url's)
+  nlohmann::json params = nlohmann::json::object();
+  std::optional<Scheduler::Clock::time_point> deadline;
+};
+
+class BrokerCore {
+ public:
+  // `metrics` may be null (nothing counted).
+  BrokerCore(ConnectionTable& connections, const PolicyHolder& policy, const AccountSessions& accounts,
+             AuditLog& audit, Metrics* metrics, const LimitsConfig& limits);
+
+  // --- connections
+  // Takes in connection `fd`, whose other end the kernel says is `caller`.
+  // RESOURCE_EXHAUSTED (audited) when the caller or the broker holds as many
+  // connections as it may: the door then closes it.
+  Status AdmitConnection(int fd, const Caller& caller, Door door);
+  // A connection (or its first request) whose sender the kernel would not
+  // name (`why` says what it reported): audited without a uid, never as
+  // the uid an orphaned socket shows.
+  void RefuseUnidentified(Door door, const Status& why);
+  // The door is about to close `fd`.
+  void ForgetConnection(int fd);
+  // Who is on connection `fd`, without taking a place (health checks).
+  std::optional<Caller> CallerOf(int fd) const;
+
+  // --- requests
+  // A request for `rpc` on connection `fd`, with its place among the
+  // caller's calls and, when `drains`, in the drain (then UNAVAILABLE once
+  // the broker is draining). UNAUTHENTICATED for an unknown connection
+  // (nobody to audit); RESOURCE_EXHAUSTED or UNAVAILABLE audited.
+  Result<Request> Begin(int fd, Door door, Rpc rpc, bool drains);
+
+  // The account named `account` (empty: the only one, when the broker holds
+  // one) if `request`'s caller may do `permission` there (`method` for
+  // kCall). Refused: INVALID_ARGUMENT (a malformed or ambiguous name),
+  // NOT_FOUND, PERMISSION_DENIED; the request is concluded.
+  Result<Target> Authorize(Request& request, const std::string& account, Permission permission,
+                           const std::string& method = "");
+  // A call's checks that need no params: a reserved method
+  // (PERMISSION_DENIED), the method's shape (INVALID_ARGUMENT), then
+  // Authorize for kCall. Refused: the request is concluded.
+  Result<Target> Screen(Request& request, const std::string& account, const std::string& method);
+  // The params' size as they go upstream (limits.max_params_size) and their
+  // shape (kRequestBounds). Refused: INVALID_ARGUMENT, the request concluded.
+  Status CheckParams(Request& request, const nlohmann::json& params);
+  // Hands a screened, checked call to the account's session. `done` gets
+  // the API's answer (an exception is an answer) or why not (the session's
+  // failure); by then the request is concluded and its places given back.
+  void Call(Request request, const Target& target, CallArgs args, std::function<void(Result<ApiOutcome>)> done);
+  // Audits `request` with how it ended: `status`, or the decision already
+  // made, and counts it in the metrics. Once; later calls do nothing.
+  void Conclude(Request& request, const Status& status);
+  // A refusal by a door's own protocol rules (a malformed request line, a
+  // body that is not JSON, a browser's Origin): concluded as `decision`
+  // with `why`, which is returned.
+  Status Refuse(Request& request, Decision decision, Status why);
+
+  // Whether `caller` may know of `account` (lists, status, health, metrics).
+  bool MayUse(const Caller& caller, const std::string& account) const;
+  const AccountSessions& accounts() const { return accounts_; }
+
+  // Shutdown: requests that drain are refused from now on; true once none
+  // is in flight, false when `bound` passed first.
+  bool Drain(std::chrono::milliseconds bound) { return in_flight_.Drain(bound); }
+
+ private:
+  // The account named `name` (or the only one).
+  Result<Target> FindAccount(const std::string& name) const;
+  // Audits `record` with how it ended and counts it in the metrics.
+  void Record(AuditRecord record, const Status& status);
+
+  ConnectionTable& connections_;
+  const PolicyHolder& policy_;
+  const AccountSessions& accounts_;
+  AuditLog& audit_;
+  Metrics* const metrics_;
+  const size_t max_params_bytes_;
+  InFlight in_flight_;
+  RefusalLog refusal_log_;
+};
+
+// "uid 1000 (alice) pid 4242", for log lines about a caller.
+std::string DescribeCaller(const Caller& caller);
+
+}  // namespace stormbroker

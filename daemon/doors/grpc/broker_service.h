@@ -1,0 +1,63 @@
+// The gRPC door: stormbroker.v1.Broker on the callback API, a translator
+// between gRPC and the broker's core (broker/broker_core.h). Handlers never
+// block: they find the call's connection (grpc_peer.h), hand the request to
+// the core step by step, and return; the core's callback finishes the
+// reactor later on another thread. Every Call, Login, Logout and GetToken
+// leaves one audit record (the core's), allowed or not.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "broker/broker_core.h"
+#include "doors/grpc/account_watch.h"
+#include "fleet/fleet.h"
+#include "observe/audit_log.h"
+#include "stormbroker/v1/broker.grpc.pb.h"
+
+namespace stormbroker {
+
+class BrokerService final : public v1::Broker::CallbackService {
+ public:
+  BrokerService(BrokerCore& core, AccountWatchHub& watches, AuditLog& audit, const Metrics& metrics,
+                const Fleet* fleet = nullptr)
+      : core_(core), watches_(watches), audit_(audit), metrics_(metrics), fleet_(fleet) {}
+
+  grpc::ServerUnaryReactor* Call(grpc::CallbackServerContext* context, const v1::CallRequest* request,
+                                 v1::CallResponse* response) override;
+  grpc::ServerUnaryReactor* ListAccounts(grpc::CallbackServerContext* context,
+                                         const v1::ListAccountsRequest* request,
+                                         v1::ListAccountsResponse* response) override;
+  grpc::ServerUnaryReactor* Login(grpc::CallbackServerContext* context, const v1::LoginRequest* request,
+                                  v1::LoginResponse* response) override;
+  grpc::ServerUnaryReactor* Logout(grpc::CallbackServerContext* context, const v1::LogoutRequest* request,
+                                   v1::LogoutResponse* response) override;
+  grpc::ServerUnaryReactor* GetToken(grpc::CallbackServerContext* context, const v1::GetTokenRequest* request,
+                                     v1::GetTokenResponse* response) override;
+  grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context, const v1::GetStatusRequest* request,
+                                      v1::GetStatusResponse* response) override;
+  grpc::ServerUnaryReactor* GetMetrics(grpc::CallbackServerContext* context, const v1::GetMetricsRequest* request,
+                                       v1::GetMetricsResponse* response) override;
+  grpc::ServerWriteReactor<v1::AccountEvent>* WatchAccounts(grpc::CallbackServerContext* context,
+                                                            const v1::WatchAccountsRequest* request) override;
+
+ private:
+  // The core's request for `rpc` on this call's connection (see
+  // BrokerCore::Begin); when refused, `reactor` is finished with why.
+  std::optional<Request> Begin(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor, Rpc rpc,
+                               bool drains);
+  // Concludes `request` with `status` and finishes `reactor` with it.
+  grpc::ServerUnaryReactor* Finish(grpc::ServerUnaryReactor* reactor, Request& request, const Status& status);
+
+  BrokerCore& core_;
+  AccountWatchHub& watches_;
+  AuditLog& audit_;
+  const Metrics& metrics_;
+  const Fleet* const fleet_;  // null outside fleet mode
+  const std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
+};
+
+// The gRPC status for a broker status.
+grpc::Status ToGrpc(const Status& status);
+
+}  // namespace stormbroker

@@ -1,0 +1,169 @@
+#include "doors/http/http_protocol.h"
+
+#include <sys/random.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "encoding/document_bounds.h"
+#include "encoding/yaml_json.h"
+
+namespace stormbroker::http {
+namespace {
+
+std::string Lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+
+// A random handle for a client that asked for a token: 32 letters and
+// digits that mean nothing upstream.
+std::string NewHandle() {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  unsigned char bytes[32];
+  size_t got = 0;
+  while (got < sizeof bytes) {
+    ssize_t n = getrandom(bytes + got, sizeof bytes - got, 0);
+    if (n > 0) got += static_cast<size_t>(n);
+  }
+  std::string handle;
+  for (unsigned char b : bytes) handle += kAlphabet[b % (sizeof kAlphabet - 1)];
+  return handle;
+}
+
+}  // namespace
+
+Result<Target> ParseTarget(std::string_view url) {
+  Target target;
+  size_t slash = url.find('/', 1);
+  if (url.empty() || url[0] != '/' || slash == std::string_view::npos) {
+    return NotFound("no API version in the path; the broker serves /v1/Group/Sub/method and /bleed/…");
+  }
+  target.version = Lower(url.substr(1, slash - 1));
+  if (target.version != "v1" && target.version != "bleed") {
+    return NotFound("the broker serves the API versions v1 and bleed, not '" + target.version.substr(0, 40) + "'");
+  }
+  target.method = url.substr(slash + 1);
+  size_t dot = target.method.rfind('.');
+  if (dot != std::string::npos && target.method.find('/', dot) == std::string::npos) {
+    target.encoding = Lower(target.method.substr(dot + 1));
+    target.method.resize(dot);
+  }
+  return target;
+}
+
+bool IsKnownEncoding(std::string_view encoding) { return encoding == "json" || encoding == "yaml"; }
+
+Result<nlohmann::json> ParseParams(std::string_view body, std::string_view encoding) {
+  if (body.empty()) return nlohmann::json::object();
+  auto envelope = encoding == "yaml" ? ParseYaml(body, kRequestBounds) : ParseBoundedJson(body, kRequestBounds);
+  const std::string failed = "Could not deserialize the request body: ";
+  if (!envelope.ok()) return InvalidArgument(failed + envelope.status().message());
+  if (!(envelope->is_object() || envelope->is_null())) {
+    return InvalidArgument(failed + "expected the envelope {\"params\": {...}} in " + std::string(encoding));
+  }
+  if (envelope->is_null() || !envelope->contains("params") || (*envelope)["params"].is_null()) {
+    return nlohmann::json::object();
+  }
+  nlohmann::json& params = (*envelope)["params"];
+  if (!params.is_object()) return InvalidArgument(failed + "params must be a map");
+  return std::move(params);
+}
+
+nlohmann::json ErrorBody(const std::string& error_class, const std::string& message, const nlohmann::json& extra) {
+  nlohmann::json body = extra.is_object() ? extra : nlohmann::json::object();
+  body["error_class"] = error_class;
+  body["full_message"] = message;
+  body["error_message"] = message;
+  return body;
+}
+
+Reply FromStatus(const Status& status) {
+  switch (status.code()) {
+    case StatusCode::kInvalidArgument: return {400, ErrorBody("StormBroker::InvalidRequest", status.message()), {}};
+    case StatusCode::kPermissionDenied:
+    case StatusCode::kUnauthenticated: return {403, ErrorBody("StormBroker::PermissionDenied", status.message()), {}};
+    case StatusCode::kNotFound: return {404, ErrorBody("StormBroker::NotFound", status.message()), {}};
+    case StatusCode::kResourceExhausted:
+      return {429, ErrorBody("StormBroker::ResourceExhausted", status.message()), {}};
+    case StatusCode::kFailedPrecondition: return {503, ErrorBody("StormBroker::NeedsLogin", status.message()), {}};
+    case StatusCode::kUnavailable: return {503, ErrorBody("StormBroker::Unavailable", status.message()), {}};
+    case StatusCode::kDeadlineExceeded:
+      return {504, ErrorBody("StormBroker::DeadlineExceeded", status.message()), {}};
+    case StatusCode::kOk:
+    case StatusCode::kInternal: break;
+  }
+  return {500, ErrorBody("StormBroker::Internal", status.message()), {}};
+}
+
+Reply FromApi(const ApiOutcome& outcome) {
+  if (!outcome.is_error) return {200, outcome.result, {}};
+  return {static_cast<unsigned>(outcome.error.http_status),
+          ErrorBody(outcome.error.error_class, outcome.error.message, outcome.error.extra), {}};
+}
+
+Reply TooLarge(const Status& why) { return {413, ErrorBody("StormBroker::RequestTooLarge", why.message()), {}}; }
+
+Reply MethodNotAllowed(const Status& why) {
+  return {405, ErrorBody("StormBroker::MethodNotAllowed", why.message()), {{"Allow", "POST"}}};
+}
+
+Reply InvalidEncoding(const std::string& encoding) {
+  return {200,
+          ErrorBody("LW::Exception::API::InvalidEncoding", "Invalid encoding: " + encoding, {{"encoding", encoding}}),
+          {}};
+}
+
+Reply Undeserializable(const Status& why, std::string_view encoding) {
+  return {400, ErrorBody("LW::Exception::Deserialize", why.message(), {{"encoding", encoding == "yaml" ? "YAML" : "JSON"}}),
+          {}};
+}
+
+std::pair<std::string, const char*> Render(const Reply& reply, std::string_view encoding) {
+  if (encoding == "yaml") return {RenderYaml(reply.body), "application/yaml"};
+  return {reply.body.dump(), "application/json"};
+}
+
+TokenDance TokenDanceOf(std::string_view method) {
+  std::string lower = Lower(method);
+  if (lower == "account/auth/token") return TokenDance::kToken;
+  if (lower == "account/auth/expiretoken") return TokenDance::kExpireToken;
+  return TokenDance::kNone;
+}
+
+Reply TokenHandle(long long expires) { return {200, {{"token", NewHandle()}, {"expires", expires}}, {}}; }
+
+Reply TokenExpired() { return {200, {{"expired", 1}}, {}}; }
+
+Status CheckBrowserHeaders(std::string_view host, std::string_view origin, std::string_view sec_fetch_site,
+                           const std::vector<std::string>& door_hosts) {
+  if (!origin.empty()) {
+    return PermissionDenied("requests from web pages (with an Origin header) are refused: a browser on this "
+                            "machine must not reach the broker");
+  }
+  if (Lower(sec_fetch_site) == "cross-site") {
+    return PermissionDenied("cross-site requests (Sec-Fetch-Site: cross-site) are refused");
+  }
+  std::string asked = Lower(host);
+  if (std::find(door_hosts.begin(), door_hosts.end(), asked) == door_hosts.end()) {
+    return PermissionDenied("the Host header must name this door (" + (door_hosts.empty() ? "" : door_hosts.front()) +
+                            "), not another name: a name that resolves here is how DNS rebinding reaches a "
+                            "loopback service");
+  }
+  return Status::Ok();
+}
+
+std::vector<std::string> DoorHosts(const std::string& host, uint16_t port) {
+  std::string suffix = ":" + std::to_string(port);
+  std::string own = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + suffix;
+  std::vector<std::string> hosts = {Lower(own)};
+  for (std::string name : {"127.0.0.1", "localhost", "[::1]"}) {
+    if (name + suffix != hosts.front()) hosts.push_back(name + suffix);
+    // A client leaves out the scheme's default port.
+    if (port == 80 || port == 443) hosts.push_back(name);
+  }
+  return hosts;
+}
+
+}  // namespace stormbroker::http

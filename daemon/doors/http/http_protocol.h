@@ -1,0 +1,87 @@
+// The Storm API's own wire protocol as the HTTP doors speak it, with no I/O:
+// what a request line names, the envelope's params, the answers in the
+// API's shapes, the local answers to the token dance, and the checks that
+// keep browsers out of a loopback TCP door. The libmicrohttpd plumbing is in
+// http_door.cc.
+//
+//   POST /VERSION/Group/Sub/method[.json|.yaml]   body {"params": {...}}
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "upstream/storm_codec.h"
+#include "util/status.h"
+
+namespace stormbroker::http {
+
+// What the request line names: the API version ("v1" or "bleed", lower
+// case), the method path as written, and the encoding of body and answer
+// ("json", "yaml", or whatever else the extension said).
+struct Target {
+  std::string version;
+  std::string method;
+  std::string encoding = "json";
+};
+// NOT_FOUND for a path without a version the broker serves.
+Result<Target> ParseTarget(std::string_view url);
+bool IsKnownEncoding(std::string_view encoding);
+
+// The envelope's params (an object; none when the body, the envelope or its
+// params are empty or null), parsed within kRequestBounds. INVALID_ARGUMENT
+// says what is wrong without quoting the body.
+Result<nlohmann::json> ParseParams(std::string_view body, std::string_view encoding);
+
+// An answer for the client: an HTTP status, a body in the API's shapes,
+// extra headers.
+struct Reply {
+  unsigned status = 200;
+  nlohmann::json body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+// The API's error shape: the class, the message under both keys the API's
+// clients read (error_message, full_message), and the class's own keys.
+nlohmann::json ErrorBody(const std::string& error_class, const std::string& message,
+                         const nlohmann::json& extra = nlohmann::json::object());
+// A refusal or failure of the broker's own: 400 a bad request, 403 not
+// allowed, 404 no such account or version, 429 over a limit, 503 the
+// upstream unreachable or the account waiting for a login, 504 too slow.
+Reply FromStatus(const Status& status);
+// The API's answer: its result, or its exception with the upstream's status.
+Reply FromApi(const ApiOutcome& outcome);
+Reply TooLarge(const Status& why);          // 413
+Reply MethodNotAllowed(const Status& why);  // 405, with Allow: POST
+// As the API answers an unknown encoding: 200, in JSON, naming it.
+Reply InvalidEncoding(const std::string& encoding);
+Reply Undeserializable(const Status& why, std::string_view encoding);  // 400 LW::Exception::Deserialize
+// The body as text in `encoding` ("yaml", else JSON), and its content type.
+std::pair<std::string, const char*> Render(const Reply& reply, std::string_view encoding);
+
+// The API's credential methods that the door answers itself (the token
+// dance): clients that log in first keep working, and the token never leaves.
+enum class TokenDance { kNone, kToken, kExpireToken };
+TokenDance TokenDanceOf(std::string_view method);
+// Account/Auth/token's answer: a handle that means nothing upstream (the
+// client sends it back as its password, which the door ignores) and the
+// account's own inactivity deadline.
+Reply TokenHandle(long long expires);
+Reply TokenExpired();
+
+// A loopback TCP door is reachable from a browser on this machine: a web
+// page could post to it (CSRF) or, through DNS rebinding, read its answers.
+// Refused (PERMISSION_DENIED, saying which header) unless `host` names the
+// door itself (one of `door_hosts`, e.g. "127.0.0.1:8080") and the request
+// carries no Origin and no Sec-Fetch-Site: cross-site. Browsers always send
+// Origin on a cross-origin POST; command-line clients and libraries never do.
+// An empty value stands for a header that is absent.
+Status CheckBrowserHeaders(std::string_view host, std::string_view origin, std::string_view sec_fetch_site,
+                           const std::vector<std::string>& door_hosts);
+// The Host values that name a loopback door listening on `host`:`port`:
+// 127.0.0.1, localhost and [::1] with the port, and the address itself.
+std::vector<std::string> DoorHosts(const std::string& host, uint16_t port);
+
+}  // namespace stormbroker::http
