@@ -261,6 +261,33 @@ TEST_F(HttpDoorTest, HttpsForClientsThatInsistOnIt) {
   EXPECT_EQ(refused.status, 403) << "the owner of a TLS connection is known as well";
 }
 
+// One core behind both doors: the same params get the same answer, whether
+// gRPC or the Storm API's own paths carried them, and one limit refuses
+// both alike.
+TEST_F(HttpDoorTest, TheSameParamsGetTheSameAnswerThroughEitherDoor) {
+  StartBroker(Config());
+  for (size_t size : {size_t{100} << 10, size_t{300} << 10}) {
+    SCOPED_TRACE(size);
+    nlohmann::json params = {{"blob", std::string(size, 'x')}};
+    auto grpc = broker_->Connect()->Call("prod", "Utilities/Info/ping", params);
+    std::string file = dir_.Write("params.json", nlohmann::json({{"params", params}}).dump());
+    Answer http = Curl("/v1/Utilities/Info/ping", "@" + file, {"-u", "prod:x"});
+    if (size < (256 << 10)) {
+      ASSERT_TRUE(grpc.ok()) << grpc.error().message;
+      EXPECT_EQ(http.status, 200) << http.body;
+      EXPECT_EQ(http.json(), grpc->result);
+      EXPECT_EQ(http.json(), nlohmann::json({{"ping", "success"}}));
+    } else {
+      ASSERT_FALSE(grpc.ok());
+      EXPECT_EQ(grpc.error().code, stormbroker::client::ErrorCode::kInvalidArgument);
+      EXPECT_EQ(http.status, 400) << http.body;
+      EXPECT_EQ(http.json()["full_message"], grpc.error().message);
+      EXPECT_NE(grpc.error().message.find("limits.max_params_size"), std::string::npos) << grpc.error().message;
+    }
+  }
+  EXPECT_EQ(storm_->Count("utilities/info/ping", "token"), 2) << "the 100 KiB call from each door, nothing more";
+}
+
 TEST_F(HttpDoorTest, NoSecretInAnswersLogOrAudit) {
   StartBroker(Config());
   std::string seen;

@@ -1,0 +1,238 @@
+// The broker's core, request in; decision, audit record and metric out, and
+// what each door makes of the answer (a gRPC code, an HTTP status in the
+// API's shape): a refusal is the same whichever door carried the request,
+// because the doors only translate what the core decided.
+#include "broker/broker_core.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <sstream>
+
+#include "doors/grpc/broker_service.h"
+#include "doors/http/http_protocol.h"
+#include "session_fixture.h"
+
+namespace stormbroker {
+namespace {
+
+using testing::FakeUpstream;
+
+constexpr long long kServerNow = 1'900'000'000;
+
+// Keeps every audit line the log writes.
+class LinesSink : public AuditSink {
+ public:
+  explicit LinesSink(std::shared_ptr<std::vector<nlohmann::json>> lines) : lines_(std::move(lines)) {}
+  void Write(const std::string& text) override {
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) lines_->push_back(nlohmann::json::parse(line));
+  }
+
+ private:
+  std::shared_ptr<std::vector<nlohmann::json>> lines_;
+};
+
+// One request and all that should come of it.
+struct Case {
+  const char* name;
+  std::string account;
+  std::string method;
+  nlohmann::json params = nlohmann::json::object();
+  // What the fake upstream answers, for a call that gets there.
+  std::function<Result<StormReply>()> upstream = nullptr;
+  StatusCode code;              // what the core answered
+  const char* decision;         // in the audit record
+  const char* outcome;          // in the audit record
+  const char* metric;           // stormbroker_calls_total's outcome
+  grpc::StatusCode grpc;        // the gRPC door's translation
+  unsigned http;                // the HTTP doors' translation
+};
+
+class BrokerCoreTest : public ::testing::Test {
+ protected:
+  BrokerCoreTest()
+      : lines_(std::make_shared<std::vector<nlohmann::json>>()),
+        policy_(std::make_shared<const Policy>(Rules())),
+        connections_(Limits(), 100),
+        audit_(std::make_unique<LinesSink>(lines_), {.refusals_per_second = 1000, .refusal_burst = 1000}),
+        metrics_({"prod", "staging"}),
+        core_(connections_, policy_, sessions_, audit_, &metrics_, Limits()) {
+    for (const char* name : {"prod", "staging"}) {
+      AccountConfig account;
+      account.name = name;
+      account.username = std::string(name) + "-bot";
+      account.password = Secret("pw");
+      sessions_[name] = std::make_shared<AccountSession>(account, upstream_, scheduler_, nullptr, nullptr);
+      sessions_[name]->Start();
+      auto login = upstream_.Take();
+      login.done(FakeUpstream::Ok({{"token", "t"}, {"expires", kServerNow + 600}}, kServerNow));
+    }
+    int pair[2];
+    EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
+    fd_ = pair[0];
+    other_end_ = pair[1];
+    caller_.uid = 1000;
+    caller_.user = "alice";
+    EXPECT_TRUE(core_.AdmitConnection(fd_, caller_, Door::kGrpc).ok());
+  }
+  ~BrokerCoreTest() override {
+    for (auto& [name, session] : sessions_) session->Stop(false, nullptr);
+    close(fd_);
+    close(other_end_);
+  }
+
+  static LimitsConfig Limits() {
+    LimitsConfig limits;
+    limits.calls_per_uid = 2;
+    limits.max_params_bytes = 1024;
+    return limits;
+  }
+  // alice (uid 1000) may call Utilities/Info/* on prod.
+  static std::vector<PolicyRule> Rules() {
+    PolicyRule rule;
+    rule.line = 7;
+    rule.uids = {1000};
+    rule.accounts = {"prod"};
+    rule.methods = {"Utilities/Info/*"};
+    return {rule};
+  }
+
+  // Runs `c` through the core as a door does, and returns what the core answered.
+  Status Run(const Case& c) {
+    auto request = core_.Begin(fd_, Door::kGrpc, Rpc::kCall, /*drains=*/true);
+    if (!request.ok()) return request.status();
+    auto target = core_.Screen(*request, c.account, c.method);
+    if (!target.ok()) return target.status();
+    if (Status checked = core_.CheckParams(*request, c.params); !checked.ok()) return checked;
+    std::optional<Result<ApiOutcome>> answer;
+    core_.Call(std::move(request).value(), *target, {c.method, "", c.params, std::nullopt},
+               [&](Result<ApiOutcome> outcome) { answer.emplace(std::move(outcome)); });
+    auto sent = upstream_.Take();
+    sent.done(c.upstream());
+    if (!answer->ok()) return answer->status();
+    return Status::Ok();
+  }
+
+  // The last audit record, once the writer has had it.
+  nlohmann::json LastRecord() {
+    for (int i = 0; i < 200 && lines_->size() == seen_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_EQ(lines_->size(), seen_ + 1) << "one audit record per request";
+    seen_ = lines_->size();
+    return lines_->empty() ? nlohmann::json() : lines_->back();
+  }
+
+  std::shared_ptr<std::vector<nlohmann::json>> lines_;
+  size_t seen_ = 0;
+  FakeUpstream upstream_;
+  testing::FakeScheduler scheduler_;
+  AccountSessions sessions_;
+  PolicyHolder policy_;
+  ConnectionTable connections_;
+  AuditLog audit_;
+  Metrics metrics_;
+  BrokerCore core_;
+  Caller caller_;
+  int fd_ = -1, other_end_ = -1;
+};
+
+TEST_F(BrokerCoreTest, EveryDoorRefusesAndAnswersAlike) {
+  auto ok = [] { return FakeUpstream::Ok({{"ping", "success"}}); };
+  nlohmann::json deep = 1;
+  for (int i = 0; i < 70; ++i) deep = nlohmann::json::array({deep});
+  const std::vector<Case> cases = {
+      {"allowed", "prod", "Utilities/Info/ping", {}, ok, StatusCode::kOk, "allow", "ok", "ok", grpc::StatusCode::OK, 200},
+      {"api exception", "prod", "Utilities/Info/nosuch", {},
+       [] { return FakeUpstream::Error(200, "LW::Exception::API::InvalidMethod"); }, StatusCode::kOk, "allow",
+       "api_error", "api_error", grpc::StatusCode::OK, 200},
+      {"upstream down", "prod", "Utilities/Info/ping", {}, [] { return Result<StormReply>(Unavailable("down")); },
+       StatusCode::kUnavailable, "allow", "failed", "unavailable", grpc::StatusCode::UNAVAILABLE, 503},
+      {"reserved method", "prod", "account/auth/TOKEN.json", {}, nullptr, StatusCode::kPermissionDenied, "deny",
+       "failed", "denied", grpc::StatusCode::PERMISSION_DENIED, 403},
+      {"no rule", "prod", "Storm/Server/list", {}, nullptr, StatusCode::kPermissionDenied, "deny", "failed", "denied",
+       grpc::StatusCode::PERMISSION_DENIED, 403},
+      {"no rule for the account", "staging", "Utilities/Info/ping", {}, nullptr, StatusCode::kPermissionDenied, "deny",
+       "failed", "denied", grpc::StatusCode::PERMISSION_DENIED, 403},
+      {"bad path", "prod", "Utilities/../ping", {}, nullptr, StatusCode::kInvalidArgument, "invalid", "failed",
+       "invalid", grpc::StatusCode::INVALID_ARGUMENT, 400},
+      {"no such account", "nosuch", "Utilities/Info/ping", {}, nullptr, StatusCode::kNotFound, "invalid", "failed",
+       "invalid", grpc::StatusCode::NOT_FOUND, 404},
+      {"ambiguous account", "", "Utilities/Info/ping", {}, nullptr, StatusCode::kInvalidArgument, "invalid", "failed",
+       "invalid", grpc::StatusCode::INVALID_ARGUMENT, 400},
+      {"params too large", "prod", "Utilities/Info/ping", {{"blob", std::string(2000, 'x')}}, nullptr,
+       StatusCode::kInvalidArgument, "invalid", "failed", "invalid", grpc::StatusCode::INVALID_ARGUMENT, 400},
+      {"params too deep", "prod", "Utilities/Info/ping", {{"a", deep}}, nullptr, StatusCode::kInvalidArgument,
+       "invalid", "failed", "invalid", grpc::StatusCode::INVALID_ARGUMENT, 400},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    Status answered = Run(c);
+    EXPECT_EQ(answered.code(), c.code) << answered.message();
+    nlohmann::json record = LastRecord();
+    EXPECT_EQ(record.value("decision", ""), c.decision) << record.dump();
+    EXPECT_EQ(record.value("outcome", ""), c.outcome) << record.dump();
+    EXPECT_EQ(record.value("uid", -1), 1000);
+    EXPECT_EQ(record.value("listener", ""), "grpc");
+    if (c.code == StatusCode::kOk) {
+      EXPECT_EQ(record.value("rule_line", 0), 7);
+    }
+    EXPECT_EQ(ToGrpc(answered).error_code(), c.grpc);
+    if (!answered.ok()) {
+      http::Reply reply = http::FromStatus(answered);
+      EXPECT_EQ(reply.status, c.http);
+      EXPECT_EQ(reply.body["full_message"], answered.message()) << "both doors say the same";
+    }
+    std::string exposition = metrics_.Collect().Text();
+    EXPECT_NE(exposition.find(std::string("outcome=\"") + c.metric + "\""), std::string::npos) << exposition;
+  }
+}
+
+TEST_F(BrokerCoreTest, OverTheUidsCallsOrDrainingIsALimitAuditedOnce) {
+  auto first = core_.Begin(fd_, Door::kHttpUnix, Rpc::kCall, true);
+  auto second = core_.Begin(fd_, Door::kHttpUnix, Rpc::kCall, true);
+  ASSERT_TRUE(first.ok() && second.ok());
+  auto third = core_.Begin(fd_, Door::kHttpUnix, Rpc::kCall, true);
+  ASSERT_FALSE(third.ok());
+  EXPECT_EQ(third.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(http::FromStatus(third.status()).status, 429u);
+  nlohmann::json record = LastRecord();
+  EXPECT_EQ(record["decision"], "limit");
+  EXPECT_EQ(record["listener"], "http-unix");
+  // Requests given back: places free again. Draining refuses new ones.
+  { auto done = std::move(first).value(); }
+  EXPECT_FALSE(core_.Drain(std::chrono::milliseconds(1))) << "one request is still in flight";
+  auto during = core_.Begin(fd_, Door::kGrpc, Rpc::kCall, true);
+  ASSERT_FALSE(during.ok());
+  EXPECT_EQ(during.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(LastRecord()["decision"], "limit");
+  { auto done = std::move(second).value(); }
+  EXPECT_TRUE(core_.Drain(std::chrono::milliseconds(1)));
+  // Health and lists do not drain.
+  EXPECT_TRUE(core_.Begin(fd_, Door::kGrpc, Rpc::kListAccounts, false).ok());
+}
+
+TEST_F(BrokerCoreTest, AnUnidentifiedCallerIsAuditedWithoutAUid) {
+  core_.RefuseUnidentified(Door::kHttpTcp, PermissionDenied("the client's socket is TIME-WAIT with no owner"));
+  nlohmann::json record = LastRecord();
+  EXPECT_FALSE(record.contains("uid")) << record.dump();
+  EXPECT_EQ(record["decision"], "unidentified");
+  EXPECT_EQ(record["rpc"], "connect");
+  EXPECT_NE(metrics_.Collect().Text().find(R"(stormbroker_caller_refusals_total{reason="unidentified"} 1)"),
+            std::string::npos);
+}
+
+TEST_F(BrokerCoreTest, APermissionIsDecidedByItsOwnRule) {
+  auto request = core_.Begin(fd_, Door::kHttpUnix, Rpc::kLogin, true);
+  ASSERT_TRUE(request.ok());
+  auto admin = core_.Authorize(*request, "prod", Permission::kAdmin);
+  ASSERT_FALSE(admin.ok());
+  EXPECT_NE(admin.status().message().find("admin: true"), std::string::npos) << admin.status().message();
+  EXPECT_TRUE(request->concluded());
+  auto use = core_.Begin(fd_, Door::kHttpUnix, Rpc::kCall, true);
+  ASSERT_TRUE(use.ok());
+  EXPECT_TRUE(core_.Authorize(*use, "prod", Permission::kUse).ok()) << "any rule naming the account";
+}
+
+}  // namespace
+}  // namespace stormbroker
