@@ -323,7 +323,7 @@ ListenConfig ParseListen(const YAML::Node& node) {
 }
 
 // http://HOST:PORT (loopback only) or https://HOST:PORT.
-EtcdEndpoint ParseEtcdEndpoint(const YAML::Node& node) {
+EtcdEndpoint ParseEtcdEndpoint(const YAML::Node& node, bool insecure) {
   const std::string what = "fleet.etcd.endpoints";
   std::string text = Scalar(node, what);
   EtcdEndpoint endpoint;
@@ -354,6 +354,11 @@ EtcdEndpoint ParseEtcdEndpoint(const YAML::Node& node) {
     Fail(node, what + ": '" + text + "': plain http:// is allowed only to a loopback address; use https:// with "
                                      "fleet.etcd.cert_file and key_file");
   }
+  if (!endpoint.tls && !insecure) {
+    Fail(node, what + ": '" + text + "': plain http:// lets anyone on this machine who can reach etcd rewrite "
+                                     "the fleet's records unless etcd authenticates its clients; use https:// "
+                                     "with fleet.etcd.cert_file and key_file, or say fleet.etcd.insecure: true");
+  }
   return endpoint;
 }
 
@@ -383,17 +388,19 @@ FleetConfig ParseFleet(const YAML::Node& node) {
   }
   auto key = ReadFleetKey(Scalar(node["key_file"], "fleet.key_file"));
   if (!key.ok()) Fail(node["key_file"], key.status().message());
-  fleet.key = std::move(key).value();
+  fleet.sealing_key = std::move(key).value();
   const YAML::Node etcd = node["etcd"];
   if (!etcd) Fail(node, "fleet.etcd is required (endpoints: [https://HOST:2379, ...])");
   RequireMap(etcd, "fleet.etcd");
-  RejectUnknownKeys(etcd, "fleet.etcd", {"endpoints", "ca_file", "cert_file", "key_file"});
+  RejectUnknownKeys(etcd, "fleet.etcd",
+                    {"endpoints", "insecure", "ca_file", "cert_file", "key_file", "username", "password_file"});
   if (!etcd["endpoints"] || !etcd["endpoints"].IsSequence() || etcd["endpoints"].size() == 0) {
     Fail(etcd, "fleet.etcd.endpoints must list the etcd members, e.g. [https://10.0.0.1:2379]");
   }
+  fleet.insecure = etcd["insecure"] && Boolean(etcd["insecure"], "fleet.etcd.insecure");
   bool tls = false;
   for (const auto& entry : etcd["endpoints"]) {
-    fleet.endpoints.push_back(ParseEtcdEndpoint(entry));
+    fleet.endpoints.push_back(ParseEtcdEndpoint(entry, fleet.insecure));
     tls = tls || fleet.endpoints.back().tls;
   }
   for (const auto& endpoint : fleet.endpoints) {
@@ -406,16 +413,30 @@ FleetConfig ParseFleet(const YAML::Node& node) {
     if (!file) Fail(etcd[key], std::string("cannot read fleet.etcd.") + key + " " + *into);
   };
   readable("ca_file", &fleet.ca_file);
-  readable("cert_file", &fleet.cert_file);
+  readable("cert_file", &fleet.client_cert_file);
   if (etcd["key_file"]) {
-    fleet.key_file = Scalar(etcd["key_file"], "fleet.etcd.key_file");
-    auto client_key = ReadSecretFile(fleet.key_file);
+    fleet.client_key_file = Scalar(etcd["key_file"], "fleet.etcd.key_file");
+    auto client_key = ReadSecretFile(fleet.client_key_file);
     if (!client_key.ok()) Fail(etcd["key_file"], client_key.status().message());
   }
-  if (tls && (fleet.cert_file.empty() || fleet.key_file.empty())) {
-    Fail(etcd, "fleet.etcd needs cert_file and key_file: etcd over https:// takes this machine's client certificate");
+  if (etcd["username"] || etcd["password_file"]) {
+    if (!etcd["username"] || !etcd["password_file"]) {
+      Fail(etcd["username"] ? etcd["username"] : etcd["password_file"], "fleet.etcd.username and fleet.etcd.password_file go together (etcd's own authentication)");
+    }
+    fleet.username = Scalar(etcd["username"], "fleet.etcd.username");
+    auto password = ReadSecretFile(Scalar(etcd["password_file"], "fleet.etcd.password_file"));
+    if (!password.ok()) Fail(etcd["password_file"], password.status().message());
+    fleet.password = std::move(password).value();
   }
-  if (!tls && (!fleet.cert_file.empty() || !fleet.key_file.empty() || !fleet.ca_file.empty())) {
+  bool certificate = !fleet.client_cert_file.empty() || !fleet.client_key_file.empty();
+  if (tls && fleet.username.empty() && (fleet.client_cert_file.empty() || fleet.client_key_file.empty())) {
+    Fail(etcd, "fleet.etcd needs cert_file and key_file (etcd over https:// takes this machine's client "
+               "certificate), or username and password_file (etcd's own authentication)");
+  }
+  if (certificate && (fleet.client_cert_file.empty() || fleet.client_key_file.empty())) {
+    Fail(etcd, "fleet.etcd.cert_file and fleet.etcd.key_file go together");
+  }
+  if (!tls && (certificate || !fleet.ca_file.empty())) {
     Fail(etcd, "fleet.etcd's certificate files need https:// endpoints");
   }
   if (node["lease_ttl"]) {
@@ -718,10 +739,13 @@ FleetConfig FleetConfig::Clone() const {
   copy.name = name;
   copy.prefix = prefix;
   copy.endpoints = endpoints;
+  copy.insecure = insecure;
   copy.ca_file = ca_file;
-  copy.cert_file = cert_file;
-  copy.key_file = key_file;
-  copy.key = key.Clone();
+  copy.client_cert_file = client_cert_file;
+  copy.client_key_file = client_key_file;
+  copy.username = username;
+  copy.password = password.Clone();
+  copy.sealing_key = sealing_key.Clone();
   copy.lease_ttl = lease_ttl;
   copy.retire_grace = retire_grace;
   return copy;

@@ -171,11 +171,16 @@ struct FleetConfig {
   bool enabled = false;
   std::string name;                      // this machine in the fleet; default: the host name
   std::string prefix = "/stormbroker";   // every key the fleet writes starts with it
+  // fleet.etcd: the cluster, and how this machine proves itself to it.
   std::vector<EtcdEndpoint> endpoints;
+  bool insecure = false;                 // insecure: true, the only way to allow http:// endpoints
   std::string ca_file;                   // etcd's CA (https); empty: the system's
-  std::string cert_file;                 // this machine's client certificate (https)
-  std::string key_file;                  // and its key, read as a secret
-  Secret key;                            // the fleet key (key_file): seals what goes to etcd
+  std::string client_cert_file;          // cert_file: this machine's client certificate (https)
+  std::string client_key_file;           // key_file: its private key, read as a secret
+  std::string username;                  // etcd's own authentication (with password_file)
+  Secret password;
+  // fleet.key_file: the key the fleet's machines share, which seals what goes to etcd.
+  Secret sealing_key;
   // The lease that holds this machine's candidacies: a leader that stops
   // answering is replaced this long after its last keep-alive.
   std::chrono::milliseconds lease_ttl{5'000};

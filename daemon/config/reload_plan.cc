@@ -73,9 +73,12 @@ ReloadPlan PlanReload(const Config& a, const Config& b) {
       .Key("fleet.prefix", a.fleet.prefix, b.fleet.prefix)
       .Key("fleet.etcd.endpoints", a.fleet.endpoints, b.fleet.endpoints)
       .Key("fleet.etcd.ca_file", a.fleet.ca_file, b.fleet.ca_file)
-      .Key("fleet.etcd.cert_file", a.fleet.cert_file, b.fleet.cert_file)
-      .Key("fleet.etcd.key_file", a.fleet.key_file, b.fleet.key_file)
-      .Key("fleet.key_file", a.fleet.key, b.fleet.key)  // the key itself
+      .Key("fleet.etcd.insecure", a.fleet.insecure, b.fleet.insecure)
+      .Key("fleet.etcd.cert_file", a.fleet.client_cert_file, b.fleet.client_cert_file)
+      .Key("fleet.etcd.key_file", a.fleet.client_key_file, b.fleet.client_key_file)
+      .Key("fleet.etcd.username", a.fleet.username, b.fleet.username)
+      .Key("fleet.etcd.password_file", a.fleet.password, b.fleet.password)
+      .Key("fleet.key_file", a.fleet.sealing_key, b.fleet.sealing_key)  // the key itself
       .Key("fleet.lease_ttl", a.fleet.lease_ttl, b.fleet.lease_ttl)
       .Key("fleet.retire_grace", a.fleet.retire_grace, b.fleet.retire_grace);
   for (const auto& [name, account] : a.accounts) {

@@ -49,12 +49,14 @@ Result<std::unique_ptr<EtcdClient>> EtcdClient::Connect(const FleetConfig& fleet
       if (!ca.ok()) return ca.status();
       options.pem_root_certs = *ca;
     }
-    auto cert = ReadFile(fleet.cert_file);
-    if (!cert.ok()) return cert.status();
-    auto key = ReadSecretFile(fleet.key_file);
-    if (!key.ok()) return key.status();
-    options.pem_cert_chain = *cert;
-    options.pem_private_key = std::string(key->Reveal());
+    if (!fleet.client_cert_file.empty()) {
+      auto cert = ReadFile(fleet.client_cert_file);
+      if (!cert.ok()) return cert.status();
+      auto key = ReadSecretFile(fleet.client_key_file);
+      if (!key.ok()) return key.status();
+      options.pem_cert_chain = *cert;
+      options.pem_private_key = std::string(key->Reveal());
+    }
     credentials = grpc::SslCredentials(options);
     Secret wipe(std::move(options.pem_private_key));
   } else {
@@ -74,25 +76,77 @@ Result<std::unique_ptr<EtcdClient>> EtcdClient::Connect(const FleetConfig& fleet
     member->kv = etcdserverpb::KV::NewStub(member->channel);
     member->lease = etcdserverpb::Lease::NewStub(member->channel);
     member->watch = etcdserverpb::Watch::NewStub(member->channel);
+    member->auth = etcdserverpb::Auth::NewStub(member->channel);
     members.push_back(std::move(member));
   }
-  return std::unique_ptr<EtcdClient>(new EtcdClient(std::move(members)));
+  return std::unique_ptr<EtcdClient>(new EtcdClient(std::move(members), fleet.username, fleet.password.Clone()));
+}
+
+void EtcdClient::Authorize(grpc::ClientContext& context) {
+  if (username_.empty()) return;
+  absl::MutexLock lock(&mutex_);
+  if (!token_.empty()) context.AddMetadata("token", std::string(token_.Reveal()));
+}
+
+grpc::Status EtcdClient::Authenticate() {
+  etcdserverpb::AuthenticateRequest request;
+  request.set_name(username_);
+  request.set_password(std::string(password_.Reveal()));
+  etcdserverpb::AuthenticateResponse response;
+  grpc::Status status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "no etcd member");
+  for (size_t k = 0; k < members_.size(); ++k) {
+    size_t index = (current_ + k) % members_.size();
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + kCallDeadline);
+    status = members_[index]->auth->Authenticate(&context, request, &response);
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE &&
+        status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
+      break;
+    }
+  }
+  Secret wipe(std::move(*request.mutable_password()));
+  if (status.ok()) {
+    absl::MutexLock lock(&mutex_);
+    token_ = Secret(std::move(*response.mutable_token()));
+  }
+  return status;
 }
 
 grpc::Status EtcdClient::OnAnyMember(const std::function<grpc::Status(Member&, grpc::ClientContext&)>& attempt) {
+  bool authenticated = false;
+  if (!username_.empty()) {
+    bool have_token;
+    {
+      absl::MutexLock lock(&mutex_);
+      have_token = !token_.empty();
+    }
+    if (!have_token) {
+      if (grpc::Status status = Authenticate(); !status.ok()) return status;
+      authenticated = true;
+    }
+  }
   size_t first = current_;
   grpc::Status status;
-  for (size_t k = 0; k < members_.size(); ++k) {
+  for (size_t k = 0; k < members_.size();) {
     size_t index = (first + k) % members_.size();
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + kCallDeadline);
+    Authorize(context);
     status = attempt(*members_[index], context);
+    // etcd's simple tokens expire after minutes of disuse: the same member
+    // again, once, with a new one.
+    if (!username_.empty() && !authenticated && status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+      if (grpc::Status renewed = Authenticate(); !renewed.ok()) return renewed;
+      authenticated = true;
+      continue;
+    }
     bool unreachable = status.error_code() == grpc::StatusCode::UNAVAILABLE ||
                        status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
     if (!unreachable) {
       current_ = index;
       return status;
     }
+    ++k;
   }
   return status;
 }

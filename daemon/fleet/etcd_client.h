@@ -4,7 +4,9 @@
 // reached. Each attempt is bounded by a short deadline, so that a dead cluster
 // costs the caller seconds, not forever. One channel per member (rather than
 // one balancing among them) so that TLS checks each member's certificate
-// against that member's own address. Thread-safe.
+// against that member's own address. With fleet.etcd.username, every call
+// carries etcd's auth token (Authenticate with the password first, and
+// again when etcd says the token expired). Thread-safe.
 #pragma once
 
 #include <atomic>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
+#include <absl/synchronization/mutex.h>
 
 #include "config/config.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
@@ -37,8 +40,9 @@ class EtcdClient {
   Result<etcdserverpb::PutResponse> Put(const std::string& key, const std::string& value, int64_t lease = 0);
 
   // For a watch stream, whose context the caller owns (to cancel it): the
-  // member that answered last.
+  // member that answered last, and the context's credentials.
   etcdserverpb::Watch::Stub& WatchStub() { return *members_[current_]->watch; }
+  void Authorize(grpc::ClientContext& context) ABSL_LOCKS_EXCLUDED(mutex_);
 
  private:
   struct Member {
@@ -46,14 +50,22 @@ class EtcdClient {
     std::unique_ptr<etcdserverpb::KV::Stub> kv;
     std::unique_ptr<etcdserverpb::Lease::Stub> lease;
     std::unique_ptr<etcdserverpb::Watch::Stub> watch;
+    std::unique_ptr<etcdserverpb::Auth::Stub> auth;
   };
-  explicit EtcdClient(std::vector<std::unique_ptr<Member>> members) : members_(std::move(members)) {}
+  EtcdClient(std::vector<std::unique_ptr<Member>> members, std::string username, Secret password)
+      : members_(std::move(members)), username_(std::move(username)), password_(std::move(password)) {}
+  // A fresh auth token from etcd, for username_ (none without one).
+  grpc::Status Authenticate() ABSL_LOCKS_EXCLUDED(mutex_);
   // Runs `attempt` on one member after another, from the one that answered
   // last, until one can be reached.
   grpc::Status OnAnyMember(const std::function<grpc::Status(Member&, grpc::ClientContext&)>& attempt);
 
   std::vector<std::unique_ptr<Member>> members_;
   std::atomic<size_t> current_{0};
+  const std::string username_;  // empty: etcd's authentication is not used
+  const Secret password_;
+  absl::Mutex mutex_;
+  Secret token_ ABSL_GUARDED_BY(mutex_);  // etcd's auth token, once authenticated
 };
 
 // What etcd's answer means, for messages: "etcd: <reason>".

@@ -1,6 +1,7 @@
 #include "etcd_cluster.h"
 
 #include <filesystem>
+#include <stdexcept>
 #include <thread>
 
 namespace harness {
@@ -83,8 +84,52 @@ bool EtcdCluster::WaitHealthy(std::chrono::milliseconds timeout) const {
 
 std::string EtcdCluster::Dump(const std::string& prefix) const {
   auto argv = Etcdctl(true);
+  if (auth_) argv.insert(argv.end(), {"--user", "root:root-pw"});
   argv.insert(argv.end(), {"get", "--prefix", prefix});
   return RunCommand(argv).out;
+}
+
+RunResult EtcdCluster::Ctl(const std::vector<std::string>& args, const std::string& input) const {
+  auto argv = Etcdctl(false);
+  if (auth_) argv.insert(argv.end(), {"--user", "root:root-pw"});
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv, input);
+}
+
+std::vector<std::pair<std::string, std::string>> EtcdCluster::Get(const std::string& prefix) const {
+  auto result = Ctl({"get", "--prefix", prefix, "-w", "json"});
+  nlohmann::json answer = nlohmann::json::parse(result.out, nullptr, false);
+  std::vector<std::pair<std::string, std::string>> kvs;
+  if (answer.is_discarded() || !answer.contains("kvs")) return kvs;
+  for (const auto& kv : answer["kvs"]) {
+    kvs.emplace_back(Base64Decode(kv["key"]), Base64Decode(kv.value("value", "")));
+  }
+  return kvs;
+}
+
+void EtcdCluster::Put(const std::string& key, const std::string& value) const {
+  auto result = Ctl({"put", key}, value);  // the value on stdin: any bytes
+  if (result.exit_code != 0) throw std::runtime_error("etcdctl put " + key + ": " + result.err);
+}
+
+void EtcdCluster::Delete(const std::string& key) const {
+  auto result = Ctl({"del", key});
+  if (result.exit_code != 0) throw std::runtime_error("etcdctl del " + key + ": " + result.err);
+}
+
+void EtcdCluster::EnableAuth(const std::string& user, const std::string& password, const std::string& prefix) {
+  for (const std::vector<std::string>& step : std::vector<std::vector<std::string>>{
+           {"user", "add", "root", "--new-user-password=root-pw"},
+           {"user", "grant-role", "root", "root"},
+           {"role", "add", "brokers"},
+           {"role", "grant-permission", "brokers", "--prefix=true", "readwrite", prefix},
+           {"user", "add", user, "--new-user-password=" + password},
+           {"user", "grant-role", user, "brokers"},
+           {"auth", "enable"}}) {
+    auto result = Ctl(step);
+    if (result.exit_code != 0) throw std::runtime_error("etcdctl " + step[0] + " " + step[1] + ": " + result.err);
+  }
+  auth_ = true;
 }
 
 std::string EtcdCluster::DataFiles() const {

@@ -24,6 +24,18 @@ class EtcdCluster {
   bool WaitHealthy(std::chrono::milliseconds timeout = std::chrono::seconds(20)) const;
   // etcdctl's output (keys and values) of every key under `prefix`.
   std::string Dump(const std::string& prefix) const;
+  // Every key under `prefix` with its value, byte for byte, in etcd's order
+  // (by key).
+  std::vector<std::pair<std::string, std::string>> Get(const std::string& prefix) const;
+  // Writes `value` (any bytes) at `key`, as anyone who can reach etcd may;
+  // throws when etcd refuses.
+  void Put(const std::string& key, const std::string& value) const;
+  void Delete(const std::string& key) const;
+  // etcdctl with `args`, as root once authentication is on.
+  RunResult Ctl(const std::vector<std::string>& args, const std::string& input = "") const;
+  // Turns on etcd's own authentication: a root user, and user `user` with
+  // `password` allowed to read and write under `prefix` only.
+  void EnableAuth(const std::string& user, const std::string& password, const std::string& prefix);
   // Every file in every member's data directory, concatenated.
   std::string DataFiles() const;
 
@@ -33,6 +45,7 @@ class EtcdCluster {
   std::vector<std::string> Etcdctl(bool all) const;
 
   std::string root_, certs_;
+  bool auth_ = false;
   std::vector<int> client_ports_, peer_ports_;
   std::vector<std::unique_ptr<Process>> members_;
 };

@@ -160,6 +160,7 @@ std::string Binary(const std::string& name);  // path of a built program
 int FreePort();                               // a loopback TCP port nobody listens on now
 std::string Version();                        // the version the project builds (CMake's)
 std::string ReadFile(const std::string& path);  // the whole file; empty when it cannot be read
+std::string Base64Decode(const std::string& text);  // standard alphabet, padding optional
 
 // `clients` threads each call Utilities/Info/ping on account "prod" through
 // `broker` until `duration` has passed, while `meanwhile` runs on this

@@ -65,6 +65,9 @@ TEST_F(HostileDoorsTest, SendAndCloseOnTheTcpDoorNeverRunsAsRoot) {
                             {"send-and-close", host, std::to_string(port_), "staging", "Storm/Server/list", "20"});
     EXPECT_EQ(attacker.Line(), "connected");
     EXPECT_EQ(attacker.Next(), 20);
+    // The closed sockets settle into their orphaned states (FIN-WAIT-2,
+    // TIME-WAIT: uid 0, no inode) before the daemon looks at them.
+    std::this_thread::sleep_for(500ms);
     kill(broker_->process().pid(), SIGCONT);
     int refused = 0;
     EXPECT_TRUE(harness::Eventually([&] {

@@ -181,6 +181,7 @@ class FleetConfigTest : public ConfigLoaderTest {
     doc["fleet"]["name"] = "build-07";
     doc["fleet"]["key_file"] = key_file_;
     doc["fleet"]["etcd"]["endpoints"].push_back("http://127.0.0.1:2379");
+    doc["fleet"]["etcd"]["insecure"] = "true";
     return doc;
   }
   std::string key_file_;
@@ -194,7 +195,7 @@ TEST_F(FleetConfigTest, AFleetMachineMayHoldNoPasswordAndGetsSaneDefaults) {
   EXPECT_TRUE(config->fleet.enabled);
   EXPECT_EQ(config->fleet.prefix, "/stormbroker");
   EXPECT_EQ(config->fleet.lease_ttl, std::chrono::seconds(5));
-  EXPECT_EQ(config->fleet.key.Reveal(), std::string(32, '\xaa'));
+  EXPECT_EQ(config->fleet.sealing_key.Reveal(), std::string(32, '\xaa'));
   EXPECT_FALSE(config->accounts.at("prod").HoldsCredentials()) << "it can only follow";
   ASSERT_EQ(config->fleet.endpoints.size(), 1u);
   EXPECT_FALSE(config->fleet.endpoints[0].tls);
@@ -216,6 +217,10 @@ TEST_F(FleetConfigTest, BrokenFleetConfigsNameFileLineAndReason) {
        "needs cert_file and key_file"},
       {"no scheme", [](YAML::Node& d) { d["fleet"]["etcd"]["endpoints"][0] = "10.0.0.1:2379"; }, "10.0.0.1",
        "must start with https://"},
+      {"plain http without saying insecure", [](YAML::Node& d) { d["fleet"]["etcd"].remove("insecure"); },
+       "127.0.0.1:2379", "say fleet.etcd.insecure: true"},
+      {"a username without its password",
+       [](YAML::Node& d) { d["fleet"]["etcd"]["username"] = "broker"; }, "username: broker", "go together"},
       {"no key file", [](YAML::Node& d) { d["fleet"].remove("key_file"); }, "name: build-07", "openssl rand -hex 32"},
       {"short key", [&](YAML::Node& d) { d["fleet"]["key_file"] = password_file_; }, "key_file",
        "a fleet key is 32 bytes"},

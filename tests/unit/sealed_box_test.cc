@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "fleet/fleet_keys.h"
+#include "fleet/fleet_records.h"
 
 namespace stormbroker {
 namespace {
@@ -54,25 +55,57 @@ TEST(SealedBoxTest, TheFleetKeyIs32BytesRawOrInHex) {
   std::filesystem::remove_all(dir);
 }
 
-TEST(FleetKeysTest, ATokenRecordCarriesTheTokenAndItsDeadlines) {
+TEST(FleetRecordsTest, ATokenRecordCarriesTheTokenAndItsDeadlines) {
   FleetToken token{Secret("tok-123"), std::chrono::system_clock::time_point(std::chrono::milliseconds(1'800'000'000'123)),
                    std::chrono::system_clock::time_point(std::chrono::milliseconds(1'790'000'000'456))};
-  auto back = DecodeTokenRecord(EncodeTokenRecord(token));
+  auto back = DecodeTokenBody(EncodeTokenBody(token));
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->token.Reveal(), "tok-123");
   EXPECT_EQ(back->hard_deadline, token.hard_deadline);
   EXPECT_EQ(back->inactivity_deadline, token.inactivity_deadline);
-  EXPECT_FALSE(DecodeTokenRecord(Secret("12 34\n")).ok()) << "no token";
-  EXPECT_FALSE(DecodeTokenRecord(Secret("tok-123")).ok()) << "no deadlines";
+  EXPECT_FALSE(DecodeTokenBody(Secret("12 34\n")).ok()) << "no token";
+  EXPECT_FALSE(DecodeTokenBody(Secret("tok-123")).ok()) << "no deadlines";
+  EXPECT_FALSE(DecodeTokenBody(Secret("12 x34\ntok")).ok());
 }
 
-TEST(FleetKeysTest, APrefixRangeEndsJustPastThePrefix) {
+// A record opens only under the key it was written for: not under another
+// account, login ID or fleet, and not altered; inside, when it was issued.
+TEST(FleetRecordsTest, ARecordIsBoundToItsKeyAndSaysWhenItWasIssued) {
+  FleetKeys keys{"/stormbroker/farm"};
+  auto issued = std::chrono::system_clock::time_point(std::chrono::milliseconds(1'800'000'000'123));
+  auto sealed = SealRecord(Key('k'), keys.LoginRequests("prod") + "id1", issued, "id1\n123456");
+  ASSERT_TRUE(sealed.ok());
+  EXPECT_EQ(sealed->find("123456"), std::string::npos);
+  auto opened = OpenRecord(Key('k'), keys.LoginRequests("prod") + "id1", *sealed);
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  EXPECT_EQ(opened->issued, issued);
+  EXPECT_EQ(opened->body.Reveal(), "id1\n123456");
+  EXPECT_FALSE(OpenRecord(Key('k'), keys.LoginRequests("prod") + "id2", *sealed).ok()) << "replayed under a new ID";
+  EXPECT_FALSE(OpenRecord(Key('k'), keys.LoginRequests("staging") + "id1", *sealed).ok()) << "another account";
+  EXPECT_FALSE(OpenRecord(Key('k'), FleetKeys{"/other"}.LoginRequests("prod") + "id1", *sealed).ok());
+  EXPECT_FALSE(OpenRecord(Key('x'), keys.LoginRequests("prod") + "id1", *sealed).ok()) << "another fleet key";
+  EXPECT_FALSE(OpenRecord(Key('k'), keys.LoginRequests("prod") + "id1", "sb1garbage").ok());
+}
+
+TEST(FleetRecordsTest, FreshMeansWithinTheLifetimeAndNotFromTheFuture) {
+  auto now = std::chrono::system_clock::now();
+  EXPECT_TRUE(IsFresh(now, now));
+  EXPECT_TRUE(IsFresh(now - kRecordLifetime + std::chrono::seconds(1), now));
+  EXPECT_FALSE(IsFresh(now - kRecordLifetime - std::chrono::seconds(1), now)) << "stale: played back later";
+  EXPECT_TRUE(IsFresh(now + kClockSkew - std::chrono::seconds(1), now)) << "a writer's clock a little ahead";
+  EXPECT_FALSE(IsFresh(now + kClockSkew + std::chrono::seconds(1), now));
+}
+
+TEST(FleetKeysTest, KeysAndTheirParts) {
   EXPECT_EQ(PrefixEnd("/a/"), "/a0");
   EXPECT_EQ(PrefixEnd(std::string("a\xff", 2)), "b");
   FleetKeys keys{"/stormbroker/farm"};
   EXPECT_EQ(keys.Candidates("prod"), "/stormbroker/farm/leader/prod/");
+  EXPECT_EQ(keys.Candidacy("prod", 0x1234), "/stormbroker/farm/leader/prod/0000000000001234");
+  EXPECT_EQ(LeaseOfCandidacy(keys.Candidacy("prod", 0x7fabcdef12345678)), 0x7fabcdef12345678);
+  EXPECT_EQ(LeaseOfCandidacy("/stormbroker/farm/leader/prod/1234"), std::nullopt);
+  EXPECT_EQ(LeaseOfCandidacy("/stormbroker/farm/leader/prod/000000000000123g"), std::nullopt);
   EXPECT_EQ(keys.Token("prod"), "/stormbroker/farm/token/prod");
-  EXPECT_NE(keys.SealContext("token", "prod"), keys.SealContext("login", "prod"));
 }
 
 }  // namespace
