@@ -1,5 +1,5 @@
 // stormbrokerd: holds Storm API credentials and proxies calls for local
-// processes over gRPC on a Unix socket.
+// processes, over gRPC on a Unix socket and over HTTP on the API's own paths.
 
 #include <signal.h>
 #include <unistd.h>
@@ -24,8 +24,9 @@ namespace {
 
 constexpr const char* kUsage = R"(usage: stormbrokerd --config FILE [--check-config] [--verbose]
 
-Holds Storm API credentials and proxies API calls for local processes over
-gRPC on a Unix socket.
+Holds Storm API credentials and proxies API calls for local processes: over
+gRPC on a Unix socket, and (listen.http_socket, listen.http) over HTTP on the
+Storm API's own paths.
 
   --config FILE    the YAML configuration (default /etc/stormbroker/stormbroker.yaml)
   --check-config   validate the configuration and exit: 0 when valid, 1 with

@@ -1,7 +1,10 @@
 // Fuzzes the checks on what callers send: method paths, account names, and
 // policy pattern matching, reserved methods and passcodes. A path that passes
 // must be safe to append to a URL; a passcode that passes is digits only.
-// Whatever a caller sends, its audit line must be JSON that parses.
+// Whatever a caller sends, its audit line must be JSON that parses, and its
+// log text one printable line. The whole input is also an HTTP door's body,
+// in JSON and in YAML: whatever parses is within the request bounds (depth
+// and values), so nothing recursive can overrun the stack on it.
 #include <cctype>
 #include <string>
 
@@ -9,7 +12,10 @@
 
 #include "access/policy.h"
 #include "access/request_check.h"
+#include "doors/http/http_protocol.h"
+#include "encoding/document_bounds.h"
 #include "observe/audit_log.h"
+#include "observe/logging.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string input(reinterpret_cast<const char*>(data), size);
@@ -46,5 +52,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   record.detail = input;
   auto line = nlohmann::json::parse(stormbroker::FormatAuditRecord(record), nullptr, /*allow_exceptions=*/false);
   if (line.is_discarded() || !line.is_object()) __builtin_trap();
+  for (unsigned char c : stormbroker::Printable(input, 1 << 20)) {
+    if (c < 0x20 || c >= 0x7f) __builtin_trap();
+  }
+
+  for (const char* encoding : {"json", "yaml"}) {
+    auto params = stormbroker::http::ParseParams(input, encoding);
+    if (!params.ok()) continue;
+    if (!params->is_object()) __builtin_trap();
+    if (!stormbroker::CheckBounds(*params, stormbroker::kRequestBounds).ok()) __builtin_trap();
+    nlohmann::json copy = *params;  // recursive: safe within the bounds
+    (void)copy.dump();
+  }
   return 0;
 }
