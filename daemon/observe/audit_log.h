@@ -134,13 +134,13 @@ class AuditLog {
   void WaitForBatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void Loop() ABSL_LOCKS_EXCLUDED(mutex_, sink_mutex_);
 
-  // Lock order: never mutex_ while sink_mutex_ is held (the writer releases
-  // the queue before it writes).
+  // The two locks are never held together: the writer releases the queue
+  // (mutex_) before it writes (sink_mutex_).
   absl::Mutex sink_mutex_;  // held while writing, so Reopen never races a write
   std::unique_ptr<AuditSink> sink_ ABSL_GUARDED_BY(sink_mutex_);
   const Options options_;
   const size_t wake_at_;  // a batch this big wakes the writer at once
-  mutable absl::Mutex mutex_ ABSL_ACQUIRED_AFTER(sink_mutex_);
+  mutable absl::Mutex mutex_;
   absl::CondVar wake_;
   std::deque<AuditRecord> queue_ ABSL_GUARDED_BY(mutex_);
   size_t queued_bytes_ ABSL_GUARDED_BY(mutex_) = 0;

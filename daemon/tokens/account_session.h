@@ -11,13 +11,15 @@
 //
 // Thread-safe. All upstream I/O is asynchronous; callbacks run on the upstream
 // engine's or the scheduler's thread and must not block. Nothing is called out
-// while the session's mutex is held, except the event sink and token store,
-// which must not call back into the session: work for outside (upstream
-// calls, callers' callbacks) is deferred until the mutex is released.
+// while the session's mutex is held but the event sink, the token store, the
+// meter and the fleet link's Publish and ReportRejected, none of which may
+// call back into the session (each only records or queues): work for outside
+// (upstream calls, callers' callbacks) is deferred until the mutex is
+// released.
 //
-// The implementation is in three files: account_session.cc (start, stop and
-// calls), account_login.cc (logins) and account_upkeep.cc (keep-alive,
-// renewal, deadlines, logout).
+// The implementation is in four files: account_session.cc (start, stop and
+// calls), account_login.cc (logins), account_upkeep.cc (keep-alive,
+// renewal, deadlines, logout) and account_fleet.cc (its role in a fleet).
 #pragma once
 
 #include <chrono>

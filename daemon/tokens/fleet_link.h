@@ -16,8 +16,9 @@ namespace stormbroker {
 enum class TokenRole {
   kLead,      // this broker: logs in, keeps alive, renews (alone, or the fleet's leader)
   kFollow,    // the fleet's leader does; its tokens arrive through AccountSession::Adopt
-  kStranded,  // a follower cut off from etcd: keeps the token it has alive until
-              // its hard limit, and never logs in (another machine may be leading)
+  kStranded,  // cut off from etcd, whatever it was (a leader too): keeps the token it
+              // has alive until its hard limit, and never logs in (another machine
+              // may be leading meanwhile)
 };
 // "leader", "follower", "stranded".
 const char* TokenRoleName(TokenRole role);

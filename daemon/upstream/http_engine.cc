@@ -18,6 +18,8 @@
 #include <spdlog/spdlog.h>
 #include <absl/synchronization/mutex.h>
 
+#include "upstream/transfer.h"
+
 namespace stormbroker {
 namespace {
 
@@ -34,59 +36,12 @@ namespace {
 // counts against each call's timeout.
 constexpr size_t kMaxWaiting = 16384;
 
-struct Transfer {
-  std::chrono::steady_clock::time_point submitted = std::chrono::steady_clock::now();
-  size_t max_body = 0;
-  bool body_too_large = false;
-  HttpRequest request;
-  HttpCallback done;
-  HttpResponse response;
-  curl_slist* headers = nullptr;
-  char error[CURL_ERROR_SIZE] = {};
-
-  ~Transfer() {
-    if (headers) curl_slist_free_all(headers);
-  }
-};
-
 // A callback owed to a caller, run once the engine's lock is released.
 struct Completion {
   HttpCallback done;
   Result<HttpResponse> outcome;
 };
 using Completions = std::vector<Completion>;
-
-size_t OnBody(char* data, size_t size, size_t count, void* user) {
-  auto* transfer = static_cast<Transfer*>(user);
-  if (transfer->response.body.size() + size * count > transfer->max_body) {
-    transfer->body_too_large = true;
-    return 0;  // libcurl ends the transfer (CURLE_WRITE_ERROR)
-  }
-  transfer->response.body.append(data, size * count);
-  return size * count;
-}
-
-// The server's clock from a Date header value. The value changes once a
-// second and curl_getdate is slow (sscanf), so each value is parsed once.
-std::optional<long long> ParseHttpDate(std::string_view value) {
-  thread_local std::string last_value;
-  thread_local time_t last_time = -1;
-  if (value != last_value) {
-    last_value.assign(value);
-    last_time = curl_getdate(last_value.c_str(), nullptr);
-  }
-  if (last_time <= 0) return std::nullopt;
-  return last_time;
-}
-
-size_t OnHeader(char* data, size_t size, size_t count, void* user) {
-  std::string_view line(data, size * count);
-  constexpr std::string_view kDate = "date:";
-  if (line.size() > kDate.size() && strncasecmp(line.data(), kDate.data(), kDate.size()) == 0) {
-    static_cast<Transfer*>(user)->response.server_time = ParseHttpDate(line.substr(kDate.size()));
-  }
-  return size * count;
-}
 
 void RunAll(Completions& completions) {
   for (auto& completion : completions) completion.done(std::move(completion.outcome));
@@ -96,12 +51,14 @@ void RunAll(Completions& completions) {
 }  // namespace
 
 // libcurl's multi_socket interface, driven from two sides under one mutex:
-// Submit() adds the transfer and lets libcurl send the request at once, on
-// the caller's thread; the engine thread sleeps in epoll_wait (without the
-// mutex) on libcurl's sockets and a timerfd for libcurl's timeouts, and drives
-// the replies. So a request never waits for a thread to wake up before it
-// leaves. epoll_ctl and timerfd_settime take effect in a running epoll_wait,
-// which is what lets a submitting thread change what the engine waits for.
+// Submit() on an idle engine adds the transfer and lets libcurl send the
+// request at once, on the caller's thread; the engine thread sleeps in
+// epoll_wait (without the mutex) on libcurl's sockets and a timerfd for
+// libcurl's timeouts, and drives the replies. While the engine is busy (the
+// mutex taken), Submit hands the transfer over through a queue and the
+// engine thread, awake anyway, sends it. epoll_ctl and timerfd_settime take
+// effect in a running epoll_wait, which is what lets a submitting thread
+// change what the engine waits for.
 class HttpEngine::Impl {
  public:
   explicit Impl(Options options) : options_(std::move(options)) {}
@@ -395,38 +352,7 @@ class HttpEngine::Impl {
       completions.push_back({std::move(transfer->done), Internal("libcurl could not create a handle")});
       return;
     }
-    Transfer* t = transfer.get();
-    t->max_body = options_.max_response_bytes;
-    curl_easy_setopt(easy, CURLOPT_URL, t->request.url.c_str());
-    curl_easy_setopt(easy, CURLOPT_POST, 1L);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(t->request.body.size()));
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t->request.body.data());
-    t->headers = curl_slist_append(t->headers, "Content-Type: application/json");
-    t->headers = curl_slist_append(t->headers, "Accept: application/json");
-    t->headers = curl_slist_append(t->headers, "Expect:");
-    if (!t->request.passcode.empty()) {
-      // curl_slist_append copies the line; wipe our copy of it at once.
-      std::string line = t->request.passcode_header + ": " + std::string(t->request.passcode.Reveal());
-      t->headers = curl_slist_append(t->headers, line.c_str());
-      explicit_bzero(line.data(), line.size());
-    }
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
-    curl_easy_setopt(easy, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-    // libcurl copies both strings; our Secret keeps the only copy we own.
-    curl_easy_setopt(easy, CURLOPT_USERNAME, t->request.username.c_str());
-    curl_easy_setopt(easy, CURLOPT_PASSWORD, t->request.credential.Reveal().data());
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(left.count()));
-    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);  // never resend credentials elsewhere
-    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (!options_.ca_file.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, options_.ca_file.c_str());
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, OnBody);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, t);
-    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, OnHeader);
-    curl_easy_setopt(easy, CURLOPT_HEADERDATA, t);
-    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error);
+    ConfigureTransfer(easy, *transfer, options_, left);
     CURLMcode added = curl_multi_add_handle(multi_, easy);
     if (added != CURLM_OK) {
       curl_easy_cleanup(easy);
@@ -462,18 +388,8 @@ class HttpEngine::Impl {
     long status = 0;
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
     Release(easy);
-    if (code != CURLE_OK) {
-      std::string detail = transfer->body_too_large
-                               ? "the answer is larger than upstream.max_response_size (" +
-                                     std::to_string(options_.max_response_bytes) + " bytes)"
-                           : transfer->error[0] ? transfer->error
-                                                : curl_easy_strerror(code);
-      completions.push_back(
-          {std::move(transfer->done), Unavailable("upstream " + transfer->request.url + ": " + detail)});
-      return;
-    }
-    transfer->response.status = status;
-    completions.push_back({std::move(transfer->done), std::move(transfer->response)});
+    Result<HttpResponse> outcome = TransferOutcome(*transfer, code, status, options_);
+    completions.push_back({std::move(transfer->done), std::move(outcome)});
   }
 
   Options options_;
@@ -493,7 +409,7 @@ class HttpEngine::Impl {
   std::deque<std::unique_ptr<Transfer>> queue_ ABSL_GUARDED_BY(queue_mutex_);
   bool wake_pending_ ABSL_GUARDED_BY(queue_mutex_) = false;  // wake_fd_ written, queue not taken since
   bool queue_closed_ ABSL_GUARDED_BY(queue_mutex_) = false;
-  std::atomic<uint64_t> refused_{0};  // requests refused for a full line  // Stop() ran: Enqueue fails at once
+  std::atomic<uint64_t> refused_{0};  // requests refused for a full line
 };
 
 HttpEngine::HttpEngine(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}

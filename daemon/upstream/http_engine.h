@@ -48,8 +48,8 @@ class HttpEngine {
   struct Options {
     std::string ca_file;  // empty: system CAs. Peer and host verification stay on.
     // Transfers in libcurl's hands at once, one connection each; the rest
-    // wait in line (up to 4096, then UNAVAILABLE at once), and time in line
-    // counts against a request's timeout.
+    // wait in line (up to 16,384, then UNAVAILABLE at once), and time in
+    // line counts against a request's timeout.
     size_t max_connections = 64;
     // The largest response body read; a bigger one fails the request
     // (UNAVAILABLE) as soon as it is seen, without holding it.

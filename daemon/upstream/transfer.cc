@@ -1,0 +1,97 @@
+#include "upstream/transfer.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include <ctime>
+#include <optional>
+#include <string_view>
+
+namespace stormbroker {
+namespace {
+
+size_t OnBody(char* data, size_t size, size_t count, void* user) {
+  auto* transfer = static_cast<Transfer*>(user);
+  if (transfer->response.body.size() + size * count > transfer->max_body) {
+    transfer->body_too_large = true;
+    return 0;  // libcurl ends the transfer (CURLE_WRITE_ERROR)
+  }
+  transfer->response.body.append(data, size * count);
+  return size * count;
+}
+
+// The server's clock from a Date header value. The value changes once a
+// second and curl_getdate is slow (sscanf), so each value is parsed once.
+std::optional<long long> ParseHttpDate(std::string_view value) {
+  thread_local std::string last_value;
+  thread_local time_t last_time = -1;
+  if (value != last_value) {
+    last_value.assign(value);
+    last_time = curl_getdate(last_value.c_str(), nullptr);
+  }
+  if (last_time <= 0) return std::nullopt;
+  return last_time;
+}
+
+size_t OnHeader(char* data, size_t size, size_t count, void* user) {
+  std::string_view line(data, size * count);
+  constexpr std::string_view kDate = "date:";
+  if (line.size() > kDate.size() && strncasecmp(line.data(), kDate.data(), kDate.size()) == 0) {
+    static_cast<Transfer*>(user)->response.server_time = ParseHttpDate(line.substr(kDate.size()));
+  }
+  return size * count;
+}
+
+}  // namespace
+
+void ConfigureTransfer(CURL* easy, Transfer& transfer, const HttpEngine::Options& options,
+                       std::chrono::milliseconds left) {
+  Transfer* t = &transfer;
+  t->max_body = options.max_response_bytes;
+  curl_easy_setopt(easy, CURLOPT_URL, t->request.url.c_str());
+  curl_easy_setopt(easy, CURLOPT_POST, 1L);
+  curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(t->request.body.size()));
+  curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t->request.body.data());
+  t->headers = curl_slist_append(t->headers, "Content-Type: application/json");
+  t->headers = curl_slist_append(t->headers, "Accept: application/json");
+  t->headers = curl_slist_append(t->headers, "Expect:");
+  if (!t->request.passcode.empty()) {
+    // curl_slist_append copies the line; wipe our copy of it at once.
+    std::string line = t->request.passcode_header + ": " + std::string(t->request.passcode.Reveal());
+    t->headers = curl_slist_append(t->headers, line.c_str());
+    explicit_bzero(line.data(), line.size());
+  }
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
+  curl_easy_setopt(easy, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+  // libcurl copies both strings; our Secret keeps the only copy we own.
+  curl_easy_setopt(easy, CURLOPT_USERNAME, t->request.username.c_str());
+  curl_easy_setopt(easy, CURLOPT_PASSWORD, t->request.credential.Reveal().data());
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(left.count()));
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);  // never resend credentials elsewhere
+  curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (!options.ca_file.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, options.ca_file.c_str());
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, OnBody);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, t);
+  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, t);
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error);
+}
+
+Result<HttpResponse> TransferOutcome(Transfer& transfer, CURLcode code, long status,
+                                     const HttpEngine::Options& options) {
+  if (code != CURLE_OK) {
+    std::string detail = transfer.body_too_large
+                             ? "the answer is larger than upstream.max_response_size (" +
+                                   std::to_string(options.max_response_bytes) + " bytes)"
+                         : transfer.error[0] ? transfer.error
+                                             : curl_easy_strerror(code);
+    return Unavailable("upstream " + transfer.request.url + ": " + detail);
+  }
+  transfer.response.status = status;
+  return std::move(transfer.response);
+}
+
+}  // namespace stormbroker
