@@ -1,0 +1,98 @@
+// The HTTP doors' protocol module: what a request line names, the envelope's
+// params, the API's answer shapes, the token dance, and the checks that keep
+// browsers out of a loopback TCP door.
+#include "doors/http/http_protocol.h"
+
+#include <gtest/gtest.h>
+
+namespace stormbroker::http {
+namespace {
+
+TEST(HttpProtocolTest, ATargetNamesTheVersionTheMethodAndTheEncoding) {
+  auto plain = ParseTarget("/v1/Storm/Server/list");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->version, "v1");
+  EXPECT_EQ(plain->method, "Storm/Server/list");
+  EXPECT_EQ(plain->encoding, "json");
+  auto yaml = ParseTarget("/BLEED/utilities/info/PING.YAML");
+  ASSERT_TRUE(yaml.ok());
+  EXPECT_EQ(yaml->version, "bleed");
+  EXPECT_EQ(yaml->method, "utilities/info/PING");
+  EXPECT_EQ(yaml->encoding, "yaml");
+  EXPECT_EQ(ParseTarget("/v1/a.b/c")->encoding, "json") << "a dot before the last slash is no extension";
+  EXPECT_EQ(ParseTarget("/v2/Storm/Server/list").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(ParseTarget("/").status().code(), StatusCode::kNotFound);
+  EXPECT_FALSE(IsKnownEncoding("xml"));
+}
+
+TEST(HttpProtocolTest, ParamsComeFromTheEnvelopeWithinTheBounds) {
+  EXPECT_EQ(*ParseParams("", "json"), nlohmann::json::object());
+  EXPECT_EQ(*ParseParams("{}", "json"), nlohmann::json::object());
+  EXPECT_EQ(*ParseParams(R"({"params": null, "metadata": {}})", "json"), nlohmann::json::object());
+  EXPECT_EQ(*ParseParams(R"({"params": {"a": 1}})", "json"), nlohmann::json({{"a", 1}}));
+  EXPECT_EQ(*ParseParams("params:\n  a: 1\n", "yaml"), nlohmann::json({{"a", 1}}));
+  EXPECT_FALSE(ParseParams(R"({"params": [1]})", "json").ok());
+  EXPECT_FALSE(ParseParams("[1]", "json").ok());
+  auto deep = ParseParams(R"({"params": {"a": )" + std::string(100, '[') + std::string(100, ']') + "}}", "json");
+  ASSERT_FALSE(deep.ok());
+  EXPECT_NE(deep.status().message().find("nested deeper than 64"), std::string::npos);
+  auto secret = ParseParams(R"({"params": {"password": "hunter2"} oops)", "json");
+  ASSERT_FALSE(secret.ok());
+  EXPECT_EQ(secret.status().message().find("hunter2"), std::string::npos) << "a refusal never quotes the body";
+}
+
+TEST(HttpProtocolTest, RefusalsComeInTheApisErrorShapeWithTheirHttpStatus) {
+  const std::vector<std::pair<Status, unsigned>> cases = {
+      {InvalidArgument("x"), 400},  {PermissionDenied("x"), 403},   {NotFound("x"), 404},
+      {ResourceExhausted("x"), 429}, {FailedPrecondition("x"), 503}, {Unavailable("x"), 503},
+      {Status(StatusCode::kDeadlineExceeded, "x"), 504}, {Internal("x"), 500}};
+  for (const auto& [status, http] : cases) {
+    Reply reply = FromStatus(status);
+    EXPECT_EQ(reply.status, http);
+    EXPECT_EQ(reply.body["full_message"], "x");
+    EXPECT_EQ(reply.body["error_message"], "x");
+    EXPECT_EQ(reply.body["error_class"].get<std::string>().rfind("StormBroker::", 0), 0u);
+  }
+  ApiOutcome exception;
+  exception.is_error = true;
+  exception.error = {"LW::Exception::RecordNotFound", "no such server", {{"field", "uniq_id"}}, 200};
+  Reply api = FromApi(exception);
+  EXPECT_EQ(api.status, 200u) << "the API's own status";
+  EXPECT_EQ(api.body["field"], "uniq_id");
+  EXPECT_EQ(api.body["error_class"], "LW::Exception::RecordNotFound");
+  EXPECT_EQ(InvalidEncoding("xml").body["encoding"], "xml");
+  EXPECT_EQ(MethodNotAllowed(InvalidArgument("GET")).headers.front(), (std::pair<std::string, std::string>{"Allow", "POST"}));
+  auto [yaml, type] = Render({200, {{"a", 1}}, {}}, "yaml");
+  EXPECT_EQ(std::string(type), "application/yaml");
+  EXPECT_EQ(yaml, "a: 1\n");
+}
+
+TEST(HttpProtocolTest, TheTokenDanceIsRecognisedInAnyCaseAndAnswersAHandle) {
+  EXPECT_EQ(TokenDanceOf("ACCOUNT/auth/Token"), TokenDance::kToken);
+  EXPECT_EQ(TokenDanceOf("account/auth/expiretoken"), TokenDance::kExpireToken);
+  EXPECT_EQ(TokenDanceOf("Account/Auth/other"), TokenDance::kNone);
+  Reply first = TokenHandle(1'900'000'000), second = TokenHandle(1'900'000'000);
+  EXPECT_EQ(first.body["expires"], 1'900'000'000);
+  EXPECT_EQ(first.body["token"].get<std::string>().size(), 32u);
+  EXPECT_NE(first.body["token"], second.body["token"]) << "a new random handle each time";
+}
+
+TEST(HttpProtocolTest, ABrowserOrAForeignHostIsRefusedOnTheTcpDoor) {
+  auto hosts = DoorHosts("127.0.0.1", 8089);
+  EXPECT_TRUE(CheckBrowserHeaders("127.0.0.1:8089", "", "", hosts).ok());
+  EXPECT_TRUE(CheckBrowserHeaders("LOCALHOST:8089", "", "", hosts).ok());
+  EXPECT_TRUE(CheckBrowserHeaders("[::1]:8089", "", "none", hosts).ok());
+  EXPECT_TRUE(CheckBrowserHeaders("127.0.0.1:8089", "", "same-origin", hosts).ok());
+  EXPECT_FALSE(CheckBrowserHeaders("rebind.attacker.example:8089", "", "", hosts).ok());
+  EXPECT_FALSE(CheckBrowserHeaders("127.0.0.1:9999", "", "", hosts).ok()) << "another port";
+  EXPECT_FALSE(CheckBrowserHeaders("", "", "", hosts).ok()) << "no Host at all";
+  EXPECT_FALSE(CheckBrowserHeaders("127.0.0.1:8089", "https://evil.example", "", hosts).ok());
+  EXPECT_FALSE(CheckBrowserHeaders("127.0.0.1:8089", "null", "", hosts).ok());
+  EXPECT_FALSE(CheckBrowserHeaders("127.0.0.1:8089", "", "cross-site", hosts).ok());
+  auto v6 = DoorHosts("::1", 80);
+  EXPECT_TRUE(CheckBrowserHeaders("localhost", "", "", v6).ok()) << "the scheme's default port left out";
+  EXPECT_TRUE(CheckBrowserHeaders("[::1]:80", "", "", v6).ok());
+}
+
+}  // namespace
+}  // namespace stormbroker::http
