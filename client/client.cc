@@ -1,6 +1,9 @@
 #include "stormbroker/client.h"
 
+#include <sys/stat.h>
+
 #include <cctype>
+#include <optional>
 #include <string_view>
 
 #include <google/protobuf/util/time_util.h>
@@ -61,8 +64,11 @@ AccountInfo ToInfo(const v1::Account& account) {
 
 class GrpcClient : public Client {
  public:
-  explicit GrpcClient(const std::string& socket_path)
-      : stub_(v1::Broker::NewStub(grpc::CreateChannel("unix:" + socket_path, grpc::InsecureChannelCredentials()))) {}
+  GrpcClient(const std::string& socket_path, ConnectOptions options)
+      : socket_path_(socket_path),
+        options_(options),
+        channel_(grpc::CreateChannel("unix:" + socket_path, grpc::InsecureChannelCredentials())),
+        stub_(v1::Broker::NewStub(channel_)) {}
 
   Outcome<CallResult> Call(const std::string& account, const std::string& method, const nlohmann::json& params,
                            std::chrono::milliseconds timeout) override {
@@ -71,6 +77,7 @@ class GrpcClient : public Client {
     request.set_method(method);
     if (params.is_object()) JsonToStruct(params, request.mutable_params());
     grpc::ClientContext context;
+    if (auto away = AwaitBroker(context); away) return *away;
     context.set_deadline(std::chrono::system_clock::now() + timeout);
     v1::CallResponse response;
     grpc::Status status = stub_->Call(&context, request, &response);
@@ -91,6 +98,7 @@ class GrpcClient : public Client {
     request.set_account(account);
     request.set_passcode(passcode);
     grpc::ClientContext context;
+    if (auto away = AwaitBroker(context); away) return *away;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
     v1::LoginResponse response;
     grpc::Status status = stub_->Login(&context, request, &response);
@@ -102,6 +110,7 @@ class GrpcClient : public Client {
     v1::LogoutRequest request;
     request.set_account(account);
     grpc::ClientContext context;
+    if (auto away = AwaitBroker(context); away) return *away;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
     v1::LogoutResponse response;
     grpc::Status status = stub_->Logout(&context, request, &response);
@@ -111,6 +120,7 @@ class GrpcClient : public Client {
 
   Outcome<DaemonStatus> GetStatus() override {
     grpc::ClientContext context;
+    if (auto away = AwaitBroker(context); away) return *away;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     v1::GetStatusResponse response;
     grpc::Status status = stub_->GetStatus(&context, v1::GetStatusRequest(), &response);
@@ -130,6 +140,7 @@ class GrpcClient : public Client {
 
   Outcome<MetricsSnapshot> GetMetrics() override {
     grpc::ClientContext context;
+    if (auto away = AwaitBroker(context); away) return *away;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     v1::GetMetricsResponse response;
     grpc::Status status = stub_->GetMetrics(&context, v1::GetMetricsRequest(), &response);
@@ -146,6 +157,7 @@ class GrpcClient : public Client {
     v1::GetTokenRequest request;
     request.set_account(account);
     grpc::ClientContext context;
+    if (auto away = AwaitBroker(context); away) return *away;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
     v1::GetTokenResponse response;
     grpc::Status status = stub_->GetToken(&context, request, &response);
@@ -155,6 +167,7 @@ class GrpcClient : public Client {
 
   BrokerError Watch(const std::function<bool(const AccountEvent&)>& on_event) override {
     grpc::ClientContext context;
+    if (auto away = AwaitBroker(context); away) return *away;
     auto reader = stub_->WatchAccounts(&context, v1::WatchAccountsRequest());
     v1::AccountEvent event;
     while (reader->Read(&event)) {
@@ -171,6 +184,7 @@ class GrpcClient : public Client {
 
   Outcome<std::vector<AccountInfo>> ListAccounts() override {
     grpc::ClientContext context;
+    if (auto away = AwaitBroker(context); away) return *away;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     v1::ListAccountsResponse response;
     grpc::Status status = stub_->ListAccounts(&context, v1::ListAccountsRequest(), &response);
@@ -181,13 +195,35 @@ class GrpcClient : public Client {
   }
 
  private:
+  // Before a call: a missing socket is an error at once; a broker that does
+  // not answer yet (starting or restarting) is waited for, at most
+  // options_.wait_for_broker. The call itself then waits for the channel
+  // to be ready again should the broker go away under it (a restart's
+  // GOAWAY), within its own deadline.
+  std::optional<BrokerError> AwaitBroker(grpc::ClientContext& context) {
+    struct stat st {};
+    if (stat(socket_path_.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
+      return BrokerError{ErrorCode::kUnavailable, "no broker socket at " + socket_path_ +
+                                                      ": is stormbrokerd running? (systemctl status stormbrokerd.socket)"};
+    }
+    context.set_wait_for_ready(true);
+    if (channel_->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY) return std::nullopt;
+    if (channel_->WaitForConnected(std::chrono::system_clock::now() + options_.wait_for_broker)) return std::nullopt;
+    return BrokerError{ErrorCode::kUnavailable,
+                       "the broker at " + socket_path_ + " did not answer within " +
+                           std::to_string(options_.wait_for_broker.count()) + " ms"};
+  }
+
+  const std::string socket_path_;
+  const ConnectOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Broker::Stub> stub_;
 };
 
 }  // namespace
 
-std::unique_ptr<Client> Client::Connect(const std::string& socket_path) {
-  return std::make_unique<GrpcClient>(socket_path);
+std::unique_ptr<Client> Client::Connect(const std::string& socket_path, ConnectOptions options) {
+  return std::make_unique<GrpcClient>(socket_path, options);
 }
 
 }  // namespace stormbroker::client

@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -289,14 +290,24 @@ void Daemon::Heartbeat() {
 void Daemon::Shutdown() {
   if (!parts_) return;
   Parts& p = *parts_;
+  std::thread goaway;
   if (running_) {
     running_ = false;
     p.manager.Stopping();
     p.keep_warm->Stop();
     p.health->Shutdown();  // every service NOT_SERVING from here on
+    // No new connections. Under socket activation systemd keeps the
+    // listening sockets: new connections wait there for the next process.
     p.listener->Stop();
     p.http.StopAccepting();
     p.watches.CloseAll();
+    // GOAWAY on every gRPC connection: clients start no new call here, and
+    // retry on their next connection, transparently, the calls the server
+    // did not take. gRPC's Shutdown waits for the calls in flight; its own
+    // deadline (cancelling them) is a last resort behind the drain below.
+    goaway = std::thread([&p, last = config_.shutdown_timeout + std::chrono::seconds(5)] {
+      p.server->Shutdown(std::chrono::system_clock::now() + last);
+    });
     if (!p.core.Drain(config_.shutdown_timeout)) {
       spdlog::warn("calls still in flight after {} ms: answering them UNAVAILABLE", config_.shutdown_timeout.count());
       p.engine.CancelAll("the broker is shutting down");
@@ -309,7 +320,8 @@ void Daemon::Shutdown() {
   // at once.
   if (p.fleet) p.fleet->Stop();
   StopSessions(p.sessions, p.fleet != nullptr, std::chrono::seconds(3));
-  if (p.server) p.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (goaway.joinable()) goaway.join();
+  else if (p.server) p.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   p.scheduler.Stop();
   p.engine.Stop();
   p.http.Stop();              // every HTTP call has its answer by now

@@ -1,5 +1,5 @@
-// stormctl: the options every command shares (--socket, --help, --version),
-// then the command named, from the table in commands.cc.
+// stormctl: the options every command shares (--socket, --wait, --help,
+// --version), then the command named, from the table in commands.cc.
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -7,11 +7,12 @@
 
 #include "stormctl/commands.h"
 #include "stormctl/output.h"
+#include "units/duration.h"
 
 namespace stormbroker::stormctl {
 namespace {
 
-constexpr const char* kUsageHead = R"(usage: stormctl [--socket PATH] COMMAND [ARGS]
+constexpr const char* kUsageHead = R"(usage: stormctl [--socket PATH] [--wait DURATION] COMMAND [ARGS]
 
 Talks to stormbrokerd, which holds the Storm API credentials, so you never
 handle a password or token yourself.
@@ -23,6 +24,10 @@ constexpr const char* kUsageTail = R"(
 Options:
   --socket PATH   the broker's socket (default: $STORMBROKER_SOCKET, else
                   /run/stormbroker/broker.sock)
+  --wait D        how long to wait for a broker that is starting or
+                  restarting (its socket is there but it does not answer
+                  yet): 5s by default, or $STORMBROKER_WAIT; 0 fails at once.
+                  A missing socket fails at once.
   --help          this text
   --version       print the version
 
@@ -49,6 +54,8 @@ void PrintUsage() {
 int Main(int argc, char** argv) {
   const char* env_socket = std::getenv("STORMBROKER_SOCKET");
   std::string socket_path = env_socket && *env_socket ? env_socket : "/run/stormbroker/broker.sock";
+  const char* env_wait = std::getenv("STORMBROKER_WAIT");
+  std::string wait = env_wait && *env_wait ? env_wait : "5s";
   std::string name;
   std::vector<std::string> rest;
   bool help = false;
@@ -64,6 +71,11 @@ int Main(int argc, char** argv) {
       socket_path = argv[++i];
     } else if (arg.rfind("--socket=", 0) == 0) {
       socket_path = arg.substr(9);
+    } else if (arg == "--wait") {
+      if (i + 1 >= argc) return Usage("--wait needs a duration, such as 5s");
+      wait = argv[++i];
+    } else if (arg.rfind("--wait=", 0) == 0) {
+      wait = arg.substr(7);
     } else if (name.empty() && arg.rfind("--", 0) != 0) {
       name = arg;
     } else {
@@ -82,7 +94,9 @@ int Main(int argc, char** argv) {
   }
   if (name.empty()) return Usage("no command given");
   if (!command) return Usage("unknown command '" + name + "'");
-  auto broker = client::Client::Connect(socket_path);
+  auto waited = ParseDuration(wait);
+  if (!waited.ok()) return Usage("--wait: " + waited.status().message());
+  auto broker = client::Client::Connect(socket_path, {.wait_for_broker = *waited});
   return command->run({*broker, socket_path, rest});
 }
 

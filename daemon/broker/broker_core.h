@@ -117,8 +117,9 @@ class BrokerCore {
   bool MayUse(const Caller& caller, const std::string& account) const;
   const AccountSessions& accounts() const { return accounts_; }
 
-  // Shutdown: requests that drain are refused from now on; true once none
-  // is in flight, false when `bound` passed first.
+  // Shutdown, once the doors told their clients to go away: true once no
+  // request that drains is in flight, false when `bound` passed first;
+  // such requests are refused (UNAVAILABLE) from its return on.
   bool Drain(std::chrono::milliseconds bound) { return in_flight_.Drain(bound); }
 
  private:

@@ -1,6 +1,8 @@
-// Calls in flight through one door, for a shutdown that lets them finish:
-// once Drain begins, Begin refuses new calls, and Drain waits (a bounded
-// time) for the count to reach zero.
+// Calls in flight, for a shutdown that lets them finish: Drain waits (a
+// bounded time) for the count to reach zero, still counting new calls
+// meanwhile (the doors have told their clients to go away, so those are
+// few, and each is served rather than failed), and from then on Begin
+// refuses.
 #pragma once
 
 #include <chrono>
@@ -22,13 +24,14 @@ class InFlight {
     absl::MutexLock lock(&mutex_);
     --calls_;
   }
-  // Refuses new calls from now on; true once none is in flight, false when
-  // `bound` passed first.
+  // True once none is in flight, false when `bound` passed first; new
+  // calls are refused from its return on.
   bool Drain(std::chrono::milliseconds bound) ABSL_LOCKS_EXCLUDED(mutex_) {
     absl::MutexLock lock(&mutex_);
+    bool idle = mutex_.AwaitWithTimeout(absl::Condition(+[](int* calls) { return *calls == 0; }, &calls_),
+                                        absl::FromChrono(bound));
     draining_ = true;
-    return mutex_.AwaitWithTimeout(absl::Condition(+[](int* calls) { return *calls == 0; }, &calls_),
-                                   absl::FromChrono(bound));
+    return idle;
   }
 
  private:

@@ -167,29 +167,21 @@ void AccountSession::OnLoginReply(LoginKind kind, Clock::time_point sent_at, std
 
 void AccountSession::OnCheckReply(uint64_t generation, Clock::time_point sent_at, Result<StormReply> reply) {
   Guard guard(*this);
-  login_in_flight_ = false;
-  // Gone, or replaced meanwhile by a token the fleet's leader published.
+  // Gone, or replaced meanwhile (a login, a token the fleet's leader published).
   if (stopped_ || !current_ || current_->generation != generation) return;
   if (ClassifyReply(reply) == ReplyVerdict::kCredentialRefused) {
-    current_ = nullptr;
-    if (MayLogInLocked()) {
-      SetStateLocked(AccountState::kStarting, "the kept token is no longer valid; logging in");
-      BeginLoginLocked(LoginKind::kFirst);  // waiters keep waiting for it
-    } else {
-      AwaitTokenLocked("the kept token is no longer valid");
-      FailWaitersLocked(NoTokenLocked());
-    }
-    PersistLocked();
+    spdlog::warn("account {}: the token kept from the last run is no longer valid", account_.name);
+    DeferLocked([self = shared_from_this(), generation] { self->TokenRejected(generation); });
     return;
   }
   // A fault on the way is no proof the token is dead: keep it (with its old
   // deadlines when the answer said nothing new), and let the keep-alive
   // schedule try again soon.
-  (void)TakeGrantLocked(sent_at, reply, current_.get());
-  SetStateLocked(AccountState::kActive, "reusing the token kept from the last run");
+  if (TakeGrantLocked(sent_at, reply, current_.get()).ok()) {
+    spdlog::info("account {}: the token kept from the last run is confirmed", account_.name);
+  }
   ScheduleTimersLocked();
   PersistLocked();
-  LeaseWaitersLocked(current_);
 }
 
 Status AccountSession::NeedsLoginLocked() const {

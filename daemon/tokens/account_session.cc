@@ -50,9 +50,13 @@ void AccountSession::Start() {
         slot->generation = next_generation_++;
         slot->hard_deadline = scheduler_.Now() + seconds(saved->hard_deadline - wall_now);
         slot->inactivity_deadline = scheduler_.Now() + seconds(saved->inactivity_deadline - wall_now);
+        // Served at once (a restart must not keep callers waiting for a
+        // round trip) and confirmed meanwhile: a token the check finds dead
+        // is handled as any rejected token (a login; a call the API refused
+        // meanwhile is retried once).
         current_ = slot;
-        SetStateLocked(AccountState::kStarting, "checking the token kept from the last run");
-        login_in_flight_ = true;
+        SetStateLocked(AccountState::kActive, "serving with the token kept from the last run, confirming it");
+        ScheduleTimersLocked();
         SendKeepAliveLocked(slot, [generation = slot->generation](AccountSession& self, Clock::time_point sent_at,
                                                                   Result<StormReply> reply) {
           self.OnCheckReply(generation, sent_at, std::move(reply));

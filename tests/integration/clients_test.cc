@@ -35,16 +35,14 @@ class ClientsTest : public harness::BrokerTest {
   }
 
   bool WaitForAccount(const std::string& name, const std::string& state) {
-    for (int i = 0; i < 300; ++i) {
+    return harness::Eventually([&] {
       auto accounts = broker_->Connect()->ListAccounts();
-      if (accounts.ok()) {
-        for (const auto& a : accounts.value()) {
-          if (a.name == name && a.state == state) return true;
-        }
+      if (!accounts.ok()) return false;
+      for (const auto& a : accounts.value()) {
+        if (a.name == name && a.state == state) return true;
       }
-      std::this_thread::sleep_for(20ms);
-    }
-    return false;
+      return false;
+    });
   }
 
   harness::RunResult Ctl(std::vector<std::string> args, const std::string& input = "",
@@ -189,19 +187,15 @@ TEST_F(ClientsTest, HealthFollowsAccountStateAndReflectionListsTheServices) {
   EXPECT_EQ(Probe({"health", socket_, "account:nope"}).out, "NOT_FOUND\n");
   // prod turns SERVING within a heartbeat of its login.
   std::string prod;
-  for (int i = 0; i < 30 && prod != "SERVING\n"; ++i) {
-    prod = Probe({"health", socket_, "account:prod"}).out;
-    if (prod != "SERVING\n") std::this_thread::sleep_for(100ms);
-  }
-  EXPECT_EQ(prod, "SERVING\n");
+  EXPECT_TRUE(harness::Eventually([&] { return (prod = Probe({"health", socket_, "account:prod"}).out) == "SERVING\n"; },
+                                  3s))
+      << prod;
   ASSERT_EQ(Ctl({"logout", "tfa"}).exit_code, 4) << "tfa holds no token to log out";
   ASSERT_EQ(Ctl({"logout", "prod"}).exit_code, 0);
   std::string after;
-  for (int i = 0; i < 30 && after != "NOT_SERVING\n"; ++i) {
-    after = Probe({"health", socket_, "account:prod"}).out;
-    if (after != "NOT_SERVING\n") std::this_thread::sleep_for(100ms);
-  }
-  EXPECT_EQ(after, "NOT_SERVING\n") << "no valid token after a logout";
+  EXPECT_TRUE(harness::Eventually(
+      [&] { return (after = Probe({"health", socket_, "account:prod"}).out) == "NOT_SERVING\n"; }, 3s))
+      << "no valid token after a logout: " << after;
 
   auto services = Probe({"services", socket_});
   EXPECT_EQ(services.exit_code, 0) << services.err;

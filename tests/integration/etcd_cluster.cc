@@ -73,13 +73,7 @@ void EtcdCluster::Stop(int member) {
 bool EtcdCluster::WaitHealthy(std::chrono::milliseconds timeout) const {
   auto argv = Etcdctl(false);
   argv.insert(argv.end(), {"endpoint", "health"});
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto result = RunCommand(argv);
-    if (result.exit_code == 0) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  return false;
+  return Eventually([&] { return RunCommand(argv).exit_code == 0; }, timeout);
 }
 
 std::string EtcdCluster::Dump(const std::string& prefix) const {

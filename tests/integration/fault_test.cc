@@ -31,7 +31,7 @@ class FaultTest : public harness::BrokerTest {
 TEST_F(FaultTest, UpstreamDownAtStartThenRecoversWhenItAppears) {
   // The daemon starts against a port where nothing listens yet.
   int port = harness::FreePort();
-  ASSERT_EQ(RunCommand({Binary("make_test_ca"), dir_.path() + "/certs"}).exit_code, 0);
+  harness::CopyTestCa(dir_.path() + "/certs");
   YAML::Node config = harness::BasicConfig(socket_, "https://127.0.0.1:" + std::to_string(port) + "/v1",
                                           dir_.path() + "/certs/ca.pem", dir_.Write("prod.pw", kPassword, 0600));
   config["upstream"]["timeout"] = "5s";

@@ -102,12 +102,9 @@ class FleetTest : public ::testing::Test {
     return leader >= 0 && named == "b" + std::to_string(leader) ? leader : -1;
   }
   int WaitForLeader(std::chrono::milliseconds timeout = 10s) const {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (int leader = Leader(); leader >= 0) return leader;
-      std::this_thread::sleep_for(50ms);
-    }
-    return -1;
+    int leader = -1;
+    harness::Eventually([&] { return (leader = Leader()) >= 0; }, timeout);
+    return leader;
   }
   stormbroker::client::Outcome<stormbroker::client::CallResult> Ping(int i) const {
     return brokers_[i]->Connect()->Call("prod", "Utilities/Info/ping", nlohmann::json::object(), 5s);

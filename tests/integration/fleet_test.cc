@@ -27,11 +27,8 @@ TEST_F(FleetTest, OneLoginServesTheFleetAndTheTokenNeverReachesEtcdInTheClear) {
   EXPECT_EQ(storm_->Count("account/auth/token", "token"), 0) << "no keep-alive was needed yet";
 
   // Members are learnt from etcd's watch: allow it a moment.
-  nlohmann::json status = Status(2);
-  for (int tries = 0; tries < 30 && status["fleet"]["members"].size() < 3; ++tries) {
-    std::this_thread::sleep_for(100ms);
-    status = Status(2);
-  }
+  nlohmann::json status;
+  harness::Eventually([&] { return (status = Status(2))["fleet"]["members"].size() == 3; }, 3s);
   ASSERT_TRUE(status.contains("fleet")) << status.dump();
   EXPECT_EQ(status["fleet"]["name"], "b2");
   EXPECT_EQ(status["fleet"]["connected"], true);
@@ -147,11 +144,8 @@ TEST_F(FleetTest, RenewalUnderLoadExpiresTheOldTokenOnceAndFailsNoCall) {
                                      << failures[i].front();
   }
   EXPECT_EQ(storm_->Count("account/auth/token", "password"), 2) << "one first login, one renewal, for the fleet";
-  auto deadline = std::chrono::steady_clock::now() + 6s;
-  while (storm_->Count("account/auth/expiretoken", "token") == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(100ms);
-  }
-  std::this_thread::sleep_for(500ms);
+  harness::Eventually([&] { return storm_->Count("account/auth/expiretoken", "token") > 0; }, 6s);
+  std::this_thread::sleep_for(500ms);  // a second expiry, were there one, would land now
   EXPECT_EQ(storm_->Count("account/auth/expiretoken", "token"), 1) << "the old token expired upstream exactly once";
   for (int i = 0; i < kMachines; ++i) {
     auto ping = Ping(i);
@@ -168,14 +162,13 @@ TEST_F(FleetTest, ATokenTheApiRejectsOnAFollowerIsReplacedByTheLeader) {
   ASSERT_EQ(storm_->Revoke(), 1);
   // The follower finds out first; the leader, idle, would not for half an hour.
   (void)Ping(follower);
-  auto deadline = std::chrono::steady_clock::now() + 5s;
-  bool served = false;
-  while (!served && std::chrono::steady_clock::now() < deadline) {
-    auto ping = Ping(follower);
-    served = ping.ok() && !ping->api_error;
-    if (!served) std::this_thread::sleep_for(100ms);
-  }
-  EXPECT_TRUE(served) << Logs();
+  EXPECT_TRUE(harness::Eventually(
+      [&] {
+        auto ping = Ping(follower);
+        return ping.ok() && !ping->api_error;
+      },
+      5s))
+      << Logs();
   EXPECT_EQ(storm_->Count("account/auth/token", "password"), 2) << "one new login for the fleet";
   EXPECT_EQ(storm_->IssuedTokens().size(), 2u);
 }

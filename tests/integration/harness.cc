@@ -228,10 +228,26 @@ RunResult RunCommand(const std::vector<std::string>& argv, const std::string& st
   return result;
 }
 
+void CopyTestCa(const std::string& into) {
+  // Made once per test binary (RSA keys take a while), removed at exit.
+  static const std::string made = [] {
+    char pattern[] = "/tmp/stormbroker-test-ca-XXXXXX";
+    std::string dir = mkdtemp(pattern);
+    if (RunCommand({Binary("make_test_ca"), dir}).exit_code != 0) Die("make_test_ca failed");
+    static std::string to_remove = dir;
+    std::atexit([] { std::filesystem::remove_all(to_remove); });
+    return dir;
+  }();
+  std::filesystem::create_directories(into);
+  for (const char* file : {"ca.pem", "ca.key", "server.pem", "server.key", "client.pem", "client.key"}) {
+    std::filesystem::copy_file(made + "/" + file, into + "/" + file, std::filesystem::copy_options::overwrite_existing);
+  }
+}
+
 FakeStorm::FakeStorm(const TempDir& dir, const std::vector<StormUser>& users,
                      const std::vector<std::string>& extra_flags) {
   std::string certs = dir.path() + "/certs";
-  if (RunCommand({Binary("make_test_ca"), certs}).exit_code != 0) Die("make_test_ca failed");
+  CopyTestCa(certs);
   ca_file_ = certs + "/ca.pem";
   std::string yaml;
   for (const auto& u : users) {
@@ -354,22 +370,22 @@ bool Broker::WaitForState(const std::string& state, std::chrono::milliseconds ti
   auto deadline = std::chrono::steady_clock::now() + timeout;
   // Connect only once the socket exists: a gRPC channel that failed to connect
   // waits out a reconnect backoff (a second or more) before it tries again.
-  while (!std::filesystem::exists(socket_path_) && std::chrono::steady_clock::now() < deadline) {
-    if (!process_->Running()) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (!Eventually([&] { return !process_->Running() || std::filesystem::exists(socket_path_); }, timeout)) {
+    return false;
   }
   auto client = Connect();
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (!process_->Running()) return false;
-    auto accounts = client->ListAccounts();
-    if (accounts.ok() && !accounts.value().empty()) {
-      bool all = true;
-      for (const auto& a : accounts.value()) all = all && a.state == state;
-      if (all) return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
+  bool reached = false;
+  Eventually(
+      [&] {
+        if (!process_->Running()) return true;  // gave up: it will never get there
+        auto accounts = client->ListAccounts();
+        if (!accounts.ok() || accounts.value().empty()) return false;
+        reached = true;
+        for (const auto& a : accounts.value()) reached = reached && a.state == state;
+        return reached;
+      },
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()));
+  return reached;
 }
 
 int FreePort() {

@@ -161,6 +161,10 @@ int FreePort();                               // a loopback TCP port nobody list
 std::string Version();                        // the version the project builds (CMake's)
 std::string ReadFile(const std::string& path);  // the whole file; empty when it cannot be read
 std::string Base64Decode(const std::string& text);  // standard alphabet, padding optional
+// A test CA, a server certificate for 127.0.0.1 and localhost and a client
+// certificate (tests/fake_storm/make_test_ca), copied into `into`; made
+// once per test binary.
+void CopyTestCa(const std::string& into);
 
 // `clients` threads each call Utilities/Info/ping on account "prod" through
 // `broker` until `duration` has passed, while `meanwhile` runs on this

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -165,21 +167,35 @@ TEST_F(HostileDoorsTest, LargeYamlBodiesCostTheBrokerNothingBeforePolicy) {
       statuses[i] = Curl("/v1/Storm/Server/list.yaml", body, i % 2, kNobody, {"-u", "staging:x"}).first;
     });
   }
+  // Another uid's pings meanwhile: the median of five, so that one slow
+  // process start on a loaded machine is not taken for the broker's delay.
   std::string ping = dir_.Write("ping.json", "{}");
-  auto timed = RunCommand({"/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "-u",
-                           "prod:x", "--unix-socket", http_socket_, "--data-binary", "@" + ping,
-                           "http://broker/v1/Utilities/Info/ping"});
+  std::vector<double> took;
+  for (int i = 0; i < 5; ++i) {
+    auto timed = RunCommand({"/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "-u",
+                             "prod:x", "--unix-socket", http_socket_, "--data-binary", "@" + ping,
+                             "http://broker/v1/Utilities/Info/ping"});
+    EXPECT_EQ(timed.out.substr(0, 3), "200") << timed.out;
+    took.push_back(std::stod(timed.out.substr(4)));
+  }
   for (auto& attacker : attackers) attacker.join();
   for (int status : statuses) EXPECT_EQ(status, 403);
-  EXPECT_EQ(timed.out.substr(0, 3), "200") << timed.out;
-  EXPECT_LT(std::stod(timed.out.substr(4)), 0.1) << "another uid's ping waited behind the bodies: " << timed.out;
-  EXPECT_LT(ResidentBytes(broker_->process().pid()) - rss_before, 64L << 20);
+  std::sort(took.begin(), took.end());
+  // Under the sanitizers (scripts/test's clang pass) time and memory are
+  // theirs to spend: the plain build checks both.
+  bool sanitized = std::getenv("ASAN_OPTIONS") != nullptr;
+  if (!sanitized) {
+    EXPECT_LT(took[2], 0.1) << "another uid's ping waited behind the bodies: median " << took[2] << " s";
+    EXPECT_LT(ResidentBytes(broker_->process().pid()) - rss_before, 64L << 20);
+  }
   // With a rule (nobody may use prod), the body is read and refused at the
   // bound on values, without building a megabyte of them.
   auto bounded = Curl("/v1/Utilities/Info/ping.yaml", body, true, kNobody);
   EXPECT_EQ(bounded.first, 400) << bounded.second;
   EXPECT_NE(bounded.second.find("more than 10000 values"), std::string::npos) << bounded.second;
-  EXPECT_LT(ResidentBytes(broker_->process().pid()) - rss_before, 64L << 20);
+  if (!sanitized) {
+    EXPECT_LT(ResidentBytes(broker_->process().pid()) - rss_before, 64L << 20);
+  }
 }
 
 // 3. A web page in a local user's browser can reach a loopback port: a

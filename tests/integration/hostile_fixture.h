@@ -142,19 +142,17 @@ class HostileCallerTest : public harness::BrokerTest {
   void Start() { Start(Config()); }
 
   bool WaitForActive(const std::string& account) {
-    auto deadline = std::chrono::steady_clock::now() + 15s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (std::filesystem::exists(socket_)) {
-        auto accounts = broker_->Connect()->ListAccounts();
-        if (accounts.ok()) {
+    return harness::Eventually(
+        [&] {
+          if (!std::filesystem::exists(socket_)) return false;
+          auto accounts = broker_->Connect()->ListAccounts();
+          if (!accounts.ok()) return false;
           for (const auto& a : accounts.value()) {
             if (a.name == account && a.state == "active") return true;
           }
-        }
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    return false;
+          return false;
+        },
+        15s);
   }
 
   harness::RunResult Ctl(std::vector<std::string> args, std::optional<uid_t> as = std::nullopt,

@@ -234,9 +234,7 @@ TEST_F(HttpDoorTest, ServesTheDoorsSystemdPasses) {
       std::vector<std::string>{"/usr/bin/systemd-socket-activate", "--listen=" + grpc_socket,
                                "--listen=" + http_socket_, "--listen=127.0.0.1:" + std::to_string(port_),
                                "--fdname=grpc:http:http"});
-  for (int i = 0; i < 200 && !std::filesystem::exists(http_socket_); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  ASSERT_TRUE(harness::Eventually([&] { return std::filesystem::exists(http_socket_); }));
   Answer unix_door = Curl("/v1/Utilities/Info/ping", kEnvelope);  // the first connection starts the daemon
   EXPECT_EQ(unix_door.status, 200) << unix_door.body << broker_->Log();
   EXPECT_EQ(Python("/v1/Utilities/Info/ping", kEnvelope).status, 200) << broker_->Log();

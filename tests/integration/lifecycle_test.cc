@@ -72,7 +72,7 @@ TEST_F(LifecycleTest, TwoHundredClientsAtAColdStartCauseOneLogin) {
   // Hold the first login long enough for every client to arrive while it runs.
   storm_->Arm(R"({"kind":"delay","delay_ms":3000,"method":"account/auth/token"})");
   broker_ = std::make_unique<harness::Broker>(dir_, Config());
-  while (!std::filesystem::exists(socket_)) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(harness::Eventually([&] { return std::filesystem::exists(socket_); }));
   auto login_held_until = std::chrono::steady_clock::now() + 3s;
   std::atomic<int> ok{0};
   std::atomic<int> failed{0};
@@ -194,7 +194,7 @@ TEST_F(LifecycleTest, KillNineAndRestartReusesThePersistedTokenWithoutAPasscode)
   auto call = Ctl({"call", "Utilities/Info/ping"});
   EXPECT_EQ(call.exit_code, 0) << call.err;
   EXPECT_EQ(storm_->Counters()["auth"]["password+passcode"], 1) << "no new login after the restart";
-  EXPECT_NE(broker_->Log().find("reusing the token kept from the last run"), std::string::npos);
+  EXPECT_NE(broker_->Log().find("serving with the token kept from the last run"), std::string::npos);
   // A two-factor account keeps its token over a clean stop too.
   EXPECT_EQ(broker_->process().Stop(SIGTERM), 0);
   EXPECT_EQ(storm_->Tokens().size(), 1u);

@@ -143,23 +143,22 @@ TEST_F(MetricsTest, DeadlinesMatchStormctlAccounts) {
 
 TEST_F(MetricsTest, TheTextfileIsReplacedWholeEverySecond) {
   StartBroker(Config());
-  for (int i = 0; i < 50 && !std::filesystem::exists(textfile_); ++i) std::this_thread::sleep_for(milliseconds(100));
-  ASSERT_TRUE(std::filesystem::exists(textfile_));
+  ASSERT_TRUE(harness::Eventually([&] { return std::filesystem::exists(textfile_); }, std::chrono::seconds(5)));
   struct stat first {};
   ASSERT_EQ(stat(textfile_.c_str(), &first), 0);
   EXPECT_EQ(first.st_mode & 0777, 0644u) << "the node exporter runs as another user";
   CallAs("Utilities/Info/ping", true);
   // Renamed over, not written in place: a new inode, and every version whole.
-  bool replaced = false;
-  for (int i = 0; i < 40 && !replaced; ++i) {
-    std::this_thread::sleep_for(milliseconds(100));
-    std::string text = harness::ReadFile(textfile_);
-    EXPECT_NE(text.find("process_start_time_seconds"), std::string::npos) << "a reader saw half a file";
-    struct stat now {};
-    auto pings = ValueOf(text, R"(stormbroker_calls_total{account="prod",method="utilities/info/ping",outcome="ok"})");
-    replaced = stat(textfile_.c_str(), &now) == 0 && now.st_ino != first.st_ino && pings == 1;
-  }
-  EXPECT_TRUE(replaced);
+  EXPECT_TRUE(harness::Eventually(
+      [&] {
+        std::string text = harness::ReadFile(textfile_);
+        EXPECT_NE(text.find("process_start_time_seconds"), std::string::npos) << "a reader saw half a file";
+        struct stat now {};
+        auto pings =
+            ValueOf(text, R"(stormbroker_calls_total{account="prod",method="utilities/info/ping",outcome="ok"})");
+        return stat(textfile_.c_str(), &now) == 0 && now.st_ino != first.st_ino && pings == 1;
+      },
+      std::chrono::seconds(4)));
   for (const auto& entry : std::filesystem::directory_iterator(dir_.path() + "/textfile")) {
     EXPECT_EQ(entry.path().string(), textfile_) << "a temporary file was left behind";
   }
@@ -172,14 +171,13 @@ TEST_F(MetricsTest, RenewalsAndKeepAlivesAreCounted) {
   config["accounts"]["prod"]["token_timeout"] = "3s";
   StartBroker(config);
   std::string text;
-  for (int i = 0; i < 100; ++i) {
-    text = Scrape();
-    if (ValueOf(text, R"(stormbroker_renewals_total{account="prod",result="ok"})").value_or(0) >= 1 &&
-        ValueOf(text, R"(stormbroker_keepalives_total{account="prod",result="ok"})").value_or(0) >= 1) {
-      break;
-    }
-    std::this_thread::sleep_for(milliseconds(100));
-  }
+  harness::Eventually(
+      [&] {
+        text = Scrape();
+        return ValueOf(text, R"(stormbroker_renewals_total{account="prod",result="ok"})").value_or(0) >= 1 &&
+               ValueOf(text, R"(stormbroker_keepalives_total{account="prod",result="ok"})").value_or(0) >= 1;
+      },
+      std::chrono::seconds(10));
   double renewals = ValueOf(text, R"(stormbroker_renewals_total{account="prod",result="ok"})").value_or(0);
   EXPECT_GE(renewals, 1) << text;
   EXPECT_GE(ValueOf(text, R"(stormbroker_keepalives_total{account="prod",result="ok"})").value_or(0), 1) << text;
@@ -255,11 +253,9 @@ TEST_F(MetricsTest, StormctlTopInATerminalCountsACallAndQuitsOnQ) {
   StartBroker(Config());
   Tmux tmux(dir_.path() + "/tmux.sock", harness::Binary("stormctl") + " --socket " + socket_ + " top");
   std::string screen;
-  for (int i = 0; i < 50 && RowOf(screen, "prod").empty(); ++i) {
-    std::this_thread::sleep_for(milliseconds(100));
-    screen = tmux.Screen();
-  }
-  ASSERT_FALSE(RowOf(screen, "prod").empty()) << screen;
+  ASSERT_TRUE(harness::Eventually([&] { return !RowOf(screen = tmux.Screen(), "prod").empty(); },
+                                  std::chrono::seconds(5)))
+      << screen;
   EXPECT_NE(screen.find("ACCOUNT"), std::string::npos) << screen;
   EXPECT_NE(screen.find("active"), std::string::npos) << screen;
   EXPECT_NE(screen.find("q quits"), std::string::npos) << screen;
@@ -275,12 +271,8 @@ TEST_F(MetricsTest, StormctlTopInATerminalCountsACallAndQuitsOnQ) {
   EXPECT_TRUE(counted) << screen;
   RecordProperty("screen", screen);  // in --gtest_output=xml, for the README's picture
   tmux.Keys("q");
-  bool quit = false;
-  for (int i = 0; i < 50 && !quit; ++i) {
-    std::this_thread::sleep_for(milliseconds(100));
-    quit = !tmux.Alive();
-  }
-  EXPECT_TRUE(quit) << "stormctl top did not quit on q: " << tmux.Screen();
+  EXPECT_TRUE(harness::Eventually([&] { return !tmux.Alive(); }, std::chrono::seconds(5)))
+      << "stormctl top did not quit on q: " << tmux.Screen();
 }
 
 TEST_F(MetricsTest, StormctlTopOffATerminalPrintsPlainFrames) {

@@ -124,7 +124,7 @@ TEST_F(SystemdTest, ServesOnTheSocketSystemdPasses) {
   broker_ = std::make_unique<harness::Broker>(
       dir_, Config(), std::map<std::string, std::string>{},
       std::vector<std::string>{"/usr/bin/systemd-socket-activate", "--listen=" + activated});
-  for (int i = 0; i < 200 && !std::filesystem::exists(activated); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(harness::Eventually([&] { return std::filesystem::exists(activated); }));
   auto outcome = stormbroker::client::Client::Connect(activated)->Call("prod", "Utilities/Info/ping", {});
   ASSERT_TRUE(outcome.ok()) << outcome.error().message << broker_->Log();
   EXPECT_EQ(outcome->result["ping"], "success");
@@ -170,7 +170,7 @@ TEST_F(SystemdTest, SigtermWithFiftyCallsInFlightAnswersEachCleanlyWithinTheBoun
   std::chrono::steady_clock::duration took{};
   int status = -1;
   auto results = FireCalls(*broker_, 50, [&] {
-    for (int i = 0; i < 500 && storm_->Count("utilities/info/ping", "token") < 50; ++i) std::this_thread::sleep_for(10ms);
+    harness::Eventually([&] { return storm_->Count("utilities/info/ping", "token") == 50; }, 5s);
     ASSERT_EQ(storm_->Count("utilities/info/ping", "token"), 50) << "not all calls reached the upstream";
     auto start = std::chrono::steady_clock::now();
     status = broker_->process().Stop(SIGTERM);
@@ -191,7 +191,7 @@ TEST_F(SystemdTest, SigtermLetsCallsInFlightFinishWithinTheTimeout) {
   storm_->Arm(R"({"kind":"delay","delay_ms":700,"count":50,"method":"utilities/info/ping"})");
   int status = -1;
   auto results = FireCalls(*broker_, 50, [&] {
-    for (int i = 0; i < 500 && storm_->Count("utilities/info/ping", "token") < 50; ++i) std::this_thread::sleep_for(10ms);
+    harness::Eventually([&] { return storm_->Count("utilities/info/ping", "token") == 50; }, 5s);
     status = broker_->process().Stop(SIGTERM);
   });
   EXPECT_EQ(status, 0);

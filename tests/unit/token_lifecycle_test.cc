@@ -316,33 +316,56 @@ TEST_F(PromptTest, ARefusedPasscodeIsReportedAndNotRetried) {
   EXPECT_EQ(upstream_.Pending(), 0u);
 }
 
-TEST_F(LifecycleTest, APersistedTokenIsReusedAfterAKeepAliveCheck) {
+// A restart serves at once with the kept token; a keep-alive confirms it
+// meanwhile, without holding any call back.
+TEST_F(LifecycleTest, APersistedTokenServesAtOnceAndIsConfirmedMeanwhile) {
   KeepToken("deploy-bot");
   Create();
   session_->Start();
-  auto waiting = CallPing();
+  EXPECT_EQ(session_->Snapshot().state, AccountState::kActive);
   auto check = upstream_.Take();
   EXPECT_EQ(check.method, "Account/Auth/token");
   EXPECT_EQ(check.credential, "kept");
-  EXPECT_EQ(waiting->calls, 0) << "calls wait for the check";
-  Grant(check, "kept");
+  auto served = CallPing();
   auto call = upstream_.Take();
-  EXPECT_EQ(call.credential, "kept");
+  EXPECT_EQ(call.credential, "kept") << "the call went out before the check came back";
   call.done(FakeUpstream::Ok({{"ping", "success"}}));
-  EXPECT_TRUE(waiting->outcome->ok());
+  EXPECT_TRUE(served->outcome->ok());
+  Grant(check, "kept");
   auto snapshot = session_->Snapshot();
   EXPECT_EQ(snapshot.state, AccountState::kActive);
   EXPECT_NEAR(std::chrono::duration_cast<std::chrono::seconds>(*snapshot.hard_deadline - scheduler_.WallNow()).count(),
               3000, 1);
 }
 
-TEST_F(LifecycleTest, ADeadPersistedTokenCostsOneLogin) {
+// Found dead by the check, the kept token costs one login; a call the API
+// refused meanwhile is retried once with the new token.
+TEST_F(LifecycleTest, ADeadPersistedTokenCostsOneLoginAndNoCall) {
   KeepToken("deploy-bot");
   Create();
   session_->Start();
-  upstream_.Take().done(FakeUpstream::Error(401, "LW::Exception::Authorization"));
+  auto check = upstream_.Take();
+  auto served = CallPing();
+  auto refused = upstream_.Take();
+  check.done(FakeUpstream::Error(401, "LW::Exception::Authorization"));
   auto login = upstream_.Take();
   EXPECT_EQ(login.credential, "the-password");
+  refused.done(FakeUpstream::Error(401, "LW::Exception::Authorization"));
+  Grant(login, "fresh");
+  // The refused call: confirmed dead (a keep-alive with the old token) or
+  // straight to the new one; either way it is retried with "fresh".
+  for (int i = 0; i < 3 && !served->outcome; ++i) {
+    auto next = upstream_.Take();
+    if (next.method == "Account/Auth/token") {
+      next.done(FakeUpstream::Error(401, "LW::Exception::Authorization"));
+    } else {
+      EXPECT_EQ(next.credential, "fresh");
+      next.done(FakeUpstream::Ok({{"ping", "success"}}));
+    }
+  }
+  ASSERT_TRUE(served->outcome.has_value());
+  EXPECT_TRUE(served->outcome->ok() && !(*served->outcome)->is_error);
+  EXPECT_EQ(upstream_.Pending(), 0u) << "one login, nothing more";
 }
 
 TEST_F(LifecycleTest, APersistedTokenOfAnotherUserOrPastItsLimitIsIgnored) {

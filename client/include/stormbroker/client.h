@@ -123,10 +123,17 @@ struct MetricsSnapshot {
   std::vector<MetricSample> samples;
 };
 
+struct ConnectOptions {
+  // How long a call waits for a broker whose socket exists but that does not
+  // answer yet (starting, or restarting), before it fails with
+  // kUnavailable. A missing socket fails at once.
+  std::chrono::milliseconds wait_for_broker{5000};
+};
+
 class Client {
  public:
   // Connects lazily: a bad path shows up as kUnavailable on the first call.
-  static std::unique_ptr<Client> Connect(const std::string& socket_path);
+  static std::unique_ptr<Client> Connect(const std::string& socket_path, ConnectOptions options = {});
   virtual ~Client() = default;
 
   // `account` may be empty when the broker holds one account. `params` must be

@@ -34,15 +34,16 @@ std::string_view Header(MHD_Connection* connection, const char* name) {
   return value ? value : "";
 }
 
+}  // namespace
+
 // Who is on one connection, learnt once at its start.
-struct Peer {
+struct HttpDoor::Peer {
   int fd = -1;
   std::optional<Caller> caller;
   bool admitted = false;   // taken in by the core
   bool confirmed = false;  // loopback TCP: its owner checked again once a request was complete
+  bool busy = false;       // a request is under way (guarded by the door's peers_mutex_)
 };
-
-}  // namespace
 
 // One listening socket and the libmicrohttpd daemon serving it.
 struct HttpDoor::Server {
@@ -58,7 +59,10 @@ class HttpDoor::Exchange {
  public:
   Exchange(Server& server, MHD_Connection* connection)
       : server_(server), door_(*server.door), core_(server.door->core_), connection_(connection) {}
-  ~Exchange() { ReleaseBody(); }
+  ~Exchange() {
+    ReleaseBody();
+    if (peer_) door_.SetBusy(peer_, false);
+  }
 
   static MHD_Result OnRequest(void* cls, MHD_Connection* connection, const char* url, const char* method,
                               const char*, const char* upload, size_t* upload_size, void** state) {
@@ -130,6 +134,9 @@ class HttpDoor::Exchange {
     if (!response) return MHD_NO;
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     for (const auto& [name, value] : reply_->headers) MHD_add_response_header(response, name.c_str(), value.c_str());
+    // Shutting down: the client's next request goes to a new connection,
+    // which the next process answers.
+    if (door_.closing_) MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
     MHD_Result queued = MHD_queue_response(connection_, reply_->status, response);
     MHD_destroy_response(response);
     return queued;
@@ -157,16 +164,25 @@ void HttpDoor::Exchange::OnConnection(void* cls, MHD_Connection* connection, voi
                                       MHD_ConnectionNotificationCode code) {
   auto* server = static_cast<Server*>(cls);
   BrokerCore& core = server->door->core_;
+  HttpDoor& door = *server->door;
   if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
     auto* peer = static_cast<Peer*>(*socket_context);
     // Before the server closes the socket: the table's duplicate must go.
     if (peer && peer->admitted) core.ForgetConnection(peer->fd);
+    if (peer) {
+      absl::MutexLock lock(&door.peers_mutex_);
+      door.peers_.erase(peer);
+    }
     delete peer;
     *socket_context = nullptr;
     return;
   }
   auto* peer = new Peer;
   *socket_context = peer;
+  {
+    absl::MutexLock lock(&door.peers_mutex_);
+    door.peers_.insert(peer);
+  }
   const MHD_ConnectionInfo* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
   if (!info) return;
   peer->fd = info->connect_fd;
@@ -188,9 +204,11 @@ void HttpDoor::Exchange::Start(std::string_view url, std::string_view method) {
   const MHD_ConnectionInfo* info = MHD_get_connection_info(connection_, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   peer_ = info ? static_cast<Peer*>(info->socket_context) : nullptr;
   if (!peer_ || !peer_->admitted) {
+    peer_ = nullptr;
     reply_ = http::FromStatus(PermissionDenied("the broker does not know who is on this connection"));
     return;
   }
+  door_.SetBusy(peer_, true);
   // Every request, answered here or upstream, holds a place among the
   // caller's calls until it is answered.
   auto begun = core_.Begin(peer_->fd, server_.kind, Rpc::kCall, /*drains=*/true);
@@ -421,13 +439,27 @@ Status HttpDoor::Serve(int listen_fd, Door kind, const Tls* tls) {
   return Status::Ok();
 }
 
+void HttpDoor::SetBusy(Peer* peer, bool busy) {
+  absl::MutexLock lock(&peers_mutex_);
+  peer->busy = busy;
+}
+
 void HttpDoor::StopAccepting() {
+  closing_ = true;
   for (auto& server : servers_) {
-    // No new connections: the listening socket goes now.
+    // No new connections: our copy of the listening socket goes now.
     int fd = MHD_quiesce_daemon(server->daemon);
     if (fd >= 0) close(fd);
   }
   if (!socket_path_.empty()) unlink(socket_path_.c_str());
+  // Idle keep-alive connections are closed now, before the listening socket
+  // is another process's; the busy ones close after their answer. A client
+  // whose request crosses the close on the wire sees the connection end:
+  // HTTP/1.1 has no way to say "not processed, send it again" for a POST.
+  absl::MutexLock lock(&peers_mutex_);
+  for (Peer* peer : peers_) {
+    if (!peer->busy) shutdown(peer->fd, SHUT_RDWR);
+  }
 }
 
 void HttpDoor::Stop() {

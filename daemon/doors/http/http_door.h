@@ -19,9 +19,13 @@
 // whatever password the client sends is ignored, never forwarded or logged.
 #pragma once
 
+#include <atomic>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
+
+#include <absl/synchronization/mutex.h>
 
 #include "broker/broker_core.h"
 #include "net/passed_sockets.h"
@@ -44,15 +48,18 @@ class HttpDoor {
   // door (`passed`) is served instead of the configured one.
   Status Start(const ListenConfig& listen, const PassedSockets& passed);
 
-  // Shutdown: stops taking connections (the core refuses new calls while it
-  // drains). Call before BrokerCore::Drain.
-  void StopAccepting();
+  // Shutdown: stops taking connections (a listening socket systemd passed
+  // stays open in systemd's hands, so new ones wait for the next process),
+  // closes idle keep-alive connections, and answers the requests still
+  // coming with Connection: close. Call before BrokerCore::Drain.
+  void StopAccepting() ABSL_LOCKS_EXCLUDED(peers_mutex_);
   // Closes every connection. Call after the drain and after the sessions
   // stopped (which answers the calls still waiting for a token).
   void Stop();
 
  private:
   struct Server;
+  struct Peer;
   class Exchange;
   friend class Exchange;
   struct Tls {
@@ -60,6 +67,7 @@ class HttpDoor {
     Secret key;        // PEM
   };
 
+  void SetBusy(Peer* peer, bool busy) ABSL_LOCKS_EXCLUDED(peers_mutex_);
   // `tls` (may be null) is read while the server starts.
   Status Serve(int listen_fd, Door door, const Tls* tls);
 
@@ -68,6 +76,9 @@ class HttpDoor {
   const LimitsConfig limits_;
   std::vector<std::unique_ptr<Server>> servers_;
   std::string socket_path_;  // removed by Stop
+  std::atomic<bool> closing_{false};  // StopAccepting ran: every answer closes its connection
+  absl::Mutex peers_mutex_;
+  std::set<Peer*> peers_ ABSL_GUARDED_BY(peers_mutex_);  // open connections
 };
 
 }  // namespace stormbroker
