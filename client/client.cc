@@ -1,6 +1,8 @@
 #include "stormbroker/client.h"
 
+#include <errno.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <optional>
@@ -76,12 +78,10 @@ class GrpcClient : public Client {
     request.set_account(account);
     request.set_method(method);
     if (params.is_object()) JsonToStruct(params, request.mutable_params());
-    grpc::ClientContext context;
-    if (auto away = AwaitBroker(context); away) return *away;
-    context.set_deadline(std::chrono::system_clock::now() + timeout);
     v1::CallResponse response;
-    grpc::Status status = stub_->Call(&context, request, &response);
-    if (!status.ok()) return FromStatus(status);
+    if (auto failed = Unary(timeout, [&](auto* context) { return stub_->Call(context, request, &response); })) {
+      return *failed;
+    }
     CallResult result;
     result.account = response.account();
     if (response.has_error()) {
@@ -97,34 +97,30 @@ class GrpcClient : public Client {
     v1::LoginRequest request;
     request.set_account(account);
     request.set_passcode(passcode);
-    grpc::ClientContext context;
-    if (auto away = AwaitBroker(context); away) return *away;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
     v1::LoginResponse response;
-    grpc::Status status = stub_->Login(&context, request, &response);
-    if (!status.ok()) return FromStatus(status);
+    if (auto failed = Unary(kAdminTimeout, [&](auto* context) { return stub_->Login(context, request, &response); })) {
+      return *failed;
+    }
     return ToInfo(response.account());
   }
 
   Outcome<Done> Logout(const std::string& account) override {
     v1::LogoutRequest request;
     request.set_account(account);
-    grpc::ClientContext context;
-    if (auto away = AwaitBroker(context); away) return *away;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
     v1::LogoutResponse response;
-    grpc::Status status = stub_->Logout(&context, request, &response);
-    if (!status.ok()) return FromStatus(status);
+    if (auto failed = Unary(kAdminTimeout, [&](auto* context) { return stub_->Logout(context, request, &response); })) {
+      return *failed;
+    }
     return Done{};
   }
 
   Outcome<DaemonStatus> GetStatus() override {
-    grpc::ClientContext context;
-    if (auto away = AwaitBroker(context); away) return *away;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     v1::GetStatusResponse response;
-    grpc::Status status = stub_->GetStatus(&context, v1::GetStatusRequest(), &response);
-    if (!status.ok()) return FromStatus(status);
+    if (auto failed = Unary(kReadTimeout, [&](auto* context) {
+          return stub_->GetStatus(context, v1::GetStatusRequest(), &response);
+        })) {
+      return *failed;
+    }
     DaemonStatus out;
     out.version = response.version();
     out.started_at = ToTimePoint(response.started_at());
@@ -139,12 +135,12 @@ class GrpcClient : public Client {
   }
 
   Outcome<MetricsSnapshot> GetMetrics() override {
-    grpc::ClientContext context;
-    if (auto away = AwaitBroker(context); away) return *away;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     v1::GetMetricsResponse response;
-    grpc::Status status = stub_->GetMetrics(&context, v1::GetMetricsRequest(), &response);
-    if (!status.ok()) return FromStatus(status);
+    if (auto failed = Unary(kReadTimeout, [&](auto* context) {
+          return stub_->GetMetrics(context, v1::GetMetricsRequest(), &response);
+        })) {
+      return *failed;
+    }
     MetricsSnapshot out;
     out.text = response.text();
     for (const v1::MetricSample& sample : response.samples()) {
@@ -156,12 +152,10 @@ class GrpcClient : public Client {
   Outcome<std::string> GetToken(const std::string& account) override {
     v1::GetTokenRequest request;
     request.set_account(account);
-    grpc::ClientContext context;
-    if (auto away = AwaitBroker(context); away) return *away;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
     v1::GetTokenResponse response;
-    grpc::Status status = stub_->GetToken(&context, request, &response);
-    if (!status.ok()) return FromStatus(status);
+    if (auto failed = Unary(kAdminTimeout, [&](auto* context) { return stub_->GetToken(context, request, &response); })) {
+      return *failed;
+    }
     return response.token();
   }
 
@@ -183,18 +177,33 @@ class GrpcClient : public Client {
   }
 
   Outcome<std::vector<AccountInfo>> ListAccounts() override {
-    grpc::ClientContext context;
-    if (auto away = AwaitBroker(context); away) return *away;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     v1::ListAccountsResponse response;
-    grpc::Status status = stub_->ListAccounts(&context, v1::ListAccountsRequest(), &response);
-    if (!status.ok()) return FromStatus(status);
+    if (auto failed = Unary(kReadTimeout, [&](auto* context) {
+          return stub_->ListAccounts(context, v1::ListAccountsRequest(), &response);
+        })) {
+      return *failed;
+    }
     std::vector<AccountInfo> accounts;
     for (const v1::Account& account : response.accounts()) accounts.push_back(ToInfo(account));
     return accounts;
   }
 
  private:
+  static constexpr std::chrono::milliseconds kReadTimeout{30'000};
+  static constexpr std::chrono::milliseconds kAdminTimeout{60'000};  // a login waits for the upstream
+
+  // One unary RPC: `rpc` on a fresh context with `timeout`, after
+  // AwaitBroker.
+  std::optional<BrokerError> Unary(std::chrono::milliseconds timeout,
+                                   const std::function<grpc::Status(grpc::ClientContext*)>& rpc) {
+    grpc::ClientContext context;
+    if (auto away = AwaitBroker(context); away) return away;
+    context.set_deadline(std::chrono::system_clock::now() + timeout);
+    grpc::Status status = rpc(&context);
+    if (!status.ok()) return FromStatus(status);
+    return std::nullopt;
+  }
+
   // Before a call: a missing socket is an error at once; a broker that does
   // not answer yet (starting or restarting) is waited for, at most
   // options_.wait_for_broker. The call itself then waits for the channel
@@ -205,6 +214,11 @@ class GrpcClient : public Client {
     if (stat(socket_path_.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
       return BrokerError{ErrorCode::kUnavailable, "no broker socket at " + socket_path_ +
                                                       ": is stormbrokerd running? (systemctl status stormbrokerd.socket)"};
+    }
+    // Waiting would only hide this: connecting needs write permission.
+    if (access(socket_path_.c_str(), W_OK) != 0 && errno == EACCES) {
+      return BrokerError{ErrorCode::kUnavailable, "cannot connect to the broker socket " + socket_path_ +
+                                                      ": Permission denied (ask for membership of its group)"};
     }
     context.set_wait_for_ready(true);
     if (channel_->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY) return std::nullopt;

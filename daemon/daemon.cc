@@ -22,6 +22,7 @@
 #include "config/reload_plan.h"
 #include "doors/grpc/account_watch.h"
 #include "doors/grpc/broker_service.h"
+#include "doors/grpc/goaway.h"
 #include "doors/grpc/health_service.h"
 #include "doors/grpc/keep_warm.h"
 #include "doors/grpc/self_test.h"
@@ -105,6 +106,10 @@ void StopSessions(AccountSessions& sessions, bool in_fleet, std::chrono::seconds
   }
 }
 
+// How long a restart waits for clients to leave, each round (MoveClients):
+// past gRPC's backup poll (5 s), by which an idle client reads its GOAWAY.
+constexpr std::chrono::milliseconds kClientsLeave{6000};
+
 }  // namespace
 
 // Every module of the running daemon, in the order each is built; each
@@ -152,6 +157,9 @@ struct Daemon::Parts {
   std::unique_ptr<HealthService> health;
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<UnixListener> listener;
+  // systemd passed the gRPC socket and keeps it: a restart hands the clients
+  // over to the next process (MoveClients).
+  bool handed_over_by_systemd = false;
   std::unique_ptr<GrpcKeepWarm> keep_warm;
   HttpDoor http;
   MetricsEndpoint metrics_endpoint;
@@ -203,11 +211,17 @@ Status Daemon::Start() {
   p.health->Set("stormbroker.v1.Broker", true);
   for (const auto& [name, session] : p.sessions) p.health->Set(HealthService::AccountName(name), false);
   if (Status self_test = CheckPeerIdentification(p.server.get(), &p.core); !self_test.ok()) return self_test;
+  // Sessions before doors: under socket activation callers are already
+  // waiting, and a call that found its account not yet started would log
+  // in instead of taking the token kept from the last run.
+  for (auto& [name, session] : p.sessions) session->Start();
+  if (p.fleet) p.fleet->Start();
   auto passed = TakeSystemdSockets();
   if (!passed.ok()) return passed.status();
   auto listener = passed->grpc ? UnixListener::Adopt(*passed->grpc) : UnixListener::Open(config_.listen);
   if (!listener.ok()) return listener.status();
   p.listener = std::move(listener).value();
+  p.handed_over_by_systemd = passed->grpc.has_value();
   if (passed->grpc) {
     spdlog::info("serving {} account(s) on the socket systemd passed (listen.socket is not used)", p.sessions.size());
   } else {
@@ -220,8 +234,6 @@ Status Daemon::Start() {
   if (Status opened = p.http.Start(config_.listen, *passed); !opened.ok()) return opened;
   if (Status started = p.metrics_endpoint.Start(config_.metrics); !started.ok()) return started;
 
-  for (auto& [name, session] : p.sessions) session->Start();
-  if (p.fleet) p.fleet->Start();
   running_ = true;
   Heartbeat();
   p.keep_warm = std::make_unique<GrpcKeepWarm>(p.scheduler, *p.server);
@@ -287,6 +299,35 @@ void Daemon::Heartbeat() {
   p.scheduler.RunAt(p.scheduler.Now() + every, [this] { Heartbeat(); });
 }
 
+// A restart no client notices, when systemd holds the listening sockets
+// for the next process. Clients are told to go away (doors/grpc/goaway.h,
+// HttpDoor::GoAway) while both doors still serve and accept, so that one
+// that moves is served at once; once the connections from before have gone,
+// the doors stop accepting and the connections made meanwhile are told too:
+// their clients' next connections wait in systemd's backlog. Each round waits
+// at most `bound` (an idle gRPC client reads the GOAWAY at its library's
+// backup poll, every 5 s); a connection still open after it is ended with
+// the server, and its client's next call may fail.
+void Daemon::MoveClients(std::chrono::milliseconds bound) {
+  Parts& p = *parts_;
+  for (bool accepting : {true, false}) {
+    if (!accepting) {
+      p.listener->Stop();
+      p.http.StopAccepting();
+    }
+    uint64_t mark = p.connections.Mark();
+    SendGoaways(*p.server);
+    p.http.GoAway();
+    auto until = std::chrono::steady_clock::now() + bound;
+    while (p.connections.OpenBefore(mark) > 0 && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    if (size_t left = p.connections.OpenBefore(mark)) {
+      spdlog::warn("{} connection(s) still open {} ms after GOAWAY; ending them", left, bound.count());
+    }
+  }
+}
+
 void Daemon::Shutdown() {
   if (!parts_) return;
   Parts& p = *parts_;
@@ -296,11 +337,12 @@ void Daemon::Shutdown() {
     p.manager.Stopping();
     p.keep_warm->Stop();
     p.health->Shutdown();  // every service NOT_SERVING from here on
+    p.watches.CloseAll();
+    if (p.handed_over_by_systemd) MoveClients(std::min(kClientsLeave, config_.shutdown_timeout));
     // No new connections. Under socket activation systemd keeps the
     // listening sockets: new connections wait there for the next process.
     p.listener->Stop();
     p.http.StopAccepting();
-    p.watches.CloseAll();
     // GOAWAY on every gRPC connection: clients start no new call here, and
     // retry on their next connection, transparently, the calls the server
     // did not take. gRPC's Shutdown waits for the calls in flight; its own

@@ -3,6 +3,7 @@
 // SIGHUP and Shutdown on SIGTERM or SIGINT (RunDaemon does that loop).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <vector>
 
@@ -36,6 +37,9 @@ class Daemon {
  private:
   struct Parts;  // the modules, in construction order
   void Heartbeat();
+  // Under socket activation: tells every client to go away and waits for
+  // them to leave, each of two rounds at most `bound` (daemon.cc).
+  void MoveClients(std::chrono::milliseconds bound);
 
   Config config_;
   std::unique_ptr<Parts> parts_;

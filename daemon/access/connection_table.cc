@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -153,6 +155,17 @@ std::optional<Caller> ConnectionTable::Lookup(int fd) const {
 size_t ConnectionTable::connections() const {
   absl::MutexLock lock(&mutex_);
   return by_fd_.size();
+}
+
+uint64_t ConnectionTable::Mark() const {
+  absl::MutexLock lock(&mutex_);
+  return next_id_;
+}
+
+size_t ConnectionTable::OpenBefore(uint64_t mark) const {
+  absl::MutexLock lock(&mutex_);
+  // Ids grow with each admission.
+  return std::count_if(by_fd_.begin(), by_fd_.end(), [mark](const auto& entry) { return entry.second.id < mark; });
 }
 
 void ConnectionTable::EndCall(uint64_t id, uid_t uid) {

@@ -107,6 +107,10 @@ class ConnectionTable {
   std::optional<Caller> Lookup(int fd) const ABSL_LOCKS_EXCLUDED(mutex_);
 
   size_t connections() const;
+  // For a restart: a mark of this moment, and how many of the connections
+  // admitted before a mark are still open.
+  uint64_t Mark() const ABSL_LOCKS_EXCLUDED(mutex_);
+  size_t OpenBefore(uint64_t mark) const ABSL_LOCKS_EXCLUDED(mutex_);
   // Connections the table ended: no first request in time, or idle.
   uint64_t closed_incomplete() const { return closed_incomplete_; }
   uint64_t closed_idle() const { return closed_idle_; }

@@ -147,6 +147,7 @@ Reply Emulator::Handle(const Request& request) {
     }
     ++auth_counts_[ctx.auth_kind];
     ++method_counts_[method][ctx.auth_kind];
+    if (method == "account/auth/token" && ctx.auth_kind != "token") ++password_logins_[ctx.user->username];
 
     std::optional<nlohmann::json> body = nlohmann::json::object();
     if (!request.body.empty()) {
@@ -293,6 +294,11 @@ nlohmann::json Emulator::Counters() const {
     auto it = auth_counts_.find(kind);
     out["auth"][kind] = it == auth_counts_.end() ? 0 : it->second;
   }
+  out["logins"] = nlohmann::json::object();
+  for (const User& user : users_) {
+    auto it = password_logins_.find(user.username);
+    out["logins"][user.username] = it == password_logins_.end() ? 0 : it->second;
+  }
   return out;
 }
 
@@ -329,6 +335,7 @@ void Emulator::Reset() {
   used_steps_.clear();
   method_counts_.clear();
   auth_counts_.clear();
+  password_logins_.clear();
   fault_counts_.clear();
   clock_shift_ = std::chrono::seconds(0);
 }

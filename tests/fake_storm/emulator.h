@@ -55,6 +55,7 @@ class Emulator {
 
   // {"methods": {"account/auth/token": {"password": 1, "token": 2}, ...},
   //  "auth": {"password": N, "password+passcode": N, "token": N, "rejected": N},
+  //  "logins": {"USERNAME": N, ...},  (Account/Auth/token with the password, per user)
   //  "faults": {"status500": N, ...}}
   nlohmann::json Counters() const;
   // The live tokens: [{"token", "username", "expires", "created"}].
@@ -108,6 +109,7 @@ class Emulator {
   std::map<std::string, std::set<int64_t>> used_steps_ ABSL_GUARDED_BY(mutex_);  // username → TOTP steps spent
   std::map<std::string, std::map<std::string, long long>> method_counts_ ABSL_GUARDED_BY(mutex_);
   std::map<std::string, long long> auth_counts_ ABSL_GUARDED_BY(mutex_);
+  std::map<std::string, long long> password_logins_ ABSL_GUARDED_BY(mutex_);  // by username
   std::map<std::string, long long> fault_counts_ ABSL_GUARDED_BY(mutex_);
 };
 

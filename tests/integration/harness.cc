@@ -91,6 +91,7 @@ std::string Binary(const std::string& name) {
   if (name == "python_ping") return PYTHON_PING;
   if (name == "grpc_probe") return GRPC_PROBE;
   if (name == "hostile_helper") return HOSTILE_HELPER;
+  if (name == "restart_under_callers") return RESTART_UNDER_CALLERS;
   Die("unknown binary " + name);
 }
 

@@ -200,6 +200,22 @@ TEST_F(LifecycleTest, KillNineAndRestartReusesThePersistedTokenWithoutAPasscode)
   EXPECT_EQ(storm_->Tokens().size(), 1u);
 }
 
+TEST_F(LifecycleTest, ALibraryClientOfAKilledBrokerCallsTheNextOneAgainWithoutAnError) {
+  StartStorm();
+  YAML::Node config = Config();
+  config["state_dir"] = dir_.path() + "/state";
+  StartBroker(config);
+  auto client = broker_->Connect();
+  ASSERT_TRUE(client->Call("prod", "Utilities/Info/ping", {}).ok());
+  broker_->process().Stop(SIGKILL);
+  StartBroker(config);
+  // A gRPC client that writes its next call into the dead connection fails
+  // it ("Broken pipe", as Python's grpcio does); the library's goes through.
+  auto call = client->Call("prod", "Utilities/Info/ping", {});
+  ASSERT_TRUE(call.ok()) << call.error().message;
+  EXPECT_EQ(call->result["ping"], "success");
+}
+
 TEST_F(LifecycleTest, CleanStopExpiresAPasswordAccountsToken) {
   StartStorm();
   StartBroker();

@@ -132,6 +132,52 @@ TEST_F(SystemdTest, ServesOnTheSocketSystemdPasses) {
   EXPECT_FALSE(std::filesystem::exists(socket_)) << "listen.socket must not be created under socket activation";
 }
 
+TEST_F(SystemdTest, ACallWaitingInTheBacklogAtStartIsServedWithTheKeptToken) {
+  YAML::Node config = harness::With(Config(), {"state_dir"}, dir_.path() + "/state");
+  config["accounts"]["prod"]["expire_on_shutdown"] = false;
+  config["listen"]["http_socket"] = dir_.path() + "/http.sock";  // starting a door takes a moment
+  config["listen"]["http"] = "127.0.0.1:" + std::to_string(harness::FreePort());
+  broker_ = std::make_unique<harness::Broker>(dir_, config);
+  ASSERT_TRUE(broker_->WaitForState("active")) << broker_->Log();
+  ASSERT_EQ(broker_->process().Stop(SIGTERM), 0);
+  ASSERT_EQ(storm_->Count("account/auth/token", "password"), 1);
+  // systemd-socket-activate starts the daemon once a caller connects, so
+  // the calls are there before the daemon is, as in a restart under load
+  // (twenty of them, and an HTTP door to start, widen the window).
+  std::string activated = dir_.path() + "/activated.sock";
+  broker_ = std::make_unique<harness::Broker>(
+      dir_, config, std::map<std::string, std::string>{},
+      std::vector<std::string>{"/usr/bin/systemd-socket-activate", "--listen=" + activated});
+  ASSERT_TRUE(harness::Eventually([&] { return std::filesystem::exists(activated); }));
+  std::vector<std::thread> callers;
+  std::atomic<int> served{0};
+  for (int i = 0; i < 20; ++i) {
+    callers.emplace_back([&] {
+      auto outcome = stormbroker::client::Client::Connect(activated)->Call("prod", "Utilities/Info/ping", {});
+      if (outcome.ok() && outcome->result["ping"] == "success") ++served;
+    });
+  }
+  for (auto& caller : callers) caller.join();
+  EXPECT_EQ(served, 20) << broker_->Log();
+  EXPECT_EQ(storm_->Count("account/auth/token", "password"), 1) << "no login: the kept token serves" << broker_->Log();
+}
+
+TEST_F(SystemdTest, RestartsUnderCallersFailNoCallAndLogInNoMore) {
+  YAML::Node config = harness::With(Config(), {"state_dir"}, dir_.path() + "/state");
+  config["accounts"]["prod"]["expire_on_shutdown"] = false;
+  std::string config_path = dir_.path() + "/restart.yaml";
+  dir_.Write("restart.yaml", YAML::Dump(config));
+  // The script holds the sockets as systemd does and restarts the daemon
+  // under three callers: two grpcio clients (one busy, one mostly idle, both
+  // reading their connection only during their own calls) and one HTTP
+  // client with a connection per call.
+  auto run = RunCommand({"/usr/bin/python3", Binary("restart_under_callers"), Binary("stormbrokerd"), config_path,
+                         dir_.path(), "--restarts", "4", "--check"},
+                        "", std::nullopt, {{"PYTHONPATH", Binary("python_stubs")}});
+  EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
+  EXPECT_EQ(storm_->Count("account/auth/token", "password"), 1) << "one login, then the kept token";
+}
+
 TEST_F(SystemdTest, PasswordFromACredential) {
   std::filesystem::create_directories(dir_.path() + "/creds");
   dir_.Write("creds/prod-password", std::string(kPassword) + "\n", 0400);

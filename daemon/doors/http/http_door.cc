@@ -43,6 +43,7 @@ struct HttpDoor::Peer {
   bool admitted = false;   // taken in by the core
   bool confirmed = false;  // loopback TCP: its owner checked again once a request was complete
   bool busy = false;       // a request is under way (guarded by the door's peers_mutex_)
+  bool answered = false;   // has had an answer: when not busy, a kept-alive connection (same guard)
 };
 
 // One listening socket and the libmicrohttpd daemon serving it.
@@ -442,24 +443,30 @@ Status HttpDoor::Serve(int listen_fd, Door kind, const Tls* tls) {
 void HttpDoor::SetBusy(Peer* peer, bool busy) {
   absl::MutexLock lock(&peers_mutex_);
   peer->busy = busy;
+  if (!busy) peer->answered = true;
+}
+
+void HttpDoor::GoAway() {
+  closing_ = true;
+  // Idle keep-alive connections are closed now, before the listening socket
+  // is another process's; the busy ones close after their answer, and a new
+  // one after its first. A client whose request crosses the close on the
+  // wire sees the connection end: HTTP/1.1 has no way to say "not
+  // processed, send it again" for a POST.
+  absl::MutexLock lock(&peers_mutex_);
+  for (Peer* peer : peers_) {
+    if (!peer->busy && peer->answered) shutdown(peer->fd, SHUT_RDWR);
+  }
 }
 
 void HttpDoor::StopAccepting() {
-  closing_ = true;
+  GoAway();
   for (auto& server : servers_) {
     // No new connections: our copy of the listening socket goes now.
     int fd = MHD_quiesce_daemon(server->daemon);
     if (fd >= 0) close(fd);
   }
   if (!socket_path_.empty()) unlink(socket_path_.c_str());
-  // Idle keep-alive connections are closed now, before the listening socket
-  // is another process's; the busy ones close after their answer. A client
-  // whose request crosses the close on the wire sees the connection end:
-  // HTTP/1.1 has no way to say "not processed, send it again" for a POST.
-  absl::MutexLock lock(&peers_mutex_);
-  for (Peer* peer : peers_) {
-    if (!peer->busy) shutdown(peer->fd, SHUT_RDWR);
-  }
 }
 
 void HttpDoor::Stop() {

@@ -48,10 +48,12 @@ class HttpDoor {
   // door (`passed`) is served instead of the configured one.
   Status Start(const ListenConfig& listen, const PassedSockets& passed);
 
-  // Shutdown: stops taking connections (a listening socket systemd passed
-  // stays open in systemd's hands, so new ones wait for the next process),
-  // closes idle keep-alive connections, and answers the requests still
-  // coming with Connection: close. Call before BrokerCore::Drain.
+  // A restart's first step: closes idle keep-alive connections and answers
+  // every request from now on with Connection: close, still accepting.
+  void GoAway() ABSL_LOCKS_EXCLUDED(peers_mutex_);
+  // Shutdown: GoAway, and stops taking connections (a listening socket
+  // systemd passed stays open in systemd's hands, so new ones wait for the
+  // next process). Call before BrokerCore::Drain.
   void StopAccepting() ABSL_LOCKS_EXCLUDED(peers_mutex_);
   // Closes every connection. Call after the drain and after the sessions
   // stopped (which answers the calls still waiting for a token).
@@ -76,7 +78,7 @@ class HttpDoor {
   const LimitsConfig limits_;
   std::vector<std::unique_ptr<Server>> servers_;
   std::string socket_path_;  // removed by Stop
-  std::atomic<bool> closing_{false};  // StopAccepting ran: every answer closes its connection
+  std::atomic<bool> closing_{false};  // GoAway ran: every answer closes its connection
   absl::Mutex peers_mutex_;
   std::set<Peer*> peers_ ABSL_GUARDED_BY(peers_mutex_);  // open connections
 };
