@@ -1,0 +1,217 @@
+#include "doors/http/http_exchange.h"
+
+#include <sys/socket.h>
+
+#include <cstdlib>
+
+#include <spdlog/spdlog.h>
+
+#include "access/loopback_peer.h"
+#include "config/byte_size.h"
+
+namespace stormbroker {
+namespace {
+
+constexpr const char* kAccountHeader = "X-Stormbroker-Account";
+
+// A request header's value; empty when absent.
+std::string_view Header(MHD_Connection* connection, const char* name) {
+  const char* value = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, name);
+  return value ? value : "";
+}
+
+}  // namespace
+
+void HttpDoor::Exchange::OnConnection(void* cls, MHD_Connection* connection, void** socket_context,
+                                      MHD_ConnectionNotificationCode code) {
+  auto* server = static_cast<Server*>(cls);
+  BrokerCore& core = server->door->core_;
+  HttpDoor& door = *server->door;
+  if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+    auto* peer = static_cast<Peer*>(*socket_context);
+    // Before the server closes the socket: the table's duplicate must go.
+    if (peer && peer->admitted) core.ForgetConnection(peer->fd);
+    if (peer) {
+      absl::MutexLock lock(&door.peers_mutex_);
+      door.peers_.erase(peer);
+    }
+    delete peer;
+    *socket_context = nullptr;
+    return;
+  }
+  auto* peer = new Peer;
+  *socket_context = peer;
+  {
+    absl::MutexLock lock(&door.peers_mutex_);
+    door.peers_.insert(peer);
+  }
+  const MHD_ConnectionInfo* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+  if (!info) return;
+  peer->fd = info->connect_fd;
+  Result<Caller> caller = server->kind == Door::kHttpTcp ? IdentifyLoopbackPeer(peer->fd) : IdentifyPeer(peer->fd);
+  if (!caller.ok()) {
+    core.RefuseUnidentified(server->kind, caller.status());
+    shutdown(peer->fd, SHUT_RDWR);
+    return;
+  }
+  if (!core.AdmitConnection(peer->fd, *caller, server->kind).ok()) {
+    shutdown(peer->fd, SHUT_RDWR);
+    return;
+  }
+  peer->caller = std::move(caller).value();
+  peer->admitted = true;
+}
+
+void HttpDoor::Exchange::Start(std::string_view url, std::string_view method) {
+  const MHD_ConnectionInfo* info = MHD_get_connection_info(connection_, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  peer_ = info ? static_cast<Peer*>(info->socket_context) : nullptr;
+  if (!peer_ || !peer_->admitted) {
+    peer_ = nullptr;
+    reply_ = http::FromStatus(PermissionDenied("the broker does not know who is on this connection"));
+    return;
+  }
+  door_.SetBusy(peer_, true);
+  // Every request, answered here or upstream, holds a place among the
+  // caller's calls until it is answered.
+  auto begun = core_.Begin(peer_->fd, server_.kind, Rpc::kCall, /*drains=*/true);
+  if (!begun.ok()) {
+    reply_ = http::FromStatus(begun.status());
+    return;
+  }
+  request_.emplace(std::move(begun).value());
+  if (server_.kind == Door::kHttpTcp) {
+    Status browser = http::CheckBrowserHeaders(Header(connection_, MHD_HTTP_HEADER_HOST),
+                                               Header(connection_, "Origin"), Header(connection_, "Sec-Fetch-Site"),
+                                               server_.hosts);
+    if (!browser.ok()) return Refuse(Decision::kDeny, browser, http::FromStatus(browser));
+  }
+  if (method != "POST") {
+    Status why = InvalidArgument("the Storm API takes POST, not " + std::string(method.substr(0, 20)));
+    return Refuse(Decision::kInvalid, why, http::MethodNotAllowed(why));
+  }
+  auto target = http::ParseTarget(url);
+  if (!target.ok()) return Refuse(Decision::kInvalid, target.status(), http::FromStatus(target.status()));
+  http_target_ = std::move(target).value();
+  request_->record().method = http_target_.method;
+  if (!http::IsKnownEncoding(http_target_.encoding)) {
+    // The API answers an unknown encoding in JSON.
+    std::string shown = http_target_.encoding.substr(0, 40);
+    return Refuse(Decision::kInvalid, InvalidArgument("Invalid encoding: " + shown), http::InvalidEncoding(shown));
+  }
+  encoding_ = http_target_.encoding;
+  size_t limit = door_.limits_.max_request_bytes;
+  std::string_view length = Header(connection_, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  size_t announced = length.empty() ? 0 : std::strtoull(std::string(length).c_str(), nullptr, 10);
+  if (announced > limit) {
+    Status why = InvalidArgument("the request body is larger than limits.max_request_size (" +
+                                 FormatByteSize(limit) + ")");
+    return Refuse(Decision::kInvalid, why, http::TooLarge(why));
+  }
+  // The account: the Basic username, else the header, else the only one.
+  // The password (whatever the client holds) is wiped unread.
+  std::string account;
+  char* password = nullptr;
+  if (char* username = MHD_basic_auth_get_username_password(connection_, &password)) {
+    account = username;
+    MHD_free(username);
+  }
+  if (password) {
+    explicit_bzero(password, strlen(password));
+    MHD_free(password);
+  }
+  if (account.empty()) account = Header(connection_, kAccountHeader);
+  // Policy before the body: a refused caller's body is never read.
+  dance_ = http::TokenDanceOf(http_target_.method);
+  auto decided = dance_ != http::TokenDance::kNone ? core_.Authorize(*request_, account, Permission::kUse)
+                                                   : core_.Screen(*request_, account, http_target_.method);
+  if (!decided.ok()) {
+    reply_ = http::FromStatus(decided.status());
+    return;
+  }
+  target_ = std::move(decided).value();
+  if (announced > 0 && !ReserveBody(announced)) {
+    Status why = ResourceExhausted("uid " + std::to_string(peer_->caller->uid) +
+                                   " holds as many request bytes in the broker as it may "
+                                   "(limits.body_bytes_per_uid)");
+    Refuse(Decision::kLimit, why, http::FromStatus(why));
+  }
+}
+
+void HttpDoor::Exchange::Append(const char* data, size_t size) {
+  if (body_refusal_ || reply_) return;  // dropped
+  if (body_.size() + size > door_.limits_.max_request_bytes) {
+    Status why = InvalidArgument("the request body is larger than limits.max_request_size (" +
+                                 FormatByteSize(door_.limits_.max_request_bytes) + ")");
+    body_refusal_ = http::TooLarge(why);
+    core_.Refuse(*request_, Decision::kInvalid, why);
+  } else if (body_.size() + size > reserved_ && !ReserveBody(body_.size() + size - reserved_)) {
+    Status why = ResourceExhausted("uid " + std::to_string(peer_->caller->uid) +
+                                   " holds as many request bytes in the broker as it may "
+                                   "(limits.body_bytes_per_uid)");
+    body_refusal_ = http::FromStatus(why);
+    core_.Refuse(*request_, Decision::kLimit, why);
+  }
+  if (body_refusal_) {
+    ReleaseBody();
+    return;
+  }
+  body_.append(data, size);
+}
+
+void HttpDoor::Exchange::Finish() {
+  if (body_refusal_) {
+    reply_ = std::move(body_refusal_);
+    return;
+  }
+  // The first request of a TCP connection is complete: is its sender still
+  // there, and the same? (One that sent and closed at once is an orphan,
+  // which the kernel names as nobody's.)
+  if (server_.kind == Door::kHttpTcp && !peer_->confirmed) {
+    if (Status still = LoopbackPeerStillOwnedBy(peer_->fd, peer_->caller->uid); !still.ok()) {
+      request_->set_concluded();  // audited as unidentified, never as this uid's
+      core_.RefuseUnidentified(server_.kind, still);
+      reply_ = http::FromStatus(still);
+      return;
+    }
+    peer_->confirmed = true;
+  }
+  if (dance_ != http::TokenDance::kNone) return TokenDance();
+  auto params = http::ParseParams(body_, encoding_);
+  ReleaseBody();
+  if (!params.ok()) {
+    return Refuse(Decision::kInvalid, params.status(), http::Undeserializable(params.status(), encoding_));
+  }
+  if (Status checked = core_.CheckParams(*request_, *params); !checked.ok()) {
+    reply_ = http::FromStatus(checked);
+    return;
+  }
+  at_core_ = true;
+  MHD_suspend_connection(connection_);
+  CallArgs args{http_target_.method, http_target_.version, std::move(params).value(), std::nullopt};
+  core_.Call(std::move(*request_), target_, std::move(args), [this](Result<ApiOutcome> answer) {
+    reply_ = answer.ok() ? http::FromApi(*answer) : http::FromStatus(answer.status());
+    MHD_resume_connection(connection_);  // the server sends the reply on its own thread
+  });
+  request_.reset();
+}
+
+void HttpDoor::Exchange::TokenDance() {
+  ReleaseBody();  // whatever the client asked (a timeout) is the broker's to decide
+  if (dance_ == http::TokenDance::kExpireToken) {
+    // The account's token lives on: other callers use it.
+    core_.Conclude(*request_, Status::Ok());
+    reply_ = http::TokenExpired();
+    return;
+  }
+  auto held = target_.session->CurrentToken();
+  if (!held.ok()) {
+    core_.Conclude(*request_, held.status());
+    reply_ = http::FromStatus(held.status());
+    return;
+  }
+  auto expires = held->snapshot.inactivity_deadline.value_or(std::chrono::system_clock::now());
+  core_.Conclude(*request_, Status::Ok());
+  reply_ = http::TokenHandle(std::chrono::duration_cast<std::chrono::seconds>(expires.time_since_epoch()).count());
+}
+
+}  // namespace stormbroker

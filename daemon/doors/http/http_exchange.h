@@ -1,0 +1,143 @@
+// The HTTP door's inside, shared by its two files: a connection's peer, a
+// listening socket's server, and one request's exchange (http_exchange.cc);
+// the door itself (http_door.cc) owns the servers and the peers.
+#pragma once
+
+#include <microhttpd.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "access/caller.h"
+#include "doors/http/http_door.h"
+#include "doors/http/http_protocol.h"
+
+namespace stormbroker {
+
+// Who is on one connection, learnt once at its start.
+struct HttpDoor::Peer {
+  int fd = -1;
+  std::optional<Caller> caller;
+  bool admitted = false;   // taken in by the core
+  bool confirmed = false;  // loopback TCP: its owner checked again once a request was complete
+  bool busy = false;       // a request is under way (guarded by the door's peers_mutex_)
+  bool answered = false;   // has had an answer: when not busy, a kept-alive connection (same guard)
+};
+
+// One listening socket and the libmicrohttpd daemon serving it.
+struct HttpDoor::Server {
+  HttpDoor* door = nullptr;
+  Door kind = Door::kHttpUnix;
+  std::vector<std::string> hosts;  // TCP: the Host values that name this door
+  MHD_Daemon* daemon = nullptr;
+};
+
+// One request: decided from its request line and headers, then its body as
+// it arrives, then its answer.
+class HttpDoor::Exchange {
+ public:
+  Exchange(Server& server, MHD_Connection* connection)
+      : server_(server), door_(*server.door), core_(server.door->core_), connection_(connection) {}
+  ~Exchange() {
+    ReleaseBody();
+    if (peer_) door_.SetBusy(peer_, false);
+  }
+
+  static MHD_Result OnRequest(void* cls, MHD_Connection* connection, const char* url, const char* method,
+                              const char*, const char* upload, size_t* upload_size, void** state) {
+    auto* exchange = static_cast<Exchange*>(*state);
+    if (!exchange) {
+      exchange = new Exchange(*static_cast<Server*>(cls), connection);
+      *state = exchange;
+      exchange->Start(url, method);
+      // Refused before the body is read: libmicrohttpd closes the connection
+      // after the answer instead of reading what the client still sends.
+      return exchange->reply_ ? exchange->Send() : MHD_YES;
+    }
+    if (*upload_size > 0) {
+      exchange->Append(upload, *upload_size);
+      *upload_size = 0;
+      return MHD_YES;
+    }
+    if (!exchange->reply_ && !exchange->at_core_) {
+      exchange->Finish();
+      // Suspended in this very call (even if the core has answered already):
+      // the answer goes out when the server calls again, resumed.
+      if (exchange->at_core_) return MHD_YES;
+    }
+    return exchange->reply_ ? exchange->Send() : MHD_YES;
+  }
+
+  static void OnCompleted(void*, MHD_Connection*, void** state, MHD_RequestTerminationCode) {
+    delete static_cast<Exchange*>(*state);
+    *state = nullptr;
+  }
+
+  // A connection starts: who is on it (from the kernel), and its admission
+  // by the core; one that cannot be admitted is ended at once.
+  static void OnConnection(void* cls, MHD_Connection* connection, void** socket_context,
+                           MHD_ConnectionNotificationCode code);
+
+ private:
+  // The request line and headers are in: everything that needs no body.
+  void Start(std::string_view url, std::string_view method);
+  // A piece of the body, kept within limits.max_request_size and the uid's
+  // limits.body_bytes_per_uid.
+  void Append(const char* data, size_t size);
+  // The body is in: the core's call (the connection is suspended until it
+  // answers), or a local answer.
+  void Finish();
+  void TokenDance();
+  // A refusal of the door's own (its protocol's rules), audited by the core.
+  void Refuse(Decision decision, const Status& why, http::Reply reply) {
+    core_.Refuse(*request_, decision, why);
+    reply_ = std::move(reply);
+  }
+  bool ReserveBody(size_t bytes) {
+    if (!door_.connections_.ReserveBodyBytes(peer_->caller->uid, bytes)) return false;
+    reserved_ += bytes;
+    return true;
+  }
+  void ReleaseBody() {
+    if (reserved_ > 0) door_.connections_.ReleaseBodyBytes(peer_->caller->uid, reserved_);
+    reserved_ = 0;
+    std::string().swap(body_);
+  }
+  MHD_Result Send() {
+    // libmicrohttpd calls again for the rest of a body after an early
+    // answer: it is queued once.
+    if (queued_) return MHD_YES;
+    queued_ = true;
+    auto [text, content_type] = http::Render(*reply_, encoding_);
+    MHD_Response* response = MHD_create_response_from_buffer(text.size(), text.data(), MHD_RESPMEM_MUST_COPY);
+    if (!response) return MHD_NO;
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    for (const auto& [name, value] : reply_->headers) MHD_add_response_header(response, name.c_str(), value.c_str());
+    // Shutting down: the client's next request goes to a new connection,
+    // which the next process answers.
+    if (door_.closing_) MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
+    MHD_Result queued = MHD_queue_response(connection_, reply_->status, response);
+    MHD_destroy_response(response);
+    return queued;
+  }
+
+  Server& server_;
+  HttpDoor& door_;
+  BrokerCore& core_;
+  MHD_Connection* const connection_;
+  Peer* peer_ = nullptr;
+  std::optional<Request> request_;
+  http::Target http_target_;
+  http::TokenDance dance_ = http::TokenDance::kNone;
+  Target target_;
+  std::string encoding_ = "json";
+  std::string body_;
+  size_t reserved_ = 0;               // bytes of body_ reserved for the caller's uid
+  std::optional<http::Reply> body_refusal_;  // the body went over a limit (and was dropped)
+  std::optional<http::Reply> reply_;  // set: send it (at once, or when resumed)
+  bool at_core_ = false;              // handed to the core, the connection suspended until it answers
+  bool queued_ = false;               // the reply is in libmicrohttpd's hands
+};
+
+}  // namespace stormbroker
