@@ -16,7 +16,7 @@ void AccountSession::SetRole(TokenRole role, const std::string& leader) {
                role == TokenRole::kLead || leader.empty() ? "" : " (the leader is " + leader + ")");
   if (role == TokenRole::kLead) {
     if (login_in_flight_) return;  // a check of a kept token: its answer schedules as a leader
-    if (current_) {
+    if (pool_.current()) {
       // The token the fleet used so far: one keep-alive confirms it (and
       // publishes its new deadline) and calls go on with it meanwhile; a
       // rejected one costs a login, as any rejected token.
@@ -36,7 +36,7 @@ void AccountSession::SetRole(TokenRole role, const std::string& leader) {
     retry_timer_.reset();
     login_in_flight_ = false;
   }
-  if (current_) {
+  if (pool_.current()) {
     ScheduleTimersLocked();
   } else if (!login_in_flight_) {
     CancelTimersLocked();
@@ -47,8 +47,8 @@ void AccountSession::SetRole(TokenRole role, const std::string& leader) {
 
 void AccountSession::CheckToken() {
   Guard guard(*this);
-  if (stopped_ || role_ != TokenRole::kLead || !current_) return;
-  std::shared_ptr<Slot> slot = current_;
+  if (stopped_ || role_ != TokenRole::kLead || !pool_.current()) return;
+  std::shared_ptr<Slot> slot = pool_.current();
   DeferLocked([self = shared_from_this(), slot] {
     self->ConfirmToken(slot, [self, slot](TokenCheck check) {
       if (check == TokenCheck::kRejected) self->TokenRejected(slot->generation);
@@ -64,16 +64,15 @@ void AccountSession::Adopt(FleetToken token) {
   auto on_our_clock = [&](std::chrono::system_clock::time_point t) {
     return scheduler_.Now() + std::chrono::duration_cast<Clock::duration>(t - wall);
   };
-  bool fresh = !current_ || !(current_->token == token.token);
+  bool fresh = !pool_.current() || !(pool_.current()->token == token.token);
   if (fresh) {
     // The one it replaces serves the calls already holding it, and is let go.
     auto slot = std::make_shared<Slot>();
     slot->token = std::move(token.token);
-    slot->generation = next_generation_++;
-    current_ = slot;
+    pool_.Install(slot);
   }
-  current_->hard_deadline = on_our_clock(token.hard_deadline);
-  current_->inactivity_deadline = on_our_clock(token.inactivity_deadline);
+  pool_.current()->hard_deadline = on_our_clock(token.hard_deadline);
+  pool_.current()->inactivity_deadline = on_our_clock(token.inactivity_deadline);
   last_error_.clear();
   warning_.clear();
   SetStateLocked(AccountState::kActive, fresh ? "using the token of the fleet's leader" +
@@ -81,7 +80,7 @@ void AccountSession::Adopt(FleetToken token) {
                                               : "");
   ScheduleTimersLocked();
   PersistLocked();
-  LeaseWaitersLocked(current_);
+  LeaseWaitersLocked(pool_.current());
 }
 
 }  // namespace stormbroker

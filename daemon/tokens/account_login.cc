@@ -48,7 +48,7 @@ void AccountSession::BeginLoginLocked(LoginKind kind, Secret passcode, std::func
     return;
   }
   login_in_flight_ = true;
-  if (current_ && state_ == AccountState::kActive) SetStateLocked(AccountState::kRefreshing, "");
+  if (pool_.current() && state_ == AccountState::kActive) SetStateLocked(AccountState::kRefreshing, "");
   SendLoginLocked(kind, std::move(passcode), std::move(done));
 }
 
@@ -109,12 +109,10 @@ void AccountSession::OnLoginReply(LoginKind kind, Clock::time_point sent_at, std
                                                                                      : AccountMeter::Reply::kFailed;
   meter_.Login(account_.name, LoginCredential(account_.two_factor), kind == LoginKind::kRenewal, counted);
   if (taken.ok()) {
-    slot->generation = next_generation_++;
     backoff_.Reset();
     last_error_.clear();
     warning_.clear();
-    if (current_) RetireLocked(current_);
-    current_ = slot;
+    if (auto replaced = pool_.Install(slot)) RetireLocked(std::move(replaced));
     SetStateLocked(AccountState::kActive, kind == LoginKind::kRenewal ? "token renewed" : "token obtained");
     ScheduleTimersLocked();
     PersistLocked();
@@ -129,7 +127,7 @@ void AccountSession::OnLoginReply(LoginKind kind, Clock::time_point sent_at, std
   if (account_.two_factor == TwoFactor::kPrompt) {
     // A passcode is single-use and short-lived: never retried by the daemon.
     spdlog::warn("account {}: two-factor login failed: {}", account_.name, last_error_);
-    if (!current_) SetStateLocked(AccountState::kNeedsPasscode, "two-factor login failed: " + last_error_);
+    if (!pool_.current()) SetStateLocked(AccountState::kNeedsPasscode, "two-factor login failed: " + last_error_);
     tell(permanent ? InvalidArgument("the Storm API refused the login of account " + account_.name + ": " +
                                      last_error_ + "; wait for the next passcode and run stormctl login " +
                                      account_.name + " again")
@@ -140,15 +138,15 @@ void AccountSession::OnLoginReply(LoginKind kind, Clock::time_point sent_at, std
     // Retrying refused credentials can lock the account: stop and say so. A
     // token still held keeps serving until it dies.
     spdlog::error("account {}: login refused: {}; not retrying", account_.name, last_error_);
-    if (!current_) SetStateLocked(AccountState::kLoginFailed, "login refused: " + last_error_);
+    if (!pool_.current()) SetStateLocked(AccountState::kLoginFailed, "login refused: " + last_error_);
     else SetStateLocked(AccountState::kActive, "renewal refused: " + last_error_ + "; the current token serves until it dies");
     tell(LoginRefusedLocked());
     return FailWaitersLocked(LoginRefusedLocked());
   }
   auto delay = backoff_.Next();
-  if (current_) {
+  if (std::shared_ptr<Slot> current = pool_.current()) {
     // Never back off past the deadline of the token still serving.
-    auto left = current_->hard_deadline - scheduler_.Now();
+    auto left = current->hard_deadline - scheduler_.Now();
     delay = std::max<milliseconds>(milliseconds(100),
                                    std::min(delay, std::chrono::duration_cast<milliseconds>(left / 2)));
   } else {
@@ -168,7 +166,7 @@ void AccountSession::OnLoginReply(LoginKind kind, Clock::time_point sent_at, std
 void AccountSession::OnCheckReply(uint64_t generation, Clock::time_point sent_at, Result<StormReply> reply) {
   Guard guard(*this);
   // Gone, or replaced meanwhile (a login, a token the fleet's leader published).
-  if (stopped_ || !current_ || current_->generation != generation) return;
+  if (stopped_ || !pool_.current() || pool_.current()->generation != generation) return;
   if (ClassifyReply(reply) == ReplyVerdict::kCredentialRefused) {
     spdlog::warn("account {}: the token kept from the last run is no longer valid", account_.name);
     DeferLocked([self = shared_from_this(), generation] { self->TokenRejected(generation); });
@@ -177,7 +175,7 @@ void AccountSession::OnCheckReply(uint64_t generation, Clock::time_point sent_at
   // A fault on the way is no proof the token is dead: keep it (with its old
   // deadlines when the answer said nothing new), and let the keep-alive
   // schedule try again soon.
-  if (TakeGrantLocked(sent_at, reply, current_.get()).ok()) {
+  if (TakeGrantLocked(sent_at, reply, pool_.current().get()).ok()) {
     spdlog::info("account {}: the token kept from the last run is confirmed", account_.name);
   }
   ScheduleTimersLocked();

@@ -47,14 +47,13 @@ void AccountSession::Start() {
           saved->inactivity_deadline > wall_now + 1) {
         auto slot = std::make_shared<Slot>();
         slot->token = std::move(saved->token);
-        slot->generation = next_generation_++;
         slot->hard_deadline = scheduler_.Now() + seconds(saved->hard_deadline - wall_now);
         slot->inactivity_deadline = scheduler_.Now() + seconds(saved->inactivity_deadline - wall_now);
         // Served at once (a restart must not keep callers waiting for a
         // round trip) and confirmed meanwhile: a token the check finds dead
         // is handled as any rejected token (a login; a call the API refused
         // meanwhile is retried once).
-        current_ = slot;
+        pool_.Install(slot);
         SetStateLocked(AccountState::kActive, "serving with the token kept from the last run, confirming it");
         ScheduleTimersLocked();
         SendKeepAliveLocked(slot, [generation = slot->generation](AccountSession& self, Clock::time_point sent_at,
@@ -81,10 +80,7 @@ void AccountSession::Stop(bool expire_tokens, std::function<void()> done) {
   FailWaitersLocked(Unavailable("the broker is shutting down"));
   std::vector<std::shared_ptr<Slot>> to_expire;
   if (expire_tokens) {
-    if (current_) to_expire.push_back(current_);
-    to_expire.insert(to_expire.end(), retiring_.begin(), retiring_.end());
-    retiring_.clear();
-    current_ = nullptr;
+    to_expire = pool_.TakeAll();
     if (store_) store_->Remove(account_.name);
   }
   if (to_expire.empty()) {
@@ -171,9 +167,9 @@ void AccountSession::CallWithRetry(const std::string& method, const std::string&
 void AccountSession::AcquireToken(LeaseCallback done) {
   Guard guard(*this);
   if (stopped_) return HandOutLocked(std::move(done), Unavailable("the broker is shutting down"));
-  if (current_ && state_ != AccountState::kStarting) {
-    ++current_->in_flight;
-    return HandOutLocked(std::move(done), Lease{current_, current_->token.Clone()});
+  if (const auto& current = pool_.current(); current && state_ != AccountState::kStarting) {
+    TokenPool::Lease(*current);
+    return HandOutLocked(std::move(done), Lease{current, current->token.Clone()});
   }
   if (login_in_flight_) {
     waiters_.push_back(std::move(done));
@@ -198,7 +194,7 @@ void AccountSession::LeaseWaitersLocked(const std::shared_ptr<Slot>& slot) {
   std::vector<LeaseCallback> waiters;
   waiters.swap(waiters_);
   for (auto& waiter : waiters) {
-    ++slot->in_flight;
+    TokenPool::Lease(*slot);
     HandOutLocked(std::move(waiter), Lease{slot, slot->token.Clone()});
   }
 }
@@ -219,7 +215,7 @@ void AccountSession::HandOutLocked(LeaseCallback waiter, Result<Lease> outcome) 
 
 void AccountSession::Release(const std::shared_ptr<Slot>& slot) {
   Guard guard(*this);
-  if (--slot->in_flight == 0 && slot->retired && !stopped_) {
+  if (pool_.Release(slot) && !stopped_) {
     auto self = shared_from_this();
     DeferLocked([self, slot] { self->ExpireUpstream(slot); });
   }
@@ -246,7 +242,7 @@ void AccountSession::OnConfirmReply(const std::shared_ptr<Slot>& slot, Clock::ti
     check = TokenCheck::kAlive;
     spdlog::warn("account {}: the Storm API refused the token for a call, but a keep-alive shows it alive; keeping it",
                  account_.name);
-    if (slot == current_) PersistLocked();
+    if (slot == pool_.current()) PersistLocked();
   }
   std::vector<CheckCallback> waiters;
   waiters.swap(slot->confirm_waiters);
@@ -257,7 +253,7 @@ void AccountSession::OnConfirmReply(const std::shared_ptr<Slot>& slot, Clock::ti
 
 void AccountSession::TokenRejected(uint64_t generation) {
   Guard guard(*this);
-  if (stopped_ || !current_ || current_->generation != generation) return;
+  if (stopped_ || !pool_.current() || pool_.current()->generation != generation) return;
   spdlog::warn("account {}: the Storm API rejected the token", account_.name);
   if (!MayLogInLocked()) {
     if (fleet_ && role_ == TokenRole::kFollow) fleet_->ReportRejected(account_.name);
@@ -309,19 +305,20 @@ void AccountSession::SetStateLocked(AccountState state, const std::string& messa
 }
 
 void AccountSession::PersistLocked() {
-  if (fleet_ && role_ == TokenRole::kLead && current_ &&
+  std::shared_ptr<Slot> current = pool_.current();
+  if (fleet_ && role_ == TokenRole::kLead && current &&
       (state_ == AccountState::kActive || state_ == AccountState::kRefreshing)) {
-    fleet_->Publish(account_.name, {current_->token.Clone(), ToWall(current_->hard_deadline),
-                                    ToWall(current_->inactivity_deadline)});
+    fleet_->Publish(account_.name, {current->token.Clone(), ToWall(current->hard_deadline),
+                                    ToWall(current->inactivity_deadline)});
   }
   if (!store_) return;
   PersistedToken state;
   state.username = account_.username;
   state.last_totp_step = last_totp_step_;
-  if (current_) {
-    state.token = current_->token.Clone();
-    state.hard_deadline = EpochSeconds(ToWall(current_->hard_deadline));
-    state.inactivity_deadline = EpochSeconds(ToWall(current_->inactivity_deadline));
+  if (current) {
+    state.token = current->token.Clone();
+    state.hard_deadline = EpochSeconds(ToWall(current->hard_deadline));
+    state.inactivity_deadline = EpochSeconds(ToWall(current->inactivity_deadline));
   }
   if (Status saved = store_->Save(account_.name, state); !saved.ok()) {
     // Not fatal: the token serves from memory; only a restart would cost a login.
@@ -345,9 +342,9 @@ AccountSnapshot AccountSession::SnapshotLocked() const {
     snapshot.fleet_role = TokenRoleName(role_);
     snapshot.fleet_leader = leader_;
   }
-  if (current_) {
-    snapshot.inactivity_deadline = ToWall(current_->inactivity_deadline);
-    snapshot.hard_deadline = ToWall(current_->hard_deadline);
+  if (std::shared_ptr<Slot> current = pool_.current()) {
+    snapshot.inactivity_deadline = ToWall(current->inactivity_deadline);
+    snapshot.hard_deadline = ToWall(current->hard_deadline);
     if (renew_at_) snapshot.renew_at = ToWall(*renew_at_);
   }
   return snapshot;
@@ -360,10 +357,10 @@ AccountSnapshot AccountSession::Snapshot() const {
 
 Result<HeldToken> AccountSession::CurrentToken() const {
   absl::MutexLock lock(&mutex_);
-  if (!current_ || state_ == AccountState::kStarting) {
+  if (!pool_.current() || state_ == AccountState::kStarting) {
     return FailedPrecondition("account " + account_.name + " holds no token now (" + AccountStateName(state_) + ")");
   }
-  return HeldToken{current_->token.Clone(), SnapshotLocked()};
+  return HeldToken{pool_.current()->token.Clone(), SnapshotLocked()};
 }
 
 }  // namespace stormbroker

@@ -19,7 +19,9 @@
 //
 // The implementation is in four files: account_session.cc (start, stop and
 // calls), account_login.cc (logins), account_upkeep.cc (keep-alive,
-// renewal, deadlines, logout) and account_fleet.cc (its role in a fleet).
+// renewal, deadlines, logout) and account_fleet.cc (its role in a fleet);
+// which token a call gets and when a replaced one goes is TokenPool's
+// bookkeeping (token_pool.h).
 #pragma once
 
 #include <chrono>
@@ -40,6 +42,7 @@
 #include "tokens/backoff.h"
 #include "tokens/scheduler.h"
 #include "tokens/token_reply.h"
+#include "tokens/token_pool.h"
 #include "tokens/token_store.h"
 #include "upstream/storm_client.h"
 
@@ -129,22 +132,9 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
 
  private:
   using Clock = Scheduler::Clock;
-  // What a keep-alive said of a token the API had refused for a call.
-  enum class TokenCheck { kAlive, kRejected, kUnknown };
+  using TokenCheck = TokenPool::Check;
   using CheckCallback = std::function<void(TokenCheck)>;
-  // A token and the calls using it. Retired slots are expired upstream when
-  // their last call finishes. Guarded by the session's mutex_.
-  struct Slot {
-    Secret token;
-    uint64_t generation = 0;
-    Clock::time_point hard_deadline{};
-    Clock::time_point inactivity_deadline{};
-    int in_flight = 0;
-    bool retired = false;
-    // Calls waiting for the keep-alive that confirms whether the token is
-    // alive after the API refused it for one call (empty: none under way).
-    std::vector<CheckCallback> confirm_waiters;
-  };
+  using Slot = TokenPool::Slot;
   struct Lease {
     std::shared_ptr<Slot> slot;
     Secret token;
@@ -261,8 +251,7 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
   mutable absl::Mutex mutex_;
   bool stopped_ ABSL_GUARDED_BY(mutex_) = false;
   AccountState state_ ABSL_GUARDED_BY(mutex_) = AccountState::kStarting;
-  std::shared_ptr<Slot> current_ ABSL_GUARDED_BY(mutex_);
-  uint64_t next_generation_ ABSL_GUARDED_BY(mutex_) = 1;
+  TokenPool pool_ ABSL_GUARDED_BY(mutex_);
   // Single flight: also covers a wait for the next TOTP step or relogin_interval.
   bool login_in_flight_ ABSL_GUARDED_BY(mutex_) = false;
   int64_t last_totp_step_ ABSL_GUARDED_BY(mutex_) = -1;
@@ -275,8 +264,6 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
   std::vector<Scheduler::TaskId> timers_ ABSL_GUARDED_BY(mutex_);
   std::optional<Scheduler::TaskId> retry_timer_ ABSL_GUARDED_BY(mutex_);
   std::vector<LeaseCallback> waiters_ ABSL_GUARDED_BY(mutex_);
-  // Replaced tokens with calls still running.
-  std::vector<std::shared_ptr<Slot>> retiring_ ABSL_GUARDED_BY(mutex_);
   std::vector<std::function<void()>> deferred_ ABSL_GUARDED_BY(mutex_);
   Secret password_ ABSL_GUARDED_BY(mutex_);  // re-read from the file on an operator Login
   TokenRole role_ ABSL_GUARDED_BY(mutex_);

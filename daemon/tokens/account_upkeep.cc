@@ -38,8 +38,9 @@ Status AccountSession::TakeGrantLocked(Clock::time_point sent_at, const Result<S
 
 void AccountSession::KeepAlive() {
   Guard guard(*this);
-  if (stopped_ || !current_) return;
-  SendKeepAliveLocked(current_, [generation = current_->generation](AccountSession& self, Clock::time_point sent_at,
+  std::shared_ptr<Slot> current = pool_.current();
+  if (stopped_ || !current) return;
+  SendKeepAliveLocked(current, [generation = current->generation](AccountSession& self, Clock::time_point sent_at,
                                                                    Result<StormReply> reply) {
     self.OnKeepAliveReply(sent_at, generation, std::move(reply));
   });
@@ -48,8 +49,9 @@ void AccountSession::KeepAlive() {
 void AccountSession::OnKeepAliveReply(Clock::time_point sent_at, uint64_t generation, Result<StormReply> reply) {
   if (ClassifyReply(reply) == ReplyVerdict::kCredentialRefused) return TokenRejected(generation);
   Guard guard(*this);
-  if (stopped_ || !current_ || current_->generation != generation) return;
-  Status status = TakeGrantLocked(sent_at, reply, current_.get());
+  std::shared_ptr<Slot> current = pool_.current();
+  if (stopped_ || !current || current->generation != generation) return;
+  Status status = TakeGrantLocked(sent_at, reply, current.get());
   if (status.ok()) {
     backoff_.Reset();
     ScheduleTimersLocked();
@@ -59,7 +61,7 @@ void AccountSession::OnKeepAliveReply(Clock::time_point sent_at, uint64_t genera
   // The token still works until its deadline: try again soon, well before it.
   last_error_ = status.message();
   auto now = scheduler_.Now();
-  auto delay = std::min<Clock::duration>(backoff_.Next(), (current_->inactivity_deadline - now) / 3);
+  auto delay = std::min<Clock::duration>(backoff_.Next(), (current->inactivity_deadline - now) / 3);
   spdlog::warn("account {}: keep-alive failed: {}; retrying", account_.name, last_error_);
   timers_.push_back(AtLocked(now + std::max<Clock::duration>(delay, milliseconds(50)),
                              [](AccountSession& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mutex_) {
@@ -69,14 +71,14 @@ void AccountSession::OnKeepAliveReply(Clock::time_point sent_at, uint64_t genera
 
 void AccountSession::Renew() {
   Guard guard(*this);
-  if (stopped_ || !current_) return;
+  if (stopped_ || !pool_.current()) return;
   spdlog::info("account {}: obtaining a new token before the hard limit", account_.name);
   BeginLoginLocked(LoginKind::kRenewal);
 }
 
 void AccountSession::HardDeadlineReached(uint64_t generation) {
   Guard guard(*this);
-  if (stopped_ || !current_ || current_->generation != generation) return;
+  if (stopped_ || !pool_.current() || pool_.current()->generation != generation) return;
   if (MayLogInLocked()) {
     DropTokenLocked(login_in_flight_ ? AccountState::kStarting : AccountState::kUnreachable,
                     "the token reached its hard limit before a replacement was obtained");
@@ -89,7 +91,7 @@ void AccountSession::HardDeadlineReached(uint64_t generation) {
 
 void AccountSession::Warn(std::chrono::minutes before) {
   Guard guard(*this);
-  if (stopped_ || !current_) return;
+  if (stopped_ || !pool_.current()) return;
   warning_ = "the token of account " + account_.name + " expires in " + std::to_string(before.count()) +
              " min: run stormctl login " + account_.name;
   spdlog::warn("{}", warning_);
@@ -105,11 +107,11 @@ void AccountSession::Logout(std::function<void(Status)> done) {
     });
     return;
   }
-  if (!current_) {
+  if (!pool_.current()) {
     DeferLocked([done, name = account_.name] { done(FailedPrecondition("account " + name + " holds no token")); });
     return;
   }
-  auto slot = current_;
+  auto slot = pool_.current();
   DropTokenLocked(CanLogInUnattended() ? AccountState::kStarting : AccountState::kNeedsPasscode,
                   "logged out by an operator");
   auto self = shared_from_this();
@@ -117,10 +119,6 @@ void AccountSession::Logout(std::function<void(Status)> done) {
 }
 
 void AccountSession::ExpireUpstream(std::shared_ptr<Slot> slot, std::function<void(Status)> done) {
-  {
-    absl::MutexLock lock(&mutex_);
-    std::erase(retiring_, slot);
-  }
   auto self = shared_from_this();
   upstream_.Call(kExpireMethod, nlohmann::json::object(), {account_.username, slot->token},
                  [self, slot, done](Result<StormReply> reply) {
@@ -135,25 +133,22 @@ void AccountSession::RetireLocked(std::shared_ptr<Slot> slot) {
   if (role_ != TokenRole::kLead) return;  // expiring the fleet's tokens is the leader's job
   if (!fleet_) return RetireNowLocked(std::move(slot));
   // Other machines may start calls with it until they see its successor.
-  retiring_.push_back(slot);  // so that Stop still expires it
+  pool_.Hold(slot);  // so that Stop still expires it
   AtLocked(scheduler_.Now() + fleet_->RetireGrace(), [slot](AccountSession& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mutex_) {
-    std::erase(s.retiring_, slot);
+    s.pool_.Forget(slot);
     s.RetireNowLocked(slot);
   });
 }
 
 void AccountSession::RetireNowLocked(std::shared_ptr<Slot> slot) {
-  slot->retired = true;
-  if (slot->in_flight == 0) {
+  if (pool_.Retire(slot)) {  // otherwise Release expires it when its last call ends
     auto self = shared_from_this();
     DeferLocked([self, slot] { self->ExpireUpstream(slot); });
-  } else {
-    retiring_.push_back(std::move(slot));  // expired by Release when its last call ends
   }
 }
 
 void AccountSession::DropTokenLocked(AccountState next, const std::string& why) {
-  current_ = nullptr;
+  pool_.TakeCurrent();
   renew_at_.reset();
   warning_.clear();
   CancelTimersLocked();
@@ -164,8 +159,9 @@ void AccountSession::DropTokenLocked(AccountState next, const std::string& why) 
 void AccountSession::ScheduleTimersLocked() {
   CancelTimersLocked();
   renew_at_.reset();
-  if (!current_) return;
-  TimerPlan plan = PlanTimers(scheduler_.Now(), {current_->inactivity_deadline, current_->hard_deadline},
+  std::shared_ptr<Slot> current = pool_.current();
+  if (!current) return;
+  TimerPlan plan = PlanTimers(scheduler_.Now(), {current->inactivity_deadline, current->hard_deadline},
                               CanLogInUnattended(), account_.renew_before, UniformJitter);
   if (role_ != TokenRole::kLead) {
     // The leader renews; a follower keeps the token alive only when cut off
@@ -193,7 +189,7 @@ void AccountSession::ScheduleTimersLocked() {
     }));
   }
   timers_.push_back(
-      AtLocked(plan.hard_deadline, [generation = current_->generation](AccountSession& s)
+      AtLocked(plan.hard_deadline, [generation = current->generation](AccountSession& s)
                                        ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mutex_) {
                                          s.DeferLocked([&s, generation] { s.HardDeadlineReached(generation); });
                                        }));
