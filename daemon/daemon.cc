@@ -116,7 +116,7 @@ constexpr std::chrono::milliseconds kClientsLeave{6000};
 // refers only to those above it, so they are torn down in reverse.
 struct Daemon::Parts {
   explicit Parts(const Config& config)
-      : engine({config.upstream.ca_file, config.upstream.max_connections, config.upstream.max_response_bytes}),
+      : engine(EngineOptions(config)),
         upstream(engine, config.upstream),
         policy(std::make_shared<const Policy>(config.policy)),
         watches(policy),
@@ -131,6 +131,15 @@ struct Daemon::Parts {
         http(core, connections, config.limits),
         metrics_endpoint([this] { return metrics.Collect().Text(); },
                          [this](const Caller& caller) { return policy.Get()->AdmitsMetrics(caller); }, audit) {}
+
+  static HttpEngine::Options EngineOptions(const Config& config) {
+    HttpEngine::Options options{config.upstream.ca_file, config.upstream.max_connections,
+                                config.upstream.max_response_bytes};
+    for (const auto& [name, account] : config.accounts) {
+      if (account.max_connections > 0) options.account_connections[name] = account.max_connections;
+    }
+    return options;
+  }
 
   static std::vector<std::string> AccountNames(const Config& config) {
     std::vector<std::string> names;
@@ -174,6 +183,7 @@ Status Daemon::Start() {
   parts_ = std::make_unique<Parts>(config_);
   Parts& p = *parts_;
   if (!p.audit_failure.ok()) return p.audit_failure;
+  p.engine.SetMeter(&p.metrics);
   if (Status started = p.engine.Start(); !started.ok()) return started;
   if (!config_.state_dir.empty()) {
     auto opened = FileTokenStore::Open(config_.state_dir);

@@ -4,6 +4,7 @@
 // Result<T> holds a T or a non-OK Status. Neither throws.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <utility>
@@ -34,10 +35,18 @@ class Status {
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }
   const std::string& message() const { return message_; }
+  // When trying again makes sense (an upstream that asked to slow down);
+  // the doors pass it on (Retry-After, grpc-retry-pushback-ms).
+  std::optional<std::chrono::milliseconds> retry_after() const { return retry_after_; }
+  Status&& WithRetryAfter(std::chrono::milliseconds after) && {
+    retry_after_ = after;
+    return std::move(*this);
+  }
 
  private:
   StatusCode code_ = StatusCode::kOk;
   std::string message_;
+  std::optional<std::chrono::milliseconds> retry_after_;
 };
 
 inline Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }

@@ -140,7 +140,7 @@ CallAdmission ConnectionTable::BeginCall(int fd) {
   } else {
     ++connection.calls;
     ++usage.calls;
-    admission.ticket = std::make_shared<const CallTicket>(*this, connection.id, connection.caller);
+    admission.ticket = std::make_shared<const CallTicket>(*this, connection.id, connection.caller, connection.gone);
   }
   return admission;
 }
@@ -209,6 +209,7 @@ void ConnectionTable::RemoveLocked(int fd, bool end_socket) {
   Connection& connection = found->second;
   if (end_socket) shutdown(connection.watch_fd, SHUT_RDWR);  // the door sees the end too
   close(connection.watch_fd);  // and with it, its epoll registration
+  connection.gone->store(true, std::memory_order_relaxed);  // its calls still in line leave it
   fd_of_.erase(connection.id);
   // Calls still in flight keep their place in the uid's count until they end.
   ReleaseUsageLocked(connection.uid, 1, 0);

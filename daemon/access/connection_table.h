@@ -38,17 +38,21 @@ class ConnectionTable;
 // of a call to its end (when the last copy of the pointer goes).
 class CallTicket {
  public:
-  CallTicket(ConnectionTable& table, uint64_t connection, Caller caller)
-      : table_(table), connection_(connection), caller_(std::move(caller)) {}
+  CallTicket(ConnectionTable& table, uint64_t connection, Caller caller,
+             std::shared_ptr<const std::atomic<bool>> gone)
+      : table_(table), connection_(connection), caller_(std::move(caller)), gone_(std::move(gone)) {}
   ~CallTicket();
   CallTicket(const CallTicket&) = delete;
   CallTicket& operator=(const CallTicket&) = delete;
   const Caller& caller() const { return caller_; }
+  // Set once the call's connection has ended (the caller hung up).
+  const std::shared_ptr<const std::atomic<bool>>& gone() const { return gone_; }
 
  private:
   ConnectionTable& table_;
   const uint64_t connection_;
   const Caller caller_;
+  const std::shared_ptr<const std::atomic<bool>> gone_;
 };
 
 // What BeginCall decided: a ticket, or why not (with the caller when known,
@@ -125,6 +129,7 @@ class ConnectionTable {
     size_t calls = 0;
     bool requested = false;  // a complete request has arrived
     std::chrono::steady_clock::time_point last_active;
+    std::shared_ptr<std::atomic<bool>> gone = std::make_shared<std::atomic<bool>>(false);  // set when it ends
   };
   struct Usage {
     size_t connections = 0;

@@ -53,6 +53,14 @@ int Policy::Admits(const Caller& caller, const std::string& account, const std::
   return 0;
 }
 
+uint32_t Policy::ShareOf(const Caller& caller, const std::string& account) const {
+  uint32_t share = 1;
+  for (const PolicyRule& rule : rules_) {
+    if (MatchesPrincipal(rule, caller) && MatchesAccount(rule, account)) share = std::max(share, rule.share);
+  }
+  return share;
+}
+
 bool Policy::AdmitsAccount(const Caller& caller, const std::string& account) const {
   return std::any_of(rules_.begin(), rules_.end(), [&](const PolicyRule& rule) {
     return MatchesPrincipal(rule, caller) && MatchesAccount(rule, account);

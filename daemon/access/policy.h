@@ -34,6 +34,10 @@ class Policy {
   // Whether some rule with metrics: true names the caller (metrics.listen
   // answers only them: the metrics name every account and method in use).
   bool AdmitsMetrics(const Caller& caller) const;
+  // The caller's weight in the line for the API when it uses the account:
+  // the largest share of the rules that name it for the account (1 when
+  // none sets one).
+  uint32_t ShareOf(const Caller& caller, const std::string& account) const;
 
  private:
   static bool MatchesPrincipal(const PolicyRule& rule, const Caller& caller);

@@ -170,6 +170,7 @@ Result<Target> BrokerCore::Authorize(Request& request, const std::string& accoun
   }
   record.decision = Decision::kAllow;
   record.rule_line = rule_line;
+  found->share = policy->ShareOf(caller, found->account);
   return found;
 }
 
@@ -208,6 +209,10 @@ void BrokerCore::Call(Request request, const Target& target, CallArgs args,
                       std::function<void(Result<ApiOutcome>)> done) {
   // Shared: std::function needs a copy, and the request is move-only.
   auto held = std::make_shared<Request>(std::move(request));
+  Lane lane;
+  lane.uid = held->caller().uid;
+  lane.weight = target.share;
+  lane.abandoned = held->ticket()->gone();
   target.session->Call(
       args.method, args.params, args.deadline,
       [this, held, done = std::move(done)](Result<ApiOutcome> outcome) mutable {
@@ -221,7 +226,7 @@ void BrokerCore::Call(Request request, const Target& target, CallArgs args,
         held.reset();  // the caller may start its next call at once
         done(std::move(outcome));
       },
-      args.version);
+      args.version, std::move(lane));
 }
 
 Status BrokerCore::Refuse(Request& request, Decision decision, Status why) {

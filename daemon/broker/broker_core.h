@@ -51,6 +51,7 @@ enum class Permission {
 struct Target {
   std::string account;
   std::shared_ptr<AccountSession> session;
+  uint32_t share = 1;  // the caller's weight in the line for the API (policy)
 };
 
 // A call for the account session, checked.

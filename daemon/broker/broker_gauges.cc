@@ -72,6 +72,20 @@ void AddBrokerGauges(Metrics& metrics, const AccountSessions& sessions, const Ht
                      const Fleet* fleet) {
   if (fleet) metrics.AddCollector([&sessions, fleet](Exposition& out) { AddFleetGauges(out, sessions, *fleet); });
   metrics.AddCollector([&sessions](Exposition& out) { AddAccountGauges(out, sessions); });
+  metrics.AddCollector([&sessions, &engine](Exposition& out) {
+    MetricFamily& waiting = out.Family("stormbroker_upstream_queue_calls", "gauge",
+                                       "Callers' requests waiting in line for an upstream connection, by account");
+    MetricFamily& busy = out.Family("stormbroker_upstream_account_connections_busy", "gauge",
+                                    "Upstream connections carrying a request of the account now");
+    MetricFamily& paused = out.Family("stormbroker_upstream_paused", "gauge",
+                                      "1 while the Storm API has asked the broker to slow down for the account");
+    for (const auto& [name, session] : sessions) {
+      HttpEngine::AccountLoad load = engine.CurrentLoad(name);
+      waiting.samples.push_back({"", {{"account", name}}, static_cast<double>(load.waiting)});
+      busy.samples.push_back({"", {{"account", name}}, static_cast<double>(load.busy)});
+      paused.samples.push_back({"", {{"account", name}}, load.paused_until ? 1.0 : 0.0});
+    }
+  });
   metrics.AddCollector([&engine, &connections, &audit](Exposition& out) {
     HttpEngine::Load load = engine.CurrentLoad();
     out.AddSingle("stormbroker_upstream_connections_busy", "gauge", "Upstream connections carrying a request now",

@@ -122,6 +122,10 @@ struct AccountConfig {
   // but at most once per this interval (a flapping upstream or a forged
   // answer must not cause login storms or lock the account).
   std::chrono::milliseconds relogin_interval{60'000};
+  // At most this many of the account's requests at the API at once (0: as
+  // many as upstream.max_connections allows), so accounts cannot starve
+  // each other.
+  size_t max_connections = 0;
 
   AccountConfig Clone() const;
   // Holds what a login takes (fleet mode lets a machine leave it out and
@@ -143,6 +147,7 @@ struct PolicyRule {
   bool admin = false;                 // may Login and Logout the rule's accounts
   bool token_export = false;          // may read the token itself (GetToken)
   bool metrics = false;               // may read the metrics endpoint (metrics.listen)
+  uint32_t share = 1;                 // the caller's weight in the line for the API (the largest of its rules')
 
   bool operator==(const PolicyRule&) const = default;
 };

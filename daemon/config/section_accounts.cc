@@ -47,10 +47,6 @@ void ReadTotpKey(const YAML::Node& node, const std::string& file, AccountConfig&
   into.totp_key = Secret(std::move(key).value());
 }
 
-auto Lasting(std::chrono::milliseconds low, std::chrono::milliseconds high) {
-  return [=](const YAML::Node& node, const std::string& path) { return Duration(node, path, low, high); };
-}
-
 }  // namespace
 
 const Keys<AccountConfig>& AccountKeys() {
@@ -104,6 +100,7 @@ const Keys<AccountConfig>& AccountKeys() {
       Field("renew_before", &AccountConfig::renew_before, Lasting(seconds(1), hours(11)), "1h"),
       Field("expire_on_shutdown", &AccountConfig::expire_on_shutdown, Boolean, "false"),
       Field("relogin_interval", &AccountConfig::relogin_interval, Lasting(seconds(1), hours(1)), "5m"),
+      Field("max_connections", &AccountConfig::max_connections, Counted(1, 1024, "connections"), "2"),
   };
   return keys;
 }
@@ -146,7 +143,7 @@ AccountConfig ParseAccount(const std::string& name, const YAML::Node& key, const
 PolicyRule ParseRule(const YAML::Node& node, const std::set<std::string>& account_names) {
   RequireMap(node, "each policy rule");
   RejectUnknownKeys(node, "policy rule",
-                    {"uids", "users", "groups", "accounts", "methods", "admin", "token_export", "metrics"});
+                    {"uids", "users", "groups", "accounts", "methods", "admin", "token_export", "metrics", "share"});
   PolicyRule rule;
   rule.line = LineOf(node);
   if (node["uids"]) {
@@ -181,6 +178,7 @@ PolicyRule ParseRule(const YAML::Node& node, const std::set<std::string>& accoun
     Fail(node, "a policy rule must name who it admits with uids:, users: or groups:");
   }
   rule.metrics = node["metrics"] && Boolean(node["metrics"], "metrics");
+  if (node["share"]) rule.share = static_cast<uint32_t>(Count(node["share"], "share", 1, 1000, "calls a turn"));
   bool grants_accounts = node["methods"] || node["admin"] || node["token_export"];
   if (rule.metrics && !grants_accounts && !node["accounts"]) return rule;  // a scraper's rule
   if (!node["accounts"]) Fail(node, "a policy rule must list accounts: (names, or \"*\" for all)");

@@ -9,20 +9,6 @@
 #include "config/sections.h"
 
 namespace stormbroker::config {
-namespace {
-
-// A Count or ByteSize reader with fixed bounds.
-auto Counted(unsigned long low, unsigned long high, const char* unit) {
-  return [=](const YAML::Node& node, const std::string& path) -> size_t { return Count(node, path, low, high, unit); };
-}
-auto Sized(size_t low, size_t high) {
-  return [=](const YAML::Node& node, const std::string& path) { return ByteSize(node, path, low, high); };
-}
-auto Lasting(std::chrono::milliseconds low, std::chrono::milliseconds high) {
-  return [=](const YAML::Node& node, const std::string& path) { return Duration(node, path, low, high); };
-}
-
-}  // namespace
 
 const Keys<UpstreamConfig>& UpstreamKeys() {
   using std::chrono::milliseconds;

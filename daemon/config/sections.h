@@ -10,8 +10,20 @@
 
 #include "config/config.h"
 #include "config/config_keys.h"
+#include "config/yaml_reader.h"
 
 namespace stormbroker::config {
+
+// Readers of a key's value within fixed bounds, for the tables.
+inline auto Counted(unsigned long low, unsigned long high, const char* unit) {
+  return [=](const YAML::Node& node, const std::string& path) -> size_t { return Count(node, path, low, high, unit); };
+}
+inline auto Sized(size_t low, size_t high) {
+  return [=](const YAML::Node& node, const std::string& path) { return ByteSize(node, path, low, high); };
+}
+inline auto Lasting(std::chrono::milliseconds low, std::chrono::milliseconds high) {
+  return [=](const YAML::Node& node, const std::string& path) { return Duration(node, path, low, high); };
+}
 
 // The top level: every section, and state_dir, shutdown_timeout, policy.
 const Keys<Config>& TopLevelKeys();

@@ -85,6 +85,8 @@ Metrics::Metrics(const std::vector<std::string>& accounts) {
   for (const std::string& account : accounts) {
     call_seconds_[account];
     upstream_seconds_[account];
+    wait_seconds_[account];
+    pauses_[{account}];
   }
 }
 
@@ -136,6 +138,18 @@ void Metrics::Upstream(const std::string& account, std::chrono::steady_clock::du
   }
 }
 
+void Metrics::Waited(const std::string& account, std::chrono::steady_clock::duration waited) {
+  absl::MutexLock lock(&mutex_);
+  auto histogram = wait_seconds_.find(account);
+  if (histogram != wait_seconds_.end()) histogram->second.Observe(std::chrono::duration<double>(waited).count());
+}
+
+void Metrics::Paused(const std::string& account) {
+  absl::MutexLock lock(&mutex_);
+  auto pauses = pauses_.find({account});
+  if (pauses != pauses_.end()) ++pauses->second;
+}
+
 void Metrics::AddCollector(std::function<void(Exposition&)> collect) { collectors_.push_back(std::move(collect)); }
 
 Exposition Metrics::Collect(const std::function<bool(const std::string& account)>& may_see) const {
@@ -158,6 +172,11 @@ Exposition Metrics::Collect(const std::function<bool(const std::string& account)
                "Time from a call's arrival at the broker to its answer, for calls policy allowed", call_seconds_);
     histograms("stormbroker_upstream_duration_seconds",
                "Time of each exchange of an API call with the upstream (a retried call has two)", upstream_seconds_);
+    histograms("stormbroker_upstream_queue_wait_seconds",
+               "Time an upstream request waited in line for a connection (the fair line), by account", wait_seconds_);
+    AddCounters(out, "stormbroker_upstream_pauses_total",
+                "Times the Storm API asked the broker to slow down (HTTP 429, or 503 with Retry-After), by account",
+                {"account"}, pauses_);
     AddCounters(out, "stormbroker_logins_total",
                 "Logins by account, credential spent (password, passcode, totp) and result (ok, refused, failed)",
                 {"account", "kind", "result"}, logins_);

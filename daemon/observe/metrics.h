@@ -21,6 +21,7 @@
 
 #include "observe/exposition.h"
 #include "tokens/account_meter.h"
+#include "upstream/http_engine.h"
 
 namespace stormbroker {
 
@@ -37,7 +38,7 @@ enum class CallOutcome {
 };
 const char* CallOutcomeName(CallOutcome outcome);
 
-class Metrics final : public AccountMeter {
+class Metrics final : public AccountMeter, public HttpEngine::LineMeter {
  public:
   static constexpr size_t kMaxMethodLabels = 256;
   // Upper bounds of the duration histograms, in seconds.
@@ -61,6 +62,10 @@ class Metrics final : public AccountMeter {
   void KeepAlive(const std::string& account, Reply reply) override ABSL_LOCKS_EXCLUDED(mutex_);
   void Upstream(const std::string& account, std::chrono::steady_clock::duration took) override
       ABSL_LOCKS_EXCLUDED(mutex_);
+  // HttpEngine::LineMeter
+  void Waited(const std::string& account, std::chrono::steady_clock::duration waited) override
+      ABSL_LOCKS_EXCLUDED(mutex_);
+  void Paused(const std::string& account) override ABSL_LOCKS_EXCLUDED(mutex_);
 
   // Adds gauges (or other families) read at scrape time. Call before the
   // first scrape; `collect` runs on the scraping thread.
@@ -84,6 +89,8 @@ class Metrics final : public AccountMeter {
   std::set<std::string> method_labels_ ABSL_GUARDED_BY(mutex_);
   std::map<std::string, Histogram> call_seconds_ ABSL_GUARDED_BY(mutex_);      // by account
   std::map<std::string, Histogram> upstream_seconds_ ABSL_GUARDED_BY(mutex_);  // by account
+  std::map<std::string, Histogram> wait_seconds_ ABSL_GUARDED_BY(mutex_);      // by account
+  std::map<Key, uint64_t> pauses_ ABSL_GUARDED_BY(mutex_);                     // account
   std::map<Key, uint64_t> logins_ ABSL_GUARDED_BY(mutex_);      // account, credential, result
   std::map<Key, uint64_t> renewals_ ABSL_GUARDED_BY(mutex_);    // account, result
   std::map<Key, uint64_t> keepalives_ ABSL_GUARDED_BY(mutex_);  // account, result

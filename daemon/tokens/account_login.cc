@@ -87,7 +87,8 @@ void AccountSession::SendLoginLocked(LoginKind kind, Secret passcode, std::funct
                          {self->account_.username, *password, code},
                          [self, kind, sent_at, done](Result<StormReply> reply) {
                            self->OnLoginReply(kind, sent_at, done, std::move(reply));
-                         });
+                         },
+                         CallOptions{.lane = self->UpkeepLane()});
   });
 }
 

@@ -102,15 +102,17 @@ void AccountSession::Stop(bool expire_tokens, std::function<void()> done) {
 
 void AccountSession::Call(const std::string& method, const nlohmann::json& params,
                           std::optional<Clock::time_point> deadline, std::function<void(Result<ApiOutcome>)> done,
-                          const std::string& version) {
-  CallWithRetry(method, version, params, deadline, /*may_retry=*/true, std::move(done));
+                          const std::string& version, Lane caller) {
+  caller.account = account_.name;
+  caller.upkeep = false;
+  CallWithRetry(method, version, params, deadline, std::move(caller), /*may_retry=*/true, std::move(done));
 }
 
 void AccountSession::CallWithRetry(const std::string& method, const std::string& version,
                                    const nlohmann::json& params, std::optional<Clock::time_point> deadline,
-                                   bool may_retry, std::function<void(Result<ApiOutcome>)> done) {
+                                   Lane lane, bool may_retry, std::function<void(Result<ApiOutcome>)> done) {
   auto self = shared_from_this();
-  AcquireToken([self, method, version, params, deadline, may_retry,
+  AcquireToken([self, method, version, params, deadline, lane, may_retry,
                 done = std::move(done)](Result<Lease> lease) mutable {
     if (!lease.ok()) {
       done(lease.status());
@@ -129,7 +131,7 @@ void AccountSession::CallWithRetry(const std::string& method, const std::string&
     auto sent_at = std::chrono::steady_clock::now();
     self->upstream_.Call(
         method, params, {self->account_.username, lease->token},
-        [self, method, version, params, deadline, may_retry, slot, sent_at,
+        [self, method, version, params, deadline, lane, may_retry, slot, sent_at,
          done = std::move(done)](Result<StormReply> reply) mutable {
           self->meter_.Upstream(self->account_.name, std::chrono::steady_clock::now() - sent_at);
           self->Release(slot);
@@ -138,11 +140,11 @@ void AccountSession::CallWithRetry(const std::string& method, const std::string&
             // One refusal is no proof the token is dead (a caller must not be
             // able to make the broker drop a good token): ask first.
             auto refused = std::make_shared<ApiOutcome>(std::move(reply->outcome));
-            self->ConfirmToken(slot, [self, method, version, params, deadline, slot, refused,
+            self->ConfirmToken(slot, [self, method, version, params, deadline, lane, slot, refused,
                                       done = std::move(done)](TokenCheck check) mutable {
               if (check == TokenCheck::kUnknown) return done(std::move(*refused));
               if (check == TokenCheck::kRejected) self->TokenRejected(slot->generation);
-              self->CallWithRetry(method, version, params, deadline, /*may_retry=*/false, std::move(done));
+              self->CallWithRetry(method, version, params, deadline, lane, /*may_retry=*/false, std::move(done));
             });
             return;
           }
@@ -160,7 +162,7 @@ void AccountSession::CallWithRetry(const std::string& method, const std::string&
           }
           done(std::move(reply->outcome));
         },
-        budget, version);
+        CallOptions{budget, version, lane});
   });
 }
 

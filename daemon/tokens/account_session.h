@@ -97,9 +97,10 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
   // `deadline` (the caller's, on the scheduler's clock) bounds the upstream
   // exchange too, so a caller that gave up does not leave a transfer running;
   // past it, DEADLINE_EXCEEDED. `version` is the API version to call
-  // (empty: upstream.url's).
+  // (empty: upstream.url's). `caller` is whose call it is in the line for
+  // the API (its account is set here).
   void Call(const std::string& method, const nlohmann::json& params, std::optional<Scheduler::Clock::time_point> deadline,
-            std::function<void(Result<ApiOutcome>)> done, const std::string& version = "")
+            std::function<void(Result<ApiOutcome>)> done, const std::string& version = "", Lane caller = {})
       ABSL_LOCKS_EXCLUDED(mutex_);
 
   // An operator's login. Prompt mode: logs in with `passcode`. Otherwise the
@@ -147,8 +148,15 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
 
   // --- calls (account_session.cc)
   void CallWithRetry(const std::string& method, const std::string& version, const nlohmann::json& params,
-                     std::optional<Clock::time_point> deadline, bool may_retry,
+                     std::optional<Clock::time_point> deadline, Lane lane, bool may_retry,
                      std::function<void(Result<ApiOutcome>)> done) ABSL_LOCKS_EXCLUDED(mutex_);
+  // The line's lane for the account's own requests: ahead of its callers'.
+  Lane UpkeepLane() const {
+    Lane lane;
+    lane.account = account_.name;
+    lane.upkeep = true;
+    return lane;
+  }
   void AcquireToken(LeaseCallback done) ABSL_LOCKS_EXCLUDED(mutex_);
   void Release(const std::shared_ptr<Slot>& slot) ABSL_LOCKS_EXCLUDED(mutex_);
   // Asks the API, with a keep-alive, whether `slot`'s token still works.

@@ -20,7 +20,8 @@ void AccountSession::SendKeepAliveLocked(const std::shared_ptr<Slot>& slot, Keep
                          [self, sent_at, on_reply](Result<StormReply> reply) {
                            self->meter_.KeepAlive(self->account_.name, MeterReply(reply));
                            on_reply(*self, sent_at, std::move(reply));
-                         });
+                         },
+                         CallOptions{.lane = self->UpkeepLane()});
   });
 }
 
@@ -126,7 +127,8 @@ void AccountSession::ExpireUpstream(std::shared_ptr<Slot> slot, std::function<vo
                    if (status.ok()) spdlog::info("account {}: expired a token upstream", self->account_.name);
                    else spdlog::warn("account {}: could not expire a token upstream: {}", self->account_.name, status.message());
                    if (done) done(status);
-                 });
+                 },
+                 CallOptions{.lane = UpkeepLane()});
 }
 
 void AccountSession::RetireLocked(std::shared_ptr<Slot> slot) {

@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 #include <absl/synchronization/mutex.h>
 
+#include "upstream/fair_line.h"
 #include "upstream/transfer.h"
 
 namespace stormbroker {
@@ -35,6 +36,31 @@ namespace {
 // answers in 200 ms) at a few hundred bytes each; the time in line still
 // counts against each call's timeout.
 constexpr size_t kMaxWaiting = 16384;
+
+// While requests wait, the line is looked over this often for callers that
+// gave up or ran out of time, who leave it then, unsent.
+constexpr std::chrono::milliseconds kLineSweep{25};
+// How long an account waits after an HTTP 429 without a Retry-After.
+constexpr std::chrono::seconds kDefaultSlowDown{1};
+
+using SteadyClock = std::chrono::steady_clock;
+
+// The API asked to slow down (429; 503 with a Retry-After): the request was
+// not processed, and may be sent again once the pause is over.
+bool AskedToSlowDown(const HttpResponse& response) {
+  return response.status == 429 || (response.status == 503 && response.retry_after);
+}
+
+Status SlowDown(const std::string& account, std::chrono::milliseconds left) {
+  return ResourceExhausted("the Storm API asked the broker to slow down for account " + account +
+                           ": try again in " + std::to_string((left.count() + 999) / 1000) + " s")
+      .WithRetryAfter(left);
+}
+
+std::chrono::system_clock::time_point ToWall(SteadyClock::time_point t) {
+  return std::chrono::system_clock::now() +
+         std::chrono::duration_cast<std::chrono::system_clock::duration>(t - SteadyClock::now());
+}
 
 // A callback owed to a caller, run once the engine's lock is released.
 struct Completion {
@@ -71,16 +97,18 @@ class HttpEngine::Impl {
     epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (epoll_fd_ < 0 || wake_fd_ < 0 || timer_fd_ < 0) {
+    line_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (epoll_fd_ < 0 || wake_fd_ < 0 || timer_fd_ < 0 || line_fd_ < 0) {
       return Internal(std::string("the upstream engine cannot create its event descriptors: ") + strerror(errno));
     }
-    for (int fd : {wake_fd_, timer_fd_}) {
+    for (int fd : {wake_fd_, timer_fd_, line_fd_}) {
       epoll_event event{};
       event.events = EPOLLIN;
       event.data.fd = fd;
       epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event);
     }
     absl::MutexLock lock(&mutex_);
+    for (const auto& [account, cap] : options_.account_connections) line_.SetCap(account, cap);
     multi_ = curl_multi_init();
     if (!multi_) return Internal("libcurl could not create a multi handle");
     // Reuse connections as much as the server allows; HTTP/2 multiplexes.
@@ -130,13 +158,42 @@ class HttpEngine::Impl {
     {
       absl::MutexLock lock(&mutex_);
       load.busy = active_.size();
-      load.waiting = waiting_.size();
+      load.waiting = line_.size();
     }
     absl::MutexLock lock(&queue_mutex_);
     load.waiting += queue_.size();
     load.refused = refused_.load(std::memory_order_relaxed);
     return load;
   }
+
+  AccountLoad CurrentLoad(const std::string& account) const ABSL_LOCKS_EXCLUDED(mutex_) {
+    absl::MutexLock lock(&mutex_);
+    AccountLoad load{line_.AtApi(account), line_.Waiting(account), std::nullopt};
+    if (auto until = line_.PausedUntil(account, SteadyClock::now())) load.paused_until = ToWall(*until);
+    return load;
+  }
+
+  std::vector<Waiter> Waiters() const ABSL_LOCKS_EXCLUDED(mutex_) {
+    std::map<uid_t, Waiter> by_uid;
+    auto now = SteadyClock::now();
+    {
+      absl::MutexLock lock(&mutex_);
+      line_.ForEach([&](const Lane& lane, const std::unique_ptr<Transfer>& transfer) {
+        if (lane.upkeep) return;
+        Waiter& waiter = by_uid[lane.uid];
+        waiter.uid = lane.uid;
+        ++waiter.waiting;
+        waiter.longest = std::max(waiter.longest,
+                                  std::chrono::duration_cast<std::chrono::milliseconds>(now - transfer->submitted));
+      });
+    }
+    std::vector<Waiter> waiters;
+    for (auto& [uid, waiter] : by_uid) waiters.push_back(waiter);
+    std::sort(waiters.begin(), waiters.end(), [](const Waiter& a, const Waiter& b) { return a.waiting > b.waiting; });
+    return waiters;
+  }
+
+  void SetMeter(LineMeter* meter) { meter_ = meter; }
 
   // Safe to call more than once.
   void Stop() {
@@ -156,10 +213,10 @@ class HttpEngine::Impl {
     idle_handles_.clear();
     if (multi_) curl_multi_cleanup(multi_);
     multi_ = nullptr;
-    for (int fd : {epoll_fd_, wake_fd_, timer_fd_}) {
+    for (int fd : {epoll_fd_, wake_fd_, timer_fd_, line_fd_}) {
       if (fd >= 0) close(fd);
     }
-    epoll_fd_ = wake_fd_ = timer_fd_ = -1;
+    epoll_fd_ = wake_fd_ = timer_fd_ = line_fd_ = -1;
   }
 
  private:
@@ -227,6 +284,14 @@ class HttpEngine::Impl {
             Drive(CURL_SOCKET_TIMEOUT, 0, completions);
             continue;
           }
+          if (fd == line_fd_) {
+            uint64_t expirations;
+            if (read(line_fd_, &expirations, sizeof expirations) < 0) continue;  // re-armed meanwhile
+            line_timer_at_.reset();
+            SweepLine(completions);
+            Drive(CURL_SOCKET_TIMEOUT, 0, completions);
+            continue;
+          }
           int flags = 0;
           if (events[i].events & EPOLLIN) flags |= CURL_CSELECT_IN;
           if (events[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
@@ -256,11 +321,7 @@ class HttpEngine::Impl {
       }
       // Finished transfers make room for waiting ones, which ask for their
       // timers at once (and so go round again).
-      while (!waiting_.empty() && active_.size() < options_.max_connections) {
-        std::unique_ptr<Transfer> next = std::move(waiting_.front());
-        waiting_.pop_front();
-        Begin(std::move(next), completions);
-      }
+      Pump(completions);
     } while (timeout_due_);
   }
 
@@ -310,57 +371,132 @@ class HttpEngine::Impl {
   void FailAll(const std::string& reason, Completions& completions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     for (auto& [easy, transfer] : active_) {
       Release(easy);
+      line_.Done(transfer->request.lane.account);
       completions.push_back({std::move(transfer->done), Unavailable(reason)});
     }
     active_.clear();
-    absl::MutexLock queue_lock(&queue_mutex_);
-    for (auto* line : {&waiting_, &queue_}) {
-      for (auto& transfer : *line) completions.push_back({std::move(transfer->done), Unavailable(reason)});
-      line->clear();
+    for (auto& entry : line_.RemoveIf([](const auto&) { return true; })) {
+      completions.push_back({std::move(entry.item->done), Unavailable(reason)});
     }
+    absl::MutexLock queue_lock(&queue_mutex_);
+    for (auto& transfer : queue_) completions.push_back({std::move(transfer->done), Unavailable(reason)});
+    queue_.clear();
   }
 
-  // Hands the transfer to libcurl, or puts it in line when libcurl has all
-  // it may have (the line only moves as transfers finish, so joining it
-  // needs no timer).
+  // Puts the transfer in line and sends what may go (at once, when the
+  // line was empty and a connection free). Refused at once: a full line,
+  // and a caller's request that could not outlast its account's pause.
   void Start(std::unique_ptr<Transfer> transfer, Completions& completions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
-    if (active_.size() < options_.max_connections) {
-      Begin(std::move(transfer), completions);
-    } else if (waiting_.size() < kMaxWaiting) {
-      waiting_.push_back(std::move(transfer));
-    } else {
+    if (line_.size() >= kMaxWaiting) {
       refused_.fetch_add(1, std::memory_order_relaxed);
       completions.push_back({std::move(transfer->done),
                              Unavailable("the upstream is saturated: " + std::to_string(kMaxWaiting) +
                                          " calls are already waiting for it; try again shortly")});
+      return;
     }
+    const Lane& lane = transfer->request.lane;
+    auto now = SteadyClock::now();
+    if (auto paused = line_.PausedUntil(lane.account, now); paused && !lane.upkeep && Expiry(*transfer) < *paused) {
+      completions.push_back({std::move(transfer->done), SlowDown(lane.account, Ms(*paused - now))});
+      return;
+    }
+    Lane in_line = lane;
+    line_.Push(std::move(in_line), std::move(transfer));
+    Pump(completions);
   }
 
+  // Sends waiting requests while connections are free and the line lets one go.
+  void Pump(Completions& completions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    auto now = SteadyClock::now();
+    while (active_.size() < options_.max_connections) {
+      auto entry = line_.Pop(now);
+      if (!entry) break;
+      Begin(std::move(entry->item), completions);
+    }
+    ArmLineTimer(now);
+  }
+
+  static SteadyClock::time_point Expiry(const Transfer& transfer) {
+    return transfer.submitted + transfer.request.timeout;
+  }
+  static std::chrono::milliseconds Ms(SteadyClock::duration d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d);
+  }
+
+  // Hands a transfer the line let go to libcurl; one that cannot go fails
+  // (and leaves its account's count at the API).
   void Begin(std::unique_ptr<Transfer> transfer, Completions& completions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    const Lane& lane = transfer->request.lane;
+    auto fail = [&](Status why) {
+      line_.Done(lane.account);
+      completions.push_back({std::move(transfer->done), std::move(why)});
+    };
+    if (lane.Abandoned()) return fail(Gone());
     // Time spent in line counts against the request's timeout.
-    auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                          transfer->submitted);
-    std::chrono::milliseconds left = transfer->request.timeout - waited;
-    if (left.count() <= 0) {
-      completions.push_back({std::move(transfer->done),
-                             Unavailable("upstream " + transfer->request.url + ": no connection came free within " +
-                                         std::to_string(transfer->request.timeout.count()) + " ms")});
-      return;
-    }
+    auto waited = SteadyClock::now() - transfer->submitted;
+    std::chrono::milliseconds left = transfer->request.timeout - Ms(waited);
+    if (left.count() <= 0) return fail(OutOfTime(*transfer));
+    if (meter_) meter_->Waited(lane.account, waited);
     CURL* easy = Acquire();
-    if (!easy) {
-      completions.push_back({std::move(transfer->done), Internal("libcurl could not create a handle")});
-      return;
-    }
+    if (!easy) return fail(Internal("libcurl could not create a handle"));
     ConfigureTransfer(easy, *transfer, options_, left);
     CURLMcode added = curl_multi_add_handle(multi_, easy);
     if (added != CURLM_OK) {
       curl_easy_cleanup(easy);
-      completions.push_back(
-          {std::move(transfer->done), Internal(std::string("libcurl refused a transfer: ") + curl_multi_strerror(added))});
-      return;
+      return fail(Internal(std::string("libcurl refused a transfer: ") + curl_multi_strerror(added)));
     }
     active_.emplace(easy, std::move(transfer));
+  }
+
+  static Status Gone() { return Unavailable("the caller left before its call was sent upstream"); }
+  static Status OutOfTime(const Transfer& transfer) {
+    return Unavailable("upstream " + transfer.request.url + ": no connection came free within " +
+                       std::to_string(transfer.request.timeout.count()) + " ms");
+  }
+
+  // Callers that gave up or ran out of time leave the line, unsent; so do
+  // those whose time ends before their account's pause does.
+  void SweepLine(Completions& completions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    auto now = SteadyClock::now();
+    auto gone = line_.RemoveIf([&](const FairLine<std::unique_ptr<Transfer>>::Entry& entry) {
+      if (entry.lane.Abandoned() || Expiry(*entry.item) <= now) return true;
+      auto paused = line_.PausedUntil(entry.lane.account, now);
+      return paused && !entry.lane.upkeep && Expiry(*entry.item) < *paused;
+    });
+    for (auto& [lane, transfer] : gone) {
+      Status why = lane.Abandoned()            ? Gone()
+                   : Expiry(*transfer) <= now ? OutOfTime(*transfer)
+                                              : SlowDown(lane.account, Ms(*line_.PausedUntil(lane.account, now) - now));
+      completions.push_back({std::move(transfer->done), std::move(why)});
+    }
+  }
+
+  // While requests wait, wakes the engine for the next sweep or the end of
+  // a pause, whichever comes first; a timer already set for then is kept.
+  void ArmLineTimer(SteadyClock::time_point now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    if (line_.size() == 0) return;  // a timer left set costs one harmless wake-up
+    SteadyClock::time_point want = now + kLineSweep;
+    if (auto end = line_.NextPauseEnd(now); end && *end < want) want = *end;
+    if (line_timer_at_ && *line_timer_at_ > now && *line_timer_at_ <= want) return;
+    auto in = std::max<SteadyClock::duration>(want - now, std::chrono::microseconds(100));
+    itimerspec when{};
+    when.it_value.tv_sec = std::chrono::duration_cast<std::chrono::seconds>(in).count();
+    when.it_value.tv_nsec = (std::chrono::duration_cast<std::chrono::nanoseconds>(in) % std::chrono::seconds(1)).count();
+    timerfd_settime(line_fd_, 0, &when, nullptr);
+    line_timer_at_ = want;
+  }
+
+  // An account's API asked to slow down: its callers' requests wait until
+  // `until` (logged, and counted, once per pause).
+  void PauseAccount(const std::string& account, long http_status, SteadyClock::time_point until)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    auto now = SteadyClock::now();
+    bool fresh = !line_.PausedUntil(account, now);
+    line_.Pause(account, until);
+    if (!fresh) return;
+    spdlog::warn("account {}: the Storm API asked to slow down (HTTP {}); its callers' calls wait {} ms", account,
+                 http_status, Ms(until - now).count());
+    if (meter_) meter_->Paused(account);
   }
 
   CURL* Acquire() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
@@ -388,7 +524,26 @@ class HttpEngine::Impl {
     long status = 0;
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
     Release(easy);
+    const Lane& lane = transfer->request.lane;
+    line_.Done(lane.account);
     Result<HttpResponse> outcome = TransferOutcome(*transfer, code, status, options_);
+    if (outcome.ok() && AskedToSlowDown(*outcome) && !lane.upkeep) {
+      // Not processed: the call waits out the pause in its place in line,
+      // if its caller's time allows. (Upkeep's own answer goes back as it
+      // came: the session retries it on its own schedule.)
+      auto now = SteadyClock::now();
+      auto until = now + outcome->retry_after.value_or(kDefaultSlowDown);
+      PauseAccount(lane.account, outcome->status, until);
+      if (Expiry(*transfer) < until) {
+        completions.push_back({std::move(transfer->done), SlowDown(lane.account, Ms(until - now))});
+        return;
+      }
+      transfer->ForgetAnswer();
+      Lane in_line = lane;
+      line_.PushFront(std::move(in_line), std::move(transfer));
+      SweepLine(completions);  // those who cannot wait that long hear it now
+      return;
+    }
     completions.push_back({std::move(transfer->done), std::move(outcome)});
   }
 
@@ -397,12 +552,15 @@ class HttpEngine::Impl {
   int epoll_fd_ = -1;
   int wake_fd_ = -1;   // tells the engine thread to take the queue, or to stop
   int timer_fd_ = -1;  // libcurl's next timeout
+  int line_fd_ = -1;   // the line's next sweep, or the end of a pause
+  LineMeter* meter_ = nullptr;
   mutable absl::Mutex mutex_;  // guards everything below, and every call into libcurl
   CURLM* multi_ ABSL_GUARDED_BY(mutex_) = nullptr;
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
   bool timeout_due_ ABSL_GUARDED_BY(mutex_) = false;  // libcurl asked for its timers to run now
   std::unordered_map<CURL*, std::unique_ptr<Transfer>> active_ ABSL_GUARDED_BY(mutex_);  // in libcurl's hands
-  std::deque<std::unique_ptr<Transfer>> waiting_ ABSL_GUARDED_BY(mutex_);  // in line for a place there
+  FairLine<std::unique_ptr<Transfer>> line_ ABSL_GUARDED_BY(mutex_);  // in line for a place there
+  std::optional<SteadyClock::time_point> line_timer_at_ ABSL_GUARDED_BY(mutex_);  // when line_fd_ fires
   std::vector<CURL*> idle_handles_ ABSL_GUARDED_BY(mutex_);
   // Transfers handed over while the engine is busy.
   mutable absl::Mutex queue_mutex_ ABSL_ACQUIRED_AFTER(mutex_);
@@ -421,5 +579,10 @@ void HttpEngine::Submit(HttpRequest request, HttpCallback done) {
 void HttpEngine::CancelAll(const std::string& reason) { impl_->CancelAll(reason); }
 void HttpEngine::Stop() { impl_->Stop(); }
 HttpEngine::Load HttpEngine::CurrentLoad() const { return impl_->CurrentLoad(); }
+HttpEngine::AccountLoad HttpEngine::CurrentLoad(const std::string& account) const {
+  return impl_->CurrentLoad(account);
+}
+std::vector<HttpEngine::Waiter> HttpEngine::Waiters() const { return impl_->Waiters(); }
+void HttpEngine::SetMeter(LineMeter* meter) { impl_->SetMeter(meter); }
 
 }  // namespace stormbroker

@@ -7,11 +7,14 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "secret/secret.h"
+#include "upstream/lane.h"
 #include "util/status.h"
 
 namespace stormbroker {
@@ -26,6 +29,7 @@ struct HttpRequest {
   std::string passcode_header;
   Secret passcode;
   std::chrono::milliseconds timeout{30'000};
+  Lane lane;  // whose it is, for the line (upstream/fair_line.h)
 };
 
 struct HttpResponse {
@@ -33,6 +37,8 @@ struct HttpResponse {
   std::string body;
   // The server's clock from the Date header (seconds since the epoch), if sent.
   std::optional<long long> server_time;
+  // How long the server asked us to wait (Retry-After), if it did.
+  std::optional<std::chrono::milliseconds> retry_after;
 };
 
 // Called exactly once per request, on the engine thread or inside a call to
@@ -48,12 +54,15 @@ class HttpEngine {
   struct Options {
     std::string ca_file;  // empty: system CAs. Peer and host verification stay on.
     // Transfers in libcurl's hands at once, one connection each; the rest
-    // wait in line (up to 16,384, then UNAVAILABLE at once), and time in
-    // line counts against a request's timeout.
+    // wait in a fair line (upstream/fair_line.h; up to 16,384, then
+    // UNAVAILABLE at once), and time in line counts against a request's
+    // timeout.
     size_t max_connections = 64;
     // The largest response body read; a bigger one fails the request
     // (UNAVAILABLE) as soon as it is seen, without holding it.
     size_t max_response_bytes = 32 << 20;
+    // The accounts with a cap of their own (accounts.NAME.max_connections).
+    std::map<std::string, size_t> account_connections = {};
   };
 
   explicit HttpEngine(Options options);
@@ -70,6 +79,16 @@ class HttpEngine {
   void CancelAll(const std::string& reason);
   void Stop();
 
+  // Told of each request that waited in line (time from Submit to being
+  // sent), and of each pause an account's API asked for. Set before Start.
+  class LineMeter {
+   public:
+    virtual ~LineMeter() = default;
+    virtual void Waited(const std::string& account, std::chrono::steady_clock::duration waited) = 0;
+    virtual void Paused(const std::string& account) = 0;
+  };
+  void SetMeter(LineMeter* meter);
+
   // How loaded the engine is now, for the metrics.
   struct Load {
     size_t busy = 0;       // transfers in libcurl's hands (one connection each)
@@ -77,6 +96,21 @@ class HttpEngine {
     uint64_t refused = 0;  // requests refused at once since the start: the line was full
   };
   Load CurrentLoad() const;
+  // One account's part of that, and the end of a pause its API asked for.
+  struct AccountLoad {
+    size_t busy = 0;
+    size_t waiting = 0;
+    std::optional<std::chrono::system_clock::time_point> paused_until;
+  };
+  AccountLoad CurrentLoad(const std::string& account) const;
+  // The callers waiting in line now, busiest first: per uid, how many
+  // requests and how long the oldest has waited.
+  struct Waiter {
+    uid_t uid = 0;
+    size_t waiting = 0;
+    std::chrono::milliseconds longest{0};
+  };
+  std::vector<Waiter> Waiters() const;
 
  private:
   class Impl;

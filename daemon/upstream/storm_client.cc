@@ -31,9 +31,9 @@ StormClient::StormClient(HttpEngine& engine, const UpstreamConfig& config)
       timeout_(config.timeout) {}
 
 void StormClient::Call(const std::string& method, const nlohmann::json& params, const Credentials& credentials,
-                       StormCallback done, std::chrono::milliseconds timeout, const std::string& version) {
+                       StormCallback done, CallOptions options) {
   HttpRequest request;
-  request.url = (version.empty() ? base_url_ : api_root_ + "/" + version) + "/" + method;
+  request.url = (options.version.empty() ? base_url_ : api_root_ + "/" + options.version) + "/" + method;
   request.body = EncodeEnvelope(params);
   request.username = credentials.username;
   request.credential = credentials.secret.Clone();
@@ -41,7 +41,8 @@ void StormClient::Call(const std::string& method, const nlohmann::json& params, 
     request.passcode_header = passcode_header_;
     request.passcode = credentials.passcode->Clone();
   }
-  request.timeout = timeout.count() > 0 ? std::min(timeout, timeout_) : timeout_;
+  request.timeout = options.timeout.count() > 0 ? std::min(options.timeout, timeout_) : timeout_;
+  request.lane = std::move(options.lane);
   engine_.Submit(std::move(request), [done = std::move(done)](Result<HttpResponse> response) {
     if (!response.ok()) {
       done(response.status());

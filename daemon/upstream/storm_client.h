@@ -45,19 +45,25 @@ struct Credentials {
   const Secret* passcode = nullptr;
 };
 
+// How one call goes: what bounds it, which version of the API, whose it is.
+struct CallOptions {
+  // Bounds the HTTP exchange below the configured upstream timeout (a
+  // caller with a deadline); zero means the configured one.
+  std::chrono::milliseconds timeout{0};
+  // The API version asked for (one word, e.g. "bleed"); empty means the one
+  // upstream.url names.
+  std::string version = {};
+  Lane lane;  // its place in the line (upstream/fair_line.h)
+};
+
 // The upstream as the token logic sees it. An interface so that unit tests can
 // script the API without a server.
 class StormUpstream {
  public:
   virtual ~StormUpstream() = default;
-  // `method` must already be validated (slash-separated words). `timeout`
-  // bounds the HTTP exchange below the configured upstream timeout (a caller
-  // with a deadline); zero means the configured one. `version` is the API
-  // version asked for (one word, e.g. "bleed"); empty means the one
-  // upstream.url names.
+  // `method` must already be validated (slash-separated words).
   virtual void Call(const std::string& method, const nlohmann::json& params, const Credentials& credentials,
-                    StormCallback done, std::chrono::milliseconds timeout = std::chrono::milliseconds(0),
-                    const std::string& version = "") = 0;
+                    StormCallback done, CallOptions options) = 0;
 };
 
 class StormClient : public StormUpstream {
@@ -65,7 +71,7 @@ class StormClient : public StormUpstream {
   StormClient(HttpEngine& engine, const UpstreamConfig& config);
 
   void Call(const std::string& method, const nlohmann::json& params, const Credentials& credentials,
-            StormCallback done, std::chrono::milliseconds timeout, const std::string& version) override;
+            StormCallback done, CallOptions options) override;
 
  private:
   HttpEngine& engine_;

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <algorithm>
 #include <ctime>
 #include <optional>
 #include <string_view>
@@ -33,13 +34,37 @@ std::optional<long long> ParseHttpDate(std::string_view value) {
   return last_time;
 }
 
+// The value of header `name:` (lower case, with the colon) on `line`, trimmed;
+// none when the line is another header.
+std::optional<std::string_view> HeaderValue(std::string_view line, std::string_view name) {
+  if (line.size() <= name.size() || strncasecmp(line.data(), name.data(), name.size()) != 0) return std::nullopt;
+  line.remove_prefix(name.size());
+  while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+  while (!line.empty() && (line.back() == '\r' || line.back() == '\n' || line.back() == ' ')) line.remove_suffix(1);
+  return line;
+}
+
 size_t OnHeader(char* data, size_t size, size_t count, void* user) {
+  auto* transfer = static_cast<Transfer*>(user);
   std::string_view line(data, size * count);
-  constexpr std::string_view kDate = "date:";
-  if (line.size() > kDate.size() && strncasecmp(line.data(), kDate.data(), kDate.size()) == 0) {
-    static_cast<Transfer*>(user)->response.server_time = ParseHttpDate(line.substr(kDate.size()));
-  }
+  if (auto date = HeaderValue(line, "date:")) transfer->response.server_time = ParseHttpDate(*date);
+  if (auto after = HeaderValue(line, "retry-after:")) transfer->retry_after.assign(after->substr(0, 64));
   return size * count;
+}
+
+// Retry-After: delta-seconds, or an HTTP date (counted from the answer's
+// own Date when it has one, so that a skewed clock does not matter).
+std::optional<std::chrono::milliseconds> ParseRetryAfter(const std::string& value,
+                                                         std::optional<long long> server_time) {
+  if (value.empty()) return std::nullopt;
+  if (value.find_first_not_of("0123456789") == std::string::npos) {
+    if (value.size() > 9) return std::nullopt;
+    return std::chrono::seconds(std::stoll(value));
+  }
+  time_t when = curl_getdate(value.c_str(), nullptr);
+  if (when <= 0) return std::nullopt;
+  long long now = server_time ? *server_time : static_cast<long long>(time(nullptr));
+  return std::chrono::seconds(std::max<long long>(when - now, 0));
 }
 
 }  // namespace
@@ -91,6 +116,7 @@ Result<HttpResponse> TransferOutcome(Transfer& transfer, CURLcode code, long sta
     return Unavailable("upstream " + transfer.request.url + ": " + detail);
   }
   transfer.response.status = status;
+  transfer.response.retry_after = ParseRetryAfter(transfer.retry_after, transfer.response.server_time);
   return std::move(transfer.response);
 }
 

@@ -20,11 +20,19 @@ struct Transfer {
   HttpRequest request;
   HttpCallback done;
   HttpResponse response;
+  std::string retry_after;  // the Retry-After header's value, as sent
   curl_slist* headers = nullptr;
   char error[CURL_ERROR_SIZE] = {};
 
-  ~Transfer() {
+  ~Transfer() { ForgetAnswer(); }
+  // Back to how it was before it was sent (to send it again).
+  void ForgetAnswer() {
     if (headers) curl_slist_free_all(headers);
+    headers = nullptr;
+    response = HttpResponse();
+    retry_after.clear();
+    body_too_large = false;
+    error[0] = 0;
   }
 };
 

@@ -21,9 +21,10 @@ struct RecordedCall {
 class FakeUpstream : public StormUpstream {
  public:
   void Call(const std::string& method, const nlohmann::json& params, const Credentials& credentials,
-            StormCallback done, std::chrono::milliseconds timeout, const std::string& version) override {
-    last_timeout = timeout;
-    last_version = version;
+            StormCallback done, CallOptions options) override {
+    last_timeout = options.timeout;
+    last_version = options.version;
+    last_lane = options.lane;
     absl::MutexLock lock(&mutex_);
     calls_.push_back({method, params, credentials.username, std::string(credentials.secret.Reveal()),
                       credentials.passcode ? std::string(credentials.passcode->Reveal()) : "", std::move(done)});
@@ -62,6 +63,7 @@ class FakeUpstream : public StormUpstream {
  public:
   std::chrono::milliseconds last_timeout{0};
   std::string last_version;
+  Lane last_lane;
 };
 
 }  // namespace stormbroker::testing
