@@ -212,7 +212,9 @@ void BrokerCore::Call(Request request, const Target& target, CallArgs args,
   Lane lane;
   lane.uid = held->caller().uid;
   lane.weight = target.share;
-  lane.abandoned = held->ticket()->gone();
+  lane.abandoned = [gone = held->ticket()->gone(), cancelled = std::move(args.cancelled)] {
+    return gone->load(std::memory_order_relaxed) || (cancelled && cancelled());
+  };
   target.session->Call(
       args.method, args.params, args.deadline,
       [this, held, done = std::move(done)](Result<ApiOutcome> outcome) mutable {

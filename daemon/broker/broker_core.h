@@ -60,6 +60,9 @@ struct CallArgs {
   std::string version;  // the API version (empty: upstream.url's)
   nlohmann::json params = nlohmann::json::object();
   std::optional<Scheduler::Clock::time_point> deadline;
+  // The door's word that the caller cancelled this call (its connection
+  // ending is seen by the core itself); empty when the door cannot tell.
+  std::function<bool()> cancelled = {};
 };
 
 class BrokerCore {

@@ -4,9 +4,8 @@
 
 #include <sys/types.h>
 
-#include <atomic>
 #include <cstdint>
-#include <memory>
+#include <functional>
 #include <string>
 
 namespace stormbroker {
@@ -21,11 +20,13 @@ struct Lane {
   // The account's own keep-alive, login, renewal or expiry: first in line,
   // and sent while the account's callers wait out a pause.
   bool upkeep = false;
-  // Set once the caller has gone (its connection ended): a request still in
-  // line leaves it unsent. May be null.
-  std::shared_ptr<const std::atomic<bool>> abandoned;
+  // True once the caller has given up (its connection ended, it cancelled
+  // the call): a request still in line leaves it unsent. Asked on the
+  // engine's thread while the request waits, so it must be cheap and must
+  // not block. May be empty (never gives up).
+  std::function<bool()> abandoned;
 
-  bool Abandoned() const { return abandoned && abandoned->load(std::memory_order_relaxed); }
+  bool Abandoned() const { return abandoned && abandoned(); }
 };
 
 }  // namespace stormbroker

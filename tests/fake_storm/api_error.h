@@ -3,6 +3,7 @@
 // full_message) and the class's extra keys, with an HTTP status.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -15,6 +16,9 @@ struct Reply {
   std::string encoding = "json";  // "json" or "yaml": how the front renders `body`
   bool reset = false;             // drop the connection instead of answering
   long long delay_ms = 0;         // wait this long before answering
+  // A Retry-After header: seconds from now, sent as a number or an HTTP date.
+  std::optional<long long> retry_after_s = {};
+  bool retry_after_as_date = false;
 };
 
 // `error_class` without the "LW::Exception::" prefix, e.g. "API::InvalidMethod".

@@ -45,15 +45,22 @@ Reply Refused(const std::string& username, const std::string& message) {
   return ApiException(401, "Authorization", message, {{"username", username}});
 }
 
+Reply WithRetryAfter(Reply reply, const Fault& fault) {
+  reply.retry_after_s = fault.retry_after;
+  reply.retry_after_as_date = fault.retry_after_date;
+  return reply;
+}
+
 Reply FaultReply(const Fault& fault, const std::string& method) {
   switch (fault.kind) {
     case FaultKind::kStatus500:
       return ApiException(500, "API::Internal", "Internal Error", {{"public_message", "injected internal error"}});
     case FaultKind::kMaintenance:
-      return ApiException(503, "API::Maintenance", "The API is down for maintenance");
+      return WithRetryAfter(ApiException(503, "API::Maintenance", "The API is down for maintenance"), fault);
     case FaultKind::kRateLimit:
-      return ApiException(429, "API::RateLimit", "Rate limit exceeded",
-                          {{"account", "000000"}, {"ip", "127.0.0.1"}, {"method", method}});
+      return WithRetryAfter(ApiException(429, "API::RateLimit", "Rate limit exceeded",
+                                         {{"account", "000000"}, {"ip", "127.0.0.1"}, {"method", method}}),
+                            fault);
     case FaultKind::kRejectToken:
       return Refused("", "Authorization failed");
     case FaultKind::kReset:

@@ -35,7 +35,7 @@ std::optional<Fault> ParseFault(const nlohmann::json& spec, std::string* error) 
     return std::nullopt;
   }
   fault.kind = found->kind;
-  for (const char* key : {"count", "seconds", "delay_ms"}) {
+  for (const char* key : {"count", "seconds", "delay_ms", "retry_after"}) {
     if (spec.contains(key) && (!spec[key].is_number_integer() || spec[key].get<long long>() < 0)) {
       *error = std::string(key) + " must be a non-negative integer";
       return std::nullopt;
@@ -49,6 +49,14 @@ std::optional<Fault> ParseFault(const nlohmann::json& spec, std::string* error) 
   if (fault.kind == FaultKind::kDelay && fault.delay_ms == 0) {
     *error = "a delay needs delay_ms";
     return std::nullopt;
+  }
+  if (spec.contains("retry_after")) {
+    if (fault.kind != FaultKind::kRateLimit && fault.kind != FaultKind::kMaintenance) {
+      *error = "retry_after goes with rate_limit or maintenance";
+      return std::nullopt;
+    }
+    fault.retry_after = spec["retry_after"].get<long long>();
+    fault.retry_after_date = spec.value("retry_after_date", false);
   }
   fault.method = spec.value("method", "");
   std::transform(fault.method.begin(), fault.method.end(), fault.method.begin(), ::tolower);
@@ -70,11 +78,12 @@ std::optional<Fault> FaultPlan::Take(const std::string& method, const std::strin
   absl::MutexLock lock(&mutex_);
   auto now = std::chrono::steady_clock::now();
   std::erase_if(faults_, [&](const Fault& f) { return f.until && *f.until <= now; });
-  for (auto it = faults_.begin(); it != faults_.end(); ++it) {
+  // The newest first: a fault armed for one call overrides a window armed before.
+  for (auto it = faults_.rbegin(); it != faults_.rend(); ++it) {
     if (!it->method.empty() && it->method != method) continue;
     if (it->kind == FaultKind::kRejectToken && (token.empty() || (!it->token.empty() && it->token != token))) continue;
     Fault taken = *it;
-    if (it->count > 0 && --it->count == 0) faults_.erase(it);
+    if (it->count > 0 && --it->count == 0) faults_.erase(std::next(it).base());
     return taken;
   }
   return std::nullopt;
@@ -88,6 +97,7 @@ nlohmann::json FaultPlan::Describe() const {
     nlohmann::json item = {{"kind", FaultKindName(f.kind)}, {"count", f.count}};
     if (!f.method.empty()) item["method"] = f.method;
     if (f.delay_ms) item["delay_ms"] = f.delay_ms;
+    if (f.retry_after) item["retry_after"] = *f.retry_after;
     if (f.until) item["seconds_left"] = std::chrono::duration_cast<std::chrono::seconds>(*f.until - now).count();
     out.push_back(item);
   }

@@ -28,18 +28,22 @@ struct Fault {
   long long count = 1;  // how many calls it hits; 0 with a window: all calls in it
   std::optional<std::chrono::steady_clock::time_point> until;
   long long delay_ms = 0;
+  // rate_limit, maintenance: answer with Retry-After (seconds; as an HTTP
+  // date when retry_after_date).
+  std::optional<long long> retry_after;
+  bool retry_after_date = false;
 };
 
 // Parses a control request such as {"kind": "status500", "count": 2,
-// "method": "utilities/info/ping"} or {"kind": "delay", "delay_ms": 500,
-// "seconds": 10}. On error returns nothing and says why in `error`.
+// "method": "utilities/info/ping"}, {"kind": "delay", "delay_ms": 500,
+// "seconds": 10} or {"kind": "rate_limit", "retry_after": 2}. On error returns nothing and says why in `error`.
 std::optional<Fault> ParseFault(const nlohmann::json& spec, std::string* error);
 
 class FaultPlan {
  public:
   void Add(Fault fault);
   void Clear();
-  // The first fault that matches this call, used up by one.
+  // The newest fault that matches this call, used up by one.
   std::optional<Fault> Take(const std::string& method, const std::string& token);
   nlohmann::json Describe() const;
 

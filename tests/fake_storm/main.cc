@@ -161,6 +161,11 @@ void ServeApi(httplib::Server& server, Emulator& emulator, const std::string& pa
     res.status = reply.http_status;
     // The server's clock, so a client can read `expires` without clock skew.
     res.set_header("Date", HttpDate(emulator.Now()));
+    if (reply.retry_after_s) {
+      res.set_header("Retry-After", reply.retry_after_as_date
+                                        ? HttpDate(emulator.Now() + std::chrono::seconds(*reply.retry_after_s))
+                                        : std::to_string(*reply.retry_after_s));
+    }
     if (reply.encoding == "yaml") {
       res.set_content(stormbroker::RenderYaml(reply.body), "application/yaml");
     } else {

@@ -92,6 +92,7 @@ std::string Binary(const std::string& name) {
   if (name == "grpc_probe") return GRPC_PROBE;
   if (name == "hostile_helper") return HOSTILE_HELPER;
   if (name == "restart_under_callers") return RESTART_UNDER_CALLERS;
+  if (name == "line_caller") return LINE_CALLER;
   Die("unknown binary " + name);
 }
 

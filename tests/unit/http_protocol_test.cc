@@ -67,6 +67,28 @@ TEST(HttpProtocolTest, RefusalsComeInTheApisErrorShapeWithTheirHttpStatus) {
   EXPECT_EQ(yaml, "a: 1\n");
 }
 
+TEST(HttpProtocolTest, ASlowDownSaysWhenToComeBackInWholeSeconds) {
+  Reply reply = FromStatus(ResourceExhausted("slow down").WithRetryAfter(std::chrono::milliseconds(1200)));
+  EXPECT_EQ(reply.status, 429u);
+  EXPECT_EQ(reply.body["error_class"], "StormBroker::ResourceExhausted");
+  ASSERT_EQ(reply.headers.size(), 1u);
+  EXPECT_EQ(reply.headers[0], (std::pair<std::string, std::string>{"Retry-After", "2"}));
+  EXPECT_EQ(FromStatus(ResourceExhausted("x").WithRetryAfter(std::chrono::milliseconds(1))).headers[0].second, "1");
+  EXPECT_TRUE(FromStatus(ResourceExhausted("a limit of the caller's own")).headers.empty());
+}
+
+TEST(HttpProtocolTest, TheCallersTimeoutIsSecondsAboveZeroAndAtMostAnHour) {
+  EXPECT_EQ(ParseTimeout("")->has_value(), false);
+  EXPECT_EQ(**ParseTimeout("2.5"), std::chrono::milliseconds(2500));
+  EXPECT_EQ(**ParseTimeout("3600"), std::chrono::milliseconds(3600000));
+  for (const char* bad : {"0", "0.0", "3601", "-1", "1e3", "inf", "nan", "0x10", "1.2.3", " 1", "99999999999999"}) {
+    auto parsed = ParseTimeout(bad);
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(parsed.status().message().find("X-Stormbroker-Timeout"), std::string::npos);
+  }
+}
+
 TEST(HttpProtocolTest, TheTokenDanceIsRecognisedInAnyCaseAndAnswersAHandle) {
   EXPECT_EQ(TokenDanceOf("ACCOUNT/auth/Token"), TokenDance::kToken);
   EXPECT_EQ(TokenDanceOf("account/auth/expiretoken"), TokenDance::kExpireToken);

@@ -81,7 +81,8 @@ grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* conte
   if (!admitted) return reactor;
   auto target = core_.Screen(*admitted, request->account(), request->method());
   if (!target.ok()) return Finish(reactor, *admitted, target.status());
-  CallArgs args{request->method(), "", StructToJson(request->params()), std::nullopt};
+  CallArgs args{request->method(), "", StructToJson(request->params()), std::nullopt,
+                [context] { return context->IsCancelled(); }};
   if (Status checked = core_.CheckParams(*admitted, args.params); !checked.ok()) {
     return Finish(reactor, *admitted, checked);
   }
@@ -91,8 +92,12 @@ grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* conte
   }
   std::string account = target->account;
   core_.Call(std::move(*admitted), *target, std::move(args),
-             [reactor, response, account](Result<ApiOutcome> answer) {
+             [context, reactor, response, account](Result<ApiOutcome> answer) {
                if (!answer.ok()) {
+                 // gRPC's own name for "retry after": its retry policy honours it.
+                 if (auto after = answer.status().retry_after()) {
+                   context->AddTrailingMetadata("grpc-retry-pushback-ms", std::to_string(after->count()));
+                 }
                  reactor->Finish(ToGrpc(answer.status()));
                  return;
                }

@@ -99,6 +99,9 @@ void HttpDoor::Exchange::Start(std::string_view url, std::string_view method) {
     return Refuse(Decision::kInvalid, InvalidArgument("Invalid encoding: " + shown), http::InvalidEncoding(shown));
   }
   encoding_ = http_target_.encoding;
+  auto timeout = http::ParseTimeout(Header(connection_, http::kTimeoutHeader));
+  if (!timeout.ok()) return Refuse(Decision::kInvalid, timeout.status(), http::FromStatus(timeout.status()));
+  if (*timeout) deadline_ = std::chrono::steady_clock::now() + **timeout;
   size_t limit = door_.limits_.max_request_bytes;
   std::string_view length = Header(connection_, MHD_HTTP_HEADER_CONTENT_LENGTH);
   size_t announced = length.empty() ? 0 : std::strtoull(std::string(length).c_str(), nullptr, 10);
@@ -187,7 +190,7 @@ void HttpDoor::Exchange::Finish() {
   }
   at_core_ = true;
   MHD_suspend_connection(connection_);
-  CallArgs args{http_target_.method, http_target_.version, std::move(params).value(), std::nullopt};
+  CallArgs args{http_target_.method, http_target_.version, std::move(params).value(), deadline_};
   core_.Call(std::move(*request_), target_, std::move(args), [this](Result<ApiOutcome> answer) {
     reply_ = answer.ok() ? http::FromApi(*answer) : http::FromStatus(answer.status());
     MHD_resume_connection(connection_);  // the server sends the reply on its own thread

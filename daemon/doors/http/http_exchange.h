@@ -132,6 +132,7 @@ class HttpDoor::Exchange {
   http::TokenDance dance_ = http::TokenDance::kNone;
   Target target_;
   std::string encoding_ = "json";
+  std::optional<std::chrono::steady_clock::time_point> deadline_;  // the caller's, when it said one
   std::string body_;
   size_t reserved_ = 0;               // bytes of body_ reserved for the caller's uid
   std::optional<http::Reply> body_refusal_;  // the body went over a limit (and was dropped)

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 
 #include "encoding/document_bounds.h"
 #include "encoding/yaml_json.h"
@@ -71,6 +72,21 @@ Result<nlohmann::json> ParseParams(std::string_view body, std::string_view encod
   return std::move(params);
 }
 
+Result<std::optional<std::chrono::milliseconds>> ParseTimeout(std::string_view header) {
+  if (header.empty()) return std::optional<std::chrono::milliseconds>();
+  auto bad = [&] {
+    return InvalidArgument(std::string(kTimeoutHeader) + " must be the seconds the caller waits, above 0 and at most 3600 (e.g. 2.5)");
+  };
+  // Digits with at most one dot: strtod alone would take "1e3", "inf" and hex.
+  if (header.size() > 12 || std::count(header.begin(), header.end(), '.') > 1 ||
+      !std::all_of(header.begin(), header.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || c == '.'; })) {
+    return bad();
+  }
+  double seconds = std::strtod(std::string(header).c_str(), nullptr);
+  if (!(seconds > 0 && seconds <= 3600)) return bad();
+  return std::optional(std::chrono::milliseconds(std::max<long long>(1, static_cast<long long>(seconds * 1000))));
+}
+
 nlohmann::json ErrorBody(const std::string& error_class, const std::string& message, const nlohmann::json& extra) {
   nlohmann::json body = extra.is_object() ? extra : nlohmann::json::object();
   body["error_class"] = error_class;
@@ -85,8 +101,16 @@ Reply FromStatus(const Status& status) {
     case StatusCode::kPermissionDenied:
     case StatusCode::kUnauthenticated: return {403, ErrorBody("StormBroker::PermissionDenied", status.message()), {}};
     case StatusCode::kNotFound: return {404, ErrorBody("StormBroker::NotFound", status.message()), {}};
-    case StatusCode::kResourceExhausted:
-      return {429, ErrorBody("StormBroker::ResourceExhausted", status.message()), {}};
+    case StatusCode::kResourceExhausted: {
+      Reply reply{429, ErrorBody("StormBroker::ResourceExhausted", status.message()), {}};
+      if (auto after = status.retry_after()) {
+        // Retry-After counts whole seconds (RFC 9110 10.2.3): round up, never 0.
+        auto seconds = std::max<long long>(1, (after->count() + 999) / 1000);
+        reply.headers.emplace_back("Retry-After", std::to_string(seconds));
+        reply.body["retry_after"] = seconds;
+      }
+      return reply;
+    }
     case StatusCode::kFailedPrecondition: return {503, ErrorBody("StormBroker::NeedsLogin", status.message()), {}};
     case StatusCode::kUnavailable: return {503, ErrorBody("StormBroker::Unavailable", status.message()), {}};
     case StatusCode::kDeadlineExceeded:

@@ -7,6 +7,8 @@
 //   POST /VERSION/Group/Sub/method[.json|.yaml]   body {"params": {...}}
 #pragma once
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -30,6 +32,13 @@ struct Target {
 // NOT_FOUND for a path without a version the broker serves.
 Result<Target> ParseTarget(std::string_view url);
 bool IsKnownEncoding(std::string_view encoding);
+
+// How long the caller will wait for its answer, as the X-Stormbroker-Timeout
+// header says it (seconds, a decimal number above 0, at most an hour; as
+// curl's --max-time). HTTP has no standard for it; gRPC sends grpc-timeout.
+// An empty header: none said. INVALID_ARGUMENT for anything else.
+constexpr const char* kTimeoutHeader = "X-Stormbroker-Timeout";
+Result<std::optional<std::chrono::milliseconds>> ParseTimeout(std::string_view header);
 
 // The envelope's params (an object; none when the body, the envelope or its
 // params are empty or null), parsed within kRequestBounds. INVALID_ARGUMENT
