@@ -61,6 +61,7 @@ AccountInfo ToInfo(const v1::Account& account) {
   info.two_factor = account.two_factor();
   info.fleet_role = account.fleet_role();
   info.fleet_leader = account.fleet_leader();
+  if (account.has_paused_until()) info.paused_until = ToTimePoint(account.paused_until());
   return info;
 }
 
@@ -130,6 +131,10 @@ class GrpcClient : public Client {
       DaemonStatus::Fleet fleet{response.fleet().name(), response.fleet().connected(), response.fleet().detail(), {}};
       for (const auto& member : response.fleet().members()) fleet.members.push_back(member);
       out.fleet = std::move(fleet);
+    }
+    for (const v1::CallerLoad& load : response.callers()) {
+      out.callers.push_back({load.account(), load.uid(), load.at_api(), load.waiting(),
+                             std::chrono::milliseconds(load.longest_wait_ms())});
     }
     return out;
   }

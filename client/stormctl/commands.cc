@@ -92,7 +92,8 @@ int RunStatus(const Invocation& invocation) {
                           {"socket", invocation.socket_path},
                           {"uptime_seconds", uptime},
                           {"audit_records_dropped", status->audit_records_dropped},
-                          {"accounts", AccountsJson(status->accounts)}};
+                          {"accounts", AccountsJson(status->accounts)},
+                          {"callers", CallersJson(status->callers)}};
     if (status->fleet) {
       out["fleet"] = {{"name", status->fleet->name},
                       {"connected", status->fleet->connected},
@@ -117,6 +118,10 @@ int RunStatus(const Invocation& invocation) {
   }
   std::printf("\n");
   PrintAccountsTable(status->accounts);
+  if (!status->callers.empty()) {
+    std::printf("\n");
+    std::fputs(CallersTable(status->callers, status->callers.size()).c_str(), stdout);
+  }
   return kExitOk;
 }
 

@@ -1,6 +1,7 @@
 #include "stormctl/output.h"
 
 #include <algorithm>
+#include <pwd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -118,8 +119,52 @@ nlohmann::json AccountsJson(const std::vector<AccountInfo>& accounts) {
       list.back()["fleet_role"] = a.fleet_role;
       list.back()["fleet_leader"] = a.fleet_leader;
     }
+    if (a.paused_until) list.back()["paused_until"] = EpochSeconds(a.paused_until);
   }
   return list;
+}
+
+std::string PauseNote(const AccountInfo& account) {
+  if (!account.paused_until) return "";
+  return "the API asked to slow down: calls wait " + Until(account.paused_until);
+}
+
+namespace {
+
+// The uid's name here, or "-": stormctl may block on NSS; the daemon's
+// gRPC threads may not, so the daemon sends numbers.
+std::string UserOf(uint32_t uid) {
+  struct passwd entry {};
+  struct passwd* found = nullptr;
+  std::vector<char> buffer(16384);
+  if (getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found) == 0 && found) return found->pw_name;
+  return "-";
+}
+
+}  // namespace
+
+nlohmann::json CallersJson(const std::vector<client::DaemonStatus::CallerLoad>& callers) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& c : callers) {
+    list.push_back({{"account", c.account}, {"uid", c.uid}, {"user", UserOf(c.uid)}, {"at_api", c.at_api},
+                    {"waiting", c.waiting}, {"longest_wait_ms", c.longest_wait.count()}});
+  }
+  return list;
+}
+
+std::string CallersTable(const std::vector<client::DaemonStatus::CallerLoad>& callers, size_t most) {
+  char line[256];
+  std::snprintf(line, sizeof line, "%-16s %-8s %-16s %7s %8s %12s\n", "ACCOUNT", "UID", "USER", "AT-API", "WAITING",
+                "LONGEST-WAIT");
+  std::string out = line;
+  for (size_t i = 0; i < callers.size() && i < most; ++i) {
+    const auto& c = callers[i];
+    std::snprintf(line, sizeof line, "%-16s %-8u %-16s %7u %8u %11.1fs\n", ForOutput(c.account, 1).c_str(), c.uid,
+                  ForOutput(UserOf(c.uid), 1).c_str(), c.at_api, c.waiting,
+                  static_cast<double>(c.longest_wait.count()) / 1000);
+    out += line;
+  }
+  return out;
 }
 
 void PrintAccountsTable(const std::vector<AccountInfo>& accounts) {
@@ -128,7 +173,10 @@ void PrintAccountsTable(const std::vector<AccountInfo>& accounts) {
   std::printf("%-16s %-20s %-8s %-14s %-11s %-11s %-11s %s%s\n", "ACCOUNT", "USERNAME", "2FA", "STATE", "IDLE-LIMIT",
               "RENEWS-IN", "HARD-LIMIT", fleet ? "FLEET                " : "", "NOTE");
   for (const AccountInfo& a : accounts) {
-    std::string note = !a.warning.empty() ? a.warning : !a.last_error.empty() ? a.last_error : "-";
+    std::string note = a.paused_until      ? PauseNote(a)
+                       : !a.warning.empty() ? a.warning
+                       : !a.last_error.empty() ? a.last_error
+                                               : "-";
     if (fleet) {
       // "leader", or "follower of b1": who obtains this account's tokens.
       std::string role = a.fleet_role == "leader" || a.fleet_leader.empty() ? a.fleet_role

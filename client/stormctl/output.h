@@ -44,6 +44,11 @@ const char* StateHue(const std::string& state);
 
 nlohmann::json AccountsJson(const std::vector<client::AccountInfo>& accounts);
 void PrintAccountsTable(const std::vector<client::AccountInfo>& accounts);
+// "the API asked to slow down: calls wait 2s" while it does; empty otherwise.
+std::string PauseNote(const client::AccountInfo& account);
+// Who uses the API (status, top): as JSON, or a table of the `most` busiest.
+nlohmann::json CallersJson(const std::vector<client::DaemonStatus::CallerLoad>& callers);
+std::string CallersTable(const std::vector<client::DaemonStatus::CallerLoad>& callers, size_t most);
 void PrintEvent(const client::AccountEvent& event, const std::string& output);
 
 }  // namespace stormbroker::stormctl

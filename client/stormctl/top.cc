@@ -1,6 +1,7 @@
 // stormctl top: a live view of the accounts the caller may use, built from
 // two readings of the broker's metrics a second apart (rates and
-// percentiles over that second) and the account list (states, deadlines).
+// percentiles over that second) and the broker's status (states, deadlines,
+// pauses the API asked for, and the busiest callers with how long they wait).
 #include <poll.h>
 #include <termios.h>
 #include <unistd.h>
@@ -95,9 +96,12 @@ const std::set<std::string> kOk = {"ok"}, kApiError = {"api_error"},
                              kFailed = {"needs_login", "unavailable", "deadline"},
                              kRefused = {"denied", "invalid", "limited"};
 
-// One frame: a header line and a row per account.
-std::string Frame(const std::vector<client::AccountInfo>& accounts, const MetricsSnapshot& before,
-                  const MetricsSnapshot& after, double seconds, bool colour) {
+constexpr size_t kBusiestShown = 8;
+
+// One frame: a header line, a row per account, and the busiest callers.
+std::string Frame(const client::DaemonStatus& status, const MetricsSnapshot& before, const MetricsSnapshot& after,
+                  double seconds, bool colour) {
+  const std::vector<client::AccountInfo>& accounts = status.accounts;
   std::string out;
   char line[512];
   std::snprintf(line, sizeof line, "stormbroker top   callers connected: %.0f   upstream busy: %.0f, waiting: %.0f\n\n",
@@ -133,7 +137,9 @@ std::string Frame(const std::vector<client::AccountInfo>& accounts, const Metric
                   percentiles("stormbroker_call_duration_seconds").c_str(),
                   percentiles("stormbroker_upstream_duration_seconds").c_str());
     out += line;
+    if (account.paused_until) out += "  " + Paint(PauseNote(account), "33", colour) + "\n";
   }
+  if (!status.callers.empty()) out += "\n" + CallersTable(status.callers, kBusiestShown);
   return out;
 }
 
@@ -189,12 +195,12 @@ int RunTop(const Invocation& invocation) {
   for (long long shown = 0; frames < 0 || shown < frames; ++shown) {
     if (terminal ? QuitPressed(std::chrono::seconds(1)) : (usleep(1'000'000), false)) break;
     auto after = invocation.broker.GetMetrics();
-    auto accounts = invocation.broker.ListAccounts();
+    auto status = invocation.broker.GetStatus();
     if (!after.ok()) return ExitFor(after.error());
-    if (!accounts.ok()) return ExitFor(accounts.error());
+    if (!status.ok()) return ExitFor(status.error());
     Clock::time_point now = Clock::now();
     double seconds = std::max(0.001, std::chrono::duration<double>(now - read_at).count());
-    std::string frame = Frame(accounts.value(), before.value(), after.value(), seconds, terminal && UseColour(1));
+    std::string frame = Frame(status.value(), before.value(), after.value(), seconds, terminal && UseColour(1));
     // On a terminal: home and clear, then the frame; otherwise frames follow one another.
     std::fputs(terminal ? ("\033[H\033[2J" + frame + "\nq quits").c_str() : (frame + "\n").c_str(), stdout);
     std::fflush(stdout);

@@ -264,4 +264,8 @@ bool BrokerCore::MayUse(const Caller& caller, const std::string& account) const 
   return policy_.Get()->AdmitsAccount(caller, account);
 }
 
+bool BrokerCore::MayAdminister(const Caller& caller, const std::string& account) const {
+  return policy_.Get()->AdmitsAdmin(caller, account);
+}
+
 }  // namespace stormbroker

@@ -119,6 +119,8 @@ class BrokerCore {
 
   // Whether `caller` may know of `account` (lists, status, health, metrics).
   bool MayUse(const Caller& caller, const std::string& account) const;
+  // Whether `caller` administers `account` (may see who else uses it).
+  bool MayAdminister(const Caller& caller, const std::string& account) const;
   const AccountSessions& accounts() const { return accounts_; }
 
   // Shutdown, once the doors told their clients to go away: true once no

@@ -173,23 +173,32 @@ class HttpEngine::Impl {
     return load;
   }
 
-  std::vector<Waiter> Waiters() const ABSL_LOCKS_EXCLUDED(mutex_) {
-    std::map<uid_t, Waiter> by_uid;
+  std::vector<CallerLoad> Callers() const ABSL_LOCKS_EXCLUDED(mutex_) {
+    std::map<std::pair<std::string, uid_t>, CallerLoad> by_caller;
     auto now = SteadyClock::now();
+    auto of = [&](const Lane& lane) -> CallerLoad& {
+      CallerLoad& waiter = by_caller[{lane.account, lane.uid}];
+      waiter.account = lane.account;
+      waiter.uid = lane.uid;
+      return waiter;
+    };
     {
       absl::MutexLock lock(&mutex_);
+      for (const auto& [easy, transfer] : active_) {
+        if (!transfer->request.lane.upkeep) ++of(transfer->request.lane).at_api;
+      }
       line_.ForEach([&](const Lane& lane, const std::unique_ptr<Transfer>& transfer) {
         if (lane.upkeep) return;
-        Waiter& waiter = by_uid[lane.uid];
-        waiter.uid = lane.uid;
+        CallerLoad& waiter = of(lane);
         ++waiter.waiting;
-        waiter.longest = std::max(waiter.longest,
-                                  std::chrono::duration_cast<std::chrono::milliseconds>(now - transfer->submitted));
+        waiter.longest = std::max(waiter.longest, Ms(now - transfer->submitted));
       });
     }
-    std::vector<Waiter> waiters;
-    for (auto& [uid, waiter] : by_uid) waiters.push_back(waiter);
-    std::sort(waiters.begin(), waiters.end(), [](const Waiter& a, const Waiter& b) { return a.waiting > b.waiting; });
+    std::vector<CallerLoad> waiters;
+    for (auto& [caller, waiter] : by_caller) waiters.push_back(std::move(waiter));
+    std::sort(waiters.begin(), waiters.end(), [](const CallerLoad& a, const CallerLoad& b) {
+      return a.waiting + a.at_api > b.waiting + b.at_api;
+    });
     return waiters;
   }
 
@@ -582,7 +591,7 @@ HttpEngine::Load HttpEngine::CurrentLoad() const { return impl_->CurrentLoad(); 
 HttpEngine::AccountLoad HttpEngine::CurrentLoad(const std::string& account) const {
   return impl_->CurrentLoad(account);
 }
-std::vector<HttpEngine::Waiter> HttpEngine::Waiters() const { return impl_->Waiters(); }
+std::vector<HttpEngine::CallerLoad> HttpEngine::Callers() const { return impl_->Callers(); }
 void HttpEngine::SetMeter(LineMeter* meter) { impl_->SetMeter(meter); }
 
 }  // namespace stormbroker

@@ -103,14 +103,17 @@ class HttpEngine {
     std::optional<std::chrono::system_clock::time_point> paused_until;
   };
   AccountLoad CurrentLoad(const std::string& account) const;
-  // The callers waiting in line now, busiest first: per uid, how many
-  // requests and how long the oldest has waited.
-  struct Waiter {
+  // The callers of each account now, busiest first: per account and uid,
+  // the requests at the API and in line, and how long the oldest in line
+  // has waited. The account's own upkeep is not a caller.
+  struct CallerLoad {
+    std::string account;
     uid_t uid = 0;
+    size_t at_api = 0;
     size_t waiting = 0;
     std::chrono::milliseconds longest{0};
   };
-  std::vector<Waiter> Waiters() const;
+  std::vector<CallerLoad> Callers() const;
 
  private:
   class Impl;

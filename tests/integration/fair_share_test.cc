@@ -14,6 +14,7 @@
 namespace {
 
 using harness::Binary;
+using harness::JoinAtEnd;
 using namespace std::chrono_literals;
 
 constexpr const char* kPassword = "fair-share-pw-5Tk";
@@ -44,14 +45,6 @@ class LineCaller {
     return argv;
   }
   harness::Process process_;
-};
-
-// Joins `thread` however the test ends (a failed ASSERT returns early).
-struct JoinAtEnd {
-  std::thread& thread;
-  ~JoinAtEnd() {
-    if (thread.joinable()) thread.join();
-  }
 };
 
 double Median(std::vector<double> values) {
@@ -91,6 +84,12 @@ class FairShareTest : public harness::BrokerTest, public ::testing::WithParamInt
     return args;
   }
 
+  // stormctl status --output json, as root or `as`.
+  nlohmann::json Status(std::optional<uid_t> as = std::nullopt) const {
+    auto run = harness::RunCommand({Binary("stormctl"), "--socket", socket_, "status", "--output", "json"}, "", as);
+    return nlohmann::json::parse(run.out, nullptr, false);
+  }
+
   std::string http_socket_ = dir_.path() + "/run/http.sock";
 };
 
@@ -106,6 +105,16 @@ TEST_P(FairShareTest, OneUidsSixtyFourCallsInFlightDoNotMakeAnotherUidWait) {
   LineCaller heavy(dir_, kHeavy, Args(GetParam(), "Utilities/Info/ping", {"load", "64", "--seconds", "6"}));
   ASSERT_EQ(heavy.Line(), "started");
   std::this_thread::sleep_for(1s);  // the line is long now
+  // Who waits is shown to the account's administrators, and to each uid
+  // for itself alone.
+  nlohmann::json callers = Status()["callers"];
+  ASSERT_FALSE(callers.empty());
+  EXPECT_EQ(callers[0]["uid"], kHeavy) << callers.dump();
+  EXPECT_EQ(callers[0]["account"], "prod");
+  EXPECT_GT(callers[0]["waiting"].get<int>(), 40) << callers.dump();
+  EXPECT_EQ(callers[0]["at_api"], 4) << callers.dump();
+  EXPECT_GT(callers[0]["longest_wait_ms"].get<int>(), 500) << callers.dump();
+  EXPECT_EQ(Status(kLight)["callers"], nlohmann::json::array()) << "another uid's calls were shown to a non-admin";
   LineCaller light(dir_, kLight, Args(GetParam(), "Utilities/Info/ping", {"sequence", "8"}));
   nlohmann::json light_report = light.Report();
   nlohmann::json heavy_report = heavy.Report();
@@ -208,6 +217,8 @@ TEST_P(FairShareTest, ASlowDownFromTheApiPausesTheAccountAndWhoCanWaitIsServed) 
   long long lists = storm_->Count("storm/server/list", "token");
   long long keep_alives = storm_->Count("account/auth/token", "token");
   std::ofstream(go).put('\n');
+  nlohmann::json account = Status()["accounts"][0];
+  EXPECT_GT(account.value("paused_until", 0.0), 0.0) << "status does not show the pause: " << account.dump();
   std::this_thread::sleep_until(started + 1700ms);
   EXPECT_EQ(storm_->Count("storm/server/list", "token"), lists) << "a call reached the API during its pause";
   EXPECT_GT(storm_->Count("account/auth/token", "token"), keep_alives) << "the keep-alive waited out the pause";

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -172,6 +173,15 @@ void CopyTestCa(const std::string& into);
 // the calls that succeeded in `ok`.
 std::vector<std::string> Hammer(const Broker& broker, int clients, std::chrono::milliseconds duration,
                                 std::atomic<int>* ok, const std::function<void()>& meanwhile = [] {});
+
+// Joins `thread` however the test ends (a failed ASSERT returns early, and
+// a joinable thread's destructor would end the process).
+struct JoinAtEnd {
+  std::thread& thread;
+  ~JoinAtEnd() {
+    if (thread.joinable()) thread.join();
+  }
+};
 
 // What most end-to-end suites start from: a temporary directory, the
 // emulator with the user deploy-bot, and the daemon on DIR/run/broker.sock

@@ -84,6 +84,9 @@ struct AccountInfo {
   // machine that leads the account; empty outside fleet mode.
   std::string fleet_role;
   std::string fleet_leader;
+  // Set while the API has asked the broker to slow down for this account:
+  // when its callers' calls go again.
+  std::optional<std::chrono::system_clock::time_point> paused_until;
 };
 
 struct AccountEvent {
@@ -108,6 +111,16 @@ struct DaemonStatus {
     std::vector<std::string> members;
   };
   std::optional<Fleet> fleet;
+  // Who uses the API now, busiest first: every caller of the accounts this
+  // caller administers, and its own uid elsewhere.
+  struct CallerLoad {
+    std::string account;
+    uint32_t uid = 0;
+    uint32_t at_api = 0;   // sent to the API, not answered yet
+    uint32_t waiting = 0;  // in line for a connection to the API
+    std::chrono::milliseconds longest_wait{0};  // the oldest in line
+  };
+  std::vector<CallerLoad> callers;
 };
 
 // One sample of the broker's metrics, e.g. stormbroker_calls_total with

@@ -126,6 +126,7 @@ grpc::ServerUnaryReactor* BrokerService::ListAccounts(grpc::CallbackServerContex
   for (const auto& [name, session] : core_.accounts()) {
     if (core_.MayUse(admitted->caller(), name)) FillAccount(session->Snapshot(), response->add_accounts());
   }
+  AddPauses(response->mutable_accounts());
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -199,11 +200,31 @@ grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* 
     out->set_detail(fleet.detail);
     for (const auto& member : fleet.members) out->add_members(member);
   }
+  const Caller& caller = admitted->caller();
   for (const auto& [name, session] : core_.accounts()) {
-    if (core_.MayUse(admitted->caller(), name)) FillAccount(session->Snapshot(), response->add_accounts());
+    if (core_.MayUse(caller, name)) FillAccount(session->Snapshot(), response->add_accounts());
+  }
+  AddPauses(response->mutable_accounts());
+  // Another uid's use of an account is its administrators' business.
+  for (const HttpEngine::CallerLoad& load : engine_.Callers()) {
+    if (load.uid != caller.uid && !core_.MayAdminister(caller, load.account)) continue;
+    v1::CallerLoad* out = response->add_callers();
+    out->set_account(load.account);
+    out->set_uid(load.uid);
+    out->set_at_api(static_cast<uint32_t>(load.at_api));
+    out->set_waiting(static_cast<uint32_t>(load.waiting));
+    out->set_longest_wait_ms(static_cast<uint64_t>(load.longest.count()));
   }
   reactor->Finish(grpc::Status::OK);
   return reactor;
+}
+
+void BrokerService::AddPauses(google::protobuf::RepeatedPtrField<v1::Account>* accounts) const {
+  for (v1::Account& account : *accounts) {
+    if (auto paused = engine_.CurrentLoad(account.name()).paused_until) {
+      *account.mutable_paused_until() = ToTimestamp(*paused);
+    }
+  }
 }
 
 grpc::ServerUnaryReactor* BrokerService::GetMetrics(grpc::CallbackServerContext* context,

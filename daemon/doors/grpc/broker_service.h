@@ -13,15 +13,17 @@
 #include "doors/grpc/account_watch.h"
 #include "fleet/fleet.h"
 #include "observe/audit_log.h"
+#include "upstream/http_engine.h"
 #include "stormbroker/v1/broker.grpc.pb.h"
 
 namespace stormbroker {
 
 class BrokerService final : public v1::Broker::CallbackService {
  public:
+  // `engine` tells who waits for the API (status).
   BrokerService(BrokerCore& core, AccountWatchHub& watches, AuditLog& audit, const Metrics& metrics,
-                const Fleet* fleet = nullptr)
-      : core_(core), watches_(watches), audit_(audit), metrics_(metrics), fleet_(fleet) {}
+                const HttpEngine& engine, const Fleet* fleet = nullptr)
+      : core_(core), watches_(watches), audit_(audit), metrics_(metrics), engine_(engine), fleet_(fleet) {}
 
   grpc::ServerUnaryReactor* Call(grpc::CallbackServerContext* context, const v1::CallRequest* request,
                                  v1::CallResponse* response) override;
@@ -48,11 +50,14 @@ class BrokerService final : public v1::Broker::CallbackService {
                                bool drains);
   // Concludes `request` with `status` and finishes `reactor` with it.
   grpc::ServerUnaryReactor* Finish(grpc::ServerUnaryReactor* reactor, Request& request, const Status& status);
+  // Marks the accounts whose API asked the broker to slow down.
+  void AddPauses(google::protobuf::RepeatedPtrField<v1::Account>* accounts) const;
 
   BrokerCore& core_;
   AccountWatchHub& watches_;
   AuditLog& audit_;
   const Metrics& metrics_;
+  const HttpEngine& engine_;
   const Fleet* const fleet_;  // null outside fleet mode
   const std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
 };
