@@ -74,13 +74,16 @@ class GrpcClient : public Client {
         stub_(v1::Broker::NewStub(channel_)) {}
 
   Outcome<CallResult> Call(const std::string& account, const std::string& method, const nlohmann::json& params,
-                           std::chrono::milliseconds timeout) override {
+                           std::chrono::milliseconds timeout, bool fresh) override {
     v1::CallRequest request;
     request.set_account(account);
     request.set_method(method);
     if (params.is_object()) JsonToStruct(params, request.mutable_params());
     v1::CallResponse response;
-    if (auto failed = Unary(timeout, [&](auto* context) { return stub_->Call(context, request, &response); })) {
+    if (auto failed = Unary(timeout, [&](grpc::ClientContext* context) {
+          if (fresh) context->AddMetadata("cache-control", "no-cache");
+          return stub_->Call(context, request, &response);
+        })) {
       return *failed;
     }
     CallResult result;

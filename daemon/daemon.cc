@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <string>
 #include <thread>
 #include <vector>
@@ -127,10 +128,18 @@ struct Daemon::Parts {
                .refusal_burst = config.audit.refusal_burst}),
         metrics(AccountNames(config)),
         connections(config.limits, ConnectionsTheDescriptorsAllow(config.limits)),
-        core(connections, policy, sessions, audit, &metrics, config.limits),
+        cache(config.cache, config.cache_max_bytes, ApiVersion(config.upstream.url)),
+        core(connections, policy, sessions, audit, &metrics, config.limits, &cache),
         http(core, connections, config.limits),
         metrics_endpoint([this] { return metrics.Collect().Text(); },
                          [this](const Caller& caller) { return policy.Get()->AdmitsMetrics(caller); }, audit) {}
+
+  // The last segment of upstream.url (…/v1), as the API names versions.
+  static std::string ApiVersion(const std::string& url) {
+    std::string version = url.substr(url.rfind('/') + 1);
+    std::transform(version.begin(), version.end(), version.begin(), [](unsigned char c) { return std::tolower(c); });
+    return version;
+  }
 
   static HttpEngine::Options EngineOptions(const Config& config) {
     HttpEngine::Options options{config.upstream.ca_file, config.upstream.max_connections,
@@ -160,6 +169,7 @@ struct Daemon::Parts {
   std::unique_ptr<Fleet> fleet;  // in fleet mode
   AccountSessions sessions;
   ConnectionTable connections;
+  AnswerCache cache;
   BrokerCore core;
   // The gRPC door: the service, health, the server, its listener.
   std::unique_ptr<BrokerService> service;
@@ -203,6 +213,10 @@ Status Daemon::Start() {
   }
   if (Status started = p.connections.Start(); !started.ok()) return started;
   AddBrokerGauges(p.metrics, p.sessions, p.engine, p.connections, p.audit, STORMBROKER_VERSION, p.fleet.get());
+  p.metrics.AddCollector([&cache = p.cache](Exposition& out) {
+    out.AddSingle("stormbroker_cache_bytes", "gauge", "Bytes of answers the cache holds (cache_max_bytes bounds it)",
+                  static_cast<double>(cache.bytes()));
+  });
 
   // The gRPC door. Health and reflection let generic gRPC tools find their way around.
   p.service = std::make_unique<BrokerService>(p.core, p.watches, p.audit, p.metrics, p.engine, p.fleet.get());

@@ -31,7 +31,7 @@ _stormctl() {
     return
   fi
   case $command in
-    call) COMPREPLY=($(compgen -W "--account --timeout --output --params --all-pages --help" -- "$cur")) ;;
+    call) COMPREPLY=($(compgen -W "--account --timeout --output --params --all-pages --fresh --help" -- "$cur")) ;;
     accounts|status) COMPREPLY=($(compgen -W "--output --help" -- "$cur")) ;;
     login) COMPREPLY=($(compgen -W "--passcode-stdin --help" -- "$cur")) ;;
     watch) COMPREPLY=($(compgen -W "--count --output --help" -- "$cur")) ;;

@@ -54,7 +54,7 @@ bool IsPage(const nlohmann::json& result) {
 }  // namespace
 
 int RunCall(const Invocation& invocation) {
-  auto args = ParseArgs(invocation.args, {"account", "timeout", "output", "params"}, {"all-pages"});
+  auto args = ParseArgs(invocation.args, {"account", "timeout", "output", "params"}, {"all-pages", "fresh"});
   if (!args.ok()) return Usage(args.status().message());
   auto output = OutputFormat(*args, {"json", "yaml", "table"});
   if (!output.ok()) return Usage(output.status().message());
@@ -65,7 +65,7 @@ int RunCall(const Invocation& invocation) {
   auto params = Params(*args);
   if (!params.ok()) return Usage(params.status().message());
   auto call = [&](const nlohmann::json& p) {
-    return invocation.broker.Call(args->Get("account"), method, p, *timeout);
+    return invocation.broker.Call(args->Get("account"), method, p, *timeout, args->Has("fresh"));
   };
 
   auto first = call(*params);

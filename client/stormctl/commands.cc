@@ -210,7 +210,7 @@ const std::vector<Command>& Commands() {
   static const std::vector<Command> commands = {
       {"call", "call METHOD [key=value ...]", "call a Storm API method",
        R"(usage: stormctl call [--account NAME] [--timeout DURATION] [--output json|yaml|table]
-                     [--params FILE|-] [--all-pages] METHOD [key=value ...]
+                     [--params FILE|-] [--all-pages] [--fresh] METHOD [key=value ...]
 
 Calls a Storm API method through the broker and prints the result.
   --account NAME    the account (may be left out when the broker holds one)
@@ -219,6 +219,8 @@ Calls a Storm API method through the broker and prints the result.
   --params FILE     parameters from a JSON or YAML file; - reads stdin;
                     key=value arguments override them
   --all-pages       follow page_num to the last page and print all items
+  --fresh           an answer from the API itself, not one the broker shares
+                    or stored (its cache rules); the answer refreshes the stored one
 Values are typed like JSON: page_size=10 is a number, flag=true a boolean,
 name='"10"' a string; anything that is not JSON is a string.
 

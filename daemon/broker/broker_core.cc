@@ -70,13 +70,14 @@ std::string DescribeCaller(const Caller& caller) {
 }
 
 BrokerCore::BrokerCore(ConnectionTable& connections, const PolicyHolder& policy, const AccountSessions& accounts,
-                       AuditLog& audit, Metrics* metrics, const LimitsConfig& limits)
+                       AuditLog& audit, Metrics* metrics, const LimitsConfig& limits, AnswerCache* cache)
     : connections_(connections),
       policy_(policy),
       accounts_(accounts),
       audit_(audit),
       metrics_(metrics),
-      max_params_bytes_(limits.max_params_bytes) {}
+      max_params_bytes_(limits.max_params_bytes),
+      cache_(cache) {}
 
 Status BrokerCore::AdmitConnection(int fd, const Caller& caller, Door door) {
   Status admitted = connections_.Admit(fd, caller);
@@ -209,25 +210,52 @@ void BrokerCore::Call(Request request, const Target& target, CallArgs args,
                       std::function<void(Result<ApiOutcome>)> done) {
   // Shared: std::function needs a copy, and the request is move-only.
   auto held = std::make_shared<Request>(std::move(request));
+  auto finish = [this, held, done = std::move(done)](Result<ApiOutcome> outcome, CacheUse use) mutable {
+    if (use != CacheUse::kNone) {
+      held->record().cache = CacheUseName(use);
+      if (metrics_) metrics_->CacheRequest(held->record().account, CacheUseName(use));
+    }
+    if (outcome.ok() && outcome->is_error) {
+      // An API exception is an answer: the call succeeded, and the audit
+      // says which exception it was.
+      held->record().outcome = Ending::kApiError;
+      held->record().error_class = outcome->error.error_class;
+    }
+    Conclude(*held, outcome.ok() ? Status::Ok() : outcome.status());
+    held.reset();  // the caller may start its next call at once
+    done(std::move(outcome));
+  };
+  auto gave_up = [gone = held->ticket()->gone(), cancelled = std::move(args.cancelled)] {
+    return gone->load(std::memory_order_relaxed) || (cancelled && cancelled());
+  };
   Lane lane;
   lane.uid = held->caller().uid;
   lane.weight = target.share;
-  lane.abandoned = [gone = held->ticket()->gone(), cancelled = std::move(args.cancelled)] {
-    return gone->load(std::memory_order_relaxed) || (cancelled && cancelled());
-  };
+  auto ttl = cache_ ? cache_->Covers(target.account, args.method) : std::nullopt;
+  if (!ttl) {
+    // A possible write: once it completes, what the cache holds for the
+    // account may be stale.
+    lane.abandoned = std::move(gave_up);
+    target.session->Call(
+        args.method, args.params, args.deadline,
+        [this, account = target.account, finish = std::move(finish)](Result<ApiOutcome> outcome) mutable {
+          if (cache_) cache_->WriteDone(account);
+          finish(std::move(outcome), CacheUse::kNone);
+        },
+        args.version, std::move(lane));
+    return;
+  }
+  std::string key = cache_->KeyOf(target.account, args.version, args.method, args.params);
+  auto joined = cache_->Join(key, target.account, *ttl, args.fresh, finish, gave_up);
+  if (joined.use == CacheUse::kHit) return finish(std::move(*joined.stored), CacheUse::kHit);
+  if (!joined.lead) return;  // coalesced: answered when the call in flight is
+  // The shared call is nobody's: no caller's deadline bounds it, and it
+  // leaves the line only when everyone waiting for it has given up.
+  lane.abandoned = [flight = joined.lead] { return flight->Abandoned(); };
+  auto deadline = joined.use == CacheUse::kBypass ? args.deadline : std::nullopt;
   target.session->Call(
-      args.method, args.params, args.deadline,
-      [this, held, done = std::move(done)](Result<ApiOutcome> outcome) mutable {
-        if (outcome.ok() && outcome->is_error) {
-          // An API exception is an answer: the call succeeded, and the
-          // audit says which exception it was.
-          held->record().outcome = Ending::kApiError;
-          held->record().error_class = outcome->error.error_class;
-        }
-        Conclude(*held, outcome.ok() ? Status::Ok() : outcome.status());
-        held.reset();  // the caller may start its next call at once
-        done(std::move(outcome));
-      },
+      args.method, args.params, deadline,
+      [this, flight = joined.lead](Result<ApiOutcome> outcome) { cache_->Complete(flight, std::move(outcome)); },
       args.version, std::move(lane));
 }
 

@@ -27,6 +27,7 @@
 
 #include "access/connection_table.h"
 #include "access/policy.h"
+#include "broker/answer_cache.h"
 #include "broker/in_flight.h"
 #include "broker/request.h"
 #include "config/config.h"
@@ -63,13 +64,17 @@ struct CallArgs {
   // The door's word that the caller cancelled this call (its connection
   // ending is seen by the core itself); empty when the door cannot tell.
   std::function<bool()> cancelled = {};
+  // The caller asked for a fresh answer (Cache-Control: no-cache): neither
+  // a stored answer nor a call in flight serves it; its answer is stored.
+  bool fresh = false;
 };
 
 class BrokerCore {
  public:
   // `metrics` may be null (nothing counted).
+  // `cache` may be null (every call goes upstream).
   BrokerCore(ConnectionTable& connections, const PolicyHolder& policy, const AccountSessions& accounts,
-             AuditLog& audit, Metrics* metrics, const LimitsConfig& limits);
+             AuditLog& audit, Metrics* metrics, const LimitsConfig& limits, AnswerCache* cache = nullptr);
 
   // --- connections
   // Takes in connection `fd`, whose other end the kernel says is `caller`.
@@ -105,9 +110,11 @@ class BrokerCore {
   // The params' size as they go upstream (limits.max_params_size) and their
   // shape (kRequestBounds). Refused: INVALID_ARGUMENT, the request concluded.
   Status CheckParams(Request& request, const nlohmann::json& params);
-  // Hands a screened, checked call to the account's session. `done` gets
-  // the API's answer (an exception is an answer) or why not (the session's
-  // failure); by then the request is concluded and its places given back.
+  // Hands a screened, checked call to the account's session, or answers it
+  // with the one answer of identical calls (the cache, when a rule covers
+  // it). `done` gets the API's answer (an exception is an answer) or why
+  // not (the session's failure); by then the request is concluded and its
+  // places given back.
   void Call(Request request, const Target& target, CallArgs args, std::function<void(Result<ApiOutcome>)> done);
   // Audits `request` with how it ended: `status`, or the decision already
   // made, and counts it in the metrics. Once; later calls do nothing.
@@ -140,6 +147,7 @@ class BrokerCore {
   AuditLog& audit_;
   Metrics* const metrics_;
   const size_t max_params_bytes_;
+  AnswerCache* const cache_;
   InFlight in_flight_;
   RefusalLog refusal_log_;
 };

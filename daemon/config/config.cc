@@ -92,6 +92,16 @@ const Keys<Config>& TopLevelKeys() {
           for (const auto& rule : node) into.policy.push_back(ParseRule(rule, names));
         },
         "", OnReload::kApplied, &Config::policy));
+    top.push_back(Field<Config>(
+        "cache",
+        [](const YAML::Node& node, const std::string& path, Config& into) {
+          if (!node.IsSequence()) Fail(node, path + " must be a list of rules");
+          std::set<std::string> names;
+          for (const auto& [name, account] : into.accounts) names.insert(name);
+          for (const auto& rule : node) into.cache.push_back(ParseCacheRule(rule, names));
+        },
+        "", OnReload::kRestart, &Config::cache));
+    top.push_back(Field("cache_max_bytes", &Config::cache_max_bytes, Sized(0, size_t{4} << 30), "32MiB"));
     return top;
   }();
   return keys;

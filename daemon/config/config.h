@@ -152,6 +152,18 @@ struct PolicyRule {
   bool operator==(const PolicyRule&) const = default;
 };
 
+// One `cache:` rule: identical calls of `methods` (patterns as in policy)
+// on `accounts` (empty: all) share one answer while in flight, and reuse it
+// for `ttl` after (0: in flight only). See broker/answer_cache.h.
+struct CacheRule {
+  int line = 0;
+  std::vector<std::string> methods;
+  std::vector<std::string> accounts;
+  std::chrono::milliseconds ttl{0};
+
+  bool operator==(const CacheRule&) const = default;
+};
+
 // Prometheus metrics: served at GET /metrics on `listen`, and written to
 // `textfile` (for the node exporter's textfile collector) every `interval`.
 // Either may be left out; with neither there are no metrics outside stormctl.
@@ -210,6 +222,8 @@ struct Config {
   FleetConfig fleet;
   std::map<std::string, AccountConfig> accounts;
   std::vector<PolicyRule> policy;
+  std::vector<CacheRule> cache;  // none: every call goes upstream
+  size_t cache_max_bytes = 64 << 20;  // answers held, least recently used dropped first
   // Things that work but deserve a look ("FILE:LINE: ..."), for the log and
   // --check-config.
   std::vector<std::string> warnings;

@@ -25,6 +25,9 @@ inline auto Lasting(std::chrono::milliseconds low, std::chrono::milliseconds hig
   return [=](const YAML::Node& node, const std::string& path) { return Duration(node, path, low, high); };
 }
 
+// One `cache:` rule; warns when a pattern covers a method that may write.
+CacheRule ParseCacheRule(const YAML::Node& node, const std::set<std::string>& account_names);
+
 // The top level: every section, and state_dir, shutdown_timeout, policy.
 const Keys<Config>& TopLevelKeys();
 // Every key of the file, sections' keys by their full path.

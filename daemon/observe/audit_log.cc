@@ -168,6 +168,7 @@ std::string FormatAuditRecord(const AuditRecord& r) {
   if (!r.param_names.empty()) line.Add("params", r.param_names);
   if (r.rule_line > 0) line.Add("rule_line", static_cast<long long>(r.rule_line));
   if (!r.error_class.empty()) line.Add("error_class", r.error_class);
+  if (!r.cache.empty()) line.Add("cache", r.cache);
   if (!r.detail.empty()) line.Add("detail", r.detail);
   if (!r.listener.empty()) line.Add("listener", r.listener);
   if (r.refusals_suppressed > 0) line.Add("refusals_suppressed", static_cast<long long>(r.refusals_suppressed));

@@ -76,6 +76,7 @@ struct AuditRecord {
   int rule_line = 0;    // the policy rule that allowed it
   Ending outcome = Ending::kFailed;
   std::string error_class;
+  std::string cache;  // how a call a cache rule covers was answered: hit, coalesced, miss, bypass
   std::string detail;
   double latency_ms = 0;
   // Filled in by AuditLog: refusals of this uid left out just before this one.

@@ -119,6 +119,11 @@ void Metrics::Refusal(const std::string& reason) {
   ++refusals_[reason];
 }
 
+void Metrics::CacheRequest(const std::string& account, const char* result) {
+  absl::MutexLock lock(&mutex_);
+  ++cache_requests_[{account, result}];
+}
+
 void Metrics::Login(const std::string& account, Credential credential, bool renewal, Reply reply) {
   absl::MutexLock lock(&mutex_);
   ++logins_[{account, CredentialName(credential), ReplyName(reply)}];
@@ -177,6 +182,9 @@ Exposition Metrics::Collect(const std::function<bool(const std::string& account)
     AddCounters(out, "stormbroker_upstream_pauses_total",
                 "Times the Storm API asked the broker to slow down (HTTP 429, or 503 with Retry-After), by account",
                 {"account"}, pauses_);
+    AddCounters(out, "stormbroker_cache_requests_total",
+                "Calls a cache rule covers, by account and how they were answered (hit, coalesced, miss, bypass)",
+                {"account", "result"}, cache_requests_);
     AddCounters(out, "stormbroker_logins_total",
                 "Logins by account, credential spent (password, passcode, totp) and result (ok, refused, failed)",
                 {"account", "kind", "result"}, logins_);

@@ -55,6 +55,8 @@ class Metrics final : public AccountMeter, public HttpEngine::LineMeter {
   // A caller refused (a connection or a request), by a fixed reason word:
   // policy, invalid, limit.
   void Refusal(const std::string& reason) ABSL_LOCKS_EXCLUDED(mutex_);
+  // A call a cache rule covers, by how it was answered: hit, coalesced, miss, bypass.
+  void CacheRequest(const std::string& account, const char* result) ABSL_LOCKS_EXCLUDED(mutex_);
 
   // AccountMeter
   void Login(const std::string& account, Credential credential, bool renewal, Reply reply) override
@@ -91,6 +93,7 @@ class Metrics final : public AccountMeter, public HttpEngine::LineMeter {
   std::map<std::string, Histogram> upstream_seconds_ ABSL_GUARDED_BY(mutex_);  // by account
   std::map<std::string, Histogram> wait_seconds_ ABSL_GUARDED_BY(mutex_);      // by account
   std::map<Key, uint64_t> pauses_ ABSL_GUARDED_BY(mutex_);                     // account
+  std::map<Key, uint64_t> cache_requests_ ABSL_GUARDED_BY(mutex_);             // account, result
   std::map<Key, uint64_t> logins_ ABSL_GUARDED_BY(mutex_);      // account, credential, result
   std::map<Key, uint64_t> renewals_ ABSL_GUARDED_BY(mutex_);    // account, result
   std::map<Key, uint64_t> keepalives_ ABSL_GUARDED_BY(mutex_);  // account, result

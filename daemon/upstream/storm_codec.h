@@ -4,6 +4,8 @@
 // may arrive with HTTP 200 or any other status.
 #pragma once
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -25,6 +27,9 @@ struct ApiOutcome {
   bool is_error = false;
   nlohmann::json result;
   ApiError error;
+  // Set when the broker answered from its cache (broker/answer_cache.h):
+  // how long ago the API gave this answer.
+  std::optional<std::chrono::seconds> age = {};
 };
 
 // The deepest nesting of arrays and objects accepted in an answer.

@@ -106,8 +106,15 @@ Emulator::Emulator(std::vector<User> users, nlohmann::json servers, Options opti
   };
   methods_["utilities/info/ping"] = [](Context&) { return Reply{200, {{"ping", "success"}}}; };
   methods_["utilities/info/version"] = [](Context& ctx) { return Reply{200, {{"version", ctx.version}}}; };
-  methods_["storm/server/list"] = [this](Context& ctx) { return servers_.List(ctx.params); };
-  methods_["storm/server/details"] = [this](Context& ctx) { return servers_.Details(ctx.params); };
+  methods_["storm/server/list"] = [this](Context& ctx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    return servers_.List(ctx.params);
+  };
+  methods_["storm/server/details"] = [this](Context& ctx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    return servers_.Details(ctx.params);
+  };
+  methods_["storm/server/update"] = [this](Context& ctx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    return servers_.Update(ctx.params);
+  };
 }
 
 std::chrono::system_clock::time_point Emulator::Now() const {

@@ -97,7 +97,7 @@ class Emulator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
   const std::vector<User> users_;
-  const ServerCatalog servers_;
+  ServerCatalog servers_ ABSL_GUARDED_BY(mutex_);
   const Options options_;
   std::map<std::string, Handler> methods_;  // keyed by lower-case path
   FaultPlan faults_;

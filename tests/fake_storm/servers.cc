@@ -97,18 +97,47 @@ Reply ServerCatalog::List(const nlohmann::json& params) const {
                 {"page_total", page_total}}};
 }
 
-Reply ServerCatalog::Details(const nlohmann::json& params) const {
-  if (!params.contains("uniq_id") || params["uniq_id"].is_null() ||
-      (params["uniq_id"].is_string() && params["uniq_id"].get<std::string>().empty())) {
-    return ApiException(200, "Input::Required", "Required parameter 'uniq_id' is missing",
-                        {{"field", "uniq_id"}, {"position", nullptr}});
-  }
-  std::string id = params["uniq_id"].is_string() ? params["uniq_id"].get<std::string>() : params["uniq_id"].dump();
-  for (const auto& server : servers_) {
-    if (server["uniq_id"] == id) return Reply{200, server};
-  }
+namespace {
+
+Reply MissingUniqId() {
+  return ApiException(200, "Input::Required", "Required parameter 'uniq_id' is missing",
+                      {{"field", "uniq_id"}, {"position", nullptr}});
+}
+
+Reply NotFound(const std::string& id) {
   return ApiException(200, "RecordNotFound", "Record 'uniq_id: " + id + "' not found",
                       {{"field", "uniq_id"}, {"input", id}});
+}
+
+// The uniq_id asked for, or nothing when it is missing.
+std::optional<std::string> UniqId(const nlohmann::json& params) {
+  if (!params.contains("uniq_id") || params["uniq_id"].is_null() ||
+      (params["uniq_id"].is_string() && params["uniq_id"].get<std::string>().empty())) {
+    return std::nullopt;
+  }
+  return params["uniq_id"].is_string() ? params["uniq_id"].get<std::string>() : params["uniq_id"].dump();
+}
+
+}  // namespace
+
+Reply ServerCatalog::Details(const nlohmann::json& params) const {
+  auto id = UniqId(params);
+  if (!id) return MissingUniqId();
+  for (const auto& server : servers_) {
+    if (server["uniq_id"] == *id) return Reply{200, server};
+  }
+  return NotFound(*id);
+}
+
+Reply ServerCatalog::Update(const nlohmann::json& params) {
+  auto id = UniqId(params);
+  if (!id) return MissingUniqId();
+  for (auto& server : servers_) {
+    if (server["uniq_id"] != *id) continue;
+    if (params.contains("domain") && params["domain"].is_string()) server["domain"] = params["domain"];
+    return Reply{200, server};
+  }
+  return NotFound(*id);
 }
 
 }  // namespace fake_storm

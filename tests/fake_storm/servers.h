@@ -26,6 +26,9 @@ class ServerCatalog {
   Reply List(const nlohmann::json& params) const;
   // uniq_id required; unknown → RecordNotFound.
   Reply Details(const nlohmann::json& params) const;
+  // uniq_id required; sets `domain` when given (a string) and answers the
+  // server as it now is, as Storm/Server/update does.
+  Reply Update(const nlohmann::json& params);
 
  private:
   nlohmann::json servers_;

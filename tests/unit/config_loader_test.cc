@@ -111,6 +111,31 @@ TEST_F(ConfigLoaderTest, TheDocumentIsValid) {
   EXPECT_EQ(config->upstream.timeout, std::chrono::seconds(30));
 }
 
+TEST_F(ConfigLoaderTest, CacheRulesAreReadAndOneThatMayCoverAWriteIsWarnedOf) {
+  YAML::Node doc = Document();
+  doc["cache"] = YAML::Load(R"([{methods: [Storm/Server/list, "Storm/*/details"], ttl: 10s},
+                                {methods: ["Storm/Server/*"], accounts: [prod], ttl: 0s}])");
+  auto config = Load(Yaml(doc));
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  ASSERT_EQ(config->cache.size(), 2u);
+  EXPECT_EQ(config->cache[0].ttl, std::chrono::seconds(10));
+  EXPECT_EQ(config->cache[1].accounts, std::vector<std::string>{"prod"});
+  EXPECT_EQ(config->cache_max_bytes, size_t{64} << 20);
+  ASSERT_EQ(config->warnings.size(), 1u) << "list and details read; Storm/Server/* covers update too";
+  EXPECT_NE(config->warnings[0].find(path_ + ":" + std::to_string(LineOf("Storm/Server/*")) + ": "), std::string::npos)
+      << config->warnings[0];
+  EXPECT_NE(config->warnings[0].find("may write"), std::string::npos);
+
+  doc["cache"] = YAML::Load("[{methods: [Storm/Server/list], accounts: [staging], ttl: 5s}]");
+  auto unknown = Load(Yaml(doc));
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("account 'staging'"), std::string::npos);
+  doc["cache"] = YAML::Load("[{methods: [Storm/Server/list]}]");
+  auto no_ttl = Load(Yaml(doc));
+  ASSERT_FALSE(no_ttl.ok());
+  EXPECT_NE(no_ttl.status().message().find("ttl"), std::string::npos);
+}
+
 TEST_F(ConfigLoaderTest, BrokenConfigsNameFileLineAndReason) {
   auto rule = [](const char* who_key, const char* who, const char* account) {
     YAML::Node r;

@@ -106,6 +106,7 @@ const std::map<std::string, std::function<void(Config&)>> kEditedInStruct = {
     {"fleet.etcd.username", [](Config& c) { c.fleet.username = "broker"; }},
     {"fleet.etcd.password_file", [](Config& c) { c.fleet.password = Secret("etcd-pw"); }},
     {"policy", [](Config& c) { c.policy[0].methods = {"Utilities/*"}; }},
+    {"cache", [](Config& c) { c.cache.push_back({1, {"Storm/Server/list"}, {}, std::chrono::seconds(5)}); }},
 };
 
 // What a reload reports when `changed` differs from `running` in one key.

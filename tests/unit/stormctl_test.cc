@@ -23,9 +23,11 @@ class ScriptedBroker : public client::Client {
   std::deque<nlohmann::json> answers;
   std::vector<nlohmann::json> params_seen;
   std::vector<milliseconds> timeouts_seen;
+  std::vector<bool> fresh_seen;
 
   Outcome<CallResult> Call(const std::string& account, const std::string&, const nlohmann::json& params,
-                           milliseconds timeout) override {
+                           milliseconds timeout, bool fresh) override {
+    fresh_seen.push_back(fresh);
     params_seen.push_back(params);
     timeouts_seen.push_back(timeout);
     if (answers.empty()) return BrokerError{client::ErrorCode::kUnavailable, "no more answers"};

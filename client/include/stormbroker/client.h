@@ -150,10 +150,12 @@ class Client {
   virtual ~Client() = default;
 
   // `account` may be empty when the broker holds one account. `params` must be
-  // a JSON object (or null for none).
+  // a JSON object (or null for none). `fresh` asks for an answer from the API
+  // itself, never one the broker shares or stores (cache-control: no-cache).
   virtual Outcome<CallResult> Call(const std::string& account, const std::string& method,
                                    const nlohmann::json& params,
-                                   std::chrono::milliseconds timeout = std::chrono::seconds(60)) = 0;
+                                   std::chrono::milliseconds timeout = std::chrono::seconds(60),
+                                   bool fresh = false) = 0;
   virtual Outcome<std::vector<AccountInfo>> ListAccounts() = 0;
   // An operator's login (needs an admin policy rule). `passcode` for
   // two-factor prompt accounts; ignored by the others.

@@ -83,6 +83,9 @@ grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* conte
   if (!target.ok()) return Finish(reactor, *admitted, target.status());
   CallArgs args{request->method(), "", StructToJson(request->params()), std::nullopt,
                 [context] { return context->IsCancelled(); }};
+  for (auto [name, value] : context->client_metadata()) {
+    if (name == "cache-control") args.fresh = args.fresh || AsksForFresh(std::string_view(value.data(), value.size()));
+  }
   if (Status checked = core_.CheckParams(*admitted, args.params); !checked.ok()) {
     return Finish(reactor, *admitted, checked);
   }

@@ -191,6 +191,7 @@ void HttpDoor::Exchange::Finish() {
   at_core_ = true;
   MHD_suspend_connection(connection_);
   CallArgs args{http_target_.method, http_target_.version, std::move(params).value(), deadline_};
+  args.fresh = AsksForFresh(Header(connection_, MHD_HTTP_HEADER_CACHE_CONTROL));
   core_.Call(std::move(*request_), target_, std::move(args), [this](Result<ApiOutcome> answer) {
     reply_ = answer.ok() ? http::FromApi(*answer) : http::FromStatus(answer.status());
     MHD_resume_connection(connection_);  // the server sends the reply on its own thread

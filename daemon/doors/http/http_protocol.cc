@@ -122,7 +122,11 @@ Reply FromStatus(const Status& status) {
 }
 
 Reply FromApi(const ApiOutcome& outcome) {
-  if (!outcome.is_error) return {200, outcome.result, {}};
+  if (!outcome.is_error) {
+    Reply reply{200, outcome.result, {}};
+    if (outcome.age) reply.headers.emplace_back("Age", std::to_string(outcome.age->count()));  // RFC 9111 5.1
+    return reply;
+  }
   return {static_cast<unsigned>(outcome.error.http_status),
           ErrorBody(outcome.error.error_class, outcome.error.message, outcome.error.extra), {}};
 }

@@ -1,0 +1,180 @@
+#include "broker/answer_cache.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "access/policy.h"
+
+namespace stormbroker {
+
+const char* CacheUseName(CacheUse use) {
+  switch (use) {
+    case CacheUse::kNone: return "";
+    case CacheUse::kHit: return "hit";
+    case CacheUse::kCoalesced: return "coalesced";
+    case CacheUse::kMiss: return "miss";
+    case CacheUse::kBypass: return "bypass";
+  }
+  return "";
+}
+
+bool AsksForFresh(std::string_view cache_control) {
+  std::string value(cache_control);
+  std::transform(value.begin(), value.end(), value.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (const char* directive : {"no-cache", "no-store", "max-age=0"}) {
+    if (value.find(directive) != std::string::npos) return true;
+  }
+  return false;
+}
+
+std::string CanonicalMethod(const std::string& method) {
+  std::string canonical = method;
+  std::transform(canonical.begin(), canonical.end(), canonical.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (const char* extension : {".json", ".yaml"}) {
+    std::string_view ext(extension);
+    if (canonical.size() > ext.size() && canonical.compare(canonical.size() - ext.size(), ext.size(), ext) == 0) {
+      canonical.resize(canonical.size() - ext.size());
+    }
+  }
+  while (!canonical.empty() && canonical.front() == '/') canonical.erase(0, 1);
+  return canonical;
+}
+
+std::string CacheKey(const std::string& account, const std::string& version, const std::string& method,
+                     const nlohmann::json& params) {
+  std::string lower_version = version;
+  std::transform(lower_version.begin(), lower_version.end(), lower_version.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  // nlohmann's objects keep their keys sorted: dump() is canonical. NUL
+  // cannot occur in an account name, a version or a method path.
+  return account + '\0' + lower_version + '\0' + CanonicalMethod(method) + '\0' + params.dump();
+}
+
+AnswerCache::AnswerCache(std::vector<CacheRule> rules, size_t max_bytes, std::string default_version)
+    : rules_(std::move(rules)), max_bytes_(max_bytes), default_version_(std::move(default_version)) {}
+
+std::string AnswerCache::KeyOf(const std::string& account, const std::string& version, const std::string& method,
+                               const nlohmann::json& params) const {
+  return CacheKey(account, version.empty() ? default_version_ : version, method, params);
+}
+
+std::optional<std::chrono::milliseconds> AnswerCache::Covers(const std::string& account,
+                                                             const std::string& method) const {
+  std::string canonical = CanonicalMethod(method);
+  for (const CacheRule& rule : rules_) {
+    bool account_matches = rule.accounts.empty() ||
+                           std::any_of(rule.accounts.begin(), rule.accounts.end(),
+                                       [&](const std::string& a) { return a == "*" || a == account; });
+    if (!account_matches) continue;
+    for (const std::string& pattern : rule.methods) {
+      if (MethodPatternMatches(pattern, canonical)) return rule.ttl;
+    }
+  }
+  return std::nullopt;
+}
+
+bool AnswerCache::Flight::Abandoned() const {
+  absl::MutexLock lock(&mutex_);
+  return std::all_of(waiters_.begin(), waiters_.end(), [](const Waiter& w) { return w.gave_up && w.gave_up(); });
+}
+
+AnswerCache::Joined AnswerCache::Join(const std::string& key, const std::string& account,
+                                      std::chrono::milliseconds ttl, bool fresh, Answer answer,
+                                      std::function<bool()> gave_up) {
+  absl::MutexLock lock(&mutex_);
+  auto now = Clock::now();
+  if (!fresh) {
+    if (auto stored = stored_.find(key); stored != stored_.end()) {
+      if (stored->second.expires > now) {
+        recency_.splice(recency_.begin(), recency_, stored->second.recency);
+        Joined hit{CacheUse::kHit, stored->second.outcome, nullptr};
+        hit.stored->age = std::chrono::duration_cast<std::chrono::seconds>(now - stored->second.stored_at);
+        return hit;
+      }
+      DropLocked(stored);
+    }
+    if (auto flying = in_flight_.find(key); flying != in_flight_.end()) {
+      absl::MutexLock waiters(&flying->second->mutex_);
+      flying->second->waiters_.push_back({std::move(answer), std::move(gave_up), CacheUse::kCoalesced});
+      return {CacheUse::kCoalesced, std::nullopt, nullptr};
+    }
+  }
+  auto flight = std::make_shared<Flight>();
+  flight->key = key;
+  flight->account = account;
+  flight->ttl = ttl;
+  flight->writes_at_start = writes_[account];
+  {
+    absl::MutexLock waiters(&flight->mutex_);
+    flight->waiters_.push_back({std::move(answer), std::move(gave_up), fresh ? CacheUse::kBypass : CacheUse::kMiss});
+  }
+  if (fresh) {
+    flight->joinable = false;
+  } else {
+    in_flight_[key] = flight;
+  }
+  return {fresh ? CacheUse::kBypass : CacheUse::kMiss, std::nullopt, flight};
+}
+
+void AnswerCache::Complete(const std::shared_ptr<Flight>& flight, Result<ApiOutcome> outcome) {
+  std::vector<Flight::Waiter> waiters;
+  {
+    absl::MutexLock lock(&mutex_);
+    if (flight->joinable) {
+      in_flight_.erase(flight->key);
+      flight->joinable = false;
+    }
+    // Only a clean answer, and only when no write on the account completed
+    // since the call began (its answer may predate the write).
+    if (outcome.ok() && !outcome->is_error && flight->ttl.count() > 0 &&
+        writes_[flight->account] == flight->writes_at_start) {
+      StoreLocked(flight->key, *outcome, flight->ttl);
+    }
+    absl::MutexLock held(&flight->mutex_);
+    waiters.swap(flight->waiters_);
+  }
+  for (Flight::Waiter& waiter : waiters) waiter.answer(outcome, waiter.use);
+}
+
+void AnswerCache::WriteDone(const std::string& account) {
+  absl::MutexLock lock(&mutex_);
+  ++writes_[account];
+  std::string prefix = account + '\0';
+  for (auto it = stored_.lower_bound(prefix); it != stored_.end() && it->first.rfind(prefix, 0) == 0;) {
+    auto next = std::next(it);
+    DropLocked(it);
+    it = next;
+  }
+  // Calls in flight that began before the write still answer their
+  // callers; later callers start afresh.
+  for (auto it = in_flight_.lower_bound(prefix); it != in_flight_.end() && it->first.rfind(prefix, 0) == 0;) {
+    it->second->joinable = false;
+    it = in_flight_.erase(it);
+  }
+}
+
+size_t AnswerCache::bytes() const {
+  absl::MutexLock lock(&mutex_);
+  return bytes_;
+}
+
+void AnswerCache::StoreLocked(const std::string& key, ApiOutcome outcome, std::chrono::milliseconds ttl) {
+  size_t size = key.size() + outcome.result.dump().size();
+  if (size > max_bytes_ / 10) return;
+  if (auto old = stored_.find(key); old != stored_.end()) DropLocked(old);
+  while (bytes_ + size > max_bytes_ && !recency_.empty()) DropLocked(stored_.find(recency_.back()));
+  auto now = Clock::now();
+  recency_.push_front(key);
+  outcome.age.reset();
+  stored_[key] = Stored{std::move(outcome), size, now, now + ttl, recency_.begin()};
+  bytes_ += size;
+}
+
+void AnswerCache::DropLocked(std::map<std::string, Stored>::iterator it) {
+  bytes_ -= it->second.bytes;
+  recency_.erase(it->second.recency);
+  stored_.erase(it);
+}
+
+}  // namespace stormbroker
