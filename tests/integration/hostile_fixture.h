@@ -110,8 +110,6 @@ class HostileCallerTest : public harness::BrokerTest {
     audit_ = dir_.path() + "/audit.jsonl";
   }
 
-  // Nobody may use prod for any method; mallory's group may ping prod; root
-  // may do everything (admin, token export).
   // Accounts prod, staging and tfa (two-factor by prompt), audited to a
   // file. Nobody may use prod for any method; mallory's group may ping
   // prod; root may do everything (admin, token export).
