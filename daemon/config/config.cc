@@ -28,6 +28,22 @@ void CheckStateDir(const YAML::Node& node, const std::string& dir) {
   }
 }
 
+// A top-level list of rules (policy, cache), each parsed by `parse`
+// knowing the accounts (declared above the list).
+template <typename Rule>
+Key<Config> RuleList(const char* name, std::vector<Rule> Config::*member,
+                     Rule (*parse)(const YAML::Node&, const std::set<std::string>&), OnReload reload) {
+  return Field<Config>(
+      name,
+      [member, parse](const YAML::Node& node, const std::string& path, Config& into) {
+        if (!node.IsSequence()) Fail(node, path + " must be a list of rules");
+        std::set<std::string> names;
+        for (const auto& entry : into.accounts) names.insert(entry.first);
+        for (const auto& rule : node) (into.*member).push_back(parse(rule, names));
+      },
+      "", reload, member);
+}
+
 }  // namespace
 
 const Keys<Config>& TopLevelKeys() {
@@ -83,24 +99,8 @@ const Keys<Config>& TopLevelKeys() {
     };
     top.push_back(std::move(accounts));
     // After accounts (a rule names them).
-    top.push_back(Field<Config>(
-        "policy",
-        [](const YAML::Node& node, const std::string& path, Config& into) {
-          if (!node.IsSequence()) Fail(node, path + " must be a list of rules");
-          std::set<std::string> names;
-          for (const auto& [name, account] : into.accounts) names.insert(name);
-          for (const auto& rule : node) into.policy.push_back(ParseRule(rule, names));
-        },
-        "", OnReload::kApplied, &Config::policy));
-    top.push_back(Field<Config>(
-        "cache",
-        [](const YAML::Node& node, const std::string& path, Config& into) {
-          if (!node.IsSequence()) Fail(node, path + " must be a list of rules");
-          std::set<std::string> names;
-          for (const auto& [name, account] : into.accounts) names.insert(name);
-          for (const auto& rule : node) into.cache.push_back(ParseCacheRule(rule, names));
-        },
-        "", OnReload::kRestart, &Config::cache));
+    top.push_back(RuleList("policy", &Config::policy, ParseRule, OnReload::kApplied));
+    top.push_back(RuleList("cache", &Config::cache, ParseCacheRule, OnReload::kRestart));
     top.push_back(Field("cache_max_bytes", &Config::cache_max_bytes, Sized(0, size_t{4} << 30), "32MiB"));
     return top;
   }();

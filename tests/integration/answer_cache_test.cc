@@ -21,11 +21,9 @@ constexpr uid_t kPingOnly = 65532;  // may ping, not list
 // line_caller.py as `uid`: its JSON report.
 nlohmann::json Calls(const std::string& door, const std::string& target, uid_t uid, const std::string& method,
                      std::vector<std::string> rest) {
-  std::vector<std::string> argv = {"/usr/bin/setpriv", "--reuid", std::to_string(uid), "--regid", std::to_string(uid),
-                                   "--clear-groups", "--", "/usr/bin/env", "PYTHONPATH=" + Binary("python_stubs"),
-                                   "/usr/bin/python3", Binary("line_caller"), door, target, "prod", method};
+  std::vector<std::string> argv = {"/usr/bin/python3", Binary("line_caller"), door, target, "prod", method};
   argv.insert(argv.end(), rest.begin(), rest.end());
-  auto run = harness::RunCommand(argv);
+  auto run = harness::RunCommand(harness::AsUid(uid, argv, {{"PYTHONPATH", Binary("python_stubs")}}));
   std::string out = run.out.substr(0, run.out.find_last_not_of('\n') + 1);
   nlohmann::json report = nlohmann::json::parse(out.substr(out.rfind('\n') + 1), nullptr, false);
   if (!report.is_object()) ADD_FAILURE() << "line_caller.py said: " << run.out << run.err;

@@ -38,11 +38,9 @@ class LineCaller {
 
  private:
   static std::vector<std::string> Argv(uid_t uid, const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {"/usr/bin/setpriv", "--reuid", std::to_string(uid), "--regid",
-                                     std::to_string(uid), "--clear-groups", "--", "/usr/bin/python3",
-                                     Binary("line_caller")};
+    std::vector<std::string> argv = {"/usr/bin/python3", Binary("line_caller")};
     argv.insert(argv.end(), args.begin(), args.end());
-    return argv;
+    return harness::AsUid(uid, argv);
   }
   harness::Process process_;
 };

@@ -177,6 +177,15 @@ std::string Process::ReadLine(std::chrono::milliseconds timeout) {
   }
 }
 
+std::vector<std::string> AsUid(uid_t uid, const std::vector<std::string>& argv,
+                               const std::map<std::string, std::string>& env) {
+  std::vector<std::string> full = {"/usr/bin/setpriv", "--reuid", std::to_string(uid), "--regid", std::to_string(uid),
+                                   "--clear-groups", "--", "/usr/bin/env"};
+  for (const auto& [name, value] : env) full.push_back(name + "=" + value);
+  full.insert(full.end(), argv.begin(), argv.end());
+  return full;
+}
+
 RunResult RunCommand(const std::vector<std::string>& argv, const std::string& stdin_text, std::optional<uid_t> as_uid,
               std::map<std::string, std::string> env) {
   std::vector<std::string> full;

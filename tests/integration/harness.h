@@ -60,6 +60,12 @@ class Process {
   int wait_status_ = 0;
 };
 
+// `argv` run as `uid` (gid the same, no supplementary groups) through
+// setpriv, with `env` set: a caller of another uid, for tests that start it
+// as a Process of its own.
+std::vector<std::string> AsUid(uid_t uid, const std::vector<std::string>& argv,
+                               const std::map<std::string, std::string>& env = {});
+
 struct RunResult {
   int exit_code = -1;
   std::string out;

@@ -53,11 +53,9 @@ class HostileProcess {
 
  private:
   static std::vector<std::string> Argv(uid_t uid, const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {"/usr/bin/setpriv", "--reuid", std::to_string(uid), "--regid",
-                                     std::to_string(uid), "--clear-groups", "--", "/usr/bin/python3",
-                                     Binary("hostile_helper")};
+    std::vector<std::string> argv = {"/usr/bin/python3", Binary("hostile_helper")};
     argv.insert(argv.end(), args.begin(), args.end());
-    return argv;
+    return harness::AsUid(uid, argv);
   }
   harness::Process process_;
 };
