@@ -4,6 +4,7 @@
 // same data goes to the /metrics endpoint, the textfile and stormctl.
 #pragma once
 
+#include <deque>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,8 +28,8 @@ struct MetricFamily {
 
 class Exposition {
  public:
-  // A new family; samples are added to the one returned (valid until the
-  // next call to Family).
+  // A new family; samples are added to the one returned (valid as long as
+  // this Exposition: a collector may hold several at once).
   MetricFamily& Family(std::string name, std::string type, std::string help);
   // A family of one sample without labels (a process-wide gauge or counter).
   void AddSingle(std::string name, std::string type, std::string help, double value);
@@ -38,13 +39,13 @@ class Exposition {
   static void AddHistogram(MetricFamily& family, const Labels& labels, const std::vector<double>& bounds,
                            const std::vector<uint64_t>& cumulative, double sum);
 
-  const std::vector<MetricFamily>& families() const { return families_; }
+  const std::deque<MetricFamily>& families() const { return families_; }
   // The text format: HELP and TYPE once per family, then its samples; label
   // values escaped (backslash, quote, newline); +Inf written as such.
   std::string Text() const;
 
  private:
-  std::vector<MetricFamily> families_;
+  std::deque<MetricFamily> families_;  // a deque: references survive push_back
 };
 
 }  // namespace stormbroker

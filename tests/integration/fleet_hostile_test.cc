@@ -118,10 +118,6 @@ TEST_F(FleetAttackTest, AForgedLoginAnswerDoesNotFoolTheOperator) {
   int leader = WaitForLeader();
   ASSERT_GE(leader, 0);
   int follower = (leader + 1) % kMachines;
-  harness::Process watch({"/usr/bin/etcdctl", "--endpoints", etcd_->ClientUrls()[0], "watch", "--prefix",
-                          std::string(kPrefix) + "/login/"},
-                         dir_.path() + "/watch.log", /*pipe_stdout=*/true);
-  std::this_thread::sleep_for(300ms);
   // The leader hears nothing for a while; the forger answers in its place.
   kill(brokers_[leader]->process().pid(), SIGSTOP);
   while (std::time(nullptr) % 30 >= 20) std::this_thread::sleep_for(200ms);
@@ -138,23 +134,30 @@ TEST_F(FleetAttackTest, AForgedLoginAnswerDoesNotFoolTheOperator) {
     pid_t pid;
     ~Resume() { kill(pid, SIGCONT); }
   } resume{brokers_[leader]->process().pid()};
+  // The follower forwards the login through etcd (read, not watched: a
+  // watch started late on a busy machine would miss it).
   std::string key;
-  for (int lines = 0; lines < 30 && key.empty(); ++lines) {
-    std::string line = watch.ReadLine(20s);  // a busy machine: the follower's forward may take a while
-    if (line.rfind(std::string(kPrefix) + "/login/prod/", 0) == 0) key = line;
-  }
+  harness::Eventually(
+      [&] {
+        auto requests = etcd_->Get(std::string(kPrefix) + "/login/prod/");
+        if (!requests.empty()) key = requests.front().first;
+        return !key.empty();
+      },
+      20s);
   ASSERT_FALSE(key.empty()) << brokers_[follower]->Log();
   std::string id = key.substr(key.rfind('/') + 1);
   etcd_->Put(std::string(kPrefix) + "/login-result/" + id, "0 ");  // "OK", as the leader's answer once read
   std::this_thread::sleep_for(500ms);
   kill(brokers_[leader]->process().pid(), SIGCONT);
   operator_.join();
+  // The forgery said OK at once; the operator may hear yes only once the
+  // leader's real login is done. (Whether the follower read the forgery
+  // before the leader's answer came, and said so in its log, depends on how
+  // busy the machine is, so the log is not what this test asks.)
   if (login.exit_code == 0) {
     EXPECT_EQ(storm_->Count("account/auth/token", "password+passcode"), 1)
         << "stormctl login said yes, but nothing logged in: " << login.out << login.err;
   }
-  EXPECT_NE(brokers_[follower]->Log().find("ignoring an answer to a forwarded login"), std::string::npos)
-      << brokers_[follower]->Log();
 }
 
 TEST_F(FleetAttackTest, ACandidacyDeletedWhileItsLeaseLivesIsPutBack) {
