@@ -437,6 +437,7 @@ class HttpEngine::Impl {
   void Begin(std::unique_ptr<Transfer> transfer, Completions& completions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     const Lane& lane = transfer->request.lane;
     auto fail = [&](Status why) {
+      mutex_.AssertHeld();  // the analysis does not follow the lock into a lambda
       line_.Done(lane.account);
       completions.push_back({std::move(transfer->done), std::move(why)});
     };
@@ -468,6 +469,7 @@ class HttpEngine::Impl {
   void SweepLine(Completions& completions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     auto now = SteadyClock::now();
     auto gone = line_.RemoveIf([&](const FairLine<std::unique_ptr<Transfer>>::Entry& entry) {
+      mutex_.AssertHeld();
       if (entry.lane.Abandoned() || Expiry(*entry.item) <= now) return true;
       auto paused = line_.PausedUntil(entry.lane.account, now);
       return paused && !entry.lane.upkeep && Expiry(*entry.item) < *paused;
