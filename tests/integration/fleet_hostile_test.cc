@@ -113,14 +113,21 @@ TEST_F(FleetAttackTest, ForgedReportsOfARejectedTokenCostNoKeepAlives) {
 
 TEST_F(FleetAttackTest, AForgedLoginAnswerDoesNotFoolTheOperator) {
   StartStorm(kTotpSecret);
-  StartAll([&](int i) { return harness::With(FleetConfig(i), {"accounts", "prod", "two_factor"}, "prompt"); },
-           "needs-passcode");
+  // Leases long enough that the stopped leader stays the leader (with 2 s,
+  // a slow machine moved the lead and no login was forwarded at all).
+  StartAll(
+      [&](int i) {
+        YAML::Node config = harness::With(FleetConfig(i), {"accounts", "prod", "two_factor"}, "prompt");
+        config["fleet"]["lease_ttl"] = "30s";
+        return config;
+      },
+      "needs-passcode");
   int leader = WaitForLeader();
   ASSERT_GE(leader, 0);
   int follower = (leader + 1) % kMachines;
+  while (std::time(nullptr) % 30 >= 20) std::this_thread::sleep_for(200ms);
   // The leader hears nothing for a while; the forger answers in its place.
   kill(brokers_[leader]->process().pid(), SIGSTOP);
-  while (std::time(nullptr) % 30 >= 20) std::this_thread::sleep_for(200ms);
   auto code = RunCommand({"/usr/bin/oathtool", "--totp", "-b", kTotpSecret});
   harness::RunResult login;
   std::thread operator_([&] {
