@@ -67,6 +67,16 @@ TEST(HttpProtocolTest, RefusalsComeInTheApisErrorShapeWithTheirHttpStatus) {
   EXPECT_EQ(yaml, "a: 1\n");
 }
 
+TEST(HttpProtocolTest, AYamlStringThatIsNotUtf8IsRefusedNotCarried) {
+  // Found by request_fuzz: YAML takes the bytes, and JSON's dump() threw on
+  // them in the core (a crash of the daemon by any caller allowed a method).
+  auto params = ParseParams("params:\n  name: \"\xff\xfe\"\n", "yaml");
+  ASSERT_FALSE(params.ok());
+  EXPECT_EQ(params.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(params.status().message().find("UTF-8"), std::string::npos);
+  EXPECT_TRUE(ParseParams("params:\n  name: \"caf\xc3\xa9\"\n", "yaml").ok());
+}
+
 TEST(HttpProtocolTest, ASlowDownSaysWhenToComeBackInWholeSeconds) {
   Reply reply = FromStatus(ResourceExhausted("slow down").WithRetryAfter(std::chrono::milliseconds(1200)));
   EXPECT_EQ(reply.status, 429u);

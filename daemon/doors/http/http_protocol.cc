@@ -69,6 +69,15 @@ Result<nlohmann::json> ParseParams(std::string_view body, std::string_view encod
   }
   nlohmann::json& params = (*envelope)["params"];
   if (!params.is_object()) return InvalidArgument(failed + "params must be a map");
+  if (encoding == "yaml") {
+    // JSON's parser refuses text that is not UTF-8; YAML's takes it, and
+    // JSON could not carry it upstream (dump() would throw).
+    try {
+      (void)params.dump();
+    } catch (const nlohmann::json::exception&) {
+      return InvalidArgument(failed + "a string that is not UTF-8");
+    }
+  }
   return std::move(params);
 }
 
