@@ -58,6 +58,7 @@ class GrpcDoor:
     def call(self, deadline):
         """(outcome, retry_after_ms or None)"""
         try:
+            # The answer itself does not matter here: only whether and when it came.
             self.stub.Call(self.request, timeout=deadline)
             return "ok", None
         except grpc.RpcError as error:
@@ -65,6 +66,8 @@ class GrpcDoor:
             return error.code().name, int(pushback) if pushback else None
 
     def abandon(self, wait):
+        # Sent, then given up while it waits in the broker's line: the
+        # cancellation is what the test watches for.
         future = self.stub.Call.future(self.request, timeout=60)
         time.sleep(wait)
         future.cancel()
