@@ -29,6 +29,7 @@
 #include "doors/grpc/self_test.h"
 #include "doors/grpc/unix_listener.h"
 #include "doors/http/http_door.h"
+#include "doors/proxy/proxy_door.h"
 #include "fleet/fleet.h"
 #include "net/passed_sockets.h"
 #include "observe/account_summary.h"
@@ -131,6 +132,7 @@ struct Daemon::Parts {
         cache(config.cache, config.cache_max_bytes, ApiVersion(config.upstream.url)),
         core(connections, policy, sessions, audit, &metrics, config.limits, &cache),
         http(core, connections, config.limits),
+        proxy(core, http),
         metrics_endpoint([this] { return metrics.Collect().Text(); },
                          [this](const Caller& caller) { return policy.Get()->AdmitsMetrics(caller); }, audit) {}
 
@@ -181,6 +183,7 @@ struct Daemon::Parts {
   bool handed_over_by_systemd = false;
   std::unique_ptr<GrpcKeepWarm> keep_warm;
   HttpDoor http;
+  ProxyDoor proxy;  // CONNECT in front of the HTTP door's tunnel server
   MetricsEndpoint metrics_endpoint;
 };
 
@@ -256,6 +259,7 @@ Status Daemon::Start() {
   }
   // The HTTP door: the Storm API's own paths (when configured).
   if (Status opened = p.http.Start(config_.listen, *passed); !opened.ok()) return opened;
+  if (Status opened = p.proxy.Start(config_.listen, passed->https_proxy); !opened.ok()) return opened;
   if (Status started = p.metrics_endpoint.Start(config_.metrics); !started.ok()) return started;
 
   running_ = true;
@@ -337,6 +341,7 @@ void Daemon::MoveClients(std::chrono::milliseconds bound) {
   for (bool accepting : {true, false}) {
     if (!accepting) {
       p.listener->Stop();
+      p.proxy.Stop();
       p.http.StopAccepting();
     }
     uint64_t mark = p.connections.Mark();
@@ -366,6 +371,7 @@ void Daemon::Shutdown() {
     // No new connections. Under socket activation systemd keeps the
     // listening sockets: new connections wait there for the next process.
     p.listener->Stop();
+    p.proxy.Stop();
     p.http.StopAccepting();
     // GOAWAY on every gRPC connection: clients start no new call here, and
     // retry on their next connection, transparently, the calls the server

@@ -42,6 +42,13 @@ struct ListenConfig {
   // https:// (empty: plain HTTP). The key file is read as a secret.
   std::string http_tls_cert_file;
   std::string http_tls_key_file;
+  // The HTTPS proxy door (listen.https_proxy.address, loopback TCP): CONNECT
+  // to `https_proxy_hosts` on port 443 only, TLS terminated with a leaf from
+  // the local CA in the two files (made at start when both are missing).
+  std::optional<TcpAddress> https_proxy;
+  std::vector<std::string> https_proxy_hosts = {"api.stormondemand.com", "api.liquidweb.com"};
+  std::string proxy_ca_cert_file = "/var/lib/stormbroker/proxy-ca.pem";
+  std::string proxy_ca_key_file = "/var/lib/stormbroker/proxy-ca.key";
 };
 
 struct AuditConfig {

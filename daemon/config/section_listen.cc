@@ -31,6 +31,42 @@ const Keys<ListenConfig>& HttpTlsKeys() {
   return keys;
 }
 
+// A host name the proxy door serves: a DNS name (what the CA's name
+// constraints permit), never an address.
+std::string ProxyHost(const YAML::Node& node, const std::string& path) {
+  std::string host = Scalar(node, path);
+  for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  bool name_chars = !host.empty() && host.size() <= 253 && host.front() != '.' && host.back() != '.' &&
+                    host.find("..") == std::string::npos &&
+                    host.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-") == std::string::npos;
+  bool all_digits = host.find_first_not_of("0123456789.") == std::string::npos;
+  if (!name_chars || all_digits || host.find('.') == std::string::npos) {
+    Fail(node, path + " must list DNS names such as api.stormondemand.com (not addresses): '" + host + "' is not one");
+  }
+  return host;
+}
+
+const Keys<ListenConfig>& HttpsProxyKeys() {
+  static const Keys<ListenConfig> keys = {
+      Field("address", &ListenConfig::https_proxy,
+            [](const YAML::Node& node, const std::string& path) -> std::optional<TcpAddress> {
+              return LoopbackAddress(node, path);
+            },
+            "127.0.0.1:8443"),
+      Field("hosts", &ListenConfig::https_proxy_hosts,
+            [](const YAML::Node& node, const std::string& path) {
+              if (!node.IsSequence() || node.size() == 0) Fail(node, path + " must be a list of host names");
+              std::vector<std::string> hosts;
+              for (const YAML::Node& host : node) hosts.push_back(ProxyHost(host, path));
+              return hosts;
+            },
+            "[api.stormondemand.com]"),
+      Field("ca_cert_file", &ListenConfig::proxy_ca_cert_file, AbsolutePath, "/var/lib/other/proxy-ca.pem"),
+      Field("ca_key_file", &ListenConfig::proxy_ca_key_file, AbsolutePath, "/var/lib/other/proxy-ca.key"),
+  };
+  return keys;
+}
+
 }  // namespace
 
 const Keys<ListenConfig>& ListenKeys() {
@@ -62,6 +98,7 @@ const Keys<ListenConfig>& ListenKeys() {
             },
             "127.0.0.1:8089"),
       Nested("http_tls", HttpTlsKeys()),
+      Nested("https_proxy", HttpsProxyKeys()),
   };
   return keys;
 }
@@ -76,6 +113,13 @@ ListenConfig ParseListen(const YAML::Node& node, const std::string& path) {
   if (const YAML::Node tls = node["http_tls"]) {
     if (!listen.http) Fail(tls, path + ".http_tls needs " + path + ".http: TLS is served on the loopback TCP door");
     if (!tls["cert_file"] || !tls["key_file"]) Fail(tls, path + ".http_tls needs cert_file and key_file (PEM)");
+  }
+  if (const YAML::Node proxy = node["https_proxy"]; proxy && !proxy["address"]) {
+    Fail(proxy, path + ".https_proxy needs address (a loopback address:port such as 127.0.0.1:8443)");
+  }
+  if (listen.https_proxy && listen.http && listen.https_proxy->port == listen.http->port &&
+      listen.https_proxy->host == listen.http->host) {
+    Fail(node["https_proxy"]["address"], path + ".https_proxy.address must differ from " + path + ".http");
   }
   return listen;
 }

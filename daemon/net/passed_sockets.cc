@@ -25,20 +25,24 @@ Result<PassedSockets> SortPassedSockets(const std::vector<PassedSocket>& sockets
     bool unix_stream = sd_is_socket_unix(socket.fd, SOCK_STREAM, /*listening=*/1, nullptr, 0) > 0;
     bool tcp = sd_is_socket_inet(socket.fd, AF_UNSPEC, SOCK_STREAM, /*listening=*/1, 0) > 0;
     std::optional<int>* door = nullptr;
+    bool named_tcp = socket.name == "http" || socket.name == "https-proxy";
+    if (named_tcp && tcp && !IsBoundToLoopback(socket.fd)) {
+      return FailedPrecondition(Describe(socket) +
+                                " is not on a loopback address; the broker's TCP doors listen on 127.0.0.1 or [::1] "
+                                "only (the kernel names the caller only of a connection on this machine)");
+    }
     if (socket.name == "http") {
-      if (tcp && !IsBoundToLoopback(socket.fd)) {
-        return FailedPrecondition(Describe(socket) +
-                                  " is not on a loopback address; the HTTP door listens on 127.0.0.1 or [::1] only "
-                                  "(the kernel names the caller only of a connection on this machine)");
-      }
       door = unix_stream ? &sorted.http_unix : tcp ? &sorted.http_tcp : nullptr;
+    } else if (socket.name == "https-proxy") {
+      door = tcp ? &sorted.https_proxy : nullptr;
     } else if (unix_stream) {
       door = &sorted.grpc;
     }
     if (!door) {
       return FailedPrecondition(Describe(socket) +
                                 " is not a listening stream socket; give the socket unit ListenStream= with a "
-                                "Unix path (or, for FileDescriptorName=http, a loopback address:port)");
+                                "Unix path (or, for FileDescriptorName=http, a loopback address:port; for "
+                                "FileDescriptorName=https-proxy, a loopback address:port only)");
     }
     if (*door) {
       return FailedPrecondition(Describe(socket) +

@@ -1,7 +1,8 @@
 // The listening sockets systemd passes (socket activation), sorted into the
 // broker's doors by the name each socket unit gives them
 // (FileDescriptorName=): "http" for the HTTP door, a Unix socket
-// (listen.http_socket) or a loopback TCP one (listen.http); any other name
+// (listen.http_socket) or a loopback TCP one (listen.http); "https-proxy"
+// for the HTTPS proxy door (loopback TCP, listen.https_proxy); any other name
 // for the gRPC socket (so a unit written before names still works). A door
 // systemd passes replaces the one in the config; systemd owns its file.
 #pragma once
@@ -18,6 +19,7 @@ struct PassedSockets {
   std::optional<int> grpc;       // a listening Unix stream socket
   std::optional<int> http_unix;  // a listening Unix stream socket
   std::optional<int> http_tcp;   // a listening TCP socket on a loopback address
+  std::optional<int> https_proxy;  // a listening TCP socket on a loopback address
 };
 
 struct PassedSocket {

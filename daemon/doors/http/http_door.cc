@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -67,10 +68,38 @@ Status HttpDoor::Start(const ListenConfig& listen, const PassedSockets& passed) 
   return Status::Ok();
 }
 
-Status HttpDoor::Serve(int listen_fd, Door kind, const Tls* tls) {
+Status HttpDoor::ServeTunnels(const std::string& leaf_cert, const Secret& leaf_key,
+                              const std::vector<std::string>& hosts) {
+  Tls tls{leaf_cert, leaf_key.Clone()};
+  std::vector<std::string> host_values;
+  for (const std::string& host : hosts) {
+    host_values.push_back(host);
+    host_values.push_back(host + ":443");
+  }
+  if (Status served = Serve(-1, Door::kHttpsProxy, &tls, std::move(host_values)); !served.ok()) return served;
+  tunnels_ = servers_.back().get();
+  return Status::Ok();
+}
+
+Status HttpDoor::AdoptTunnel(int fd) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  if (!tunnels_ || getpeername(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    close(fd);
+    return Unavailable("the proxy door's tunnel could not be served");
+  }
+  // libmicrohttpd closes the socket itself when it cannot take it.
+  if (MHD_add_connection(tunnels_->daemon, fd, reinterpret_cast<sockaddr*>(&address), length) != MHD_YES) {
+    return Unavailable(std::string("libmicrohttpd could not take a tunnel: ") + strerror(errno));
+  }
+  return Status::Ok();
+}
+
+Status HttpDoor::Serve(int listen_fd, Door kind, const Tls* tls, std::vector<std::string> hosts) {
   auto server = std::make_unique<Server>();
   server->door = this;
   server->kind = kind;
+  server->hosts = std::move(hosts);
   if (kind == Door::kHttpTcp) {
     auto bound = BoundAddress(listen_fd);
     if (!bound.ok()) {
@@ -81,6 +110,9 @@ Status HttpDoor::Serve(int listen_fd, Door kind, const Tls* tls) {
   }
   unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
                        MHD_USE_ERROR_LOG;
+  // Without a listening socket, connections arrive by MHD_add_connection
+  // from another thread: the inter-thread channel wakes the server.
+  if (listen_fd < 0) flags |= MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
   // TLS (GnuTLS, inside libmicrohttpd): the key and certificate as PEM text.
   std::vector<MHD_OptionItem> tls_options;
   if (tls) {
@@ -95,7 +127,7 @@ Status HttpDoor::Serve(int listen_fd, Door kind, const Tls* tls) {
       flags, 0, nullptr, nullptr, &Exchange::OnRequest, server.get(),                //
       // The logger first, so that every message goes there.
       MHD_OPTION_EXTERNAL_LOGGER, &LogFromMhd, const_cast<char*>(DoorName(kind)),   //
-      MHD_OPTION_LISTEN_SOCKET, listen_fd,                                          //
+      MHD_OPTION_LISTEN_SOCKET, listen_fd,  // -1 with MHD_USE_NO_LISTEN_SOCKET: none
       MHD_OPTION_NOTIFY_CONNECTION, &Exchange::OnConnection, server.get(),          //
       MHD_OPTION_NOTIFY_COMPLETED, &Exchange::OnCompleted, nullptr,                 //
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, kConnectionMemory,                        //
@@ -105,7 +137,7 @@ Status HttpDoor::Serve(int listen_fd, Door kind, const Tls* tls) {
       MHD_OPTION_ARRAY, tls_options.data(),                                         //
       MHD_OPTION_END);
   if (!server->daemon) {
-    close(listen_fd);
+    if (listen_fd >= 0) close(listen_fd);
     return Unavailable(std::string("libmicrohttpd could not start the HTTP door (") + DoorName(kind) + ")");
   }
   servers_.push_back(std::move(server));
@@ -147,6 +179,7 @@ void HttpDoor::Stop() {
     server->daemon = nullptr;
   }
   servers_.clear();
+  tunnels_ = nullptr;
   if (!socket_path_.empty()) unlink(socket_path_.c_str());
   socket_path_.clear();
 }

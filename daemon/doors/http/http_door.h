@@ -48,6 +48,16 @@ class HttpDoor {
   // door (`passed`) is served instead of the configured one.
   Status Start(const ListenConfig& listen, const PassedSockets& passed);
 
+  // Serves HTTPS inside the proxy door's tunnels (doors/proxy/proxy_door.h):
+  // no listening socket; each tunnel's client socket, handed over by
+  // AdoptTunnel once CONNECT is answered, is served with `leaf` (a
+  // certificate for `hosts`, whose names are the Host values accepted).
+  // The caller is the owner of that socket, as on listen.http.
+  Status ServeTunnels(const std::string& leaf_cert, const Secret& leaf_key, const std::vector<std::string>& hosts);
+  // Takes `fd` (a loopback TCP connection whose CONNECT was answered) into
+  // the tunnels' server; closed there in any case.
+  Status AdoptTunnel(int fd);
+
   // A restart's first step: closes idle keep-alive connections and answers
   // every request from now on with Connection: close, still accepting.
   void GoAway() ABSL_LOCKS_EXCLUDED(peers_mutex_);
@@ -70,13 +80,15 @@ class HttpDoor {
   };
 
   void SetBusy(Peer* peer, bool busy) ABSL_LOCKS_EXCLUDED(peers_mutex_);
-  // `tls` (may be null) is read while the server starts.
-  Status Serve(int listen_fd, Door door, const Tls* tls);
+  // `tls` (may be null) is read while the server starts. `listen_fd` -1:
+  // connections come through AdoptTunnel only.
+  Status Serve(int listen_fd, Door door, const Tls* tls, std::vector<std::string> hosts = {});
 
   BrokerCore& core_;
   ConnectionTable& connections_;  // for request bodies' bytes
   const LimitsConfig limits_;
   std::vector<std::unique_ptr<Server>> servers_;
+  Server* tunnels_ = nullptr;  // ServeTunnels' server, in servers_
   std::string socket_path_;  // removed by Stop
   std::atomic<bool> closing_{false};  // GoAway ran: every answer closes its connection
   absl::Mutex peers_mutex_;

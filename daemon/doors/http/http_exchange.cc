@@ -20,6 +20,10 @@ std::string_view Header(MHD_Connection* connection, const char* name) {
   return value ? value : "";
 }
 
+// Connections whose caller the kernel names through sock_diag (the owner
+// of the client's socket), with the Host and browser checks of a TCP door.
+bool OverLoopbackTcp(Door door) { return door == Door::kHttpTcp || door == Door::kHttpsProxy; }
+
 }  // namespace
 
 void HttpDoor::Exchange::OnConnection(void* cls, MHD_Connection* connection, void** socket_context,
@@ -48,7 +52,7 @@ void HttpDoor::Exchange::OnConnection(void* cls, MHD_Connection* connection, voi
   const MHD_ConnectionInfo* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
   if (!info) return;
   peer->fd = info->connect_fd;
-  Result<Caller> caller = server->kind == Door::kHttpTcp ? IdentifyLoopbackPeer(peer->fd) : IdentifyPeer(peer->fd);
+  Result<Caller> caller = OverLoopbackTcp(server->kind) ? IdentifyLoopbackPeer(peer->fd) : IdentifyPeer(peer->fd);
   if (!caller.ok()) {
     core.RefuseUnidentified(server->kind, caller.status());
     shutdown(peer->fd, SHUT_RDWR);
@@ -79,7 +83,7 @@ void HttpDoor::Exchange::Start(std::string_view url, std::string_view method) {
     return;
   }
   request_.emplace(std::move(begun).value());
-  if (server_.kind == Door::kHttpTcp) {
+  if (OverLoopbackTcp(server_.kind)) {
     Status browser = http::CheckBrowserHeaders(Header(connection_, MHD_HTTP_HEADER_HOST),
                                                Header(connection_, "Origin"), Header(connection_, "Sec-Fetch-Site"),
                                                server_.hosts);
@@ -169,7 +173,7 @@ void HttpDoor::Exchange::Finish() {
   // The first request of a TCP connection is complete: is its sender still
   // there, and the same? (One that sent and closed at once is an orphan,
   // which the kernel names as nobody's.)
-  if (server_.kind == Door::kHttpTcp && !peer_->confirmed) {
+  if (OverLoopbackTcp(server_.kind) && !peer_->confirmed) {
     if (Status still = LoopbackPeerStillOwnedBy(peer_->fd, peer_->caller->uid); !still.ok()) {
       request_->set_concluded();  // audited as unidentified, never as this uid's
       core_.RefuseUnidentified(server_.kind, still);
