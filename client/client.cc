@@ -139,6 +139,11 @@ class GrpcClient : public Client {
       out.callers.push_back({load.account(), load.uid(), load.at_api(), load.waiting(),
                              std::chrono::milliseconds(load.longest_wait_ms())});
     }
+    if (response.has_https_proxy()) {
+      const v1::HttpsProxyStatus& proxy = response.https_proxy();
+      out.https_proxy = DaemonStatus::HttpsProxy{proxy.address(), {proxy.hosts().begin(), proxy.hosts().end()},
+                                                 proxy.ca_certificate()};
+    }
     return out;
   }
 

@@ -222,7 +222,7 @@ Status Daemon::Start() {
   });
 
   // The gRPC door. Health and reflection let generic gRPC tools find their way around.
-  p.service = std::make_unique<BrokerService>(p.core, p.watches, p.audit, p.metrics, p.engine, p.fleet.get());
+  p.service = std::make_unique<BrokerService>(p.core, p.watches, p.audit, p.metrics, p.engine, p.fleet.get(), &p.proxy);
   p.health = std::make_unique<HealthService>(p.core);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;

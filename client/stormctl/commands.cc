@@ -94,6 +94,9 @@ int RunStatus(const Invocation& invocation) {
                           {"audit_records_dropped", status->audit_records_dropped},
                           {"accounts", AccountsJson(status->accounts)},
                           {"callers", CallersJson(status->callers)}};
+    if (const auto& proxy = status->https_proxy) {
+      out["https_proxy"] = {{"address", proxy->address}, {"hosts", proxy->hosts}};
+    }
     if (status->fleet) {
       out["fleet"] = {{"name", status->fleet->name},
                       {"connected", status->fleet->connected},
@@ -116,12 +119,27 @@ int RunStatus(const Invocation& invocation) {
                 fleet->connected ? ("in touch with etcd; members: " + ForOutput(members, 1)).c_str()
                                  : Paint(ForOutput(fleet->detail, 1), "31", UseColour(1)).c_str());
   }
+  if (const auto& proxy = status->https_proxy) {
+    std::string hosts;
+    for (const auto& host : proxy->hosts) hosts += (hosts.empty() ? "" : ", ") + host;
+    std::printf("HTTPS proxy door on %s for %s (stormctl proxy-ca prints its CA)\n",
+                ForOutput(proxy->address, 1).c_str(), ForOutput(hosts, 1).c_str());
+  }
   std::printf("\n");
   PrintAccountsTable(status->accounts);
   if (!status->callers.empty()) {
     std::printf("\n");
     std::fputs(CallersTable(status->callers, status->callers.size()).c_str(), stdout);
   }
+  return kExitOk;
+}
+
+int RunProxyCa(const Invocation& invocation) {
+  if (!invocation.args.empty()) return Usage("proxy-ca takes no arguments");
+  auto status = invocation.broker.GetStatus();
+  if (!status.ok()) return ExitFor(status.error());
+  if (!status->https_proxy) return Fail("the broker has no HTTPS proxy door (listen.https_proxy is not configured)");
+  std::fputs(status->https_proxy->ca_certificate.c_str(), stdout);
   return kExitOk;
 }
 
@@ -250,6 +268,20 @@ Example:
   stormctl status
 )",
        RunStatus},
+      {"proxy-ca", "proxy-ca", "the HTTPS proxy door's CA certificate, for clients to trust",
+       R"(usage: stormctl proxy-ca
+
+Prints the certificate (PEM) of the local CA with which the HTTPS proxy door
+(listen.https_proxy) terminates TLS for the Storm API's host names. Its name
+constraints let it vouch for those names only, so trusting it system-wide
+lends the broker no other site.
+
+Examples:
+  stormctl proxy-ca > /usr/local/share/ca-certificates/stormbroker-proxy.crt
+  update-ca-certificates
+  stormctl proxy-ca > ~/stormbroker-ca.pem; export REQUESTS_CA_BUNDLE=~/stormbroker-ca.pem
+)",
+       RunProxyCa},
       {"metrics", "metrics", "the broker's metrics, as Prometheus reads them",
        R"(usage: stormctl metrics
 

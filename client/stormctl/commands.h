@@ -38,6 +38,7 @@ int RunLogout(const Invocation& invocation);
 int RunToken(const Invocation& invocation);
 int RunWatch(const Invocation& invocation);
 int RunMetrics(const Invocation& invocation);
+int RunProxyCa(const Invocation& invocation);
 int RunTop(const Invocation& invocation);  // top.cc
 
 }  // namespace stormbroker::stormctl

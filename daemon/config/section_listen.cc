@@ -55,12 +55,14 @@ const Keys<ListenConfig>& HttpsProxyKeys() {
             "127.0.0.1:8443"),
       Field("hosts", &ListenConfig::https_proxy_hosts,
             [](const YAML::Node& node, const std::string& path) {
+              // One name alone may be written without the brackets.
+              if (node.IsScalar()) return std::vector<std::string>{ProxyHost(node, path)};
               if (!node.IsSequence() || node.size() == 0) Fail(node, path + " must be a list of host names");
               std::vector<std::string> hosts;
               for (const YAML::Node& host : node) hosts.push_back(ProxyHost(host, path));
               return hosts;
             },
-            "[api.stormondemand.com]"),
+            "api.stormondemand.com"),
       Field("ca_cert_file", &ListenConfig::proxy_ca_cert_file, AbsolutePath, "/var/lib/other/proxy-ca.pem"),
       Field("ca_key_file", &ListenConfig::proxy_ca_key_file, AbsolutePath, "/var/lib/other/proxy-ca.key"),
   };

@@ -40,7 +40,7 @@ class Files {
 // A config with every section, so that any key can be set in it alone.
 YAML::Node FullDocument(const Files& files) {
   return YAML::Load(R"(
-listen: {socket: )" + files.dir() + R"(/broker.sock}
+listen: {socket: )" + files.dir() + R"(/broker.sock, https_proxy: {address: "127.0.0.1:8444"}}
 upstream: {url: "https://127.0.0.1:1/v1"}
 accounts:
   prod: {username: deploy-bot, password_file: )" + files.Write("prod.password", "pw") + R"(, expire_on_shutdown: true}

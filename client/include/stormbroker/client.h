@@ -121,6 +121,13 @@ struct DaemonStatus {
     std::chrono::milliseconds longest_wait{0};  // the oldest in line
   };
   std::vector<CallerLoad> callers;
+  // The HTTPS proxy door, when configured.
+  struct HttpsProxy {
+    std::string address;             // host:port
+    std::vector<std::string> hosts;  // served on port 443
+    std::string ca_certificate;      // PEM, for clients to trust
+  };
+  std::optional<HttpsProxy> https_proxy;
 };
 
 // One sample of the broker's metrics, e.g. stormbroker_calls_total with

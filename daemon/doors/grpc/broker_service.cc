@@ -203,6 +203,12 @@ grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* 
     out->set_detail(fleet.detail);
     for (const auto& member : fleet.members) out->add_members(member);
   }
+  if (auto proxy = proxy_ ? proxy_->Describe() : std::nullopt) {
+    v1::HttpsProxyStatus* out = response->mutable_https_proxy();
+    out->set_address(proxy->address);
+    for (const auto& host : proxy->hosts) out->add_hosts(host);
+    out->set_ca_certificate(proxy->ca_certificate);
+  }
   const Caller& caller = admitted->caller();
   for (const auto& [name, session] : core_.accounts()) {
     if (core_.MayUse(caller, name)) FillAccount(session->Snapshot(), response->add_accounts());

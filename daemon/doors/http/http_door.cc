@@ -113,28 +113,28 @@ Status HttpDoor::Serve(int listen_fd, Door kind, const Tls* tls, std::vector<std
   // Without a listening socket, connections arrive by MHD_add_connection
   // from another thread: the inter-thread channel wakes the server.
   if (listen_fd < 0) flags |= MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+  std::vector<MHD_OptionItem> options;
+  if (listen_fd >= 0) options.push_back({MHD_OPTION_LISTEN_SOCKET, listen_fd, nullptr});
   // TLS (GnuTLS, inside libmicrohttpd): the key and certificate as PEM text.
-  std::vector<MHD_OptionItem> tls_options;
   if (tls) {
     flags |= MHD_USE_TLS;
-    tls_options.push_back({MHD_OPTION_HTTPS_MEM_KEY, 0, const_cast<char*>(tls->key.Reveal().data())});
-    tls_options.push_back({MHD_OPTION_HTTPS_MEM_CERT, 0, const_cast<char*>(tls->cert.c_str())});
+    options.push_back({MHD_OPTION_HTTPS_MEM_KEY, 0, const_cast<char*>(tls->key.Reveal().data())});
+    options.push_back({MHD_OPTION_HTTPS_MEM_CERT, 0, const_cast<char*>(tls->cert.c_str())});
   }
-  tls_options.push_back({MHD_OPTION_END, 0, nullptr});
+  options.push_back({MHD_OPTION_END, 0, nullptr});
   auto idle_seconds = static_cast<unsigned int>(
       std::max<long long>(1, std::chrono::duration_cast<std::chrono::seconds>(limits_.idle_timeout).count()));
   server->daemon = MHD_start_daemon(
       flags, 0, nullptr, nullptr, &Exchange::OnRequest, server.get(),                //
       // The logger first, so that every message goes there.
       MHD_OPTION_EXTERNAL_LOGGER, &LogFromMhd, const_cast<char*>(DoorName(kind)),   //
-      MHD_OPTION_LISTEN_SOCKET, listen_fd,  // -1 with MHD_USE_NO_LISTEN_SOCKET: none
       MHD_OPTION_NOTIFY_CONNECTION, &Exchange::OnConnection, server.get(),          //
       MHD_OPTION_NOTIFY_COMPLETED, &Exchange::OnCompleted, nullptr,                 //
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, kConnectionMemory,                        //
       MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned int>(limits_.connections),  //
       MHD_OPTION_CONNECTION_TIMEOUT, idle_seconds,                                  //
       MHD_OPTION_THREAD_POOL_SIZE, 2u,                                              //
-      MHD_OPTION_ARRAY, tls_options.data(),                                         //
+      MHD_OPTION_ARRAY, options.data(),                                             //
       MHD_OPTION_END);
   if (!server->daemon) {
     if (listen_fd >= 0) close(listen_fd);

@@ -76,7 +76,14 @@ Status ProxyDoor::Start(const ListenConfig& listen, std::optional<int> passed) {
   std::string served;
   for (const std::string& host : hosts_) served += (served.empty() ? "" : ", ") + host;
   spdlog::info("HTTPS proxy door on {} for {} (CA {})", where, served, listen.proxy_ca_cert_file);
+  absl::MutexLock lock(&mutex_);
+  description_ = Description{where, hosts_, ca->certificate_pem()};
   return Status::Ok();
+}
+
+std::optional<ProxyDoor::Description> ProxyDoor::Describe() const {
+  absl::MutexLock lock(&mutex_);
+  return description_;
 }
 
 void ProxyDoor::AcceptLoop(int listen_fd) {

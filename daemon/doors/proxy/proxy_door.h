@@ -40,6 +40,15 @@ class ProxyDoor {
   // "https-proxy") or on listen.https_proxy.address. Nothing when neither.
   Status Start(const ListenConfig& listen, std::optional<int> passed);
 
+  // What clients need to know, once started: where, for which hosts, and
+  // the CA to trust. Empty when the door is not serving.
+  struct Description {
+    std::string address;
+    std::vector<std::string> hosts;
+    std::string ca_certificate;  // PEM
+  };
+  std::optional<Description> Describe() const ABSL_LOCKS_EXCLUDED(mutex_);
+
   // Stops taking connections; CONNECTs not yet answered are closed.
   // Tunnels already open are the HTTP door's (GoAway, Stop).
   void Stop() ABSL_LOCKS_EXCLUDED(mutex_);
@@ -62,7 +71,8 @@ class ProxyDoor {
   int listen_fd_ = -1;
   int wake_fd_ = -1;  // an eventfd: Stop wakes the accept loop
   std::thread acceptor_;
-  absl::Mutex mutex_;
+  mutable absl::Mutex mutex_;
+  std::optional<Description> description_ ABSL_GUARDED_BY(mutex_);  // set once serving
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
   std::multiset<int> handshakes_ ABSL_GUARDED_BY(mutex_);  // connections whose CONNECT is not answered yet (an fd may be closed and reused before it leaves)
 };
