@@ -2,7 +2,7 @@
 _stormctl() {
   local cur prev words cword
   _init_completion || return
-  local commands="call accounts status login logout token watch help"
+  local commands="call accounts status login logout token watch metrics top proxy-ca help"
   local command="" i
   for ((i = 1; i < cword; i++)); do
     case ${words[i]} in

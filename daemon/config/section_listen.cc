@@ -116,9 +116,6 @@ ListenConfig ParseListen(const YAML::Node& node, const std::string& path) {
     if (!listen.http) Fail(tls, path + ".http_tls needs " + path + ".http: TLS is served on the loopback TCP door");
     if (!tls["cert_file"] || !tls["key_file"]) Fail(tls, path + ".http_tls needs cert_file and key_file (PEM)");
   }
-  if (const YAML::Node proxy = node["https_proxy"]; proxy && !proxy["address"]) {
-    Fail(proxy, path + ".https_proxy needs address (a loopback address:port such as 127.0.0.1:8443)");
-  }
   if (listen.https_proxy && listen.http && listen.https_proxy->port == listen.http->port &&
       listen.https_proxy->host == listen.http->host) {
     Fail(node["https_proxy"]["address"], path + ".https_proxy.address must differ from " + path + ".http");

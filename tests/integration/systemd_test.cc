@@ -132,6 +132,30 @@ TEST_F(SystemdTest, ServesOnTheSocketSystemdPasses) {
   EXPECT_FALSE(std::filesystem::exists(socket_)) << "listen.socket must not be created under socket activation";
 }
 
+TEST_F(SystemdTest, TheProxyDoorServesTheSocketSystemdPasses) {
+  // As stormbrokerd-https-proxy.socket passes it; the config names no
+  // address, only where the CA lives.
+  YAML::Node config = Config();
+  std::string ca = dir_.path() + "/proxy-ca.pem";
+  config["listen"]["https_proxy"]["ca_cert_file"] = ca;
+  config["listen"]["https_proxy"]["ca_key_file"] = dir_.path() + "/proxy-ca.key";
+  std::string activated = dir_.path() + "/activated.sock";
+  int port = harness::FreePort();
+  broker_ = std::make_unique<harness::Broker>(
+      dir_, harness::With(config, {"listen", "socket"}, activated), std::map<std::string, std::string>{},
+      std::vector<std::string>{"/usr/bin/systemd-socket-activate", "--listen=" + activated,
+                               "--listen=127.0.0.1:" + std::to_string(port), "--fdname=grpc:https-proxy"});
+  ASSERT_TRUE(harness::Eventually([&] { return std::filesystem::exists(activated); }));
+  // The first connection starts the daemon; curl waits for its CONNECT's answer.
+  harness::RunResult curl = harness::RunCommand({"/usr/bin/curl", "-sS", "--max-time", "20", "--proxy",
+                               "http://127.0.0.1:" + std::to_string(port), "--cacert", ca, "-u", "prod:x",
+                               "--data-binary", "{}", "https://api.stormondemand.com/v1/Utilities/Info/ping"});
+  ASSERT_EQ(curl.exit_code, 0) << curl.err << broker_->Log();
+  EXPECT_EQ(nlohmann::json::parse(curl.out), nlohmann::json({{"ping", "success"}}));
+  EXPECT_NE(broker_->Log().find("HTTPS proxy door on 127.0.0.1:" + std::to_string(port)), std::string::npos)
+      << broker_->Log();
+}
+
 TEST_F(SystemdTest, ACallWaitingInTheBacklogAtStartIsServedWithTheKeptToken) {
   YAML::Node config = harness::With(Config(), {"state_dir"}, dir_.path() + "/state");
   config["accounts"]["prod"]["expire_on_shutdown"] = false;

@@ -86,6 +86,20 @@ TEST_F(PassedSocketsTest, AnHttpSocketOffLoopbackIsRefused) {
       << sorted.status().message();
 }
 
+TEST_F(PassedSocketsTest, TheProxyDoorTakesALoopbackTcpSocketOnly) {
+  int proxy = TcpSocket("127.0.0.1");
+  auto sorted = SortPassedSockets({{proxy, "https-proxy"}});
+  ASSERT_TRUE(sorted.ok()) << sorted.status().message();
+  EXPECT_EQ(sorted->https_proxy, proxy);
+  EXPECT_FALSE(sorted->grpc || sorted->http_tcp);
+  auto wide = SortPassedSockets({{TcpSocket("0.0.0.0"), "https-proxy"}});
+  ASSERT_FALSE(wide.ok());
+  EXPECT_NE(wide.status().message().find("not on a loopback address"), std::string::npos);
+  auto unix_socket = SortPassedSockets({{UnixSocket(true), "https-proxy"}});
+  ASSERT_FALSE(unix_socket.ok());
+  EXPECT_NE(unix_socket.status().message().find("not a listening stream socket"), std::string::npos);
+}
+
 TEST_F(PassedSocketsTest, ATcpSocketIsNoGrpcDoor) {
   auto sorted = SortPassedSockets({{TcpSocket("127.0.0.1"), "grpc"}});
   ASSERT_FALSE(sorted.ok());
