@@ -8,6 +8,10 @@
 //                                               HTTP(S) to the API itself, keep-alive
 //   loadgen --mode nginx --target SOCKET        HTTP over a Unix socket to a proxy
 //                                               that adds the credentials
+//   loadgen --mode proxy --target PROXY_URL --account A --ca CA
+//                                               HTTPS to https://api.stormondemand.com
+//                                               through stormbrokerd's proxy door
+//                                               (CONNECT once per connection, kept alive)
 //   loadgen --mode idle --target SOCKET --pid PID
 //                                               opens --concurrency connections to
 //                                               stormbrokerd, makes no call, and reports
@@ -184,7 +188,10 @@ size_t Collect(char* data, size_t size, size_t count, void* user) {
 Outcome RunHttp(const Options& options) {
   // nginx and the broker's HTTP door: the same client, on a Unix socket.
   bool via_socket = options.mode == "nginx" || options.mode == "http";
-  std::string url = via_socket ? "http://localhost/v1/" + options.method : options.target + "/" + options.method;
+  bool via_proxy = options.mode == "proxy";
+  std::string url = via_socket  ? "http://localhost/v1/" + options.method
+                    : via_proxy ? "https://api.stormondemand.com/v1/" + options.method
+                                : options.target + "/" + options.method;
   const std::string payload = R"({"params":{}})";
   curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
   CURLM* multi = curl_multi_init();
@@ -202,6 +209,13 @@ Outcome RunHttp(const Options& options) {
     curl_easy_setopt(t.easy, CURLOPT_PRIVATE, &t);
     if (via_socket) {
       curl_easy_setopt(t.easy, CURLOPT_UNIX_SOCKET_PATH, options.target.c_str());
+    } else if (via_proxy) {
+      // As a client with a hard-coded URL and https_proxy: the Basic
+      // username names the account, the password is anything.
+      curl_easy_setopt(t.easy, CURLOPT_PROXY, options.target.c_str());
+      curl_easy_setopt(t.easy, CURLOPT_USERNAME, options.account.c_str());
+      curl_easy_setopt(t.easy, CURLOPT_PASSWORD, "unused");
+      curl_easy_setopt(t.easy, CURLOPT_CAINFO, options.ca.c_str());
     } else {
       curl_easy_setopt(t.easy, CURLOPT_USERNAME, options.user.c_str());
       curl_easy_setopt(t.easy, CURLOPT_PASSWORD, options.token.c_str());
@@ -379,8 +393,8 @@ int main(int argc, char** argv) {
   }
   if (options.mode == "idle") return RunIdle(options);
   if (options.mode != "broker" && options.mode != "grpc_floor" && options.mode != "direct" && options.mode != "nginx" &&
-      options.mode != "http") {
-    std::fprintf(stderr, "loadgen: --mode broker|grpc_floor|direct|nginx|http|idle is required\n");
+      options.mode != "http" && options.mode != "proxy") {
+    std::fprintf(stderr, "loadgen: --mode broker|grpc_floor|direct|nginx|http|proxy|idle is required\n");
     return 2;
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);
