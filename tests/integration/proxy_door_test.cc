@@ -216,6 +216,33 @@ TEST_F(ProxyDoorTest, IsNoOpenProxy) {
   EXPECT_TRUE(broker_->process().Running());
 }
 
+TEST_F(ProxyDoorTest, SilentConnectionsOfOneUserHoldNoMoreThanTheirShare) {
+  StartBroker(Config());
+  // Eight connections that never send their CONNECT: a user's share of the
+  // door's readers until the timeout.
+  std::vector<int> silent;
+  for (int i = 0; i < 8; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port_));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    silent.push_back(fd);
+  }
+  auto ping = [&](std::optional<uid_t> as) {
+    return RunCommand({"/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_connect}", "--max-time", "10",
+                       "--proxy", proxy_, "--cacert", ca_, "-u", "prod:x", "--data-binary", "{}",
+                       "https://api.stormondemand.com/v1/Utilities/Info/ping"},
+                      "", as)
+        .out;
+  };
+  EXPECT_TRUE(harness::Eventually([&] { return ping(std::nullopt) == "503"; })) << "the ninth of one user waits";
+  EXPECT_EQ(ping(kNobody), "200") << "another user is served meanwhile";
+  for (int fd : silent) close(fd);
+  EXPECT_TRUE(harness::Eventually([&] { return ping(std::nullopt) == "200"; }));
+}
+
 TEST_F(ProxyDoorTest, TheCaIsMadeOnceConstrainedAndItsKeyPrivate) {
   StartBroker(Config());
   struct stat key {};

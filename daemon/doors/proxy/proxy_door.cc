@@ -22,8 +22,11 @@ constexpr auto kLeafValidity = std::chrono::hours(24 * 397);
 // A client has this long to send its CONNECT; a connection that sends
 // nothing holds a thread no longer.
 constexpr int kHeadTimeoutSeconds = 10;
-// CONNECTs read at once; more wait in the listening socket's backlog.
+// CONNECTs read at once (more are answered 503), and of those, from one uid:
+// a user who opens connections and sends nothing holds a handful of
+// threads for the timeout, never the door.
 constexpr size_t kMaxHandshakes = 64;
+constexpr int kMaxHandshakesPerUid = 8;
 
 const char* Reason(int status) {
   switch (status) {
@@ -128,6 +131,22 @@ void ProxyDoor::Handshake(int fd) {
     core_.RefuseUnidentified(Door::kHttpsProxy, caller.status());
     return Refuse(fd, std::nullopt, 403, Decision::kDeny, caller.status(), "");
   }
+  bool within;
+  {
+    absl::MutexLock lock(&mutex_);
+    within = ++handshakes_by_uid_[caller->uid] <= kMaxHandshakesPerUid;
+  }
+  if (within) {
+    ReadConnect(fd, *caller);
+  } else {
+    Refuse(fd, *caller, 503, Decision::kLimit,
+           ResourceExhausted("too many proxy connections of this user are waiting to send CONNECT"), "");
+  }
+  absl::MutexLock lock(&mutex_);
+  if (--handshakes_by_uid_[caller->uid] == 0) handshakes_by_uid_.erase(caller->uid);
+}
+
+void ProxyDoor::ReadConnect(int fd, const Caller& caller) {
   // The head only: peeked, parsed, and then taken off the socket as far as
   // it goes, so the bytes after it stay there for the TLS server.
   ConnectHead head;
@@ -139,7 +158,7 @@ void ProxyDoor::Handshake(int fd) {
       return;
     }
     auto used = head.Feed({buffer, static_cast<size_t>(peeked)});
-    if (!used.ok()) return Refuse(fd, *caller, 400, Decision::kInvalid, used.status(), head.target());
+    if (!used.ok()) return Refuse(fd, caller, 400, Decision::kInvalid, used.status(), head.target());
     if (recv(fd, buffer, *used, 0) != static_cast<ssize_t>(*used)) {
       close(fd);
       return;
@@ -148,12 +167,12 @@ void ProxyDoor::Handshake(int fd) {
   if (!head.is_connect()) {
     Status why = PermissionDenied(
         "this proxy forwards nothing: it serves the Storm API through CONNECT (https_proxy), not plain requests");
-    return Refuse(fd, *caller, 403, Decision::kDeny, why, head.target());
+    return Refuse(fd, caller, 403, Decision::kDeny, why, head.target());
   }
   auto target = ParseTunnelTarget(head.target());
-  if (!target.ok()) return Refuse(fd, *caller, 400, Decision::kInvalid, target.status(), head.target());
+  if (!target.ok()) return Refuse(fd, caller, 400, Decision::kInvalid, target.status(), head.target());
   if (Status allowed = CheckTunnelTarget(*target, hosts_); !allowed.ok()) {
-    return Refuse(fd, *caller, 403, Decision::kDeny, allowed, head.target());
+    return Refuse(fd, caller, 403, Decision::kDeny, allowed, head.target());
   }
   if (!SendAll(fd, "HTTP/1.1 200 Connection established\r\n\r\n")) {
     close(fd);

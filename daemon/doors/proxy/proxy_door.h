@@ -16,6 +16,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -57,7 +58,9 @@ class ProxyDoor {
   void AcceptLoop(int listen_fd);
   // One connection until its CONNECT is answered (and handed over) or
   // refused; on a thread of its own, bounded by a timeout.
-  void Handshake(int fd);
+  void Handshake(int fd) ABSL_LOCKS_EXCLUDED(mutex_);
+  // Reads the CONNECT of `caller` on `fd`, and answers it or refuses it.
+  void ReadConnect(int fd, const Caller& caller);
   // Answers `status` with `why` (audited through the core for `caller`,
   // as the decision `decision`) and closes `fd`.
   void Refuse(int fd, const std::optional<Caller>& caller, int status, Decision decision, const Status& why,
@@ -74,6 +77,7 @@ class ProxyDoor {
   mutable absl::Mutex mutex_;
   std::optional<Description> description_ ABSL_GUARDED_BY(mutex_);  // set once serving
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
+  std::map<uid_t, int> handshakes_by_uid_ ABSL_GUARDED_BY(mutex_);
   std::multiset<int> handshakes_ ABSL_GUARDED_BY(mutex_);  // connections whose CONNECT is not answered yet (an fd may be closed and reused before it leaves)
 };
 
