@@ -30,6 +30,7 @@
 #include "doors/grpc/unix_listener.h"
 #include "doors/http/http_door.h"
 #include "doors/proxy/proxy_door.h"
+#include "upstream/warm_keeper.h"
 #include "fleet/fleet.h"
 #include "net/passed_sockets.h"
 #include "observe/account_summary.h"
@@ -161,6 +162,7 @@ struct Daemon::Parts {
   ServiceManager manager;
   HttpEngine engine;
   ThreadScheduler scheduler;
+  std::unique_ptr<WarmKeeper> warm_keeper;  // with upstream.keep_warm
   StormClient upstream;
   std::unique_ptr<FileTokenStore> store;  // with state_dir
   PolicyHolder policy;
@@ -197,6 +199,7 @@ Status Daemon::Start() {
   Parts& p = *parts_;
   if (!p.audit_failure.ok()) return p.audit_failure;
   p.engine.SetMeter(&p.metrics);
+  if (config_.upstream.keep_warm_connections > 0) StartWarmKeeper();
   if (Status started = p.engine.Start(); !started.ok()) return started;
   if (!config_.state_dir.empty()) {
     auto opened = FileTokenStore::Open(config_.state_dir);
@@ -267,6 +270,32 @@ Status Daemon::Start() {
   p.keep_warm = std::make_unique<GrpcKeepWarm>(p.scheduler, *p.server);
   p.keep_warm->Start();
   return Status::Ok();
+}
+
+void Daemon::StartWarmKeeper() {
+  Parts& p = *parts_;
+  WarmKeeper::Options options{config_.upstream.keep_warm_connections, config_.upstream.keep_warm_for,
+                              config_.upstream.keep_warm_interval};
+  // A ping goes through an account that holds a token (the API answers an
+  // unauthenticated one with an error, on a connection it may then close).
+  p.warm_keeper = std::make_unique<WarmKeeper>(options, p.scheduler, [&p] {
+    for (const auto& [name, session] : p.sessions) {
+      AccountState state = session->Snapshot().state;
+      if (state != AccountState::kActive && state != AccountState::kRefreshing) continue;
+      Lane lane;
+      lane.warming = true;
+      session->Call("Utilities/Info/ping", nlohmann::json::object(), std::nullopt, [](Result<ApiOutcome>) {}, "",
+                    std::move(lane));
+      return;
+    }
+  });
+  p.engine.SetAnswerWatcher(
+      [keeper = p.warm_keeper.get()](const Lane& lane, const HttpResponse& response) { keeper->Answered(lane, response); });
+  p.metrics.AddCollector([keeper = p.warm_keeper.get()](Exposition& out) {
+    out.AddSingle("stormbroker_upstream_warm_pings_total", "counter",
+                  "Pings sent to keep connections to the API open between calls (upstream.keep_warm)",
+                  static_cast<double>(keeper->pings()));
+  });
 }
 
 void Daemon::Reload() {

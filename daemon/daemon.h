@@ -40,6 +40,9 @@ class Daemon {
   // Under socket activation: tells every client to go away and waits for
   // them to leave, each of two rounds at most `bound` (daemon.cc).
   void MoveClients(std::chrono::milliseconds bound);
+  // upstream.keep_warm: the keeper, its pings and its metric (before the
+  // engine starts: it watches the engine's answers).
+  void StartWarmKeeper();
 
   Config config_;
   std::unique_ptr<Parts> parts_;

@@ -99,6 +99,15 @@ struct UpstreamConfig {
   std::string passcode_header = "X-Two-Factor-Passcode";
   // The largest answer body read from the API; a bigger one fails the call.
   size_t max_response_bytes = 32 << 20;
+  // upstream.keep_warm (upstream/warm_keeper.h): connections kept open for
+  // `warm_for` after the last call, by a ping each just before the API
+  // would close them; 0 connections: off (the default: each ping is a call
+  // the account's API quota sees).
+  size_t keep_warm_connections = 0;
+  std::chrono::milliseconds keep_warm_for{600'000};
+  // How often to ping when the API does not say its keep-alive timeout
+  // (Keep-Alive: timeout=N); 4 s keeps Apache's default (5 s) open.
+  std::chrono::milliseconds keep_warm_interval{4'000};
 };
 
 enum class TwoFactor {

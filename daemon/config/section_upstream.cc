@@ -10,6 +10,22 @@
 
 namespace stormbroker::config {
 
+namespace {
+
+const Keys<UpstreamConfig>& KeepWarmKeys() {
+  using std::chrono::milliseconds;
+  static const Keys<UpstreamConfig> keys = {
+      Field("connections", &UpstreamConfig::keep_warm_connections, Counted(0, 64, "connections"), "2"),
+      Field("warm_for", &UpstreamConfig::keep_warm_for, Lasting(std::chrono::seconds(1), std::chrono::hours(24)),
+            "30m"),
+      Field("interval", &UpstreamConfig::keep_warm_interval, Lasting(milliseconds(500), std::chrono::hours(1)),
+            "50s"),
+  };
+  return keys;
+}
+
+}  // namespace
+
 const Keys<UpstreamConfig>& UpstreamKeys() {
   using std::chrono::milliseconds;
   static const Keys<UpstreamConfig> keys = {
@@ -51,6 +67,7 @@ const Keys<UpstreamConfig>& UpstreamKeys() {
               return name;
             },
             "X-Passcode"),
+      Nested("keep_warm", KeepWarmKeys()),
   };
   return keys;
 }
@@ -59,6 +76,10 @@ UpstreamConfig ParseUpstream(const YAML::Node& node, const std::string& path) {
   UpstreamConfig upstream;
   ReadSection(node, path, UpstreamKeys(), upstream);
   if (!node["url"]) Fail(node, path + ".url is required, e.g. https://api.stormondemand.com/v1");
+  if (upstream.keep_warm_connections > upstream.max_connections) {
+    Fail(node["keep_warm"]["connections"], path + ".keep_warm.connections must be at most " + path +
+                                               ".max_connections (" + std::to_string(upstream.max_connections) + ")");
+  }
   return upstream;
 }
 

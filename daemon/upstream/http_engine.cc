@@ -203,6 +203,7 @@ class HttpEngine::Impl {
   }
 
   void SetMeter(LineMeter* meter) { meter_ = meter; }
+  void SetAnswerWatcher(AnswerWatcher watcher) { watcher_ = std::move(watcher); }
 
   // Safe to call more than once.
   void Stop() {
@@ -532,12 +533,17 @@ class HttpEngine::Impl {
     if (found == active_.end()) return;
     std::unique_ptr<Transfer> transfer = std::move(found->second);
     active_.erase(found);
-    long status = 0;
+    long status = 0, version = 0;
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &version);
     Release(easy);
     const Lane& lane = transfer->request.lane;
     line_.Done(lane.account);
     Result<HttpResponse> outcome = TransferOutcome(*transfer, code, status, options_);
+    if (outcome.ok()) {
+      outcome->http_version = version;
+      if (watcher_) watcher_(lane, *outcome);
+    }
     if (outcome.ok() && AskedToSlowDown(*outcome) && !lane.upkeep) {
       // Not processed: the call waits out the pause in its place in line,
       // if its caller's time allows. (Upkeep's own answer goes back as it
@@ -565,6 +571,7 @@ class HttpEngine::Impl {
   int timer_fd_ = -1;  // libcurl's next timeout
   int line_fd_ = -1;   // the line's next sweep, or the end of a pause
   LineMeter* meter_ = nullptr;
+  AnswerWatcher watcher_;
   mutable absl::Mutex mutex_;  // guards everything below, and every call into libcurl
   CURLM* multi_ ABSL_GUARDED_BY(mutex_) = nullptr;
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
@@ -595,5 +602,6 @@ HttpEngine::AccountLoad HttpEngine::CurrentLoad(const std::string& account) cons
 }
 std::vector<HttpEngine::CallerLoad> HttpEngine::Callers() const { return impl_->Callers(); }
 void HttpEngine::SetMeter(LineMeter* meter) { impl_->SetMeter(meter); }
+void HttpEngine::SetAnswerWatcher(AnswerWatcher watcher) { impl_->SetAnswerWatcher(std::move(watcher)); }
 
 }  // namespace stormbroker

@@ -39,6 +39,11 @@ struct HttpResponse {
   std::optional<long long> server_time;
   // How long the server asked us to wait (Retry-After), if it did.
   std::optional<std::chrono::milliseconds> retry_after;
+  // How long the server keeps an idle connection open (Keep-Alive:
+  // timeout=N), if it said.
+  std::optional<std::chrono::seconds> keep_alive_timeout;
+  // The HTTP version the answer came in (libcurl's CURL_HTTP_VERSION_*).
+  long http_version = 0;
 };
 
 // Called exactly once per request, on the engine thread or inside a call to
@@ -88,6 +93,11 @@ class HttpEngine {
     virtual void Paused(const std::string& account) = 0;
   };
   void SetMeter(LineMeter* meter);
+  // Told of every answer the API sent (not of transport failures), on the
+  // engine's thread with its lock held: it must be quick and must not call
+  // the engine. Set before Start.
+  using AnswerWatcher = std::function<void(const Lane& lane, const HttpResponse& response)>;
+  void SetAnswerWatcher(AnswerWatcher watcher);
 
   // How loaded the engine is now, for the metrics.
   struct Load {

@@ -20,6 +20,9 @@ struct Lane {
   // The account's own keep-alive, login, renewal or expiry: first in line,
   // and sent while the account's callers wait out a pause.
   bool upkeep = false;
+  // A keep-warm ping (upstream/warm_keeper.h): no caller's call, so it
+  // keeps nothing warm longer.
+  bool warming = false;
   // True once the caller has given up (its connection ended, it cancelled
   // the call): a request still in line leaves it unsent. Asked on the
   // engine's thread while the request waits, so it must be cheap and must

@@ -44,11 +44,29 @@ std::optional<std::string_view> HeaderValue(std::string_view line, std::string_v
   return line;
 }
 
+// The timeout of a Keep-Alive header ("timeout=5, max=100"), if it names
+// a sane one.
+std::optional<std::chrono::seconds> ParseKeepAliveTimeout(std::string_view value) {
+  size_t at = value.find("timeout=");
+  if (at == std::string_view::npos) return std::nullopt;
+  long long seconds = 0;
+  size_t digits = 0;
+  for (char c : value.substr(at + 8)) {
+    if (c < '0' || c > '9' || ++digits > 6) break;
+    seconds = seconds * 10 + (c - '0');
+  }
+  if (digits == 0 || digits > 6 || seconds <= 0) return std::nullopt;
+  return std::chrono::seconds(seconds);
+}
+
 size_t OnHeader(char* data, size_t size, size_t count, void* user) {
   auto* transfer = static_cast<Transfer*>(user);
   std::string_view line(data, size * count);
   if (auto date = HeaderValue(line, "date:")) transfer->response.server_time = ParseHttpDate(*date);
   if (auto after = HeaderValue(line, "retry-after:")) transfer->retry_after.assign(after->substr(0, 64));
+  if (auto keep_alive = HeaderValue(line, "keep-alive:")) {
+    transfer->response.keep_alive_timeout = ParseKeepAliveTimeout(*keep_alive);
+  }
   return size * count;
 }
 

@@ -278,6 +278,67 @@ FakeStorm::FakeStorm(const TempDir& dir, const std::vector<StormUser>& users,
 
 FakeStorm::~FakeStorm() { process_->Stop(SIGTERM); }
 
+NginxFront::NginxFront(const TempDir& dir, const std::string& upstream_url, bool http2, int keepalive_seconds) {
+  std::string prefix = dir.path() + "/nginx";
+  std::filesystem::create_directories(prefix + "/logs");
+  std::string certs = dir.path() + "/certs";
+  CopyTestCa(certs);
+  log_ = prefix + "/access.log";
+  int port = FreePort();
+  std::string upstream = upstream_url.substr(std::string("http://").size());
+  upstream = upstream.substr(0, upstream.find('/'));
+  std::string listen = "listen 127.0.0.1:" + std::to_string(port) +
+                       (http2 ? " ssl http2;\n    ssl_certificate " + certs + "/server.pem;\n    ssl_certificate_key " +
+                                    certs + "/server.key;"
+                              : ";");
+  std::string config = "daemon off;\nuser root;\nerror_log " + prefix + "/error.log;\npid " + prefix +
+                       "/nginx.pid;\nevents { worker_connections 1024; }\nhttp {\n"
+                       "  log_format conn '$connection $server_protocol';\n  access_log " + log_ + " conn;\n"
+                       "  client_body_temp_path " + prefix + "/body;\n  proxy_temp_path " + prefix + "/proxy;\n"
+                       "  keepalive_timeout " + std::to_string(keepalive_seconds) + "s;\n"
+                       "  upstream storm { server " + upstream + "; keepalive 64; keepalive_timeout 1s; }\n"
+                       "  server {\n    " + listen + "\n"
+                       "    location / { proxy_pass http://storm; proxy_http_version 1.1; proxy_set_header Connection \"\"; }\n"
+                       "  }\n}\n";
+  std::string config_file = dir.Write("nginx.conf", config);
+  process_ = std::make_unique<Process>(std::vector<std::string>{"/usr/sbin/nginx", "-c", config_file, "-p", prefix},
+                                       prefix + "/stderr.log", /*pipe_stdout=*/false);
+  url_ = std::string(http2 ? "https" : "http") + "://127.0.0.1:" + std::to_string(port) + "/v1";
+  bool listening = Eventually([port] {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool connected = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+    close(fd);
+    return connected;
+  });
+  if (!listening) ADD_FAILURE() << "nginx did not start: " << ReadFile(prefix + "/error.log");
+}
+
+NginxFront::~NginxFront() { process_->Stop(SIGQUIT); }
+
+std::vector<std::vector<std::string>> NginxFront::Log() const {
+  std::vector<std::vector<std::string>> lines;
+  std::istringstream in(ReadFile(log_));
+  std::string connection, protocol;
+  while (in >> connection >> protocol) lines.push_back({connection, protocol});
+  return lines;
+}
+
+std::set<std::string> NginxFront::Connections() const {
+  std::set<std::string> out;
+  for (const auto& line : Log()) out.insert(line[0]);
+  return out;
+}
+
+std::set<std::string> NginxFront::Protocols() const {
+  std::set<std::string> out;
+  for (const auto& line : Log()) out.insert(line[1]);
+  return out;
+}
+
 nlohmann::json FakeStorm::Control(const std::string& verb, const std::string& path, const std::string& body,
                                   long* status) const {
   CURL* curl = curl_easy_init();

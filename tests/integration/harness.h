@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -121,6 +122,28 @@ class FakeStorm {
  private:
   std::unique_ptr<Process> process_;
   std::string url_, control_url_, ca_file_;
+};
+
+// nginx (Debian's nginx-light) in front of `upstream_url` (a plain
+// emulator's http://127.0.0.1:PORT/v1), as an API's own front server: with
+// `http2`, HTTPS with HTTP/2 (the test CA's certificate for 127.0.0.1);
+// otherwise plain HTTP/1.1. It closes client connections idle for
+// `keepalive_seconds` and, as nginx does by default, sends no Keep-Alive
+// header. Each request is logged with its client connection's serial.
+class NginxFront {
+ public:
+  NginxFront(const TempDir& dir, const std::string& upstream_url, bool http2, int keepalive_seconds);
+  ~NginxFront();
+  const std::string& url() const { return url_; }  // ..../v1
+  // The client connections that carried requests, and the protocols seen
+  // ("HTTP/1.1", "HTTP/2.0").
+  std::set<std::string> Connections() const;
+  std::set<std::string> Protocols() const;
+
+ private:
+  std::vector<std::vector<std::string>> Log() const;
+  std::unique_ptr<Process> process_;
+  std::string url_, log_;
 };
 
 // The daemon with `config` written as its config file. `env` is added to its
