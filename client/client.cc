@@ -62,6 +62,7 @@ AccountInfo ToInfo(const v1::Account& account) {
   info.fleet_role = account.fleet_role();
   info.fleet_leader = account.fleet_leader();
   if (account.has_paused_until()) info.paused_until = ToTimePoint(account.paused_until());
+  info.upstream_protocol = account.upstream_protocol();
   return info;
 }
 

@@ -125,6 +125,12 @@ int RunStatus(const Invocation& invocation) {
     std::printf("HTTPS proxy door on %s for %s (stormctl proxy-ca prints its CA)\n",
                 ForOutput(proxy->address, 1).c_str(), ForOutput(hosts, 1).c_str());
   }
+  std::string protocols;
+  for (const auto& account : status->accounts) {
+    if (account.upstream_protocol.empty()) continue;
+    protocols += (protocols.empty() ? "" : ", ") + ForOutput(account.name, 1) + " over " + account.upstream_protocol;
+  }
+  if (!protocols.empty()) std::printf("the API answers %s\n", protocols.c_str());
   std::printf("\n");
   PrintAccountsTable(status->accounts);
   if (!status->callers.empty()) {

@@ -120,6 +120,7 @@ nlohmann::json AccountsJson(const std::vector<AccountInfo>& accounts) {
       list.back()["fleet_leader"] = a.fleet_leader;
     }
     if (a.paused_until) list.back()["paused_until"] = EpochSeconds(a.paused_until);
+    if (!a.upstream_protocol.empty()) list.back()["upstream_protocol"] = a.upstream_protocol;
   }
   return list;
 }

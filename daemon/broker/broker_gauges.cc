@@ -79,11 +79,14 @@ void AddBrokerGauges(Metrics& metrics, const AccountSessions& sessions, const Ht
                                     "Upstream connections carrying a request of the account now");
     MetricFamily& paused = out.Family("stormbroker_upstream_paused", "gauge",
                                       "1 while the Storm API has asked the broker to slow down for the account");
+    MetricFamily& protocol = out.Family("stormbroker_upstream_protocol_info", "gauge",
+                                        "1 for the HTTP version of the account's last answer from the API");
     for (const auto& [name, session] : sessions) {
       HttpEngine::AccountLoad load = engine.CurrentLoad(name);
       waiting.samples.push_back({"", {{"account", name}}, static_cast<double>(load.waiting)});
       busy.samples.push_back({"", {{"account", name}}, static_cast<double>(load.busy)});
       paused.samples.push_back({"", {{"account", name}}, load.paused_until ? 1.0 : 0.0});
+      if (!load.protocol.empty()) protocol.samples.push_back({"", {{"account", name}, {"protocol", load.protocol}}, 1.0});
     }
   });
   metrics.AddCollector([&engine, &connections, &audit](Exposition& out) {

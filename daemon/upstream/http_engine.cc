@@ -74,6 +74,17 @@ void RunAll(Completions& completions) {
   completions.clear();
 }
 
+// "HTTP/2" for libcurl's CURL_HTTP_VERSION_2_0, and so on.
+std::string ProtocolName(long version) {
+  switch (version) {
+    case CURL_HTTP_VERSION_1_0: return "HTTP/1.0";
+    case CURL_HTTP_VERSION_1_1: return "HTTP/1.1";
+    case CURL_HTTP_VERSION_2_0: return "HTTP/2";
+    case CURL_HTTP_VERSION_3: return "HTTP/3";
+    default: return "";
+  }
+}
+
 }  // namespace
 
 // libcurl's multi_socket interface, driven from two sides under one mutex:
@@ -168,7 +179,8 @@ class HttpEngine::Impl {
 
   AccountLoad CurrentLoad(const std::string& account) const ABSL_LOCKS_EXCLUDED(mutex_) {
     absl::MutexLock lock(&mutex_);
-    AccountLoad load{line_.AtApi(account), line_.Waiting(account), std::nullopt};
+    AccountLoad load{line_.AtApi(account), line_.Waiting(account), std::nullopt, {}};
+    if (auto version = versions_.find(account); version != versions_.end()) load.protocol = ProtocolName(version->second);
     if (auto until = line_.PausedUntil(account, SteadyClock::now())) load.paused_until = ToWall(*until);
     return load;
   }
@@ -451,6 +463,7 @@ class HttpEngine::Impl {
     CURL* easy = Acquire();
     if (!easy) return fail(Internal("libcurl could not create a handle"));
     ConfigureTransfer(easy, *transfer, options_, left);
+    curl_easy_setopt(easy, CURLOPT_PIPEWAIT, multiplexes_ ? 1L : 0L);
     CURLMcode added = curl_multi_add_handle(multi_, easy);
     if (added != CURLM_OK) {
       curl_easy_cleanup(easy);
@@ -542,6 +555,8 @@ class HttpEngine::Impl {
     Result<HttpResponse> outcome = TransferOutcome(*transfer, code, status, options_);
     if (outcome.ok()) {
       outcome->http_version = version;
+      versions_[lane.account] = version;
+      if (version != CURL_HTTP_VERSION_2_0 && version != CURL_HTTP_VERSION_3) multiplexes_ = false;
       if (watcher_) watcher_(lane, *outcome);
     }
     if (outcome.ok() && AskedToSlowDown(*outcome) && !lane.upkeep) {
@@ -572,6 +587,10 @@ class HttpEngine::Impl {
   int line_fd_ = -1;   // the line's next sweep, or the end of a pause
   LineMeter* meter_ = nullptr;
   AnswerWatcher watcher_;
+  std::map<std::string, long> versions_ ABSL_GUARDED_BY(mutex_);  // each account's last answer's HTTP version
+  // Until the API answers in HTTP/1, a transfer waits for a connection
+  // that may carry it beside others (HTTP/2) rather than opening one.
+  bool multiplexes_ ABSL_GUARDED_BY(mutex_) = true;
   mutable absl::Mutex mutex_;  // guards everything below, and every call into libcurl
   CURLM* multi_ ABSL_GUARDED_BY(mutex_) = nullptr;
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;

@@ -111,6 +111,9 @@ class HttpEngine {
     size_t busy = 0;
     size_t waiting = 0;
     std::optional<std::chrono::system_clock::time_point> paused_until;
+    // The protocol of the account's last answer: "HTTP/1.1", "HTTP/2";
+    // empty before the first.
+    std::string protocol;
   };
   AccountLoad CurrentLoad(const std::string& account) const;
   // The callers of each account now, busiest first: per account and uid,

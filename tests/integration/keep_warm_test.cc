@@ -75,3 +75,38 @@ TEST_F(KeepWarmTest, AnApiThatStatesNoKeepAliveTimeoutGetsAtMostOnePingPerInterv
 }
 
 }  // namespace
+
+namespace {
+
+// An API behind an HTTP/2 front server (nginx, TLS): a burst waits for the
+// first connection's ALPN and shares it, instead of opening a connection
+// per call; status and metrics say which protocol the account uses.
+TEST_F(KeepWarmTest, ABurstToAnHttp2ApiSharesOneConnection) {
+  StartPlainStorm(30);
+  harness::NginxFront front(dir_, storm_->url(), /*http2=*/true, /*keepalive_seconds=*/2);
+  YAML::Node config = Config();
+  config["upstream"]["url"] = front.url();
+  StartBroker(config);
+  // Quiet: the front closed the login's connection.
+  std::this_thread::sleep_for(3s);
+  size_t before = front.Connections().size();
+  std::vector<std::thread> burst;
+  std::atomic<int> answered{0};
+  for (int i = 0; i < 32; ++i) {
+    burst.emplace_back([&] {
+      if (broker_->Connect()->Call("prod", "Storm/Server/list", {}).ok()) ++answered;
+    });
+  }
+  for (auto& caller : burst) caller.join();
+  EXPECT_EQ(answered, 32);
+  EXPECT_EQ(front.Connections().size(), before + 1) << "one new connection for the whole burst";
+  EXPECT_EQ(front.Protocols(), std::set<std::string>{"HTTP/2.0"});
+  harness::RunResult status = Ctl({"status"});
+  EXPECT_NE(status.out.find("prod over HTTP/2"), std::string::npos) << status.out;
+  harness::RunResult metrics = Ctl({"metrics"});
+  EXPECT_NE(metrics.out.find(R"(stormbroker_upstream_protocol_info{account="prod",protocol="HTTP/2"} 1)"),
+            std::string::npos)
+      << metrics.out;
+}
+
+}  // namespace

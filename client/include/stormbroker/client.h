@@ -87,6 +87,9 @@ struct AccountInfo {
   // Set while the API has asked the broker to slow down for this account:
   // when its callers' calls go again.
   std::optional<std::chrono::system_clock::time_point> paused_until;
+  // The protocol of the account's last answer from the API ("HTTP/2");
+  // empty before the first.
+  std::string upstream_protocol;
 };
 
 struct AccountEvent {

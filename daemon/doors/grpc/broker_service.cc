@@ -129,7 +129,7 @@ grpc::ServerUnaryReactor* BrokerService::ListAccounts(grpc::CallbackServerContex
   for (const auto& [name, session] : core_.accounts()) {
     if (core_.MayUse(admitted->caller(), name)) FillAccount(session->Snapshot(), response->add_accounts());
   }
-  AddPauses(response->mutable_accounts());
+  AddUpstreamState(response->mutable_accounts());
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -213,7 +213,7 @@ grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* 
   for (const auto& [name, session] : core_.accounts()) {
     if (core_.MayUse(caller, name)) FillAccount(session->Snapshot(), response->add_accounts());
   }
-  AddPauses(response->mutable_accounts());
+  AddUpstreamState(response->mutable_accounts());
   // Another uid's use of an account is its administrators' business.
   for (const HttpEngine::CallerLoad& load : engine_.Callers()) {
     if (load.uid != caller.uid && !core_.MayAdminister(caller, load.account)) continue;
@@ -228,11 +228,11 @@ grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* 
   return reactor;
 }
 
-void BrokerService::AddPauses(google::protobuf::RepeatedPtrField<v1::Account>* accounts) const {
+void BrokerService::AddUpstreamState(google::protobuf::RepeatedPtrField<v1::Account>* accounts) const {
   for (v1::Account& account : *accounts) {
-    if (auto paused = engine_.CurrentLoad(account.name()).paused_until) {
-      *account.mutable_paused_until() = ToTimestamp(*paused);
-    }
+    HttpEngine::AccountLoad load = engine_.CurrentLoad(account.name());
+    if (load.paused_until) *account.mutable_paused_until() = ToTimestamp(*load.paused_until);
+    account.set_upstream_protocol(load.protocol);
   }
 }
 

@@ -52,8 +52,9 @@ class BrokerService final : public v1::Broker::CallbackService {
                                bool drains);
   // Concludes `request` with `status` and finishes `reactor` with it.
   grpc::ServerUnaryReactor* Finish(grpc::ServerUnaryReactor* reactor, Request& request, const Status& status);
-  // Marks the accounts whose API asked the broker to slow down.
-  void AddPauses(google::protobuf::RepeatedPtrField<v1::Account>* accounts) const;
+  // What the engine knows of each account: a pause the API asked for, and
+  // the protocol its answers come in.
+  void AddUpstreamState(google::protobuf::RepeatedPtrField<v1::Account>* accounts) const;
 
   BrokerCore& core_;
   AccountWatchHub& watches_;
