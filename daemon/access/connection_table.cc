@@ -208,7 +208,13 @@ void ConnectionTable::RemoveLocked(int fd, bool end_socket) {
   if (found == by_fd_.end()) return;
   Connection& connection = found->second;
   if (end_socket) shutdown(connection.watch_fd, SHUT_RDWR);  // the door sees the end too
-  close(connection.watch_fd);  // and with it, its epoll registration
+  // Removed from epoll by name: closing our duplicate alone would leave the
+  // registration in place while the door's descriptor of the same socket
+  // is open, and watching that socket again (the proxy door hands a
+  // connection it admitted to the HTTP door, which admits it anew) would
+  // fail with EEXIST.
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, connection.watch_fd, nullptr);
+  close(connection.watch_fd);
   connection.gone->store(true, std::memory_order_relaxed);  // its calls still in line leave it
   fd_of_.erase(connection.id);
   // Calls still in flight keep their place in the uid's count until they end.

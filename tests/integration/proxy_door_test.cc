@@ -88,7 +88,7 @@ TEST_F(ProxyDoorTest, ClientsWithAHardCodedUrlReachTheApiThroughHttpsProxy) {
   StartBroker(Config());
   // Python requests: two calls through one kept-alive tunnel.
   RunResult python = Requests("prod", {"Utilities/Info/ping", "Storm/Server/list"});
-  ASSERT_EQ(python.exit_code, 0) << python.err;
+  ASSERT_EQ(python.exit_code, 0) << python.err << broker_->Log();
   EXPECT_EQ(python.out.substr(0, python.out.find('\n')), R"(200 {"ping": "success"})");
   EXPECT_NE(python.out.find("\n200 {\"item_count\""), std::string::npos) << python.out;
 
@@ -217,9 +217,11 @@ TEST_F(ProxyDoorTest, IsNoOpenProxy) {
 }
 
 TEST_F(ProxyDoorTest, SilentConnectionsOfOneUserHoldNoMoreThanTheirShare) {
-  StartBroker(Config());
-  // Eight connections that never send their CONNECT: a user's share of the
-  // door's readers until the timeout.
+  // Connections that never send their CONNECT hold a descriptor each until
+  // the timeout (no thread), within the user's limits.connections_per_uid.
+  YAML::Node config = Config();
+  config["limits"]["connections_per_uid"] = "8";
+  StartBroker(config);
   std::vector<int> silent;
   for (int i = 0; i < 8; ++i) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -237,7 +239,7 @@ TEST_F(ProxyDoorTest, SilentConnectionsOfOneUserHoldNoMoreThanTheirShare) {
                       "", as)
         .out;
   };
-  EXPECT_TRUE(harness::Eventually([&] { return ping(std::nullopt) == "503"; })) << "the ninth of one user waits";
+  EXPECT_TRUE(harness::Eventually([&] { return ping(std::nullopt) == "503"; })) << "the ninth of one user is refused";
   EXPECT_EQ(ping(kNobody), "200") << "another user is served meanwhile";
   for (int fd : silent) close(fd);
   EXPECT_TRUE(harness::Eventually([&] { return ping(std::nullopt) == "200"; }));

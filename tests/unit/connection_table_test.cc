@@ -69,6 +69,19 @@ TEST_F(ConnectionTableTest, EachUidHasItsShareOfConnectionsAndCalls) {
   EXPECT_EQ(table.BeginCall(12345).refusal.code(), StatusCode::kUnauthenticated) << "an unknown connection";
 }
 
+TEST_F(ConnectionTableTest, AConnectionForgottenWhileOpenCanBeAdmittedAgain) {
+  // The proxy door admits a connection, forgets it when CONNECT is
+  // answered, and the HTTP door's tunnel server admits the same socket.
+  ConnectionTable table(Limits(), 4);
+  ASSERT_TRUE(table.Start().ok());
+  int tunnel = Connection();
+  ASSERT_TRUE(table.Admit(tunnel, Uid(1000)).ok());
+  table.Forget(tunnel);
+  Status again = table.Admit(tunnel, Uid(1000));
+  EXPECT_TRUE(again.ok()) << again.message();
+  EXPECT_EQ(table.connections(), 1u);
+}
+
 TEST_F(ConnectionTableTest, BodyBytesAreBoundedPerUid) {
   ConnectionTable table(Limits(), 4);
   EXPECT_TRUE(table.ReserveBodyBytes(1000, 60));

@@ -1,7 +1,7 @@
 #include "doors/proxy/proxy_door.h"
 
 #include <fcntl.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -9,7 +9,6 @@
 #include <spdlog/spdlog.h>
 
 #include "access/loopback_peer.h"
-#include "doors/proxy/connect_head.h"
 #include "doors/proxy/local_ca.h"
 #include "net/tcp_socket.h"
 
@@ -19,38 +18,19 @@ namespace {
 // The leaf is minted at every start; a year and a month is within what
 // clients accept of a server certificate (398 days, the CA/Browser rule).
 constexpr auto kLeafValidity = std::chrono::hours(24 * 397);
-// A client has this long to send its CONNECT; a connection that sends
-// nothing holds a thread no longer.
-constexpr int kHeadTimeoutSeconds = 10;
-// CONNECTs read at once (more are answered 503), and of those, from one uid:
-// a user who opens connections and sends nothing holds a handful of
-// threads for the timeout, never the door.
-constexpr size_t kMaxHandshakes = 64;
-constexpr int kMaxHandshakesPerUid = 8;
+// A client has this long to send its CONNECT.
+constexpr auto kHeadTimeout = std::chrono::seconds(10);
 
 const char* Reason(int status) {
   switch (status) {
-    case 200: return "Connection established";
     case 400: return "Bad Request";
     case 403: return "Forbidden";
     default: return "Service Unavailable";
   }
 }
 
-void SetTimeouts(int fd, int seconds) {
-  timeval timeout{seconds, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-}
-
-bool SendAll(int fd, std::string_view text) {
-  while (!text.empty()) {
-    ssize_t sent = send(fd, text.data(), text.size(), MSG_NOSIGNAL);
-    if (sent <= 0) return false;
-    text.remove_prefix(sent);
-  }
-  return true;
-}
+// A short answer on a non-blocking socket: it fits the socket's buffer.
+void SendAnswer(int fd, std::string_view text) { (void)!send(fd, text.data(), text.size(), MSG_NOSIGNAL); }
 
 }  // namespace
 
@@ -72,8 +52,15 @@ Status ProxyDoor::Start(const ListenConfig& listen, std::optional<int> passed) {
     if (!fd.ok()) return fd.status();
     listen_fd_ = *fd;
   }
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  acceptor_ = std::thread([this, fd = listen_fd_] { AcceptLoop(fd); });
+  for (int fd : {listen_fd_, wake_fd_}) {
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.fd = fd;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event);
+  }
+  loop_ = std::thread([this, fd = listen_fd_] { Loop(fd); });
   auto bound = BoundAddress(listen_fd_);
   std::string where = bound.ok() ? bound->host + ":" + std::to_string(bound->port) : "the socket systemd passed";
   std::string served;
@@ -89,145 +76,132 @@ std::optional<ProxyDoor::Description> ProxyDoor::Describe() const {
   return description_;
 }
 
-void ProxyDoor::AcceptLoop(int listen_fd) {
-  pollfd fds[2] = {{listen_fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+void ProxyDoor::Loop(int listen_fd) {
+  epoll_event events[64];
   while (true) {
-    if (poll(fds, 2, -1) < 0 && errno != EINTR) return;
-    if (fds[1].revents) return;
-    if (!(fds[0].revents & POLLIN)) continue;
-    int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    if (!Enter(fd)) {
-      // Over the bound (or stopping): a client retries a refused proxy
-      // connection more readily than it waits for a silent one.
-      SendAll(fd, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    int ready = epoll_wait(epoll_fd_, events, 64, 1000);
+    for (int i = 0; i < ready; ++i) {
+      int fd = events[i].data.fd;
+      if (fd == wake_fd_) {
+        for (auto& [pending_fd, pending] : pending_) {
+          core_.ForgetConnection(pending_fd);
+          close(pending_fd);
+        }
+        pending_.clear();
+        return;
+      }
+      if (fd == listen_fd) {
+        Accept(listen_fd);
+      } else {
+        Read(fd);
+      }
+    }
+    // Connections silent past the timeout are closed.
+    auto now = std::chrono::steady_clock::now();
+    std::vector<int> late;
+    for (const auto& [fd, pending] : pending_) {
+      if (pending.deadline < now) late.push_back(fd);
+    }
+    for (int fd : late) Drop(fd);
+  }
+}
+
+void ProxyDoor::Accept(int listen_fd) {
+  while (true) {
+    int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    // Who is calling, before anything they send is read; then their place
+    // among their connections (limits.connections_per_uid), as on every door.
+    Result<Caller> caller = IdentifyLoopbackPeer(fd);
+    if (!caller.ok()) {
+      core_.RefuseUnidentified(Door::kHttpsProxy, caller.status());
+      SendAnswer(fd, "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
       close(fd);
       continue;
     }
-    std::thread([this, fd] {
-      Handshake(fd);
-      Leave(fd);
-    }).detach();
+    if (!core_.AdmitConnection(fd, *caller, Door::kHttpsProxy).ok()) {
+      SendAnswer(fd, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+      close(fd);
+      continue;
+    }
+    pending_[fd] = Pending{std::move(caller).value(), std::make_unique<ConnectHead>(),
+                           std::chrono::steady_clock::now() + kHeadTimeout};
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.fd = fd;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event);
   }
 }
 
-bool ProxyDoor::Enter(int fd) {
-  absl::MutexLock lock(&mutex_);
-  if (stopping_ || handshakes_.size() >= kMaxHandshakes) return false;
-  handshakes_.insert(fd);
-  return true;
-}
-
-void ProxyDoor::Leave(int fd) {
-  absl::MutexLock lock(&mutex_);
-  handshakes_.erase(handshakes_.find(fd));
-}
-
-void ProxyDoor::Handshake(int fd) {
-  SetTimeouts(fd, kHeadTimeoutSeconds);
-  // Who is calling, before anything they send is read.
-  Result<Caller> caller = IdentifyLoopbackPeer(fd);
-  if (!caller.ok()) {
-    core_.RefuseUnidentified(Door::kHttpsProxy, caller.status());
-    return Refuse(fd, std::nullopt, 403, Decision::kDeny, caller.status(), "");
-  }
-  bool within;
-  {
-    absl::MutexLock lock(&mutex_);
-    within = ++handshakes_by_uid_[caller->uid] <= kMaxHandshakesPerUid;
-  }
-  if (within) {
-    ReadConnect(fd, *caller);
-  } else {
-    Refuse(fd, *caller, 503, Decision::kLimit,
-           ResourceExhausted("too many proxy connections of this user are waiting to send CONNECT"), "");
-  }
-  absl::MutexLock lock(&mutex_);
-  if (--handshakes_by_uid_[caller->uid] == 0) handshakes_by_uid_.erase(caller->uid);
-}
-
-void ProxyDoor::ReadConnect(int fd, const Caller& caller) {
+void ProxyDoor::Read(int fd) {
+  auto found = pending_.find(fd);
+  if (found == pending_.end()) return;
+  Pending& pending = found->second;
   // The head only: peeked, parsed, and then taken off the socket as far as
   // it goes, so the bytes after it stay there for the TLS server.
-  ConnectHead head;
   char buffer[ConnectHead::kMaxBytes];
-  while (!head.complete()) {
-    ssize_t peeked = recv(fd, buffer, sizeof buffer, MSG_PEEK);
-    if (peeked <= 0) {
-      close(fd);  // gone, or silent past the timeout
-      return;
-    }
-    auto used = head.Feed({buffer, static_cast<size_t>(peeked)});
-    if (!used.ok()) return Refuse(fd, caller, 400, Decision::kInvalid, used.status(), head.target());
-    if (recv(fd, buffer, *used, 0) != static_cast<ssize_t>(*used)) {
-      close(fd);
-      return;
-    }
-  }
+  ssize_t peeked = recv(fd, buffer, sizeof buffer, MSG_PEEK);
+  if (peeked < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (peeked <= 0) return Drop(fd);  // gone
+  auto used = pending.head->Feed({buffer, static_cast<size_t>(peeked)});
+  if (!used.ok()) return Refuse(fd, pending, 400, Decision::kInvalid, used.status());
+  if (recv(fd, buffer, *used, 0) != static_cast<ssize_t>(*used)) return Drop(fd);
+  if (pending.head->complete()) Answer(fd, pending);
+}
+
+void ProxyDoor::Answer(int fd, Pending& pending) {
+  const ConnectHead& head = *pending.head;
   if (!head.is_connect()) {
     Status why = PermissionDenied(
         "this proxy forwards nothing: it serves the Storm API through CONNECT (https_proxy), not plain requests");
-    return Refuse(fd, caller, 403, Decision::kDeny, why, head.target());
+    return Refuse(fd, pending, 403, Decision::kDeny, why);
   }
   auto target = ParseTunnelTarget(head.target());
-  if (!target.ok()) return Refuse(fd, caller, 400, Decision::kInvalid, target.status(), head.target());
+  if (!target.ok()) return Refuse(fd, pending, 400, Decision::kInvalid, target.status());
   if (Status allowed = CheckTunnelTarget(*target, hosts_); !allowed.ok()) {
-    return Refuse(fd, caller, 403, Decision::kDeny, allowed, head.target());
+    return Refuse(fd, pending, 403, Decision::kDeny, allowed);
   }
-  if (!SendAll(fd, "HTTP/1.1 200 Connection established\r\n\r\n")) {
-    close(fd);
-    return;
-  }
-  SetTimeouts(fd, 0);
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  SendAnswer(fd, "HTTP/1.1 200 Connection established\r\n\r\n");
+  // The HTTP door's tunnel server takes the connection (and admits it
+  // again, as its own).
+  Drop(fd, /*handed_over=*/true);
   if (Status adopted = http_.AdoptTunnel(fd); !adopted.ok()) spdlog::warn("HTTPS proxy door: {}", adopted.message());
 }
 
-void ProxyDoor::Refuse(int fd, const std::optional<Caller>& caller, int status, Decision decision, const Status& why,
-                       const std::string& target) {
-  // Audited as any refusal: through the core, on a connection it knows for
-  // the moment.
-  if (caller && core_.AdmitConnection(fd, *caller, Door::kHttpsProxy).ok()) {
-    auto request = core_.Begin(fd, Door::kHttpsProxy, Rpc::kConnect, /*drains=*/false);
-    if (request.ok()) {
-      request->record().method = "CONNECT " + target;
-      core_.Refuse(*request, decision, why);
-    }
-    core_.ForgetConnection(fd);
+void ProxyDoor::Refuse(int fd, Pending& pending, int status, Decision decision, const Status& why) {
+  // Audited as any refusal, through the core.
+  auto request = core_.Begin(fd, Door::kHttpsProxy, Rpc::kConnect, /*drains=*/false);
+  if (request.ok()) {
+    request->record().method = "CONNECT " + pending.head->target();
+    core_.Refuse(*request, decision, why);
   }
   std::string body = why.message() + "\n";
-  SendAll(fd, "HTTP/1.1 " + std::to_string(status) + " " + Reason(status) +
-                  "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " + std::to_string(body.size()) +
-                  "\r\nConnection: close\r\n\r\n" + body);
-  // The client may still be sending: read what it sends (briefly) before
-  // closing, so that the answer is not lost to a reset.
+  SendAnswer(fd, "HTTP/1.1 " + std::to_string(status) + " " + Reason(status) +
+                     "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " + std::to_string(body.size()) +
+                     "\r\nConnection: close\r\n\r\n" + body);
   shutdown(fd, SHUT_WR);
-  SetTimeouts(fd, 1);
-  char discard[4096];
-  for (int i = 0; i < 16 && recv(fd, discard, sizeof discard, 0) > 0; ++i) {
-  }
-  close(fd);
+  Drop(fd);
+}
+
+void ProxyDoor::Drop(int fd, bool handed_over) {
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  core_.ForgetConnection(fd);
+  pending_.erase(fd);
+  if (!handed_over) close(fd);
 }
 
 void ProxyDoor::Stop() {
-  {
-    absl::MutexLock lock(&mutex_);
-    if (stopping_) return;
-    stopping_ = true;
-  }
-  if (wake_fd_ >= 0) {
+  if (stopped_) return;
+  stopped_ = true;
+  if (loop_.joinable()) {
     uint64_t one = 1;
     (void)!write(wake_fd_, &one, sizeof one);
+    loop_.join();
   }
-  if (acceptor_.joinable()) acceptor_.join();
-  if (listen_fd_ >= 0) close(listen_fd_);
-  if (wake_fd_ >= 0) close(wake_fd_);
-  listen_fd_ = wake_fd_ = -1;
-  // CONNECTs still being read end now; their threads leave at once.
-  absl::MutexLock lock(&mutex_);
-  for (int fd : handshakes_) shutdown(fd, SHUT_RDWR);
-  mutex_.Await(absl::Condition(
-      +[](std::multiset<int>* handshakes) { return handshakes->empty(); }, &handshakes_));
+  for (int fd : {listen_fd_, wake_fd_, epoll_fd_}) {
+    if (fd >= 0) close(fd);
+  }
+  listen_fd_ = wake_fd_ = epoll_fd_ = -1;
 }
 
 }  // namespace stormbroker

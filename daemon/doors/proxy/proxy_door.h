@@ -16,9 +16,10 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <optional>
-#include <set>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -26,6 +27,7 @@
 
 #include "broker/broker_core.h"
 #include "doors/http/http_door.h"
+#include "doors/proxy/connect_head.h"
 
 namespace stormbroker {
 
@@ -52,33 +54,42 @@ class ProxyDoor {
 
   // Stops taking connections; CONNECTs not yet answered are closed.
   // Tunnels already open are the HTTP door's (GoAway, Stop).
-  void Stop() ABSL_LOCKS_EXCLUDED(mutex_);
+  void Stop();
 
  private:
-  void AcceptLoop(int listen_fd);
-  // One connection until its CONNECT is answered (and handed over) or
-  // refused; on a thread of its own, bounded by a timeout.
-  void Handshake(int fd) ABSL_LOCKS_EXCLUDED(mutex_);
-  // Reads the CONNECT of `caller` on `fd`, and answers it or refuses it.
-  void ReadConnect(int fd, const Caller& caller);
-  // Answers `status` with `why` (audited through the core for `caller`,
-  // as the decision `decision`) and closes `fd`.
-  void Refuse(int fd, const std::optional<Caller>& caller, int status, Decision decision, const Status& why,
-              const std::string& target);
-  bool Enter(int fd) ABSL_LOCKS_EXCLUDED(mutex_);
-  void Leave(int fd) ABSL_LOCKS_EXCLUDED(mutex_);
+  // A connection whose CONNECT is being read.
+  struct Pending {
+    Caller caller;
+    std::unique_ptr<ConnectHead> head;
+    std::chrono::steady_clock::time_point deadline;
+  };
+
+  // One thread: accepts, reads each connection's head as it arrives, and
+  // answers or refuses it; no thread per connection, so a connection that
+  // sends nothing costs a descriptor until the timeout, within the
+  // caller's limits (limits.connections_per_uid), never a thread.
+  void Loop(int listen_fd);
+  void Accept(int listen_fd);
+  // Reads what `fd` sent; answers once its head is complete.
+  void Read(int fd);
+  void Answer(int fd, Pending& pending);
+  // Refuses `fd` with `status` and `why` (audited through the core as
+  // `decision`) and closes it.
+  void Refuse(int fd, Pending& pending, int status, Decision decision, const Status& why);
+  // Forgets `fd` in the core and here, and closes it unless `handed_over`.
+  void Drop(int fd, bool handed_over = false);
 
   BrokerCore& core_;
   HttpDoor& http_;
   std::vector<std::string> hosts_;
   int listen_fd_ = -1;
-  int wake_fd_ = -1;  // an eventfd: Stop wakes the accept loop
-  std::thread acceptor_;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;  // an eventfd: Stop wakes the loop
+  std::thread loop_;
+  std::map<int, Pending> pending_;  // the loop thread's own
   mutable absl::Mutex mutex_;
   std::optional<Description> description_ ABSL_GUARDED_BY(mutex_);  // set once serving
-  bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
-  std::map<uid_t, int> handshakes_by_uid_ ABSL_GUARDED_BY(mutex_);
-  std::multiset<int> handshakes_ ABSL_GUARDED_BY(mutex_);  // connections whose CONNECT is not answered yet (an fd may be closed and reused before it leaves)
+  bool stopped_ = false;  // the thread that calls Start and Stop
 };
 
 }  // namespace stormbroker
