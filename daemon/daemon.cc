@@ -197,6 +197,7 @@ Status Daemon::Start() {
   for (const std::string& warning : config_.warnings) spdlog::warn("{}", warning);
   parts_ = std::make_unique<Parts>(config_);
   Parts& p = *parts_;
+  started_ = p.scheduler.Now();
   if (!p.audit_failure.ok()) return p.audit_failure;
   p.engine.SetMeter(&p.metrics);
   if (config_.upstream.keep_warm_connections > 0) StartWarmKeeper();
@@ -298,6 +299,11 @@ void Daemon::StartWarmKeeper() {
   });
 }
 
+bool Daemon::WarmEnough() const {
+  const Parts& p = *parts_;
+  return !p.warm_keeper || p.warm_keeper->connected() || p.scheduler.Now() - started_ > kWarmReadyBound;
+}
+
 void Daemon::Reload() {
   Parts& p = *parts_;
   p.manager.Reloading();
@@ -342,7 +348,7 @@ void Daemon::Heartbeat() {
   }
   if (p.manager.ready()) {
     p.manager.Status(status);
-  } else if (AccountsSettled(snapshots)) {
+  } else if (AccountsSettled(snapshots) && WarmEnough()) {
     spdlog::info("ready: {}", status);
     p.manager.Ready(status);
   } else {

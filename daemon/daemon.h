@@ -43,10 +43,16 @@ class Daemon {
   // upstream.keep_warm: the keeper, its pings and its metric (before the
   // engine starts: it watches the engine's answers).
   void StartWarmKeeper();
+  // With upstream.keep_warm, readiness waits for the API's first answer
+  // (a kept token's confirmation, a login), at most kWarmReadyBound: a
+  // caller after `systemctl restart` returns finds a connection open.
+  bool WarmEnough() const;
+  static constexpr std::chrono::seconds kWarmReadyBound{2};
 
   Config config_;
   std::unique_ptr<Parts> parts_;
   bool running_ = false;
+  std::chrono::steady_clock::time_point started_;  // Start was called
 };
 
 // Start, then serve signals until SIGTERM or SIGINT; the process exit code.

@@ -33,6 +33,7 @@ milliseconds WarmKeeper::Interval() const {
 }
 
 void WarmKeeper::Answered(const Lane& lane, const HttpResponse& response) {
+  if (!connected_.load(std::memory_order_relaxed)) connected_.store(true);
   if (response.keep_alive_timeout) {
     stated_timeout_ms_.store(std::chrono::duration_cast<milliseconds>(*response.keep_alive_timeout).count(),
                              std::memory_order_relaxed);

@@ -47,6 +47,8 @@ class WarmKeeper {
   // timeout. Quick, lock-free: it runs on the engine's thread.
   void Answered(const Lane& lane, const HttpResponse& response);
 
+  // Whether the API has answered anything yet: a connection is open.
+  bool connected() const { return connected_.load(); }
   // Pings sent since the start (for the metrics).
   uint64_t pings() const { return pings_.load(); }
   // How often pings go now.
@@ -63,6 +65,7 @@ class WarmKeeper {
   std::atomic<int64_t> stated_timeout_ms_{0};  // 0: the API said none
   std::atomic<bool> armed_{false};  // a round is scheduled
   std::atomic<uint64_t> pings_{0};
+  std::atomic<bool> connected_{false};
   absl::Mutex mutex_;
   bool stopped_ ABSL_GUARDED_BY(mutex_) = false;
   Scheduler::TaskId timer_ ABSL_GUARDED_BY(mutex_) = 0;
