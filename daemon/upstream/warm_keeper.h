@@ -38,7 +38,9 @@ class WarmKeeper {
   using Ping = std::function<void()>;
 
   WarmKeeper(Options options, Scheduler& scheduler, Ping ping);
-  ~WarmKeeper();  // no ping after it returns
+  // No round starts after it returns; one already running is not waited
+  // for (the scheduler's rule), so destroy it once the scheduler stopped.
+  ~WarmKeeper();
   WarmKeeper(const WarmKeeper&) = delete;
   WarmKeeper& operator=(const WarmKeeper&) = delete;
 

@@ -36,7 +36,7 @@ using StorePtr = std::unique_ptr<X509_STORE, Deleter<X509_STORE, X509_STORE_free
 using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Deleter<X509_STORE_CTX, X509_STORE_CTX_free>>;
 using ExtPtr = std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION, X509_EXTENSION_free>>;
 
-// OpenSSL's last error, for a message, or `fallback` when it has none.
+// OpenSSL's queued error, for a message, or `fallback` when it has none.
 std::string OpenSslError(const std::string& fallback) {
   unsigned long code = ERR_get_error();
   ERR_clear_error();
@@ -94,8 +94,7 @@ std::string Join(const std::vector<std::string>& names, const std::string& prefi
 // A certificate for `key` named `common_name`, valid from an hour ago (a
 // client's clock may be behind) for `validity`, with a random serial;
 // issued by `issuer` (null: itself), unsigned yet.
-Result<CertPtr> NewCertificate(EVP_PKEY* key, const std::string& common_name, std::chrono::hours validity,
-                               X509* issuer) {
+CertPtr NewCertificate(EVP_PKEY* key, const std::string& common_name, std::chrono::hours validity, X509* issuer) {
   CertPtr cert(X509_new());
   X509_set_version(cert.get(), 2);  // v3: extensions
   unsigned char serial[16];
@@ -167,10 +166,8 @@ Result<LocalCa> LocalCa::Create(const std::vector<std::string>& hosts) {
   if (!keys->key) return Internal(OpenSslError("cannot make a key for the proxy door's CA"));
   char host_name[256] = "localhost";
   gethostname(host_name, sizeof host_name - 1);
-  auto cert = NewCertificate(keys->key.get(), std::string("stormbroker local CA for the Storm API on ") + host_name,
-                             kCaValidity, nullptr);
-  if (!cert.ok()) return cert.status();
-  keys->cert = std::move(cert).value();
+  keys->cert = NewCertificate(keys->key.get(), std::string("stormbroker local CA for the Storm API on ") + host_name,
+                              kCaValidity, nullptr);
   X509* ca = keys->cert.get();
   // No IP name at all: 0.0.0.0/0 and ::/0 excluded.
   std::string constraints = "critical," + Join(hosts, "permitted;DNS:") +
@@ -240,9 +237,8 @@ Result<LocalCa> LocalCa::LoadOrCreate(const std::string& cert_file, const std::s
 Result<PemPair> LocalCa::MintLeaf(const std::vector<std::string>& names, std::chrono::hours validity) const {
   KeyPtr key = NewKey();
   if (!key || names.empty()) return Internal(OpenSslError("cannot make a key for the proxy door"));
-  auto cert = NewCertificate(key.get(), names.front(), validity, keys_->cert.get());
-  if (!cert.ok()) return cert.status();
-  X509* leaf = cert->get();
+  CertPtr cert = NewCertificate(key.get(), names.front(), validity, keys_->cert.get());
+  X509* leaf = cert.get();
   for (auto [nid, value] : std::initializer_list<std::pair<int, std::string>>{
            {NID_basic_constraints, "critical,CA:FALSE"},
            {NID_key_usage, "critical,digitalSignature"},
