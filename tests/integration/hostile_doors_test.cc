@@ -1,4 +1,4 @@
-// The HTTP door, the metrics endpoint and the fleet, attacked as a hostile
+// The HTTP doors (HTTP and the HTTPS proxy), the metrics endpoint and the fleet,
 // local user on a shared build server would: each test plays one attack on
 // the real daemon and checks the refusal the broker owes it.
 
@@ -88,6 +88,60 @@ TEST_F(HostileDoorsTest, SendAndCloseOnTheTcpDoorNeverRunsAsRoot) {
     broker_.reset();
     std::filesystem::remove(audit_);
   }
+}
+
+// 1 and 3, on the HTTPS proxy door: its own way in (CONNECT) names the
+// caller at accept from the same kernel facts, so an orphaned socket is
+// never root there either; through a tunnel, a user with no rule for an
+// account is refused by the core as on every door; and the door connects
+// nowhere, not even to the broker's own loopback door.
+TEST_F(HostileDoorsTest, TheProxyDoorHoldsAgainstAUserWithNoRule) {
+  YAML::Node config = DoorConfig();
+  int proxy_port = harness::FreePort();
+  std::string ca = dir_.path() + "/proxy-ca.pem";
+  config["listen"]["https_proxy"]["address"] = "127.0.0.1:" + std::to_string(proxy_port);
+  config["listen"]["https_proxy"]["ca_cert_file"] = ca;
+  config["listen"]["https_proxy"]["ca_key_file"] = dir_.path() + "/proxy-ca.key";
+  Start(config);
+  long lists_before = storm_->Count("storm/server/list", "token");
+  kill(broker_->process().pid(), SIGSTOP);
+  HostileProcess attacker(dir_, kNobody,
+                          {"send-and-close", "127.0.0.1", std::to_string(proxy_port), "staging", "Storm/Server/list",
+                           "20"});
+  EXPECT_EQ(attacker.Line(), "connected");
+  EXPECT_EQ(attacker.Next(), 20);
+  std::this_thread::sleep_for(500ms);
+  kill(broker_->process().pid(), SIGCONT);
+  EXPECT_TRUE(harness::Eventually([&] {
+    int refused = 0;
+    for (const auto& r : Audit()) refused += r.value("rpc", "") == "connect" && !r.contains("uid");
+    return refused == 20;
+  })) << broker_->Log();
+
+  // nobody has no rule for staging: refused inside the tunnel, audited as nobody.
+  std::string proxy = "http://127.0.0.1:" + std::to_string(proxy_port);
+  auto call = RunCommand({"/usr/bin/curl", "-s", "-w", "\n%{http_code}", "--proxy", proxy, "--cacert", ca, "-u",
+                          "staging:x", "--data-binary", "{}", "https://api.stormondemand.com/v1/Storm/Server/list"},
+                         "", kNobody);
+  EXPECT_EQ(call.out.substr(call.out.rfind('\n') + 1), "403") << call.out << call.err;
+  EXPECT_NE(call.out.find("StormBroker::PermissionDenied"), std::string::npos) << call.out;
+  // CONNECT to the broker's own TCP door, a reachable loopback port: refused.
+  auto pivot = RunCommand({"/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_connect}", "--proxy", proxy,
+                           "--proxytunnel", "http://127.0.0.1:" + std::to_string(port_) + "/v1/Storm/Server/list"},
+                          "", kNobody);
+  EXPECT_EQ(pivot.out, "403") << pivot.err;
+  EXPECT_EQ(storm_->Count("storm/server/list", "token"), lists_before) << "a call ran for a user with no rule";
+  bool denied = false, pivot_audited = false;
+  for (const auto& r : Audit()) {
+    EXPECT_FALSE(r.value("listener", "") == "https-proxy" && r.value("uid", -1) == 0) << r.dump();
+    denied |= r.value("uid", -1) == static_cast<int>(kNobody) && r.value("method", "") == "Storm/Server/list" &&
+              r.value("decision", "") == "deny" && r.value("listener", "") == "https-proxy";
+    pivot_audited |= r.value("uid", -1) == static_cast<int>(kNobody) && r.value("rpc", "") == "connect" &&
+                     r.value("decision", "") == "deny";
+  }
+  EXPECT_TRUE(denied);
+  EXPECT_TRUE(pivot_audited);
+  EXPECT_TRUE(broker_->process().Running());
 }
 
 // 1. Identified at accept, gone by the time its request is read: the
