@@ -1,6 +1,7 @@
-// The HTTP doors (HTTP and the HTTPS proxy), the metrics endpoint and the fleet,
-// local user on a shared build server would: each test plays one attack on
-// the real daemon and checks the refusal the broker owes it.
+// The HTTP doors (HTTP and the HTTPS proxy), the metrics endpoint and the
+// fleet, attacked as a hostile local user on a shared build server would:
+// each test plays one attack on the real daemon and checks the refusal the
+// broker owes it.
 
 #include <gtest/gtest.h>
 #include <signal.h>
