@@ -104,6 +104,8 @@ TEST_F(HostileDoorsTest, TheProxyDoorHoldsAgainstAUserWithNoRule) {
   config["listen"]["https_proxy"]["ca_cert_file"] = ca;
   config["listen"]["https_proxy"]["ca_key_file"] = dir_.path() + "/proxy-ca.key";
   Start(config);
+  // The door serves a moment after the accounts are active (its CA first).
+  ASSERT_TRUE(harness::Eventually([&] { return broker_->Log().find("HTTPS proxy door on") != std::string::npos; }));
   long lists_before = storm_->Count("storm/server/list", "token");
   kill(broker_->process().pid(), SIGSTOP);
   HostileProcess attacker(dir_, kNobody,
