@@ -35,6 +35,7 @@
 #include "net/passed_sockets.h"
 #include "observe/account_summary.h"
 #include "observe/audit_log.h"
+#include "observe/last_words.h"
 #include "observe/metrics_endpoint.h"
 #include "observe/service_manager.h"
 #include "tokens/account_session.h"
@@ -131,7 +132,7 @@ struct Daemon::Parts {
         metrics(AccountNames(config)),
         connections(config.limits, ConnectionsTheDescriptorsAllow(config.limits)),
         cache(config.cache, config.cache_max_bytes, ApiVersion(config.upstream.url)),
-        core(connections, policy, sessions, audit, &metrics, config.limits, &cache),
+        core(connections, policy, sessions, audit, &metrics, config.limits, &cache, &scheduler),
         http(core, connections, config.limits),
         proxy(core, http),
         metrics_endpoint([this] { return metrics.Collect().Text(); },
@@ -199,6 +200,7 @@ Status Daemon::Start() {
   Parts& p = *parts_;
   started_ = p.scheduler.Now();
   if (!p.audit_failure.ok()) return p.audit_failure;
+  FlushAuditOnDeath(&p.audit);
   p.engine.SetMeter(&p.metrics);
   if (config_.upstream.keep_warm_connections > 0) StartWarmKeeper();
   if (Status started = p.engine.Start(); !started.ok()) return started;
@@ -434,6 +436,7 @@ void Daemon::Shutdown() {
   p.http.Stop();              // every HTTP call has its answer by now
   p.metrics_endpoint.Stop();  // the textfile's last write counts every call
   if (p.server) p.server->Wait();
+  FlushAuditOnDeath(nullptr);
   parts_.reset();
 }
 

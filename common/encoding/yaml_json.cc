@@ -1,5 +1,6 @@
 #include "encoding/yaml_json.h"
 
+#include <algorithm>
 #include <cctype>
 #include <sstream>
 
@@ -9,6 +10,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "encoding/tree_builder.h"
+#include "encoding/yaml_prescan.h"
 
 namespace stormbroker {
 namespace {
@@ -34,6 +36,16 @@ bool SafeUnquoted(const std::string& text) {
     if (c < 0x20 || c >= 0x7f || c == ':' || c == '#') return false;
   }
   return true;
+}
+
+// `text` as valid UTF-8: each byte that is not part of a well-formed
+// sequence becomes U+FFFD, as JSON's renderer does (a string may quote what
+// a caller sent, and YAML must be UTF-8 too).
+std::string ValidUtf8(const std::string& text) {
+  bool ascii = std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+  if (ascii) return text;
+  std::string quoted = nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return nlohmann::json::parse(quoted).get<std::string>();
 }
 
 // Thrown from the event handler to stop yaml-cpp's parser (it has no other
@@ -107,7 +119,7 @@ void Emit(YAML::Emitter& out, const nlohmann::json& value) {
     case nlohmann::json::value_t::object:
       out << YAML::BeginMap;
       for (const auto& [key, item] : value.items()) {
-        out << YAML::Key << key << YAML::Value;
+        out << YAML::Key << ValidUtf8(key) << YAML::Value;
         Emit(out, item);
       }
       out << YAML::EndMap;
@@ -117,13 +129,15 @@ void Emit(YAML::Emitter& out, const nlohmann::json& value) {
       for (const auto& item : value) Emit(out, item);
       out << YAML::EndSeq;
       break;
-    case nlohmann::json::value_t::string:
-      if (SafeUnquoted(value.get<std::string>())) {
-        out << value.get<std::string>();
+    case nlohmann::json::value_t::string: {
+      std::string text = ValidUtf8(value.get<std::string>());
+      if (SafeUnquoted(text)) {
+        out << text;
       } else {
-        out << YAML::DoubleQuoted << value.get<std::string>();
+        out << YAML::DoubleQuoted << text;
       }
       break;
+    }
     case nlohmann::json::value_t::null:
       out << YAML::Null;
       break;
@@ -135,6 +149,7 @@ void Emit(YAML::Emitter& out, const nlohmann::json& value) {
 }  // namespace
 
 Result<nlohmann::json> ParseYaml(std::string_view text, const DocumentBounds& bounds) {
+  if (Status bounded = PrescanYaml(text, bounds); !bounded.ok()) return bounded;
   TreeBuilder tree(bounds);
   YamlEvents events(tree);
   std::istringstream stream{std::string(text)};

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "util/printable.h"
 
 namespace stormbroker {
 
@@ -49,7 +50,7 @@ bool IsReservedMethod(std::string_view method) {
 }
 
 Status ReservedMethodRefusal(std::string_view method) {
-  std::string shown(method.substr(0, kMaxMethodLength));
+  std::string shown = Printable(method, kMaxMethodLength);
   return PermissionDenied(shown +
                           " is reserved: the broker never forwards the API's credential methods (Account/Auth/*) "
                           "for a caller; use GetToken (stormctl token) to read the token where policy allows "

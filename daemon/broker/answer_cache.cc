@@ -79,6 +79,29 @@ bool AnswerCache::Flight::Abandoned() const {
   return std::all_of(waiters_.begin(), waiters_.end(), [](const Waiter& w) { return w.gave_up && w.gave_up(); });
 }
 
+AnswerCache::Flight::Entry AnswerCache::Flight::NewEntry() {
+  absl::MutexLock lock(&mutex_);
+  ++outstanding_;
+  return ++entries_;
+}
+
+bool AnswerCache::Flight::ClaimStart(Entry entry) {
+  absl::MutexLock lock(&mutex_);
+  if (sent_by_ == 0) sent_by_ = entry;
+  return sent_by_ == entry;
+}
+
+bool AnswerCache::Flight::StartedByOther(Entry entry) const {
+  absl::MutexLock lock(&mutex_);
+  return sent_by_ != 0 && sent_by_ != entry;
+}
+
+bool AnswerCache::Flight::TakesOutcome(Entry entry) {
+  absl::MutexLock lock(&mutex_);
+  --outstanding_;
+  return sent_by_ == entry || (sent_by_ == 0 && outstanding_ == 0);
+}
+
 AnswerCache::Joined AnswerCache::Join(const std::string& key, const std::string& account,
                                       std::chrono::milliseconds ttl, bool fresh, Answer answer,
                                       std::function<bool()> gave_up) {
@@ -88,7 +111,7 @@ AnswerCache::Joined AnswerCache::Join(const std::string& key, const std::string&
     if (auto stored = stored_.find(key); stored != stored_.end()) {
       if (stored->second.expires > now) {
         recency_.splice(recency_.begin(), recency_, stored->second.recency);
-        Joined hit{CacheUse::kHit, stored->second.outcome, nullptr};
+        Joined hit{CacheUse::kHit, stored->second.outcome, nullptr, nullptr};
         hit.stored->age = std::chrono::duration_cast<std::chrono::seconds>(now - stored->second.stored_at);
         return hit;
       }
@@ -97,7 +120,7 @@ AnswerCache::Joined AnswerCache::Join(const std::string& key, const std::string&
     if (auto flying = in_flight_.find(key); flying != in_flight_.end()) {
       absl::MutexLock waiters(&flying->second->mutex_);
       flying->second->waiters_.push_back({std::move(answer), std::move(gave_up), CacheUse::kCoalesced});
-      return {CacheUse::kCoalesced, std::nullopt, nullptr};
+      return {CacheUse::kCoalesced, std::nullopt, nullptr, flying->second};
     }
   }
   auto flight = std::make_shared<Flight>();
@@ -114,7 +137,7 @@ AnswerCache::Joined AnswerCache::Join(const std::string& key, const std::string&
   } else {
     in_flight_[key] = flight;
   }
-  return {fresh ? CacheUse::kBypass : CacheUse::kMiss, std::nullopt, flight};
+  return {fresh ? CacheUse::kBypass : CacheUse::kMiss, std::nullopt, flight, nullptr};
 }
 
 void AnswerCache::Complete(const std::shared_ptr<Flight>& flight, Result<ApiOutcome> outcome) {

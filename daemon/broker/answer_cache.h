@@ -74,6 +74,7 @@ class AnswerCache {
     CacheUse use = CacheUse::kNone;
     std::optional<ApiOutcome> stored;  // kHit: the answer, with its age
     std::shared_ptr<Flight> lead;      // kMiss, kBypass: start the call
+    std::shared_ptr<Flight> joined;    // kCoalesced: the call joined (it may still wait in line)
   };
   // A covered call with `key`: a stored answer (kHit), a place among those
   // waiting for a call in flight (kCoalesced: `answer` runs later), or the
@@ -113,10 +114,26 @@ class AnswerCache {
   std::map<std::string, uint64_t> writes_ ABSL_GUARDED_BY(mutex_);
 };
 
+// A shared call may wait in line once for each of its callers' lanes (so
+// that it takes the best place among them, not its first caller's): each
+// such place is an entry, and the first entry the line lets go sends it;
+// the others leave the line unsent.
 class AnswerCache::Flight {
  public:
+  using Entry = uint64_t;
   // True once every caller waiting for this call has given up.
   bool Abandoned() const ABSL_LOCKS_EXCLUDED(mutex_);
+  // A new place in line for this call.
+  Entry NewEntry() ABSL_LOCKS_EXCLUDED(mutex_);
+  // Whether `entry` sends the call: the first entry to ask, and it again
+  // (a retry), never another.
+  bool ClaimStart(Entry entry) ABSL_LOCKS_EXCLUDED(mutex_);
+  // Whether an entry other than `entry` has sent the call (`entry` may
+  // leave the line); with 0, whether any has.
+  bool StartedByOther(Entry entry) const ABSL_LOCKS_EXCLUDED(mutex_);
+  // `entry`'s call ended: whether its outcome is the call's (it sent the
+  // call, or it is the last entry back and none sent it), to Complete.
+  bool TakesOutcome(Entry entry) ABSL_LOCKS_EXCLUDED(mutex_);
 
  private:
   friend class AnswerCache;
@@ -131,6 +148,9 @@ class AnswerCache::Flight {
   bool joinable = true;  // still in in_flight_ (a write since has detached it)
   mutable absl::Mutex mutex_;
   std::vector<Waiter> waiters_ ABSL_GUARDED_BY(mutex_);
+  Entry entries_ ABSL_GUARDED_BY(mutex_) = 0;      // made so far (ids 1..entries_)
+  size_t outstanding_ ABSL_GUARDED_BY(mutex_) = 0;  // not yet back
+  Entry sent_by_ ABSL_GUARDED_BY(mutex_) = 0;       // the entry that sent the call, once one has
 };
 
 }  // namespace stormbroker

@@ -70,8 +70,10 @@ std::string DescribeCaller(const Caller& caller) {
 }
 
 BrokerCore::BrokerCore(ConnectionTable& connections, const PolicyHolder& policy, const AccountSessions& accounts,
-                       AuditLog& audit, Metrics* metrics, const LimitsConfig& limits, AnswerCache* cache)
-    : connections_(connections),
+                       AuditLog& audit, Metrics* metrics, const LimitsConfig& limits, AnswerCache* cache,
+                       Scheduler* scheduler)
+    : scheduler_(scheduler),
+      connections_(connections),
       policy_(policy),
       accounts_(accounts),
       audit_(audit),
@@ -245,18 +247,55 @@ void BrokerCore::Call(Request request, const Target& target, CallArgs args,
         args.version, std::move(lane));
     return;
   }
+  // A shared answer: each waiter is answered once, by the shared call or by
+  // its own deadline, whichever comes first; one answered by its deadline
+  // has left, so a call that everyone left is given up.
+  auto waiter = std::make_shared<SharedWaiter>(std::move(finish));
+  auto left = [waiter, gave_up = std::move(gave_up)] { return waiter->answered() || gave_up(); };
   std::string key = cache_->KeyOf(target.account, args.version, args.method, args.params);
-  auto joined = cache_->Join(key, target.account, *ttl, args.fresh, finish, gave_up);
-  if (joined.use == CacheUse::kHit) return finish(std::move(*joined.stored), CacheUse::kHit);
-  if (!joined.lead) return;  // coalesced: answered when the call in flight is
-  // The shared call is nobody's: no caller's deadline bounds it, and it
-  // leaves the line only when everyone waiting for it has given up.
-  lane.abandoned = [flight = joined.lead] { return flight->Abandoned(); };
+  auto joined = cache_->Join(key, target.account, *ttl, args.fresh, [waiter](Result<ApiOutcome> outcome, CacheUse use) {
+    waiter->Answer(std::move(outcome), use);
+  }, left);
+  if (joined.use == CacheUse::kHit) return waiter->Answer(std::move(*joined.stored), CacheUse::kHit);
+  if (args.deadline && scheduler_) waiter->AnswerAt(*scheduler_, *args.deadline, joined.use);
+  const auto& flight = joined.lead ? joined.lead : joined.joined;
+  // The shared call is nobody's: no caller's deadline bounds it (one that
+  // bypasses the cache is its caller's own). It waits in the lane of each
+  // caller who joins it before it is sent, and leaves the line when the
+  // first of them is served, or when everyone waiting for it has left.
+  if (!flight || flight->StartedByOther(0)) return;
   auto deadline = joined.use == CacheUse::kBypass ? args.deadline : std::nullopt;
+  AnswerCache::Flight::Entry entry = flight->NewEntry();
+  lane.abandoned = [flight, entry] { return flight->Abandoned() || flight->StartedByOther(entry); };
+  lane.starting = [flight, entry] { return flight->ClaimStart(entry); };
   target.session->Call(
       args.method, args.params, deadline,
-      [this, flight = joined.lead](Result<ApiOutcome> outcome) { cache_->Complete(flight, std::move(outcome)); },
+      [this, flight, entry](Result<ApiOutcome> outcome) {
+        if (flight->TakesOutcome(entry)) cache_->Complete(flight, std::move(outcome));
+      },
       args.version, std::move(lane));
+}
+
+void BrokerCore::SharedWaiter::Answer(Result<ApiOutcome> outcome, CacheUse use) {
+  if (answered_.exchange(true)) return;
+  if (Scheduler* scheduler = scheduler_.load()) scheduler->Cancel(timer_.load());
+  AnswerCache::Answer answer = std::move(answer_);  // only the first here touches it
+  answer(std::move(outcome), use);
+}
+
+void BrokerCore::SharedWaiter::AnswerAt(Scheduler& scheduler, Scheduler::Clock::time_point deadline, CacheUse use) {
+  std::weak_ptr<SharedWaiter> self = weak_from_this();
+  timer_ = scheduler.RunAt(deadline, [self, use] {
+    if (auto waiter = self.lock()) {
+      waiter->Answer(Status(StatusCode::kDeadlineExceeded,
+                            "the caller's deadline passed before the shared answer came; the call goes on for "
+                            "the others waiting for it"),
+                     use);
+    }
+  });
+  scheduler_ = &scheduler;
+  // Answered while the timer was being set: nobody else will cancel it.
+  if (answered_.load()) scheduler.Cancel(timer_.load());
 }
 
 Status BrokerCore::Refuse(Request& request, Decision decision, Status why) {
@@ -286,6 +325,21 @@ void BrokerCore::Record(AuditRecord record, const Status& status) {
     }
   }
   audit_.Record(std::move(record));
+}
+
+Status BrokerCore::Fault(Door door, Request* request, const std::optional<Caller>& caller, std::string_view what) {
+  Status failed = Internal("the broker failed while handling this request; the failure is in its log");
+  const Caller* who = request ? &request->caller() : caller ? &*caller : nullptr;
+  refusal_log_.Warn(who ? who->uid : kUnidentified,
+                    std::string(DoorName(door)) + ": handling a request " +
+                        (who ? "by " + DescribeCaller(*who) : std::string("from an unidentified caller")) +
+                        " threw: " + Printable(what));
+  if (request && !request->concluded()) {
+    Conclude(*request, failed);
+  } else if (!request) {
+    Record(StartAuditRecord(who ? *who : Caller{}, DoorName(door), RpcName(Rpc::kCall), ""), failed);
+  }
+  return failed;
 }
 
 bool BrokerCore::MayUse(const Caller& caller, const std::string& account) const {

@@ -16,6 +16,7 @@
 // Authorize instead of Screen, and end with Conclude.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -73,8 +74,11 @@ class BrokerCore {
  public:
   // `metrics` may be null (nothing counted).
   // `cache` may be null (every call goes upstream).
+  // `scheduler` keeps the deadlines of callers waiting for a shared answer;
+  // null: they wait for the shared call (unit tests without time).
   BrokerCore(ConnectionTable& connections, const PolicyHolder& policy, const AccountSessions& accounts,
-             AuditLog& audit, Metrics* metrics, const LimitsConfig& limits, AnswerCache* cache = nullptr);
+             AuditLog& audit, Metrics* metrics, const LimitsConfig& limits, AnswerCache* cache = nullptr,
+             Scheduler* scheduler = nullptr);
 
   // --- connections
   // Takes in connection `fd`, whose other end the kernel says is `caller`.
@@ -124,6 +128,14 @@ class BrokerCore {
   // with `why`, which is returned.
   Status Refuse(Request& request, Decision decision, Status why);
 
+  // A door's handling of one request threw (a defect of the broker's, never
+  // the caller's doing): logged (at most once a second per uid) with who
+  // sent it and what was thrown, and audited as failed: `request` when the
+  // door holds one still unconcluded, else a record of `caller` (or of
+  // nobody, when the door never learnt who it was). Returns the INTERNAL
+  // status the door answers; the daemon goes on.
+  Status Fault(Door door, Request* request, const std::optional<Caller>& caller, std::string_view what);
+
   // Whether `caller` may know of `account` (lists, status, health, metrics).
   bool MayUse(const Caller& caller, const std::string& account) const;
   // Whether `caller` administers `account` (may see who else uses it).
@@ -136,6 +148,24 @@ class BrokerCore {
   bool Drain(std::chrono::milliseconds bound) { return in_flight_.Drain(bound); }
 
  private:
+  // One caller waiting for a shared answer: answered once, by the shared
+  // call or at its own deadline, whichever comes first.
+  class SharedWaiter : public std::enable_shared_from_this<SharedWaiter> {
+   public:
+    explicit SharedWaiter(AnswerCache::Answer answer) : answer_(std::move(answer)) {}
+    void Answer(Result<ApiOutcome> outcome, CacheUse use);
+    // At `deadline`, DEADLINE_EXCEEDED (as `use`) unless answered before.
+    void AnswerAt(Scheduler& scheduler, Scheduler::Clock::time_point deadline, CacheUse use);
+    bool answered() const { return answered_.load(); }
+
+   private:
+    std::atomic<bool> answered_{false};
+    AnswerCache::Answer answer_;  // taken by the first Answer
+    std::atomic<Scheduler*> scheduler_{nullptr};
+    std::atomic<Scheduler::TaskId> timer_{0};
+  };
+
+  Scheduler* const scheduler_;
   // The account named `name` (or the only one).
   Result<Target> FindAccount(const std::string& name) const;
   // Audits `record` with how it ended and counts it in the metrics.

@@ -254,6 +254,19 @@ Status AuditLog::Reopen() {
   return sink_->Reopen();
 }
 
+void AuditLog::FlushBeforeDeath() {
+  if (!mutex_.TryLock()) return;
+  std::deque<AuditRecord> batch;
+  batch.swap(queue_);
+  queued_bytes_ = 0;
+  mutex_.Unlock();
+  if (batch.empty() || !sink_mutex_.TryLock()) return;
+  std::string lines;
+  for (const auto& record : batch) lines += FormatAuditRecord(record) + "\n";
+  sink_->Write(lines);
+  sink_mutex_.Unlock();
+}
+
 void AuditLog::WaitForBatchLocked() {
   // Suppressed counts waiting for their uid to go quiet: look again soon.
   absl::Time give_up = suppressed_unreported_ > 0 ? absl::Now() + absl::Seconds(1) : absl::InfiniteFuture();

@@ -120,6 +120,12 @@ class AuditLog {
   uint64_t dropped() const ABSL_LOCKS_EXCLUDED(mutex_);
   uint64_t suppressed() const ABSL_LOCKS_EXCLUDED(mutex_);
   Status Reopen() ABSL_LOCKS_EXCLUDED(sink_mutex_);
+  // For a process about to die (std::terminate, a fatal signal): writes
+  // what is queued on this thread, now, if neither lock is held (a thread
+  // that died holding one cannot give it back, so this never waits).
+  // Best effort: from a signal handler it is not async-signal-safe, but it
+  // is the last thing the process does.
+  void FlushBeforeDeath() ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
  private:
   // A uid's allowance of refusal records (a token bucket).

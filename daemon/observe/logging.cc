@@ -41,24 +41,6 @@ void SetUpLogging(bool verbose) {
 
 namespace stormbroker {
 
-std::string Printable(std::string_view text, size_t max_length) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (out.size() >= max_length) {
-      out += "...";
-      break;
-    }
-    auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
-    }
-  }
-  return out;
-}
-
 void RefusalLog::Warn(uid_t uid, const std::string& message) {
   constexpr auto kEvery = std::chrono::seconds(1);
   auto now = std::chrono::steady_clock::now();

@@ -16,14 +16,11 @@
 
 #include <absl/synchronization/mutex.h>
 
+#include "util/printable.h"
+
 namespace stormbroker {
 
 void SetUpLogging(bool verbose);
-
-// `text` with every byte outside printable ASCII (line breaks and escape
-// sequences among them) and every backslash written as \xNN, cut to
-// `max_length` characters ("..." marks a cut).
-std::string Printable(std::string_view text, size_t max_length = 200);
 
 // Warnings about refused callers, at most one per uid a second: a caller
 // refused in a loop must not fill the journal (the audit trail holds every

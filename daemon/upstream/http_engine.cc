@@ -459,6 +459,7 @@ class HttpEngine::Impl {
     auto waited = SteadyClock::now() - transfer->submitted;
     std::chrono::milliseconds left = transfer->request.timeout - Ms(waited);
     if (left.count() <= 0) return fail(OutOfTime(*transfer));
+    if (!lane.Starts()) return fail(Gone());
     if (meter_) meter_->Waited(lane.account, waited);
     CURL* easy = Acquire();
     if (!easy) return fail(Internal("libcurl could not create a handle"));

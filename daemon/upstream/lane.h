@@ -28,8 +28,14 @@ struct Lane {
   // engine's thread while the request waits, so it must be cheap and must
   // not block. May be empty (never gives up).
   std::function<bool()> abandoned;
+  // Asked once, on the engine's thread, when the line lets the request go
+  // and just before it is sent: false leaves it unsent, as if abandoned.
+  // One shared call waits in several callers' lanes at once and is sent by
+  // whichever is served first (broker/broker_core.cc). May be empty.
+  std::function<bool()> starting;
 
   bool Abandoned() const { return abandoned && abandoned(); }
+  bool Starts() const { return !starting || starting(); }
 };
 
 }  // namespace stormbroker

@@ -136,4 +136,39 @@ TEST_F(AnswerCacheTest, TheCallerWhoStartedASharedCallMayLeaveAndTheOthersStillG
   EXPECT_EQ(Lists(), 1);
 }
 
+// Each caller waiting for a shared answer keeps its own deadline, on every
+// door: the HTTP caller that said 1 s gets 504 at about 1 s, not when the
+// 3 s call ends, and the call goes on for the caller that waits longer.
+TEST_F(AnswerCacheTest, EachWaiterOfASharedReadKeepsItsOwnDeadline) {
+  storm_->Arm(R"({"kind": "delay", "delay_ms": 3000, "method": "storm/server/list"})");
+  std::atomic<bool> patient_answered{false};
+  std::thread patient([&] {
+    auto answer = broker_->Connect()->Call("prod", "Storm/Server/list", {}, 10s);
+    patient_answered = answer.ok() && answer->result.contains("items");
+  });
+  JoinAtEnd join_patient{patient};
+  ASSERT_TRUE(harness::Eventually([&] { return storm_->Counters()["faults"].value("delay", 0) == 1; }));
+  std::string envelope = dir_.Write("list.json", "{}");
+  auto timed = harness::RunCommand({"/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",
+                                    "-u", "prod:x", "-H", "X-Stormbroker-Timeout: 1", "--unix-socket", http_socket_,
+                                    "--data-binary", "@" + envelope, "http://broker/v1/Storm/Server/list"});
+  EXPECT_EQ(timed.out.substr(0, 3), "504") << timed.out;
+  EXPECT_LT(std::stod(timed.out.substr(4)), 2.0) << "the waiter's own deadline did not end its wait";
+  patient.join();
+  EXPECT_TRUE(patient_answered) << "the shared call did not go on for the caller still waiting";
+  EXPECT_EQ(Lists(), 1);
+}
+
+// A lone caller of a covered method is held to its deadline as a caller of
+// any other method is (over HTTP, where no client library enforces it).
+TEST_F(AnswerCacheTest, ALoneCoveredReadEndsAtItsDeadline) {
+  storm_->Arm(R"({"kind": "delay", "delay_ms": 3000, "method": "storm/server/list"})");
+  std::string envelope = dir_.Write("list.json", R"({"params": {"page_size": 7}})");
+  auto timed = harness::RunCommand({"/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",
+                                    "-u", "prod:x", "-H", "X-Stormbroker-Timeout: 1", "--unix-socket", http_socket_,
+                                    "--data-binary", "@" + envelope, "http://broker/v1/Storm/Server/list"});
+  EXPECT_EQ(timed.out.substr(0, 3), "504") << timed.out;
+  EXPECT_LT(std::stod(timed.out.substr(4)), 2.0);
+}
+
 }  // namespace

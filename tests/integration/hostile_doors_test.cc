@@ -343,4 +343,151 @@ TEST_F(HostileDoorsTest, MetricsAreForTheirReadersAndJunkMethodsCannotCrowdThemO
   EXPECT_EQ(audited, 1);
 }
 
+// 8. Text a caller chose, quoted in a refusal, used to reach nlohmann's
+// strict dump() as bytes that are not UTF-8 and end the daemon (exit 134)
+// with one request. Each vector on the Unix socket, on TCP and inside a
+// proxy tunnel, from a uid with no rule (staging) and with one (prod): a
+// refusal in the API's error shape, an audit record, and the daemon still
+// answering another uid.
+TEST_F(HostileDoorsTest, NoByteACallerSendsCanStopTheBroker) {
+  YAML::Node config = DoorConfig();
+  int proxy_port = harness::FreePort();
+  std::string ca = dir_.path() + "/proxy-ca.pem";
+  config["listen"]["https_proxy"]["address"] = "127.0.0.1:" + std::to_string(proxy_port);
+  config["listen"]["https_proxy"]["ca_cert_file"] = ca;
+  config["listen"]["https_proxy"]["ca_key_file"] = dir_.path() + "/proxy-ca.key";
+  config["audit"]["refusal_burst"] = 1000;
+  Start(config);
+  ASSERT_TRUE(harness::Eventually([&] { return broker_->Log().find("HTTPS proxy door on") != std::string::npos; }));
+  struct Vector {
+    std::string method, path;
+  };
+  const std::vector<Vector> vectors = {
+      {"POST", "/%ff/Storm/Server/list"},
+      {"POST", "/v1/Account/Auth/%ff"},
+      {"POST", "/v1/Storm/Server/list.%ff"},
+      {"G\xff" "T", "/v1/Storm/Server/list"},
+      {"POST", "/v1/Storm/Server/list." + std::string(39, 'a') + "%C3%A9"},
+      {"POST", "/v1/Storm/Server/%ff%fe"},
+  };
+  std::string envelope = dir_.Write("empty.json", "{}");
+  std::string proxy = "http://127.0.0.1:" + std::to_string(proxy_port);
+  int sent = 0;
+  for (const Vector& v : vectors) {
+    for (const char* account : {"staging", "prod"}) {
+      for (const char* door : {"unix", "tcp", "tunnel"}) {
+        std::vector<std::string> argv = {"/usr/bin/curl", "-s", "-o", "-", "-w", "\n%{http_code}", "-u",
+                                         std::string(account) + ":x", "-X", v.method, "--data-binary", "@" + envelope};
+        std::string door_name = door;
+        if (door_name == "unix") {
+          argv.insert(argv.end(), {"--unix-socket", http_socket_, "http://broker" + v.path});
+        } else if (door_name == "tcp") {
+          argv.push_back("http://127.0.0.1:" + std::to_string(port_) + v.path);
+        } else {
+          argv.insert(argv.end(), {"--proxy", proxy, "--cacert", ca, "https://api.stormondemand.com" + v.path});
+        }
+        auto result = RunCommand(argv, "", kNobody);
+        ++sent;
+        size_t newline = result.out.rfind('\n');
+        ASSERT_NE(newline, std::string::npos) << door << " " << v.path << ": " << result.err;
+        int status = std::atoi(result.out.c_str() + newline + 1);
+        std::string body = result.out.substr(0, newline);
+        EXPECT_TRUE(status == 200 || (status >= 400 && status < 500)) << door << " " << v.path << ": " << status;
+        auto parsed = nlohmann::json::parse(body, nullptr, false);
+        EXPECT_TRUE(parsed.is_object() && parsed.contains("error_class")) << door << " " << v.path << ": " << body;
+        ASSERT_TRUE(broker_->process().Running()) << door << " " << v.path << " ended the daemon\n" << broker_->Log();
+      }
+    }
+  }
+  // Another uid is served, and every refusal is in the trail.
+  EXPECT_EQ(Curl("/v1/Utilities/Info/ping", envelope, false, std::nullopt).first, 200);
+  int refusals = 0;
+  for (const auto& r : Audit()) {
+    refusals += r.value("uid", -1) == static_cast<int>(kNobody) && r.value("rpc", "") == "Call" &&
+                r.value("decision", "") != "allow";
+  }
+  EXPECT_EQ(refusals, sent) << "a refusal left no audit record";
+}
+
+// 9. YAML whose flow collections nest a megabyte deep used to cost yaml-cpp
+// hundreds of megabytes before any bound was checked; four at once from a
+// uid with a rule are refused within +64 MiB.
+TEST_F(HostileDoorsTest, MegabytesOfNestedYamlAreRefusedCheaply) {
+  Start(DoorConfig());
+  std::string body = dir_.Write("flow.yaml", "params: {a: " + std::string((1 << 20) - 64, '[') + "\n");
+  long rss_before = ResidentBytes(broker_->process().pid());
+  std::vector<std::thread> attackers;
+  std::vector<std::pair<int, std::string>> answers(4);
+  for (int i = 0; i < 4; ++i) {
+    attackers.emplace_back([&, i] { answers[i] = Curl("/v1/Utilities/Info/ping.yaml", body, i % 2, kNobody); });
+  }
+  for (auto& attacker : attackers) attacker.join();
+  for (const auto& [status, text] : answers) {
+    EXPECT_EQ(status, 400) << text;
+    EXPECT_NE(text.find("nested deeper than 64"), std::string::npos) << text;
+  }
+  if (std::getenv("ASAN_OPTIONS") == nullptr) {
+    long peak = 0;
+    std::ifstream status("/proc/" + std::to_string(broker_->process().pid()) + "/status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("VmHWM:", 0) == 0) peak = std::stol(line.substr(6)) * 1024;
+    }
+    EXPECT_LT(peak - rss_before, 64L << 20) << "peak resident memory rose by " << ((peak - rss_before) >> 20) << " MiB";
+  }
+  EXPECT_TRUE(broker_->process().Running());
+}
+
+// 10. The proxy door's CA files are kept as carefully as the state
+// directory: a KEY.new planted by another user is never written into, a
+// directory others can write is refused, and the CA it makes can vouch for
+// the API's servers and nothing else (no e-mail, no client certificates).
+TEST_F(HostileDoorsTest, TheProxyCaIsKeptAndLimitedToTheApisServers) {
+  YAML::Node config = DoorConfig();
+  std::string ca_dir = dir_.path() + "/ca";
+  std::filesystem::create_directory(ca_dir);
+  config["listen"]["https_proxy"]["address"] = "127.0.0.1:" + std::to_string(harness::FreePort());
+  config["listen"]["https_proxy"]["ca_cert_file"] = ca_dir + "/proxy-ca.pem";
+  config["listen"]["https_proxy"]["ca_key_file"] = ca_dir + "/proxy-ca.key";
+  std::string config_file = dir_.path() + "/ca-config.yaml";
+  auto start = [&] {
+    std::ofstream(config_file) << YAML::Dump(config);
+    return RunCommand({"/usr/bin/timeout", "10", Binary("stormbrokerd"), "--config", config_file});
+  };
+  // A KEY.new planted by nobody in a directory that lets it (then closed again).
+  std::filesystem::permissions(ca_dir, std::filesystem::perms(0777));
+  RunCommand({"/usr/bin/touch", ca_dir + "/proxy-ca.key.new"}, "", kNobody);
+  auto loose = start();
+  EXPECT_NE(loose.exit_code, 0);
+  EXPECT_NE(loose.err.find("writable by other users"), std::string::npos) << loose.err;
+  std::filesystem::permissions(ca_dir, std::filesystem::perms(0755));
+  auto planted = start();
+  EXPECT_NE(planted.exit_code, 0);
+  EXPECT_NE(planted.err.find("not the daemon's own file"), std::string::npos) << planted.err;
+  EXPECT_FALSE(std::filesystem::exists(ca_dir + "/proxy-ca.key")) << "the key was written where nobody can read it";
+  std::filesystem::remove(ca_dir + "/proxy-ca.key.new");
+
+  Start(config);
+  ASSERT_TRUE(harness::Eventually([&] { return broker_->Log().find("HTTPS proxy door on") != std::string::npos; }));
+  // Leaves minted with the CA's own key, as a thief of it would.
+  std::string ca = ca_dir + "/proxy-ca.pem", key = ca_dir + "/proxy-ca.key";
+  auto mint = [&](const std::string& name, const std::string& extensions) {
+    std::string leaf_key = dir_.path() + "/" + name + ".key", csr = dir_.path() + "/" + name + ".csr";
+    std::string leaf = dir_.path() + "/" + name + ".pem", ext = dir_.Write(name + ".ext", extensions);
+    RunCommand({"/usr/bin/openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", leaf_key, "-subj", "/CN=api.stormondemand.com", "-out", csr});
+    RunCommand({"/usr/bin/openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", key, "-CAcreateserial", "-days",
+                "1", "-extfile", ext, "-out", leaf});
+    return leaf;
+  };
+  auto verify = [&](const std::string& purpose, const std::string& leaf) {
+    return RunCommand({"/usr/bin/openssl", "verify", "-CAfile", ca, "-purpose", purpose, leaf}).exit_code;
+  };
+  std::string server = mint("server", "subjectAltName=DNS:api.stormondemand.com\nextendedKeyUsage=serverAuth\n");
+  EXPECT_EQ(verify("sslserver", server), 0) << "the CA no longer vouches for the API's own host";
+  std::string mail = mint("mail", "subjectAltName=email:ceo@example.com\nextendedKeyUsage=emailProtection\n");
+  EXPECT_NE(verify("smimesign", mail), 0) << "the CA vouches for an e-mail address";
+  std::string client = mint("client", "subjectAltName=DNS:api.stormondemand.com\nextendedKeyUsage=clientAuth\n");
+  EXPECT_NE(verify("sslclient", client), 0) << "the CA vouches for a TLS client";
+}
+
 }  // namespace

@@ -67,6 +67,14 @@ std::optional<Request> BrokerService::Begin(grpc::CallbackServerContext* context
   return std::move(request).value();
 }
 
+grpc::ServerUnaryReactor* BrokerService::Faulted(grpc::CallbackServerContext* context,
+                                                 grpc::ServerUnaryReactor* reactor, std::string_view what) {
+  std::optional<int> fd = ConnectionFdOf(context->peer());
+  Status failed = core_.Fault(Door::kGrpc, nullptr, fd ? core_.CallerOf(*fd) : std::nullopt, what);
+  reactor->Finish(ToGrpc(failed));
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* BrokerService::Finish(grpc::ServerUnaryReactor* reactor, Request& request,
                                                 const Status& status) {
   core_.Conclude(request, status);
@@ -76,156 +84,162 @@ grpc::ServerUnaryReactor* BrokerService::Finish(grpc::ServerUnaryReactor* reacto
 
 grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* context, const v1::CallRequest* request,
                                               v1::CallResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto admitted = Begin(context, reactor, Rpc::kCall, /*drains=*/true);
-  if (!admitted) return reactor;
-  auto target = core_.Screen(*admitted, request->account(), request->method());
-  if (!target.ok()) return Finish(reactor, *admitted, target.status());
-  CallArgs args{request->method(), "", StructToJson(request->params()), std::nullopt,
-                [context] { return context->IsCancelled(); }};
-  for (auto [name, value] : context->client_metadata()) {
-    if (name == "cache-control") args.fresh = args.fresh || AsksForFresh(std::string_view(value.data(), value.size()));
-  }
-  if (Status checked = core_.CheckParams(*admitted, args.params); !checked.ok()) {
-    return Finish(reactor, *admitted, checked);
-  }
-  // The caller's deadline bounds the upstream exchange too.
-  if (context->deadline() < std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
-    args.deadline = std::chrono::steady_clock::now() + (context->deadline() - std::chrono::system_clock::now());
-  }
-  std::string account = target->account;
-  core_.Call(std::move(*admitted), *target, std::move(args),
-             [context, reactor, response, account](Result<ApiOutcome> answer) {
-               if (!answer.ok()) {
-                 // gRPC's own name for "retry after": its retry policy honours it.
-                 if (auto after = answer.status().retry_after()) {
-                   context->AddTrailingMetadata("grpc-retry-pushback-ms", std::to_string(after->count()));
+  return Guard(context, [&](grpc::ServerUnaryReactor* reactor) {
+    auto admitted = Begin(context, reactor, Rpc::kCall, /*drains=*/true);
+    if (!admitted) return reactor;
+    auto target = core_.Screen(*admitted, request->account(), request->method());
+    if (!target.ok()) return Finish(reactor, *admitted, target.status());
+    CallArgs args{request->method(), "", StructToJson(request->params()), std::nullopt,
+                  [context] { return context->IsCancelled(); }};
+    for (auto [name, value] : context->client_metadata()) {
+      if (name == "cache-control") args.fresh = args.fresh || AsksForFresh(std::string_view(value.data(), value.size()));
+    }
+    if (Status checked = core_.CheckParams(*admitted, args.params); !checked.ok()) {
+      return Finish(reactor, *admitted, checked);
+    }
+    // The caller's deadline bounds the upstream exchange too.
+    if (context->deadline() < std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
+      args.deadline = std::chrono::steady_clock::now() + (context->deadline() - std::chrono::system_clock::now());
+    }
+    std::string account = target->account;
+    core_.Call(std::move(*admitted), *target, std::move(args),
+               [context, reactor, response, account](Result<ApiOutcome> answer) {
+                 if (!answer.ok()) {
+                   // gRPC's own name for "retry after": its retry policy honours it.
+                   if (auto after = answer.status().retry_after()) {
+                     context->AddTrailingMetadata("grpc-retry-pushback-ms", std::to_string(after->count()));
+                   }
+                   reactor->Finish(ToGrpc(answer.status()));
+                   return;
                  }
-                 reactor->Finish(ToGrpc(answer.status()));
-                 return;
-               }
-               response->set_account(account);
-               const ApiOutcome& outcome = *answer;
-               if (outcome.is_error) {
-                 v1::ApiError* out = response->mutable_error();
-                 out->set_error_class(outcome.error.error_class);
-                 out->set_message(outcome.error.message);
-                 JsonToStruct(outcome.error.extra, out->mutable_extra());
-                 out->set_http_status(static_cast<int>(outcome.error.http_status));
-               } else {
-                 JsonToValue(outcome.result, response->mutable_result());
-               }
-               reactor->Finish(grpc::Status::OK);
-             });
-  return reactor;
+                 response->set_account(account);
+                 const ApiOutcome& outcome = *answer;
+                 if (outcome.is_error) {
+                   v1::ApiError* out = response->mutable_error();
+                   out->set_error_class(outcome.error.error_class);
+                   out->set_message(outcome.error.message);
+                   JsonToStruct(outcome.error.extra, out->mutable_extra());
+                   out->set_http_status(static_cast<int>(outcome.error.http_status));
+                 } else {
+                   JsonToValue(outcome.result, response->mutable_result());
+                 }
+                 reactor->Finish(grpc::Status::OK);
+               });
+    return reactor;
+  });
 }
 
 grpc::ServerUnaryReactor* BrokerService::ListAccounts(grpc::CallbackServerContext* context,
                                                       const v1::ListAccountsRequest*,
                                                       v1::ListAccountsResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto admitted = Begin(context, reactor, Rpc::kListAccounts, /*drains=*/false);
-  if (!admitted) return reactor;
-  for (const auto& [name, session] : core_.accounts()) {
-    if (core_.MayUse(admitted->caller(), name)) FillAccount(session->Snapshot(), response->add_accounts());
-  }
-  AddUpstreamState(response->mutable_accounts());
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  return Guard(context, [&](grpc::ServerUnaryReactor* reactor) {
+    auto admitted = Begin(context, reactor, Rpc::kListAccounts, /*drains=*/false);
+    if (!admitted) return reactor;
+    for (const auto& [name, session] : core_.accounts()) {
+      if (core_.MayUse(admitted->caller(), name)) FillAccount(session->Snapshot(), response->add_accounts());
+    }
+    AddUpstreamState(response->mutable_accounts());
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  });
 }
 
 grpc::ServerUnaryReactor* BrokerService::Login(grpc::CallbackServerContext* context, const v1::LoginRequest* request,
                                                v1::LoginResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto admitted = Begin(context, reactor, Rpc::kLogin, /*drains=*/true);
-  if (!admitted) return reactor;
-  auto target = core_.Authorize(*admitted, request->account(), Permission::kAdmin);
-  if (!target.ok()) return Finish(reactor, *admitted, target.status());
-  // Empty: a login with the password alone (accounts without prompt).
-  if (!request->passcode().empty()) {
-    if (Status shape = CheckPasscode(request->passcode()); !shape.ok()) {
-      admitted->record().decision = Decision::kInvalid;
-      return Finish(reactor, *admitted, shape);
+  return Guard(context, [&](grpc::ServerUnaryReactor* reactor) {
+    auto admitted = Begin(context, reactor, Rpc::kLogin, /*drains=*/true);
+    if (!admitted) return reactor;
+    auto target = core_.Authorize(*admitted, request->account(), Permission::kAdmin);
+    if (!target.ok()) return Finish(reactor, *admitted, target.status());
+    // Empty: a login with the password alone (accounts without prompt).
+    if (!request->passcode().empty()) {
+      if (Status shape = CheckPasscode(request->passcode()); !shape.ok()) {
+        admitted->record().decision = Decision::kInvalid;
+        return Finish(reactor, *admitted, shape);
+      }
     }
-  }
-  std::shared_ptr<AccountSession> session = target->session;
-  auto held = std::make_shared<Request>(std::move(*admitted));
-  session->Login(Secret(request->passcode()), [this, reactor, response, session, held](Status status) {
-    if (status.ok()) FillAccount(session->Snapshot(), response->mutable_account());
-    Finish(reactor, *held, status);
+    std::shared_ptr<AccountSession> session = target->session;
+    auto held = std::make_shared<Request>(std::move(*admitted));
+    session->Login(Secret(request->passcode()), [this, reactor, response, session, held](Status status) {
+      if (status.ok()) FillAccount(session->Snapshot(), response->mutable_account());
+      Finish(reactor, *held, status);
+    });
+    return reactor;
   });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* BrokerService::Logout(grpc::CallbackServerContext* context,
                                                 const v1::LogoutRequest* request, v1::LogoutResponse*) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto admitted = Begin(context, reactor, Rpc::kLogout, /*drains=*/true);
-  if (!admitted) return reactor;
-  auto target = core_.Authorize(*admitted, request->account(), Permission::kAdmin);
-  if (!target.ok()) return Finish(reactor, *admitted, target.status());
-  auto held = std::make_shared<Request>(std::move(*admitted));
-  target->session->Logout([this, reactor, held](Status status) { Finish(reactor, *held, status); });
-  return reactor;
+  return Guard(context, [&](grpc::ServerUnaryReactor* reactor) {
+    auto admitted = Begin(context, reactor, Rpc::kLogout, /*drains=*/true);
+    if (!admitted) return reactor;
+    auto target = core_.Authorize(*admitted, request->account(), Permission::kAdmin);
+    if (!target.ok()) return Finish(reactor, *admitted, target.status());
+    auto held = std::make_shared<Request>(std::move(*admitted));
+    target->session->Logout([this, reactor, held](Status status) { Finish(reactor, *held, status); });
+    return reactor;
+  });
 }
 
 grpc::ServerUnaryReactor* BrokerService::GetToken(grpc::CallbackServerContext* context,
                                                   const v1::GetTokenRequest* request, v1::GetTokenResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto admitted = Begin(context, reactor, Rpc::kGetToken, /*drains=*/true);
-  if (!admitted) return reactor;
-  auto target = core_.Authorize(*admitted, request->account(), Permission::kTokenExport);
-  if (!target.ok()) return Finish(reactor, *admitted, target.status());
-  auto held = target->session->CurrentToken();
-  if (!held.ok()) return Finish(reactor, *admitted, held.status());
-  const AccountSnapshot& snapshot = held->snapshot;
-  response->set_token(std::string(held->token.Reveal()));
-  response->set_username(snapshot.username);
-  if (snapshot.inactivity_deadline) *response->mutable_inactivity_deadline() = ToTimestamp(*snapshot.inactivity_deadline);
-  if (snapshot.hard_deadline) *response->mutable_hard_deadline() = ToTimestamp(*snapshot.hard_deadline);
-  if (snapshot.renew_at) *response->mutable_renew_at() = ToTimestamp(*snapshot.renew_at);
-  return Finish(reactor, *admitted, Status::Ok());
+  return Guard(context, [&](grpc::ServerUnaryReactor* reactor) {
+    auto admitted = Begin(context, reactor, Rpc::kGetToken, /*drains=*/true);
+    if (!admitted) return reactor;
+    auto target = core_.Authorize(*admitted, request->account(), Permission::kTokenExport);
+    if (!target.ok()) return Finish(reactor, *admitted, target.status());
+    auto held = target->session->CurrentToken();
+    if (!held.ok()) return Finish(reactor, *admitted, held.status());
+    const AccountSnapshot& snapshot = held->snapshot;
+    response->set_token(std::string(held->token.Reveal()));
+    response->set_username(snapshot.username);
+    if (snapshot.inactivity_deadline) *response->mutable_inactivity_deadline() = ToTimestamp(*snapshot.inactivity_deadline);
+    if (snapshot.hard_deadline) *response->mutable_hard_deadline() = ToTimestamp(*snapshot.hard_deadline);
+    if (snapshot.renew_at) *response->mutable_renew_at() = ToTimestamp(*snapshot.renew_at);
+    return Finish(reactor, *admitted, Status::Ok());
+  });
 }
 
 grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* context, const v1::GetStatusRequest*,
                                                    v1::GetStatusResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto admitted = Begin(context, reactor, Rpc::kGetStatus, /*drains=*/false);
-  if (!admitted) return reactor;
-  response->set_version(STORMBROKER_VERSION);
-  *response->mutable_started_at() = ToTimestamp(started_);
-  response->set_audit_records_dropped(audit_.dropped());
-  if (fleet_) {
-    FleetStatus fleet = fleet_->Status();
-    v1::FleetStatus* out = response->mutable_fleet();
-    out->set_name(fleet.name);
-    out->set_connected(fleet.connected);
-    out->set_detail(fleet.detail);
-    for (const auto& member : fleet.members) out->add_members(member);
-  }
-  if (auto proxy = proxy_ ? proxy_->Describe() : std::nullopt) {
-    v1::HttpsProxyStatus* out = response->mutable_https_proxy();
-    out->set_address(proxy->address);
-    for (const auto& host : proxy->hosts) out->add_hosts(host);
-    out->set_ca_certificate(proxy->ca_certificate);
-  }
-  const Caller& caller = admitted->caller();
-  for (const auto& [name, session] : core_.accounts()) {
-    if (core_.MayUse(caller, name)) FillAccount(session->Snapshot(), response->add_accounts());
-  }
-  AddUpstreamState(response->mutable_accounts());
-  // Another uid's use of an account is its administrators' business.
-  for (const HttpEngine::CallerLoad& load : engine_.Callers()) {
-    if (load.uid != caller.uid && !core_.MayAdminister(caller, load.account)) continue;
-    v1::CallerLoad* out = response->add_callers();
-    out->set_account(load.account);
-    out->set_uid(load.uid);
-    out->set_at_api(static_cast<uint32_t>(load.at_api));
-    out->set_waiting(static_cast<uint32_t>(load.waiting));
-    out->set_longest_wait_ms(static_cast<uint64_t>(load.longest.count()));
-  }
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  return Guard(context, [&](grpc::ServerUnaryReactor* reactor) {
+    auto admitted = Begin(context, reactor, Rpc::kGetStatus, /*drains=*/false);
+    if (!admitted) return reactor;
+    response->set_version(STORMBROKER_VERSION);
+    *response->mutable_started_at() = ToTimestamp(started_);
+    response->set_audit_records_dropped(audit_.dropped());
+    if (fleet_) {
+      FleetStatus fleet = fleet_->Status();
+      v1::FleetStatus* out = response->mutable_fleet();
+      out->set_name(fleet.name);
+      out->set_connected(fleet.connected);
+      out->set_detail(fleet.detail);
+      for (const auto& member : fleet.members) out->add_members(member);
+    }
+    if (auto proxy = proxy_ ? proxy_->Describe() : std::nullopt) {
+      v1::HttpsProxyStatus* out = response->mutable_https_proxy();
+      out->set_address(proxy->address);
+      for (const auto& host : proxy->hosts) out->add_hosts(host);
+      out->set_ca_certificate(proxy->ca_certificate);
+    }
+    const Caller& caller = admitted->caller();
+    for (const auto& [name, session] : core_.accounts()) {
+      if (core_.MayUse(caller, name)) FillAccount(session->Snapshot(), response->add_accounts());
+    }
+    AddUpstreamState(response->mutable_accounts());
+    // Another uid's use of an account is its administrators' business.
+    for (const HttpEngine::CallerLoad& load : engine_.Callers()) {
+      if (load.uid != caller.uid && !core_.MayAdminister(caller, load.account)) continue;
+      v1::CallerLoad* out = response->add_callers();
+      out->set_account(load.account);
+      out->set_uid(load.uid);
+      out->set_at_api(static_cast<uint32_t>(load.at_api));
+      out->set_waiting(static_cast<uint32_t>(load.waiting));
+      out->set_longest_wait_ms(static_cast<uint64_t>(load.longest.count()));
+    }
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  });
 }
 
 void BrokerService::AddUpstreamState(google::protobuf::RepeatedPtrField<v1::Account>* accounts) const {
@@ -238,22 +252,23 @@ void BrokerService::AddUpstreamState(google::protobuf::RepeatedPtrField<v1::Acco
 
 grpc::ServerUnaryReactor* BrokerService::GetMetrics(grpc::CallbackServerContext* context,
                                                     const v1::GetMetricsRequest*, v1::GetMetricsResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto admitted = Begin(context, reactor, Rpc::kGetMetrics, /*drains=*/false);
-  if (!admitted) return reactor;
-  Exposition seen =
-      metrics_.Collect([&](const std::string& account) { return core_.MayUse(admitted->caller(), account); });
-  response->set_text(seen.Text());
-  for (const MetricFamily& family : seen.families()) {
-    for (const Sample& sample : family.samples) {
-      v1::MetricSample* out = response->add_samples();
-      out->set_name(family.name + sample.suffix);
-      for (const auto& [name, value] : sample.labels) (*out->mutable_labels())[name] = value;
-      out->set_value(sample.value);
+  return Guard(context, [&](grpc::ServerUnaryReactor* reactor) {
+    auto admitted = Begin(context, reactor, Rpc::kGetMetrics, /*drains=*/false);
+    if (!admitted) return reactor;
+    Exposition seen =
+        metrics_.Collect([&](const std::string& account) { return core_.MayUse(admitted->caller(), account); });
+    response->set_text(seen.Text());
+    for (const MetricFamily& family : seen.families()) {
+      for (const Sample& sample : family.samples) {
+        v1::MetricSample* out = response->add_samples();
+        out->set_name(family.name + sample.suffix);
+        for (const auto& [name, value] : sample.labels) (*out->mutable_labels())[name] = value;
+        out->set_value(sample.value);
+      }
     }
-  }
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  });
 }
 
 grpc::ServerWriteReactor<v1::AccountEvent>* BrokerService::WatchAccounts(grpc::CallbackServerContext* context,

@@ -52,6 +52,22 @@ class BrokerService final : public v1::Broker::CallbackService {
                                bool drains);
   // Concludes `request` with `status` and finishes `reactor` with it.
   grpc::ServerUnaryReactor* Finish(grpc::ServerUnaryReactor* reactor, Request& request, const Status& status);
+  // Runs a unary handler's `body` with the call's reactor. Nothing it throws
+  // may reach gRPC's threads (std::terminate would end the daemon): the core
+  // logs and audits it (BrokerCore::Fault) and the call ends INTERNAL.
+  template <class Body>
+  grpc::ServerUnaryReactor* Guard(grpc::CallbackServerContext* context, Body&& body) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    try {
+      return body(reactor);
+    } catch (const std::exception& e) {
+      return Faulted(context, reactor, e.what());
+    } catch (...) {
+      return Faulted(context, reactor, "an exception of unknown type");
+    }
+  }
+  grpc::ServerUnaryReactor* Faulted(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
+                                    std::string_view what);
   // What the engine knows of each account: a pause the API asked for, and
   // the protocol its answers come in.
   void AddUpstreamState(google::protobuf::RepeatedPtrField<v1::Account>* accounts) const;

@@ -8,6 +8,7 @@
 
 #include "access/loopback_peer.h"
 #include "config/byte_size.h"
+#include "util/printable.h"
 
 namespace stormbroker {
 namespace {
@@ -24,10 +25,51 @@ std::string_view Header(MHD_Connection* connection, const char* name) {
 // of the client's socket), with the Host and browser checks of a TCP door.
 bool OverLoopbackTcp(Door door) { return door == Door::kHttpTcp || door == Door::kHttpsProxy; }
 
+// The answer to a request whose handling failed inside the broker: written
+// out in full, so that sending it cannot fail the same way.
+constexpr std::string_view kInternalAnswer =
+    R"({"error_class":"StormBroker::Internal","error_message":"the broker failed while handling this request; )"
+    R"(the failure is in its log","full_message":"the broker failed while handling this request; the failure is )"
+    R"(in its log"})";
+
 }  // namespace
+
+MHD_Result HttpDoor::Exchange::Faulted(void* state, std::string_view what) {
+  auto* exchange = static_cast<Exchange*>(state);
+  if (!exchange) return MHD_NO;  // not even begun (no memory): the connection closes
+  std::optional<Caller> caller;
+  if (exchange->peer_ && exchange->peer_->caller) caller = exchange->peer_->caller;
+  exchange->core_.Fault(exchange->server_.kind, exchange->request_ ? &*exchange->request_ : nullptr, caller, what);
+  exchange->request_.reset();
+  exchange->reply_ = http::FromStatus(Internal("failed"));  // what the client sends next is dropped
+  // Handed to the core: its answer resumes the connection. Queued: half an
+  // answer may be out, so the connection closes.
+  if (exchange->at_core_) return MHD_YES;
+  if (exchange->queued_) return MHD_NO;
+  exchange->queued_ = true;
+  MHD_Response* response = MHD_create_response_from_buffer(kInternalAnswer.size(), const_cast<char*>(kInternalAnswer.data()),
+                                                           MHD_RESPMEM_PERSISTENT);
+  if (!response) return MHD_NO;
+  MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+  MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
+  MHD_Result queued = MHD_queue_response(exchange->connection_, MHD_HTTP_INTERNAL_SERVER_ERROR, response);
+  MHD_destroy_response(response);
+  return queued;
+}
 
 void HttpDoor::Exchange::OnConnection(void* cls, MHD_Connection* connection, void** socket_context,
                                       MHD_ConnectionNotificationCode code) {
+  try {
+    Notified(cls, connection, socket_context, code);
+  } catch (const std::exception& e) {
+    spdlog::error("HTTP door: admitting a connection threw: {}; it is closed", Printable(e.what()));
+    const MHD_ConnectionInfo* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (info && code == MHD_CONNECTION_NOTIFY_STARTED) shutdown(info->connect_fd, SHUT_RDWR);
+  }
+}
+
+void HttpDoor::Exchange::Notified(void* cls, MHD_Connection* connection, void** socket_context,
+                                  MHD_ConnectionNotificationCode code) {
   auto* server = static_cast<Server*>(cls);
   BrokerCore& core = server->door->core_;
   HttpDoor& door = *server->door;
@@ -90,7 +132,7 @@ void HttpDoor::Exchange::Start(std::string_view url, std::string_view method) {
     if (!browser.ok()) return Refuse(Decision::kDeny, browser, http::FromStatus(browser));
   }
   if (method != "POST") {
-    Status why = InvalidArgument("the Storm API takes POST, not " + std::string(method.substr(0, 20)));
+    Status why = InvalidArgument("the Storm API takes POST, not " + Printable(method, 20));
     return Refuse(Decision::kInvalid, why, http::MethodNotAllowed(why));
   }
   auto target = http::ParseTarget(url);
@@ -99,7 +141,7 @@ void HttpDoor::Exchange::Start(std::string_view url, std::string_view method) {
   request_->record().method = http_target_.method;
   if (!http::IsKnownEncoding(http_target_.encoding)) {
     // The API answers an unknown encoding in JSON.
-    std::string shown = http_target_.encoding.substr(0, 40);
+    std::string shown = Printable(http_target_.encoding, 40);
     return Refuse(Decision::kInvalid, InvalidArgument("Invalid encoding: " + shown), http::InvalidEncoding(shown));
   }
   encoding_ = http_target_.encoding;

@@ -44,8 +44,33 @@ class HttpDoor::Exchange {
     if (peer_) door_.SetBusy(peer_, false);
   }
 
+  // libmicrohttpd's request callback. Nothing thrown while handling one
+  // request may cross into libmicrohttpd's C frames (std::terminate would
+  // end the daemon): it is caught here, and the request alone fails.
   static MHD_Result OnRequest(void* cls, MHD_Connection* connection, const char* url, const char* method,
-                              const char*, const char* upload, size_t* upload_size, void** state) {
+                              const char* version, const char* upload, size_t* upload_size, void** state) {
+    try {
+      return Handle(cls, connection, url, method, version, upload, upload_size, state);
+    } catch (const std::exception& e) {
+      return Faulted(*state, e.what());
+    } catch (...) {
+      return Faulted(*state, "an exception of unknown type");
+    }
+  }
+
+  static void OnCompleted(void*, MHD_Connection*, void** state, MHD_RequestTerminationCode) {
+    delete static_cast<Exchange*>(*state);
+    *state = nullptr;
+  }
+
+  // A connection starts: who is on it (from the kernel), and its admission
+  // by the core; one that cannot be admitted is ended at once.
+  static void OnConnection(void* cls, MHD_Connection* connection, void** socket_context,
+                           MHD_ConnectionNotificationCode code);
+
+ private:
+  static MHD_Result Handle(void* cls, MHD_Connection* connection, const char* url, const char* method,
+                           const char*, const char* upload, size_t* upload_size, void** state) {
     auto* exchange = static_cast<Exchange*>(*state);
     if (!exchange) {
       exchange = new Exchange(*static_cast<Server*>(cls), connection);
@@ -68,18 +93,12 @@ class HttpDoor::Exchange {
     }
     return exchange->reply_ ? exchange->Send() : MHD_YES;
   }
-
-  static void OnCompleted(void*, MHD_Connection*, void** state, MHD_RequestTerminationCode) {
-    delete static_cast<Exchange*>(*state);
-    *state = nullptr;
-  }
-
-  // A connection starts: who is on it (from the kernel), and its admission
-  // by the core; one that cannot be admitted is ended at once.
-  static void OnConnection(void* cls, MHD_Connection* connection, void** socket_context,
-                           MHD_ConnectionNotificationCode code);
-
- private:
+  // What Handle threw: the core logs and audits it, the caller gets 500 in
+  // the API's error shape, or the connection is closed when an answer is
+  // under way already.
+  static MHD_Result Faulted(void* state, std::string_view what);
+  static void Notified(void* cls, MHD_Connection* connection, void** socket_context,
+                       MHD_ConnectionNotificationCode code);
   // The request line and headers are in: everything that needs no body.
   void Start(std::string_view url, std::string_view method);
   // A piece of the body, kept within limits.max_request_size and the uid's
@@ -108,8 +127,8 @@ class HttpDoor::Exchange {
     // libmicrohttpd calls again for the rest of a body after an early
     // answer: it is queued once.
     if (queued_) return MHD_YES;
-    queued_ = true;
     auto [text, content_type] = http::Render(*reply_, encoding_);
+    queued_ = true;
     MHD_Response* response = MHD_create_response_from_buffer(text.size(), text.data(), MHD_RESPMEM_MUST_COPY);
     if (!response) return MHD_NO;
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);

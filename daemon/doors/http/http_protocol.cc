@@ -8,6 +8,7 @@
 
 #include "encoding/document_bounds.h"
 #include "encoding/yaml_json.h"
+#include "util/printable.h"
 
 namespace stormbroker::http {
 namespace {
@@ -43,7 +44,7 @@ Result<Target> ParseTarget(std::string_view url) {
   }
   target.version = Lower(url.substr(1, slash - 1));
   if (target.version != "v1" && target.version != "bleed") {
-    return NotFound("the broker serves the API versions v1 and bleed, not '" + target.version.substr(0, 40) + "'");
+    return NotFound("the broker serves the API versions v1 and bleed, not '" + Printable(target.version, 40) + "'");
   }
   target.method = url.substr(slash + 1);
   size_t dot = target.method.rfind('.');
@@ -159,7 +160,9 @@ Reply Undeserializable(const Status& why, std::string_view encoding) {
 
 std::pair<std::string, const char*> Render(const Reply& reply, std::string_view encoding) {
   if (encoding == "yaml") return {RenderYaml(reply.body), "application/yaml"};
-  return {reply.body.dump(), "application/json"};
+  // Bytes that are not UTF-8 become U+FFFD: an answer may quote what a
+  // caller sent, and a strict dump() would throw on it.
+  return {reply.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json"};
 }
 
 TokenDance TokenDanceOf(std::string_view method) {

@@ -16,6 +16,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <spdlog/spdlog.h>
+
 namespace stormbroker {
 namespace {
 
@@ -128,10 +130,22 @@ std::string ReadWholeFile(const std::string& path) {
 }
 
 // Writes `text` to `path` with `mode`, through a temporary file renamed
-// into place, so that a crash leaves the whole file or none.
+// into place, so that a crash leaves the whole file or none. The temporary
+// file is always new (O_EXCL): one left by this daemon's user (an earlier
+// crash) is removed first; one of anybody else's is refused, never written
+// into, since its owner could read what goes in.
 Status WriteFileAtomically(const std::string& path, std::string_view text, mode_t mode) {
   std::string temporary = path + ".new";
-  int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+  struct stat left {};
+  if (lstat(temporary.c_str(), &left) == 0) {
+    if (left.st_uid != geteuid() || !S_ISREG(left.st_mode)) {
+      return FailedPrecondition(temporary + " exists and is not the daemon's own file (owner uid " +
+                                std::to_string(left.st_uid) + "): someone may be waiting to read the key; "
+                                "find out who made it, remove it, and start again");
+    }
+    unlink(temporary.c_str());
+  }
+  int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
   if (fd < 0) return Unavailable("cannot write " + temporary + ": " + strerror(errno));
   fchmod(fd, mode);  // whatever the umask
   bool written = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && fsync(fd) == 0;
@@ -146,6 +160,78 @@ Status WriteFileAtomically(const std::string& path, std::string_view text, mode_
 bool Exists(const std::string& path) {
   struct stat st {};
   return lstat(path.c_str(), &st) == 0;
+}
+
+// The directory of a CA file must be as safe as the state directory:
+// whoever can write it can plant a CA of their own or a file the key is
+// written into.
+Status CheckCaDirectory(const std::string& file) {
+  size_t slash = file.rfind('/');
+  std::string directory = slash == std::string::npos ? "." : slash == 0 ? "/" : file.substr(0, slash);
+  struct stat st {};
+  if (lstat(directory.c_str(), &st) != 0) {
+    return FailedPrecondition("cannot inspect " + directory + " (the directory of " + file + "): " + strerror(errno));
+  }
+  if (!S_ISDIR(st.st_mode)) return FailedPrecondition(directory + " (the directory of " + file + ") is not a directory");
+  if (st.st_uid != 0 && st.st_uid != geteuid()) {
+    return FailedPrecondition(directory + " (the directory of " + file + ") belongs to uid " +
+                              std::to_string(st.st_uid) + ", who could replace the proxy door's CA: run chown " +
+                              std::to_string(geteuid()) + " " + directory);
+  }
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    return FailedPrecondition(directory + " (the directory of " + file +
+                              ") is writable by other users, who could plant a CA or read its key: run chmod "
+                              "go-w " + directory);
+  }
+  return Status::Ok();
+}
+
+// The key's file: a regular file (not a link) of root or the daemon's
+// user, readable by nobody else.
+Status CheckKeyFile(const std::string& path) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0) return FailedPrecondition("cannot inspect " + path + ": " + strerror(errno));
+  if (!S_ISREG(st.st_mode)) return FailedPrecondition(path + " is not a regular file (a link is refused)");
+  if (st.st_uid != 0 && st.st_uid != geteuid()) {
+    return FailedPrecondition(path + " belongs to uid " + std::to_string(st.st_uid) +
+                              ", who can read the CA's key: make a new CA (remove both files) or run chown " +
+                              std::to_string(geteuid()) + " " + path);
+  }
+  return Status::Ok();
+}
+
+// Gives `ca` (a new certificate, or a copy of an old one without its
+// extensions) the extensions that limit it to the API's servers, and signs
+// it with `key`:
+//   - name constraints: DNS names only under `hosts`; no IP address (a DNS
+//     constraint alone leaves IP names unconstrained); e-mail addresses and
+//     URIs only under .invalid, which no real name is;
+//   - extendedKeyUsage serverAuth: no client, S/MIME or code-signing
+//     certificate chains to it.
+// No directoryName constraint: Go refuses a chain whose critical
+// constraints name a type it does not handle, and OpenSSL would refuse
+// every subject.
+Status LimitCa(X509* ca, EVP_PKEY* key, const std::vector<std::string>& hosts) {
+  std::string constraints = "critical," + Join(hosts, "permitted;DNS:") +
+                            ",permitted;email:.invalid,permitted;URI:.invalid"
+                            ",excluded;IP:0.0.0.0/0.0.0.0,excluded;IP:0:0:0:0:0:0:0:0/0:0:0:0:0:0:0:0";
+  for (auto [nid, value] : std::initializer_list<std::pair<int, std::string>>{
+           {NID_basic_constraints, "critical,CA:TRUE,pathlen:0"},
+           {NID_key_usage, "critical,keyCertSign,cRLSign"},
+           {NID_ext_key_usage, "serverAuth"},
+           {NID_subject_key_identifier, "hash"},
+           {NID_name_constraints, constraints},
+       }) {
+    if (Status added = AddExtension(ca, ca, nid, value); !added.ok()) return added;
+  }
+  return Sign(ca, key);
+}
+
+// The subject the broker gives a CA it makes (NewCertificate's O).
+bool MadeByTheBroker(X509* cert) {
+  char organization[64] = "";
+  X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_organizationName, organization, sizeof organization);
+  return std::string_view(organization) == "stormbroker" && X509_check_issued(cert, cert) == X509_V_OK;
 }
 
 }  // namespace
@@ -168,20 +254,8 @@ Result<LocalCa> LocalCa::Create(const std::vector<std::string>& hosts) {
   gethostname(host_name, sizeof host_name - 1);
   keys->cert = NewCertificate(keys->key.get(), std::string("stormbroker local CA for the Storm API on ") + host_name,
                               kCaValidity, nullptr);
-  X509* ca = keys->cert.get();
-  // No IP name at all: 0.0.0.0/0 and ::/0 excluded.
-  std::string constraints = "critical," + Join(hosts, "permitted;DNS:") +
-                            ",excluded;IP:0.0.0.0/0.0.0.0,excluded;IP:0:0:0:0:0:0:0:0/0:0:0:0:0:0:0:0";
-  for (auto [nid, value] : std::initializer_list<std::pair<int, std::string>>{
-           {NID_basic_constraints, "critical,CA:TRUE,pathlen:0"},
-           {NID_key_usage, "critical,keyCertSign,cRLSign"},
-           {NID_subject_key_identifier, "hash"},
-           {NID_name_constraints, constraints},
-       }) {
-    if (Status added = AddExtension(ca, ca, nid, value); !added.ok()) return added;
-  }
-  if (Status signed_ = Sign(ca, keys->key.get()); !signed_.ok()) return signed_;
-  std::string pem = CertToPem(ca);
+  if (Status limited = LimitCa(keys->cert.get(), keys->key.get(), hosts); !limited.ok()) return limited;
+  std::string pem = CertToPem(keys->cert.get());
   LocalCa made(std::move(keys), std::move(pem));
   if (Status checked = made.CheckConstrainedTo(hosts); !checked.ok()) return checked;
   return made;
@@ -189,6 +263,9 @@ Result<LocalCa> LocalCa::Create(const std::vector<std::string>& hosts) {
 
 Result<LocalCa> LocalCa::LoadOrCreate(const std::string& cert_file, const std::string& key_file,
                                       const std::vector<std::string>& hosts) {
+  for (const std::string& file : {cert_file, key_file}) {
+    if (Status safe = CheckCaDirectory(file); !safe.ok()) return safe;
+  }
   bool have_cert = Exists(cert_file);
   bool have_key = Exists(key_file);
   if (!have_cert && !have_key) {
@@ -206,6 +283,7 @@ Result<LocalCa> LocalCa::LoadOrCreate(const std::string& cert_file, const std::s
                               " is missing; restore it, or remove both files to have a new CA made (clients must "
                               "then trust the new one)");
   }
+  if (Status owned = CheckKeyFile(key_file); !owned.ok()) return owned;
   auto key_pem = ReadSecretFile(key_file);
   if (!key_pem.ok()) return key_pem.status();
   auto keys = std::make_unique<Keys>();
@@ -225,7 +303,15 @@ Result<LocalCa> LocalCa::LoadOrCreate(const std::string& cert_file, const std::s
   if (X509_check_ca(keys->cert.get()) == 0) {
     return InvalidArgument(cert_file + " is not a CA certificate (basicConstraints CA:TRUE)");
   }
+  bool renew = MadeByTheBroker(keys->cert.get()) && !(X509_get_extension_flags(keys->cert.get()) & EXFLAG_XKUSAGE);
   LocalCa loaded(std::move(keys), std::move(cert_pem));
+  if (renew) {
+    if (Status renewed = loaded.Renew(cert_file, hosts); !renewed.ok()) return renewed;
+    spdlog::warn("the proxy door's CA in {} was made before its limits were narrowed (no e-mail, URI or client "
+                 "certificates); it is certified again with the same key, and clients that trust the old "
+                 "certificate go on working: give them the new one (stormctl proxy-ca) to have the narrower limits",
+                 cert_file);
+  }
   if (Status checked = loaded.CheckConstrainedTo(hosts); !checked.ok()) {
     return InvalidArgument("the proxy door's CA in " + cert_file + " is refused: " + checked.message() +
                            ". Remove both files to have one made, or give a CA whose name constraints permit "
@@ -235,15 +321,21 @@ Result<LocalCa> LocalCa::LoadOrCreate(const std::string& cert_file, const std::s
 }
 
 Result<PemPair> LocalCa::MintLeaf(const std::vector<std::string>& names, std::chrono::hours validity) const {
+  if (names.empty()) return InvalidArgument("a leaf needs a name");
+  return Mint(names.front(), Join(names, "DNS:"), "serverAuth", validity);
+}
+
+Result<PemPair> LocalCa::Mint(const std::string& common_name, const std::string& alt_names, const std::string& usage,
+                              std::chrono::hours validity) const {
   KeyPtr key = NewKey();
-  if (!key || names.empty()) return Internal(OpenSslError("cannot make a key for the proxy door"));
-  CertPtr cert = NewCertificate(key.get(), names.front(), validity, keys_->cert.get());
+  if (!key) return Internal(OpenSslError("cannot make a key for the proxy door"));
+  CertPtr cert = NewCertificate(key.get(), common_name, validity, keys_->cert.get());
   X509* leaf = cert.get();
   for (auto [nid, value] : std::initializer_list<std::pair<int, std::string>>{
            {NID_basic_constraints, "critical,CA:FALSE"},
            {NID_key_usage, "critical,digitalSignature"},
-           {NID_ext_key_usage, "serverAuth"},
-           {NID_subject_alt_name, Join(names, "DNS:")},
+           {NID_ext_key_usage, usage},
+           {NID_subject_alt_name, alt_names},
            {NID_authority_key_identifier, "keyid:always"},
        }) {
     if (Status added = AddExtension(leaf, keys_->cert.get(), nid, value); !added.ok()) return added;
@@ -265,10 +357,40 @@ Status LocalCa::CheckConstrainedTo(const std::vector<std::string>& hosts) const 
   if (VerifyServerCertificate(probe->cert, cert_pem_, kProbeName).ok()) {
     return FailedPrecondition("it can vouch for names other than the API's (it has no name constraints)");
   }
+  const std::string& host = hosts.front();
+  for (auto [kind, alt_name] : std::initializer_list<std::pair<const char*, std::string>>{
+           {"e-mail addresses", "email:someone@example.com"}, {"URIs", "URI:https://example.com/"}}) {
+    auto beside = Mint(host, "DNS:" + host + "," + alt_name, "serverAuth", std::chrono::hours(1));
+    if (!beside.ok()) return beside.status();
+    if (VerifyServerCertificate(beside->cert, cert_pem_, host).ok()) {
+      return FailedPrecondition(std::string("it can vouch for ") + kind +
+                                " (its name constraints must permit only .invalid for them)");
+    }
+  }
+  auto client = Mint(host, "DNS:" + host, "clientAuth", std::chrono::hours(1));
+  if (!client.ok()) return client.status();
+  if (VerifyClientCertificate(client->cert, cert_pem_).ok()) {
+    return FailedPrecondition("it can vouch for TLS clients (it needs extendedKeyUsage serverAuth alone)");
+  }
   return Status::Ok();
 }
 
-Status VerifyServerCertificate(const std::string& leaf_pem, const std::string& ca_pem, const std::string& host) {
+Status LocalCa::Renew(const std::string& cert_file, const std::vector<std::string>& hosts) {
+  X509_NAME* subject = X509_get_subject_name(keys_->cert.get());
+  char common_name[256] = "";
+  X509_NAME_get_text_by_NID(subject, NID_commonName, common_name, sizeof common_name);
+  CertPtr renewed = NewCertificate(keys_->key.get(), common_name, kCaValidity, nullptr);
+  if (Status limited = LimitCa(renewed.get(), keys_->key.get(), hosts); !limited.ok()) return limited;
+  std::string pem = CertToPem(renewed.get());
+  if (Status wrote = WriteFileAtomically(cert_file, pem, 0644); !wrote.ok()) return wrote;
+  keys_->cert = std::move(renewed);
+  cert_pem_ = std::move(pem);
+  return Status::Ok();
+}
+
+namespace {
+
+Status VerifyFor(const std::string& leaf_pem, const std::string& ca_pem, int purpose, const std::string& host) {
   CertPtr leaf = CertFromPem(leaf_pem);
   CertPtr ca = CertFromPem(ca_pem);
   if (!leaf || !ca) return InvalidArgument(OpenSslError("not a PEM certificate"));
@@ -277,12 +399,22 @@ Status VerifyServerCertificate(const std::string& leaf_pem, const std::string& c
   StoreCtxPtr ctx(X509_STORE_CTX_new());
   X509_STORE_CTX_init(ctx.get(), store.get(), leaf.get(), nullptr);
   X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
-  X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_SERVER);
-  X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size());
+  X509_VERIFY_PARAM_set_purpose(param, purpose);
+  if (!host.empty()) X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size());
   if (X509_verify_cert(ctx.get()) == 1) return Status::Ok();
   std::string why = X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
   ERR_clear_error();
   return PermissionDenied(why);
+}
+
+}  // namespace
+
+Status VerifyServerCertificate(const std::string& leaf_pem, const std::string& ca_pem, const std::string& host) {
+  return VerifyFor(leaf_pem, ca_pem, X509_PURPOSE_SSL_SERVER, host);
+}
+
+Status VerifyClientCertificate(const std::string& leaf_pem, const std::string& ca_pem) {
+  return VerifyFor(leaf_pem, ca_pem, X509_PURPOSE_SSL_CLIENT, "");
 }
 
 }  // namespace stormbroker

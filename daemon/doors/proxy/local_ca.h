@@ -60,8 +60,19 @@ class LocalCa {
  private:
   struct Keys;
   LocalCa(std::unique_ptr<Keys> keys, std::string cert_pem);
-  // Verifies the leaf for `hosts` and refuses a probe outside them.
+  // Verifies the leaf for `hosts`, and refuses probes for what the CA must
+  // not vouch for: a DNS name outside them, an e-mail address or a URI
+  // beside them, and a client certificate for them.
   Status CheckConstrainedTo(const std::vector<std::string>& hosts) const;
+  // A certificate named `common_name` with `alt_names` (subjectAltName in
+  // OpenSSL's syntax) for `usage` (extendedKeyUsage), signed by this CA.
+  Result<PemPair> Mint(const std::string& common_name, const std::string& alt_names, const std::string& usage,
+                       std::chrono::hours validity) const;
+  // A CA the broker made before its limits were narrowed (no
+  // extendedKeyUsage): certified again with the same key and subject and
+  // today's limits, and written back to `cert_file`, so that clients that
+  // trust the old certificate go on working with leaves it signs.
+  Status Renew(const std::string& cert_file, const std::vector<std::string>& hosts);
 
   std::unique_ptr<Keys> keys_;
   std::string cert_pem_;
@@ -71,5 +82,7 @@ class LocalCa {
 // `ca_pem` as the only trust anchor; the error says OpenSSL's reason
 // ("permitted subtree violation" for a name outside the constraints).
 Status VerifyServerCertificate(const std::string& leaf_pem, const std::string& ca_pem, const std::string& host);
+// The same for a TLS client certificate (any name).
+Status VerifyClientCertificate(const std::string& leaf_pem, const std::string& ca_pem);
 
 }  // namespace stormbroker

@@ -11,6 +11,7 @@
 #include "access/loopback_peer.h"
 #include "doors/proxy/local_ca.h"
 #include "net/tcp_socket.h"
+#include "util/printable.h"
 
 namespace stormbroker {
 namespace {
@@ -90,10 +91,18 @@ void ProxyDoor::Loop(int listen_fd) {
         pending_.clear();
         return;
       }
-      if (fd == listen_fd) {
-        Accept(listen_fd);
-      } else {
-        Read(fd);
+      // Nothing one connection's handling throws may end the thread (and
+      // with it the daemon): that connection alone fails.
+      try {
+        if (fd == listen_fd) {
+          Accept(listen_fd);
+        } else {
+          Read(fd);
+        }
+      } catch (const std::exception& e) {
+        Faulted(fd, e.what());
+      } catch (...) {
+        Faulted(fd, "an exception of unknown type");
       }
     }
     // Connections silent past the timeout are closed.
@@ -172,7 +181,7 @@ void ProxyDoor::Refuse(int fd, Pending& pending, int status, Decision decision, 
   // Audited as any refusal, through the core.
   auto request = core_.Begin(fd, Door::kHttpsProxy, Rpc::kConnect, /*drains=*/false);
   if (request.ok()) {
-    request->record().method = "CONNECT " + pending.head->target();
+    request->record().method = "CONNECT " + Printable(pending.head->target());
     core_.Refuse(*request, decision, why);
   }
   std::string body = why.message() + "\n";
@@ -180,6 +189,15 @@ void ProxyDoor::Refuse(int fd, Pending& pending, int status, Decision decision, 
                      "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " + std::to_string(body.size()) +
                      "\r\nConnection: close\r\n\r\n" + body);
   shutdown(fd, SHUT_WR);
+  Drop(fd);
+}
+
+void ProxyDoor::Faulted(int fd, std::string_view what) {
+  auto found = pending_.find(fd);
+  core_.Fault(Door::kHttpsProxy, nullptr, found != pending_.end() ? std::optional(found->second.caller) : std::nullopt,
+              what);
+  if (found == pending_.end()) return;  // the listening socket: it goes on accepting
+  SendAnswer(fd, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
   Drop(fd);
 }
 

@@ -76,6 +76,9 @@ class ProxyDoor {
   // Refuses `fd` with `status` and `why` (audited through the core as
   // `decision`) and closes it.
   void Refuse(int fd, Pending& pending, int status, Decision decision, const Status& why);
+  // Handling `fd` threw: the core logs and audits it (BrokerCore::Fault);
+  // a pending connection gets 500 and is closed.
+  void Faulted(int fd, std::string_view what);
   // Forgets `fd` in the core and here, and closes it unless `handed_over`.
   void Drop(int fd, bool handed_over = false);
 
