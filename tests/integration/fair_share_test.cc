@@ -240,4 +240,33 @@ TEST_P(FairShareTest, ASlowDownFromTheApiPausesTheAccountAndWhoCanWaitIsServed) 
   EXPECT_EQ(said, 1u) << "the pause is logged once\n" << log;
 }
 
+// A read that a cache rule covers is shared by whoever asks it while it is
+// in flight. Started by a uid with a long backlog, it used to wait in that
+// uid's place (so joining it cost another uid the whole backlog); now it
+// waits in each joiner's lane too and leaves the line at the first turn.
+TEST_P(FairShareTest, JoiningAPopularReadCostsNoMoreThanACallOfOnesOwn) {
+  YAML::Node config = FairConfig();
+  config["upstream"]["max_connections"] = 1;
+  config["cache"] = YAML::Load(R"([{methods: [Storm/Server/list], ttl: 3s}])");
+  StartBroker(config);
+  // About six seconds of backlog in the heavy uid's lane (64 reads of 100 ms,
+  // one at a time), each a question of its own. (Reads: a call no rule covers
+  // may write, and a write makes later callers start a read afresh.)
+  LineCaller heavy(dir_, kHeavy,
+                   Args(GetParam(), "Storm/Server/list", {"load", "64", "--seconds", "8", "--distinct"}));
+  ASSERT_EQ(heavy.Line(), "started");
+  std::this_thread::sleep_for(500ms);
+  LineCaller heavy_read(dir_, kHeavy, Args(GetParam(), "Storm/Server/list", {"sequence", "1"}));
+  std::this_thread::sleep_for(500ms);
+  LineCaller light_read(dir_, kLight, Args(GetParam(), "Storm/Server/list", {"sequence", "1"}));
+  nlohmann::json light = light_read.Report();
+  nlohmann::json shared = heavy_read.Report();
+  ASSERT_TRUE(light.is_object() && shared.is_object()) << broker_->Log();
+  ASSERT_EQ(light["ok"], 1) << light.dump();
+  EXPECT_LT(light["latencies_ms"][0].get<double>(), 1500) << "the joiner waited in the starter's place";
+  EXPECT_EQ(shared["ok"], 1) << shared.dump();
+  EXPECT_LT(shared["latencies_ms"][0].get<double>(), 2500) << "the starter was not answered with the joiner";
+  heavy.Report();
+}
+
 }  // namespace

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -488,6 +490,31 @@ TEST_F(HostileDoorsTest, TheProxyCaIsKeptAndLimitedToTheApisServers) {
   EXPECT_NE(verify("smimesign", mail), 0) << "the CA vouches for an e-mail address";
   std::string client = mint("client", "subjectAltName=DNS:api.stormondemand.com\nextendedKeyUsage=clientAuth\n");
   EXPECT_NE(verify("sslclient", client), 0) << "the CA vouches for a TLS client";
+}
+
+// 11. A refusal's audit record survives the process dying right after the
+// answer went out: the records still queued are written on a fatal signal
+// (and on std::terminate), not left to a writer that will never run again.
+TEST_F(HostileDoorsTest, ARefusalIsInTheTrailEvenIfTheDaemonDiesAtOnce) {
+  Start(DoorConfig());
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  strncpy(address.sun_path, http_socket_.c_str(), sizeof address.sun_path - 1);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  std::string request = "PUT /v1/Storm/Server/list HTTP/1.1\r\nHost: b\r\nContent-Length: 0\r\n\r\n";
+  ASSERT_EQ(write(fd, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+  char answer[512];
+  ASSERT_GT(read(fd, answer, sizeof answer), 0);
+  // At once: well inside the audit writer's gathering time.
+  kill(broker_->process().pid(), SIGSEGV);
+  close(fd);
+  ASSERT_TRUE(harness::Eventually([&] { return !broker_->process().Running(); }));
+  bool audited = false;
+  for (const auto& r : Audit()) {
+    audited |= r.value("detail", "").find("takes POST, not PUT") != std::string::npos;
+  }
+  EXPECT_TRUE(audited) << "the refusal's record died with the process";
 }
 
 }  // namespace

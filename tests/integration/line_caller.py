@@ -12,6 +12,8 @@ MODE says what the N calls do:
   burst     N calls at once, once each
   abandon   N calls at once, each given up (cancelled, or its HTTP connection
             closed) after W seconds
+With --distinct each call has params of its own ({"page_num": K}, K counting
+from 1), so that no two are the same question for the broker's cache.
 DOOR is grpc (TARGET the broker's socket) or http (TARGET the HTTP door's Unix
 socket). D (seconds, default 30) bounds each call (gRPC's deadline; the HTTP
 door's X-Stormbroker-Timeout, and the client's socket timeout). With --go the caller
@@ -23,6 +25,7 @@ Needs BUILD_DIR/python on PYTHONPATH.
 """
 import argparse
 import http.client
+import itertools
 import json
 import os
 import socket
@@ -46,11 +49,25 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self.unix_path)
 
 
+# Params for each call: the same empty ones, or with --distinct one's own.
+PAGES = None
+
+
+def next_params():
+    return {"page_num": next(PAGES)} if PAGES else {}
+
+
 class GrpcDoor:
     def __init__(self, target, account, method):
         self.channel = grpc.insecure_channel("unix:" + target)
         self.stub = broker_pb2_grpc.BrokerStub(self.channel)
+        self.account, self.method = account, method
         self.request = broker_pb2.CallRequest(account=account, method=method)
+
+    def next_request(self):
+        request = broker_pb2.CallRequest(account=self.account, method=self.method)
+        request.params.update(next_params())
+        return request
 
     def connect(self):
         grpc.channel_ready_future(self.channel).result(timeout=10)
@@ -59,7 +76,7 @@ class GrpcDoor:
         """(outcome, retry_after_ms or None)"""
         try:
             # The answer itself does not matter here: only whether and when it came.
-            self.stub.Call(self.request, timeout=deadline)
+            self.stub.Call(self.next_request(), timeout=deadline)
             return "ok", None
         except grpc.RpcError as error:
             pushback = dict(error.trailing_metadata() or ()).get("grpc-retry-pushback-ms")
@@ -90,7 +107,7 @@ class HttpDoor:
         headers = dict(self.headers)
         headers["X-Stormbroker-Timeout"] = str(deadline)
         try:
-            connection.request("POST", self.path, body='{"params": {}}', headers=headers)
+            connection.request("POST", self.path, body=json.dumps({"params": next_params()}), headers=headers)
             reply = connection.getresponse()
             body = reply.read()
         except (OSError, http.client.HTTPException) as error:
@@ -189,7 +206,11 @@ def main():
     parser.add_argument("--deadline", type=float, default=30)
     parser.add_argument("--wait", type=float, default=0.5)
     parser.add_argument("--go")
+    parser.add_argument("--distinct", action="store_true")
     args = parser.parse_args()
+    if args.distinct:
+        global PAGES
+        PAGES = itertools.count(1)
     door = (GrpcDoor if args.door == "grpc" else HttpDoor)(args.target, args.account, args.method)
     if args.go:
         door.connect()

@@ -7,7 +7,6 @@
 #include <spdlog/spdlog.h>
 
 #include "access/loopback_peer.h"
-#include "config/byte_size.h"
 #include "util/printable.h"
 
 namespace stormbroker {
@@ -131,31 +130,17 @@ void HttpDoor::Exchange::Start(std::string_view url, std::string_view method) {
                                                server_.hosts);
     if (!browser.ok()) return Refuse(Decision::kDeny, browser, http::FromStatus(browser));
   }
-  if (method != "POST") {
-    Status why = InvalidArgument("the Storm API takes POST, not " + Printable(method, 20));
-    return Refuse(Decision::kInvalid, why, http::MethodNotAllowed(why));
+  auto read = http::ReadHead(method, url, Header(connection_, http::kTimeoutHeader),
+                             Header(connection_, MHD_HTTP_HEADER_CONTENT_LENGTH), door_.limits_.max_request_bytes);
+  if (auto* refusal = std::get_if<http::Refusal>(&read)) {
+    return Refuse(refusal->decision, refusal->why, std::move(refusal->reply));
   }
-  auto target = http::ParseTarget(url);
-  if (!target.ok()) return Refuse(Decision::kInvalid, target.status(), http::FromStatus(target.status()));
-  http_target_ = std::move(target).value();
+  http::Head& head = std::get<http::Head>(read);
+  http_target_ = std::move(head.target);
   request_->record().method = http_target_.method;
-  if (!http::IsKnownEncoding(http_target_.encoding)) {
-    // The API answers an unknown encoding in JSON.
-    std::string shown = Printable(http_target_.encoding, 40);
-    return Refuse(Decision::kInvalid, InvalidArgument("Invalid encoding: " + shown), http::InvalidEncoding(shown));
-  }
   encoding_ = http_target_.encoding;
-  auto timeout = http::ParseTimeout(Header(connection_, http::kTimeoutHeader));
-  if (!timeout.ok()) return Refuse(Decision::kInvalid, timeout.status(), http::FromStatus(timeout.status()));
-  if (*timeout) deadline_ = std::chrono::steady_clock::now() + **timeout;
-  size_t limit = door_.limits_.max_request_bytes;
-  std::string_view length = Header(connection_, MHD_HTTP_HEADER_CONTENT_LENGTH);
-  size_t announced = length.empty() ? 0 : std::strtoull(std::string(length).c_str(), nullptr, 10);
-  if (announced > limit) {
-    Status why = InvalidArgument("the request body is larger than limits.max_request_size (" +
-                                 FormatByteSize(limit) + ")");
-    return Refuse(Decision::kInvalid, why, http::TooLarge(why));
-  }
+  if (head.timeout) deadline_ = std::chrono::steady_clock::now() + *head.timeout;
+  size_t announced = head.announced_body;
   // The account: the Basic username, else the header, else the only one.
   // The password (whatever the client holds) is wiped unread.
   std::string account;
@@ -189,10 +174,9 @@ void HttpDoor::Exchange::Start(std::string_view url, std::string_view method) {
 void HttpDoor::Exchange::Append(const char* data, size_t size) {
   if (body_refusal_ || reply_) return;  // dropped
   if (body_.size() + size > door_.limits_.max_request_bytes) {
-    Status why = InvalidArgument("the request body is larger than limits.max_request_size (" +
-                                 FormatByteSize(door_.limits_.max_request_bytes) + ")");
-    body_refusal_ = http::TooLarge(why);
-    core_.Refuse(*request_, Decision::kInvalid, why);
+    http::Refusal refusal = http::BodyTooLarge(door_.limits_.max_request_bytes);
+    body_refusal_ = std::move(refusal.reply);
+    core_.Refuse(*request_, refusal.decision, refusal.why);
   } else if (body_.size() + size > reserved_ && !ReserveBody(body_.size() + size - reserved_)) {
     Status why = ResourceExhausted("uid " + std::to_string(peer_->caller->uid) +
                                    " holds as many request bytes in the broker as it may "

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstdlib>
 
+#include "config/byte_size.h"
 #include "encoding/document_bounds.h"
 #include "encoding/yaml_json.h"
 #include "util/printable.h"
@@ -163,6 +164,34 @@ std::pair<std::string, const char*> Render(const Reply& reply, std::string_view 
   // Bytes that are not UTF-8 become U+FFFD: an answer may quote what a
   // caller sent, and a strict dump() would throw on it.
   return {reply.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json"};
+}
+
+std::variant<Head, Refusal> ReadHead(std::string_view method, std::string_view url, std::string_view timeout_header,
+                                     std::string_view content_length, size_t max_body_bytes) {
+  if (method != "POST") {
+    Status why = InvalidArgument("the Storm API takes POST, not " + Printable(method, 20));
+    return Refusal{Decision::kInvalid, why, MethodNotAllowed(why)};
+  }
+  auto target = ParseTarget(url);
+  if (!target.ok()) return Refusal{Decision::kInvalid, target.status(), FromStatus(target.status())};
+  Head head{std::move(target).value(), std::nullopt, 0};
+  if (!IsKnownEncoding(head.target.encoding)) {
+    // The API answers an unknown encoding in JSON.
+    std::string shown = Printable(head.target.encoding, 40);
+    return Refusal{Decision::kInvalid, InvalidArgument("Invalid encoding: " + shown), InvalidEncoding(shown)};
+  }
+  auto timeout = ParseTimeout(timeout_header);
+  if (!timeout.ok()) return Refusal{Decision::kInvalid, timeout.status(), FromStatus(timeout.status())};
+  head.timeout = *timeout;
+  head.announced_body = content_length.empty() ? 0 : std::strtoull(std::string(content_length).c_str(), nullptr, 10);
+  if (head.announced_body > max_body_bytes) return BodyTooLarge(max_body_bytes);
+  return head;
+}
+
+Refusal BodyTooLarge(size_t max_body_bytes) {
+  Status why = InvalidArgument("the request body is larger than limits.max_request_size (" +
+                               FormatByteSize(max_body_bytes) + ")");
+  return Refusal{Decision::kInvalid, why, TooLarge(why)};
 }
 
 TokenDance TokenDanceOf(std::string_view method) {

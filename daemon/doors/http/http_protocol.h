@@ -12,10 +12,12 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "observe/audit_log.h"
 #include "upstream/storm_codec.h"
 #include "util/status.h"
 
@@ -69,6 +71,29 @@ Reply InvalidEncoding(const std::string& encoding);
 Reply Undeserializable(const Status& why, std::string_view encoding);  // 400 LW::Exception::Deserialize
 // The body as text in `encoding` ("yaml", else JSON), and its content type.
 std::pair<std::string, const char*> Render(const Reply& reply, std::string_view encoding);
+
+// A request the door refuses by its protocol's rules: why (audited by the
+// core as `decision`), and the answer in the API's shapes.
+struct Refusal {
+  Decision decision;
+  Status why;
+  Reply reply;
+};
+// What the request line and headers say, read before any policy: the
+// method must be POST, the path must name a version, the encoding must be
+// one the API knows, the timeout header must be well formed, and the body
+// announced must fit `max_body_bytes`. Whatever bytes the caller sent (after
+// percent-decoding), a refusal quotes them only through Printable, so it
+// renders.
+struct Head {
+  Target target;
+  std::optional<std::chrono::milliseconds> timeout;  // X-Stormbroker-Timeout
+  size_t announced_body = 0;                          // Content-Length
+};
+std::variant<Head, Refusal> ReadHead(std::string_view method, std::string_view url, std::string_view timeout_header,
+                                     std::string_view content_length, size_t max_body_bytes);
+// The refusal of a body over limits.max_request_size.
+Refusal BodyTooLarge(size_t max_body_bytes);
 
 // The API's credential methods that the door answers itself (the token
 // dance): clients that log in first keep working, and the token never leaves.
