@@ -11,7 +11,11 @@
 namespace stormbroker {
 namespace {
 
+constexpr int kFatalSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+
 std::atomic<AuditLog*> g_audit{nullptr};
+std::terminate_handler g_previous_terminate = nullptr;
+struct sigaction g_previous[NSIG];
 
 void Flush() {
   if (AuditLog* audit = g_audit.exchange(nullptr)) audit->FlushBeforeDeath();
@@ -19,13 +23,20 @@ void Flush() {
 
 void OnTerminate() {
   Flush();
-  std::abort();  // SIGABRT, with its handler reset: a core dump as before
+  // The runtime's own handler says which exception escaped, then aborts.
+  if (g_previous_terminate) g_previous_terminate();
+  std::abort();
 }
 
-void OnFatalSignal(int signal) {
+void OnFatalSignal(int signal, siginfo_t* info, void*) {
   Flush();
-  // SA_RESETHAND restored the default action: raised again, the signal
-  // ends the process as it would have.
+  // What would have happened without us: the default action (a core dump),
+  // or a handler installed before (a sanitizer's report).
+  sigaction(signal, &g_previous[signal], nullptr);
+  // A fault the kernel raised (si_code > 0) happens again when this handler
+  // returns, now with the faulting address intact for that handler; a
+  // signal sent by kill() or abort() is raised again.
+  if (info && info->si_code > 0) return;
   raise(signal);
 }
 
@@ -37,12 +48,12 @@ void FlushAuditOnDeath(AuditLog* audit) {
   static bool installed = false;
   if (installed) return;
   installed = true;
-  std::set_terminate(OnTerminate);
+  g_previous_terminate = std::set_terminate(OnTerminate);
   struct sigaction action {};
-  action.sa_handler = OnFatalSignal;
-  action.sa_flags = SA_RESETHAND | SA_NODEFER;
+  action.sa_sigaction = OnFatalSignal;
+  action.sa_flags = SA_SIGINFO | SA_NODEFER;
   sigemptyset(&action.sa_mask);
-  for (int s : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT}) sigaction(s, &action, nullptr);
+  for (int s : kFatalSignals) sigaction(s, &action, &g_previous[s]);
 }
 
 }  // namespace stormbroker
