@@ -36,6 +36,13 @@ class HostileDoorsTest : public HostileCallerTest {
                                std::to_string(port_);
     return config;
   }
+  // `config` with the HTTPS proxy door on `port`, its CA in `cert` and `key`.
+  static YAML::Node WithProxyDoor(YAML::Node config, int port, const std::string& cert, const std::string& key) {
+    config["listen"]["https_proxy"]["address"] = "127.0.0.1:" + std::to_string(port);
+    config["listen"]["https_proxy"]["ca_cert_file"] = cert;
+    config["listen"]["https_proxy"]["ca_key_file"] = key;
+    return config;
+  }
   // curl POSTing the file `body` to `path` on the Unix-socket door (or the
   // TCP door, with `tcp`) as `as`, with `args` first; the status and body.
   std::pair<int, std::string> Curl(const std::string& path, const std::string& body_file, bool tcp,
@@ -99,12 +106,9 @@ TEST_F(HostileDoorsTest, SendAndCloseOnTheTcpDoorNeverRunsAsRoot) {
 // account is refused by the core as on every door; and the door connects
 // nowhere, not even to the broker's own loopback door.
 TEST_F(HostileDoorsTest, TheProxyDoorHoldsAgainstAUserWithNoRule) {
-  YAML::Node config = DoorConfig();
   int proxy_port = harness::FreePort();
   std::string ca = dir_.path() + "/proxy-ca.pem";
-  config["listen"]["https_proxy"]["address"] = "127.0.0.1:" + std::to_string(proxy_port);
-  config["listen"]["https_proxy"]["ca_cert_file"] = ca;
-  config["listen"]["https_proxy"]["ca_key_file"] = dir_.path() + "/proxy-ca.key";
+  YAML::Node config = WithProxyDoor(DoorConfig(), proxy_port, ca, dir_.path() + "/proxy-ca.key");
   Start(config);
   // The door serves a moment after the accounts are active (its CA first).
   ASSERT_TRUE(harness::Eventually([&] { return broker_->Log().find("HTTPS proxy door on") != std::string::npos; }));
@@ -352,12 +356,9 @@ TEST_F(HostileDoorsTest, MetricsAreForTheirReadersAndJunkMethodsCannotCrowdThemO
 // refusal in the API's error shape, an audit record, and the daemon still
 // answering another uid.
 TEST_F(HostileDoorsTest, NoByteACallerSendsCanStopTheBroker) {
-  YAML::Node config = DoorConfig();
   int proxy_port = harness::FreePort();
   std::string ca = dir_.path() + "/proxy-ca.pem";
-  config["listen"]["https_proxy"]["address"] = "127.0.0.1:" + std::to_string(proxy_port);
-  config["listen"]["https_proxy"]["ca_cert_file"] = ca;
-  config["listen"]["https_proxy"]["ca_key_file"] = dir_.path() + "/proxy-ca.key";
+  YAML::Node config = WithProxyDoor(DoorConfig(), proxy_port, ca, dir_.path() + "/proxy-ca.key");
   config["audit"]["refusal_burst"] = 1000;
   Start(config);
   ASSERT_TRUE(harness::Eventually([&] { return broker_->Log().find("HTTPS proxy door on") != std::string::npos; }));
@@ -444,12 +445,10 @@ TEST_F(HostileDoorsTest, MegabytesOfNestedYamlAreRefusedCheaply) {
 // directory others can write is refused, and the CA it makes can vouch for
 // the API's servers and nothing else (no e-mail, no client certificates).
 TEST_F(HostileDoorsTest, TheProxyCaIsKeptAndLimitedToTheApisServers) {
-  YAML::Node config = DoorConfig();
   std::string ca_dir = dir_.path() + "/ca";
   std::filesystem::create_directory(ca_dir);
-  config["listen"]["https_proxy"]["address"] = "127.0.0.1:" + std::to_string(harness::FreePort());
-  config["listen"]["https_proxy"]["ca_cert_file"] = ca_dir + "/proxy-ca.pem";
-  config["listen"]["https_proxy"]["ca_key_file"] = ca_dir + "/proxy-ca.key";
+  YAML::Node config =
+      WithProxyDoor(DoorConfig(), harness::FreePort(), ca_dir + "/proxy-ca.pem", ca_dir + "/proxy-ca.key");
   std::string config_file = dir_.path() + "/ca-config.yaml";
   auto start = [&] {
     std::ofstream(config_file) << YAML::Dump(config);

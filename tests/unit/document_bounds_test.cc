@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "encoding/yaml_json.h"
+#include "encoding/yaml_prescan.h"
 
 namespace stormbroker {
 namespace {
@@ -63,6 +64,43 @@ TEST(DocumentBoundsTest, CheckBoundsWalksAValueBuiltElsewhere) {
   EXPECT_TRUE(CheckBounds(value, kSmall).ok());
   EXPECT_FALSE(CheckBounds({{"a", {{"b", {{"c", {1}}}}}}}, kSmall).ok());
   EXPECT_FALSE(CheckBounds(nlohmann::json(std::vector<int>(20, 1)), kSmall).ok());
+}
+
+// The pre-scan measures YAML before yaml-cpp queues a token per '[': it
+// refuses what is too deep or too large, and nothing the parser accepts
+// within the bounds.
+TEST(DocumentBoundsTest, YamlIsMeasuredBeforeTheParserSeesIt) {
+  EXPECT_TRUE(PrescanYaml("params: {a: [1, [2, [3]]], b: 'x[[[[', c: \"{{{\"} # [[[[\n", kRequestBounds).ok());
+  EXPECT_TRUE(PrescanYaml("a: |\n  [[[[[[[[[[\n      [[[[[[\nb: x[y\n", {3, 100}).ok()) << "a block scalar is text";
+  auto flow = PrescanYaml("params: {a: " + std::string(1 << 20, '[') + "\n", kRequestBounds);
+  ASSERT_FALSE(flow.ok());
+  EXPECT_NE(flow.message().find("nested deeper than 64"), std::string::npos) << flow.message();
+  std::string compact = "a:\n";
+  for (int i = 0; i < 200; ++i) compact += "- ";
+  EXPECT_FALSE(PrescanYaml(compact + "x\n", kRequestBounds).ok());
+  std::string indented = "a:\n";
+  for (int i = 1; i < 100; ++i) indented += std::string(i, ' ') + "b:\n";
+  EXPECT_FALSE(PrescanYaml(indented, kRequestBounds).ok());
+  std::string many;
+  for (int i = 0; i < 20000; ++i) many += "- 1\n";
+  auto values = PrescanYaml(many, kRequestBounds);
+  ASSERT_FALSE(values.ok());
+  EXPECT_NE(values.message().find("more than 10000 values"), std::string::npos);
+  // What the parser takes within the bounds, the pre-scan takes too.
+  for (const char* ok : {"a:\n  - 1\n  - 'x'\n  - {b: ~}\nc: \"007\"\n", "- - - x\n", "- [x]\n", "a: [[1]]\n",
+                         "{a: [1, 2], b: {c: d}}\n", "k: 'it''s'\n", "k: \"a\\\"[\"\n"}) {
+    EXPECT_TRUE(PrescanYaml(ok, {3, 10}).ok()) << ok;
+    EXPECT_TRUE(ParseYaml(ok, {3, 10}).ok()) << ok;
+  }
+}
+
+// Rendering YAML never fails on a string that is not UTF-8 (an answer may
+// quote what a caller sent): such bytes become U+FFFD.
+TEST(DocumentBoundsTest, YamlRendersBytesThatAreNotUtf8) {
+  std::string rendered = RenderYaml({{"message", "not '\xff\xfe'"}, {"key\xc3", 1}});
+  EXPECT_NE(rendered.find("\xef\xbf\xbd"), std::string::npos) << rendered;
+  auto back = ParseYaml(rendered, kRequestBounds);
+  ASSERT_TRUE(back.ok()) << back.status().message() << "\n" << rendered;
 }
 
 }  // namespace

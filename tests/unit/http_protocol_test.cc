@@ -126,5 +126,39 @@ TEST(HttpProtocolTest, ABrowserOrAForeignHostIsRefusedOnTheTcpDoor) {
   EXPECT_TRUE(CheckBrowserHeaders("[::1]:80", "", "", v6).ok());
 }
 
+// The bytes a caller chose, percent-decoded, used to reach a strict dump()
+// in refusals and end the daemon: every refusal renders, in both encodings,
+// and quotes those bytes only as printable ASCII.
+TEST(HttpProtocolTest, EveryRefusalOfTheHeadRendersWhateverBytesItQuotes) {
+  struct Case {
+    std::string method, url;
+    unsigned status;
+  };
+  for (const Case& c : std::vector<Case>{{"POST", "/\xff/Storm/Server/list", 404},
+                                         {"POST", "/v1/Storm/Server/list.\xff", 200},
+                                         {"G\xffT", "/v1/Storm/Server/list", 405},
+                                         {"POST", "/v1/Storm/Server/list." + std::string(39, 'a') + "\xc3\xa9", 200}}) {
+    auto read = ReadHead(c.method, c.url, "", "", 1 << 20);
+    auto* refusal = std::get_if<Refusal>(&read);
+    ASSERT_NE(refusal, nullptr) << c.url;
+    EXPECT_EQ(refusal->reply.status, c.status) << c.url;
+    for (const char* encoding : {"json", "yaml"}) {
+      auto [text, type] = Render(refusal->reply, encoding);
+      for (unsigned char byte : text) EXPECT_LT(byte, 0x80) << c.url << ": " << text;
+    }
+    EXPECT_NE(refusal->why.message().find("\\x"), std::string::npos) << refusal->why.message();
+  }
+  auto too_big = ReadHead("POST", "/v1/Utilities/Info/ping", "", "2000000", 1 << 20);
+  ASSERT_NE(std::get_if<Refusal>(&too_big), nullptr);
+  EXPECT_EQ(std::get<Refusal>(too_big).reply.status, 413u);
+  auto fine = ReadHead("POST", "/v1/Utilities/Info/ping.YAML", "2.5", "10", 1 << 20);
+  ASSERT_NE(std::get_if<Head>(&fine), nullptr);
+  EXPECT_EQ(std::get<Head>(fine).target.encoding, "yaml");
+  EXPECT_EQ(std::get<Head>(fine).timeout, std::chrono::milliseconds(2500));
+  // Any body an answer carries renders, bytes that are not UTF-8 as U+FFFD.
+  auto [json, type] = Render(Reply{500, ErrorBody("X", "\xff"), {}}, "json");
+  EXPECT_TRUE(nlohmann::json::accept(json)) << json;
+}
+
 }  // namespace
 }  // namespace stormbroker::http

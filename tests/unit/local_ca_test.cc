@@ -100,5 +100,65 @@ TEST_F(LocalCaFilesTest, RefusesAnUnconstrainedCa) {
   EXPECT_NE(wide.status().message().find("no name constraints"), std::string::npos) << wide.status().message();
 }
 
+// A CA as the broker made them before their limits were narrowed: DNS
+// names under the hosts and no IP address, but no extendedKeyUsage and no
+// limit on e-mail addresses or URIs; `subject` says whose it looks like.
+std::string OldStyleCa(const std::string& cert, const std::string& key, const std::string& subject) {
+  return "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj '" + subject + "'" +
+         " -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign"
+         " -addext 'nameConstraints=critical,permitted;DNS:api.stormondemand.com,permitted;DNS:api.liquidweb.com,"
+         "excluded;IP:0.0.0.0/0.0.0.0,excluded;IP:0:0:0:0:0:0:0:0/0:0:0:0:0:0:0:0'"
+         " -keyout " + key + " -out " + cert + " 2>/dev/null";
+}
+
+TEST_F(LocalCaFilesTest, RefusesAnOperatorsCaThatCouldVouchForMailOrClients) {
+  ASSERT_EQ(std::system(OldStyleCa(cert_, key_, "/CN=operator CA").c_str()), 0);
+  chmod(key_.c_str(), 0600);
+  auto wide = LocalCa::LoadOrCreate(cert_, key_, kHosts);
+  ASSERT_FALSE(wide.ok());
+  EXPECT_NE(wide.status().message().find("e-mail addresses"), std::string::npos) << wide.status().message();
+}
+
+TEST_F(LocalCaFilesTest, ACaTheBrokerMadeBeforeIsCertifiedAgainWithItsKey) {
+  ASSERT_EQ(std::system(OldStyleCa(cert_, key_, "/O=stormbroker/CN=stormbroker local CA").c_str()), 0);
+  chmod(key_.c_str(), 0600);
+  std::ifstream old_file(cert_);
+  std::string old_pem((std::istreambuf_iterator<char>(old_file)), std::istreambuf_iterator<char>());
+  auto renewed = LocalCa::LoadOrCreate(cert_, key_, kHosts);
+  ASSERT_TRUE(renewed.ok()) << renewed.status().message();
+  EXPECT_NE(renewed->certificate_pem(), old_pem);
+  std::ifstream new_file(cert_);
+  std::string on_disk((std::istreambuf_iterator<char>(new_file)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(on_disk, renewed->certificate_pem()) << "the narrower certificate was not written back";
+  // Clients that still trust the old certificate accept the new leaves.
+  auto leaf = renewed->MintLeaf(kHosts, std::chrono::hours(1));
+  ASSERT_TRUE(leaf.ok());
+  EXPECT_TRUE(VerifyServerCertificate(leaf->cert, old_pem, kHosts[0]).ok());
+  EXPECT_TRUE(VerifyServerCertificate(leaf->cert, renewed->certificate_pem(), kHosts[0]).ok());
+  ASSERT_TRUE(LocalCa::LoadOrCreate(cert_, key_, kHosts).ok()) << "renewed once, then read as it is";
+}
+
+TEST_F(LocalCaFilesTest, RefusesADirectoryOthersCanWriteAndAKeyNewOfAnotherUser) {
+  chmod(dir_.c_str(), 0775);
+  auto loose = LocalCa::LoadOrCreate(cert_, key_, kHosts);
+  ASSERT_FALSE(loose.ok());
+  EXPECT_NE(loose.status().message().find("chmod go-w"), std::string::npos) << loose.status().message();
+  chmod(dir_.c_str(), 0755);
+  // One of the daemon's own, left by a crash: removed and made anew.
+  std::ofstream(key_ + ".new") << "left over";
+  ASSERT_TRUE(LocalCa::LoadOrCreate(cert_, key_, kHosts).ok());
+  std::filesystem::remove(cert_);
+  std::filesystem::remove(key_);
+  if (geteuid() == 0) {
+    std::ofstream(key_ + ".new") << "";
+    ASSERT_EQ(chown((key_ + ".new").c_str(), 65534, 65534), 0);
+    auto planted = LocalCa::LoadOrCreate(cert_, key_, kHosts);
+    ASSERT_FALSE(planted.ok());
+    EXPECT_NE(planted.status().message().find("not the daemon's own file"), std::string::npos)
+        << planted.status().message();
+    EXPECT_FALSE(std::filesystem::exists(key_));
+  }
+}
+
 }  // namespace
 }  // namespace stormbroker
