@@ -47,7 +47,16 @@ Status ClearStaleSocket(const std::string& path) {
 
 }  // namespace
 
-Result<int> OpenUnixSocket(const std::string& path, mode_t mode, std::optional<gid_t> group) {
+void SocketFile::Remove() {
+  if (path_.empty()) return;
+  struct stat st {};
+  if (lstat(path_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == device_ && st.st_ino == inode_) {
+    unlink(path_.c_str());
+  }
+  path_.clear();
+}
+
+Result<int> OpenUnixSocket(const std::string& path, mode_t mode, std::optional<gid_t> group, SocketFile* file) {
   std::string dir = path.substr(0, path.rfind('/'));
   if (!dir.empty() && mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
     return Unavailable(Errno("cannot create the socket directory " + dir));
@@ -70,6 +79,8 @@ Result<int> OpenUnixSocket(const std::string& path, mode_t mode, std::optional<g
     unlink(path.c_str());
     return failure;
   }
+  struct stat bound {};
+  if (file && lstat(path.c_str(), &bound) == 0) *file = SocketFile(path, bound.st_dev, bound.st_ino);
   return fd;
 }
 

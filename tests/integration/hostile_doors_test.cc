@@ -517,4 +517,32 @@ TEST_F(HostileDoorsTest, ARefusalIsInTheTrailEvenIfTheDaemonDiesAtOnce) {
   EXPECT_TRUE(audited) << "the refusal's record died with the process";
 }
 
+// 12. A daemon that drains after SIGTERM removes its HTTP socket once, at
+// once; a second daemon started meanwhile binds its own there, and the
+// first one's exit leaves that one alone.
+TEST_F(HostileDoorsTest, ADrainingDaemonLeavesTheNextOnesSocketAlone) {
+  YAML::Node config = DoorConfig();
+  config["shutdown_timeout"] = "10s";
+  Start(config);
+  storm_->Arm(R"({"kind": "delay", "delay_ms": 3000, "method": "utilities/info/ping"})");
+  std::string envelope = dir_.Write("ping.json", "{}");
+  std::thread slow([&] {
+    auto answer = Curl("/v1/Utilities/Info/ping", envelope, false, std::nullopt);
+    EXPECT_EQ(answer.first, 200) << answer.second;
+  });
+  ASSERT_TRUE(harness::Eventually([&] { return storm_->Counters()["faults"].value("delay", 0) == 1; }));
+  kill(broker_->process().pid(), SIGTERM);
+  ASSERT_TRUE(harness::Eventually([&] { return !std::filesystem::exists(http_socket_); }));
+  harness::Process second({Binary("stormbrokerd"), "--config", dir_.Write("second.yaml", YAML::Dump(config)),
+                           "--verbose"},
+                          dir_.path() + "/second.log", /*pipe_stdout=*/false);
+  ASSERT_TRUE(harness::Eventually([&] { return std::filesystem::exists(http_socket_); }, 15s));
+  slow.join();
+  ASSERT_TRUE(harness::Eventually([&] { return !broker_->process().Running(); }, 15s));
+  EXPECT_TRUE(std::filesystem::exists(http_socket_)) << "the first daemon's exit removed the second's socket";
+  EXPECT_TRUE(harness::Eventually(
+      [&] { return Curl("/v1/Utilities/Info/ping", envelope, false, std::nullopt).first == 200; }, 15s));
+  second.Stop(SIGTERM);
+}
+
 }  // namespace

@@ -15,14 +15,15 @@
 namespace stormbroker {
 
 Result<std::unique_ptr<UnixListener>> UnixListener::Open(const ListenConfig& config) {
-  auto fd = OpenUnixSocket(config.socket_path, config.mode, config.group);
+  SocketFile file;
+  auto fd = OpenUnixSocket(config.socket_path, config.mode, config.group, &file);
   if (!fd.ok()) return fd.status();
-  return std::unique_ptr<UnixListener>(new UnixListener(*fd, config.socket_path));
+  return std::unique_ptr<UnixListener>(new UnixListener(*fd, std::move(file)));
 }
 
 Result<std::unique_ptr<UnixListener>> UnixListener::Adopt(int fd) {
   // Never AddListeningPort on this path: gRPC would unlink and rebind it.
-  return std::unique_ptr<UnixListener>(new UnixListener(fd, ""));
+  return std::unique_ptr<UnixListener>(new UnixListener(fd, SocketFile()));
 }
 
 UnixListener::~UnixListener() { Stop(); }
@@ -38,7 +39,7 @@ void UnixListener::Stop() {
   if (connections_) connections_->StopAccepting(fd_);
   close(fd_);
   fd_ = -1;
-  if (!path_.empty()) unlink(path_.c_str());
+  file_.Remove();
 }
 
 Status AdoptConnection(int fd, grpc::Server* server, BrokerCore* core) {

@@ -12,6 +12,7 @@
 #include "access/connection_table.h"
 #include "broker/broker_core.h"
 #include "config/config.h"
+#include "net/unix_socket.h"
 #include "util/status.h"
 
 namespace stormbroker {
@@ -35,12 +36,12 @@ class UnixListener {
   void Stop();
 
  private:
-  UnixListener(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  UnixListener(int fd, SocketFile file) : fd_(fd), file_(std::move(file)) {}
   // Accepts every connection waiting.
   void AcceptWaiting(grpc::Server* server, BrokerCore* core);
 
   int fd_;  // -1 once stopped
-  std::string path_;
+  SocketFile file_;  // none when systemd passed the socket
   ConnectionTable* connections_ = nullptr;  // set while accepting
 };
 

@@ -36,9 +36,8 @@ Status HttpDoor::Start(const ListenConfig& listen, const PassedSockets& passed) 
     if (Status served = Serve(*passed.http_unix, Door::kHttpUnix, nullptr); !served.ok()) return served;
     spdlog::info("HTTP door on the Unix socket systemd passed (listen.http_socket is not used)");
   } else if (!listen.http_socket.empty()) {
-    auto fd = OpenUnixSocket(listen.http_socket, listen.mode, listen.group);
+    auto fd = OpenUnixSocket(listen.http_socket, listen.mode, listen.group, &socket_file_);
     if (!fd.ok()) return fd.status();
-    socket_path_ = listen.http_socket;
     if (Status served = Serve(*fd, Door::kHttpUnix, nullptr); !served.ok()) return served;
     spdlog::info("HTTP door on {}", listen.http_socket);
   }
@@ -170,7 +169,7 @@ void HttpDoor::StopAccepting() {
     int fd = MHD_quiesce_daemon(server->daemon);
     if (fd >= 0) close(fd);
   }
-  if (!socket_path_.empty()) unlink(socket_path_.c_str());
+  socket_file_.Remove();
 }
 
 void HttpDoor::Stop() {
@@ -180,8 +179,7 @@ void HttpDoor::Stop() {
   }
   servers_.clear();
   tunnels_ = nullptr;
-  if (!socket_path_.empty()) unlink(socket_path_.c_str());
-  socket_path_.clear();
+  socket_file_.Remove();
 }
 
 }  // namespace stormbroker

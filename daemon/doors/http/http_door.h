@@ -29,6 +29,7 @@
 
 #include "broker/broker_core.h"
 #include "net/passed_sockets.h"
+#include "net/unix_socket.h"
 #include "secret/secret.h"
 
 struct MHD_Daemon;
@@ -89,7 +90,7 @@ class HttpDoor {
   const LimitsConfig limits_;
   std::vector<std::unique_ptr<Server>> servers_;
   Server* tunnels_ = nullptr;  // ServeTunnels' server, in servers_
-  std::string socket_path_;  // removed by Stop
+  SocketFile socket_file_;  // removed once the door stops accepting
   std::atomic<bool> closing_{false};  // GoAway ran: every answer closes its connection
   absl::Mutex peers_mutex_;
   std::set<Peer*> peers_ ABSL_GUARDED_BY(peers_mutex_);  // open connections
