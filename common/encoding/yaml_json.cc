@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <cstdint>
 #include <sstream>
 
 #include <yaml-cpp/eventhandler.h>
@@ -15,11 +17,47 @@
 namespace stormbroker {
 namespace {
 
+// Whether `text` is a number as JSON writes one:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+bool IsJsonNumber(std::string_view text) {
+  size_t i = 0;
+  auto digits = [&] {
+    size_t start = i;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+    return i > start;
+  };
+  if (i < text.size() && text[i] == '-') ++i;
+  if (i < text.size() && text[i] == '0') {
+    ++i;
+  } else if (!digits()) {
+    return false;
+  }
+  if (i < text.size() && text[i] == '.') {
+    ++i;
+    if (!digits()) return false;
+  }
+  if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+    ++i;
+    if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i;
+    if (!digits()) return false;
+  }
+  return i == text.size();
+}
+
 // What an unquoted scalar means: null, a boolean, a number, or else a string.
+// Most scalars are not numbers: JSON's parser runs only on those that are.
 nlohmann::json PlainScalar(const std::string& text) {
   if (text == "~" || text == "null" || text == "Null" || text == "NULL" || text.empty()) return nullptr;
   if (text == "true" || text == "True" || text == "TRUE") return true;
   if (text == "false" || text == "False" || text == "FALSE") return false;
+  if (!IsJsonNumber(text)) return text;
+  // Whole numbers as nlohmann reads them: signed, else unsigned, else a double.
+  if (text.find_first_of(".eE") == std::string::npos) {
+    int64_t whole = 0;
+    if (std::from_chars(text.data(), text.data() + text.size(), whole).ec == std::errc()) return whole;
+    uint64_t positive = 0;
+    if (std::from_chars(text.data(), text.data() + text.size(), positive).ec == std::errc()) return positive;
+  }
   nlohmann::json number = nlohmann::json::parse(text, nullptr, false);
   if (!number.is_discarded() && number.is_number()) return number;
   return text;
