@@ -76,14 +76,44 @@ bool SafeUnquoted(const std::string& text) {
   return true;
 }
 
+// The length of the well-formed UTF-8 sequence at the start of `text`
+// (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF), or 0.
+size_t Utf8SequenceLength(std::string_view text) {
+  auto byte = [&](size_t i) { return i < text.size() ? static_cast<unsigned char>(text[i]) : 0; };
+  auto continuation = [&](size_t i, unsigned char low = 0x80, unsigned char high = 0xbf) {
+    return byte(i) >= low && byte(i) <= high;
+  };
+  unsigned char lead = byte(0);
+  if (lead < 0x80) return 1;
+  if (lead >= 0xc2 && lead <= 0xdf) return continuation(1) ? 2 : 0;
+  if (lead >= 0xe0 && lead <= 0xef) {
+    bool second = lead == 0xe0 ? continuation(1, 0xa0) : lead == 0xed ? continuation(1, 0x80, 0x9f) : continuation(1);
+    return second && continuation(2) ? 3 : 0;
+  }
+  if (lead >= 0xf0 && lead <= 0xf4) {
+    bool second = lead == 0xf0 ? continuation(1, 0x90) : lead == 0xf4 ? continuation(1, 0x80, 0x8f) : continuation(1);
+    return second && continuation(2) && continuation(3) ? 4 : 0;
+  }
+  return 0;
+}
+
 // `text` as valid UTF-8: each byte that is not part of a well-formed
 // sequence becomes U+FFFD, as JSON's renderer does (a string may quote what
 // a caller sent, and YAML must be UTF-8 too).
 std::string ValidUtf8(const std::string& text) {
-  bool ascii = std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-  if (ascii) return text;
-  std::string quoted = nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  return nlohmann::json::parse(quoted).get<std::string>();
+  std::string valid;
+  valid.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    size_t length = Utf8SequenceLength(std::string_view(text).substr(i));
+    if (length == 0) {
+      valid += "\xef\xbf\xbd";
+      ++i;
+    } else {
+      valid.append(text, i, length);
+      i += length;
+    }
+  }
+  return valid;
 }
 
 // Thrown from the event handler to stop yaml-cpp's parser (it has no other
