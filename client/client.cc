@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cctype>
 #include <optional>
 #include <string_view>
@@ -11,6 +12,7 @@
 #include <google/protobuf/util/time_util.h>
 #include <grpcpp/grpcpp.h>
 
+#include "stormbroker/socket_trust.h"
 #include "stormbroker/v1/broker.grpc.pb.h"
 #include "struct_json.h"
 
@@ -76,6 +78,10 @@ class GrpcClient : public Client {
 
   Outcome<CallResult> Call(const std::string& account, const std::string& method, const nlohmann::json& params,
                            std::chrono::milliseconds timeout, bool fresh) override {
+    // Params may hold secrets (a new server's root password).
+    if (params.is_object() && !params.empty()) {
+      if (auto refused = Untrusted("the params")) return *refused;
+    }
     v1::CallRequest request;
     request.set_account(account);
     request.set_method(method);
@@ -99,6 +105,7 @@ class GrpcClient : public Client {
   }
 
   Outcome<AccountInfo> Login(const std::string& account, const std::string& passcode) override {
+    if (auto refused = Untrusted("the passcode")) return *refused;
     v1::LoginRequest request;
     request.set_account(account);
     request.set_passcode(passcode);
@@ -164,6 +171,7 @@ class GrpcClient : public Client {
   }
 
   Outcome<std::string> GetToken(const std::string& account) override {
+    if (auto refused = Untrusted("the token request")) return *refused;
     v1::GetTokenRequest request;
     request.set_account(account);
     v1::GetTokenResponse response;
@@ -242,7 +250,20 @@ class GrpcClient : public Client {
                            std::to_string(options_.wait_for_broker.count()) + " ms"};
   }
 
+  // Why `what` is not sent: the socket is not the broker's
+  // (stormbroker/socket_trust.h). A verdict of trust holds for a second, so
+  // that a loop of calls with params does not inspect the path each time.
+  std::optional<BrokerError> Untrusted(const char* what) {
+    auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+    if (now < trusted_until_.load(std::memory_order_relaxed)) return std::nullopt;
+    std::string problem = UntrustedSocket(socket_path_);
+    if (!problem.empty()) return BrokerError{ErrorCode::kUnavailable, std::string("not sending ") + what + ": " + problem};
+    trusted_until_ = now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::seconds(1)).count();
+    return std::nullopt;
+  }
+
   const std::string socket_path_;
+  std::atomic<std::chrono::steady_clock::rep> trusted_until_{0};
   const ConnectOptions options_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Broker::Stub> stub_;

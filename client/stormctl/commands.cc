@@ -13,7 +13,6 @@
 #include "format/terminal_text.h"
 #include "stormctl/args.h"
 #include "stormctl/output.h"
-#include "stormctl/socket_trust.h"
 
 namespace stormbroker::stormctl {
 namespace {
@@ -178,12 +177,8 @@ int RunLogin(const Invocation& invocation) {
     }
     passcode = *read;
     while (!passcode.empty() && std::isspace(static_cast<unsigned char>(passcode.back()))) passcode.pop_back();
-    // A passcode goes only to the real broker.
-    if (std::string untrusted = UntrustedSocketServer(invocation.socket_path); !untrusted.empty()) {
-      explicit_bzero(passcode.data(), passcode.size());
-      return Fail("not sending the passcode: " + untrusted);
-    }
   }
+  // The library sends a passcode only to the real broker (stormbroker/socket_trust.h).
   auto outcome = invocation.broker.Login(account, passcode);
   explicit_bzero(passcode.data(), passcode.size());
   if (!outcome.ok()) return ExitFor(outcome.error());

@@ -349,12 +349,10 @@ TEST_F(HostileCallerTest, StormctlShowsControlCharactersOnATerminalAsText) {
   EXPECT_NE(piped.out.find("\\u001b]0;pwned"), std::string::npos) << piped.out;
 }
 
-// 9. A process that took over the socket's path gets no passcode.
+// 9. A process that took over the socket's path gets no passcode: not in a
+// shared directory, not through a bare relative name, not under a directory
+// others can write, not from a socket of another ordinary user.
 TEST_F(HostileCallerTest, StormctlSendsNoPasscodeToASquatter) {
-  std::string open_dir = dir_.path() + "/open";
-  std::filesystem::create_directory(open_dir);
-  chmod(open_dir.c_str(), 01777);
-  std::string squat = open_dir + "/broker.sock", heard = open_dir + "/heard";
   // nobody's listener keeps whatever a client sends.
   const char* listener = R"(
 import socket, sys
@@ -381,14 +379,53 @@ while True:
         pass
     c.close()
 )";
-  harness::Process squatter({"/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--",
-                             "/usr/bin/python3", "-c", listener, squat, heard},
-                            dir_.path() + "/squatter.log", /*pipe_stdout=*/true);
-  ASSERT_EQ(squatter.ReadLine(10s), "ready");
-  auto login = RunCommand({Binary("stormctl"), "--socket", squat, "login", "tfa", "--passcode-stdin"}, "246813\n");
-  EXPECT_NE(login.exit_code, 0);
-  EXPECT_NE(login.err.find("not sending the passcode"), std::string::npos) << login.err;
-  EXPECT_EQ(harness::ReadFile(heard).find("246813"), std::string::npos) << "the squatter received the passcode";
+  // A directory made with `mode` (then `final_mode`, once nobody's socket is in it).
+  auto directory = [&](const std::string& name, mode_t mode, uid_t owner = 0) {
+    std::string path = dir_.path() + "/" + name;
+    std::filesystem::create_directories(path);
+    chmod(path.c_str(), mode);
+    EXPECT_EQ(chown(path.c_str(), owner, owner), 0);
+    return path;
+  };
+  struct Squat {
+    std::string cwd, socket_arg, squat_path;
+    std::optional<std::pair<std::string, mode_t>> then_chmod;
+    const char* what;
+  };
+  std::string sticky = directory("open", 01777);
+  std::string shared = directory("shared", 0777);
+  std::string writable_above = directory("loose", 0777);
+  std::string nobodys = directory("loose/nobodys", 0755, kNobody);
+  std::string closed = directory("closed", 0777);
+  const std::vector<Squat> squats = {
+      {"/", sticky + "/broker.sock", sticky + "/broker.sock", std::nullopt, "in a sticky shared directory"},
+      {shared, "evil.sock", shared + "/evil.sock", std::nullopt, "a bare name in a shared directory"},
+      {"/", nobodys + "/broker.sock", nobodys + "/broker.sock", std::nullopt, "under a directory others can write"},
+      {"/", closed + "/broker.sock", closed + "/broker.sock", std::make_pair(closed, mode_t{0755}),
+       "another ordinary user's socket"},
+  };
+  int n = 0;
+  for (const Squat& squat : squats) {
+    std::string heard = dir_.path() + "/heard-" + std::to_string(n++);
+    harness::Process squatter({"/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--",
+                               "/usr/bin/python3", "-c", listener, squat.squat_path, heard},
+                              heard + ".log", /*pipe_stdout=*/true);
+    ASSERT_EQ(squatter.ReadLine(10s), "ready") << squat.what;
+    if (squat.then_chmod) chmod(squat.then_chmod->first.c_str(), squat.then_chmod->second);
+    std::string command = "cd " + squat.cwd + " && exec " + Binary("stormctl") + " --socket " + squat.socket_arg +
+                          " login tfa --passcode-stdin";
+    auto login = RunCommand({"/bin/sh", "-c", command}, "246813\n");
+    EXPECT_NE(login.exit_code, 0) << squat.what;
+    EXPECT_NE(login.err.find("not sending the passcode"), std::string::npos) << squat.what << ": " << login.err;
+    EXPECT_EQ(harness::ReadFile(heard).find("246813"), std::string::npos)
+        << squat.what << ": the squatter received the passcode";
+    // Nor the params of a call (a new server's password), nor a token request.
+    command = "cd " + squat.cwd + " && exec " + Binary("stormctl") + " --socket " + squat.socket_arg +
+              " call --account prod Storm/Server/create password=s3cret-root-pw";
+    auto call = RunCommand({"/bin/sh", "-c", command});
+    EXPECT_NE(call.err.find("not sending the params"), std::string::npos) << squat.what << ": " << call.err;
+    EXPECT_EQ(harness::ReadFile(heard).find("s3cret-root-pw"), std::string::npos) << squat.what;
+  }
 }
 
 // 10. Once SIGTERM arrived, nothing new starts: not even a token export.

@@ -169,6 +169,9 @@ class Client {
   virtual Outcome<std::vector<AccountInfo>> ListAccounts() = 0;
   // An operator's login (needs an admin policy rule). `passcode` for
   // two-factor prompt accounts; ignored by the others.
+  // Login, GetToken and a Call with params first check that the socket is
+  // the broker's (stormbroker/socket_trust.h): kUnavailable, "not sending
+  // ...", and nothing sent, when it is not.
   virtual Outcome<AccountInfo> Login(const std::string& account, const std::string& passcode) = 0;
   // Expires the account's token upstream now (needs an admin policy rule).
   virtual Outcome<Done> Logout(const std::string& account) = 0;
