@@ -95,6 +95,7 @@ Status MetricsEndpoint::Start(const MetricsConfig& config) {
   if (config.listen) {
     auto fd = OpenTcpSocket(*config.listen);
     if (!fd.ok()) return Unavailable("metrics.listen: " + fd.status().message());
+    WarnOfRestartGap("the metrics endpoint", *config.listen);
     daemon_ = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG, 0, nullptr, nullptr, &Scrape::OnRequest,
         this,                                                                            //

@@ -545,4 +545,45 @@ TEST_F(HostileDoorsTest, ADrainingDaemonLeavesTheNextOnesSocketAlone) {
   second.Stop(SIGTERM);
 }
 
+// 13. Nobody can stand in for the TCP door: while the broker drains after
+// SIGTERM its port stays its own, and [::1] on the same port is held beside
+// 127.0.0.1 (a client of localhost may try ::1 first).
+TEST_F(HostileDoorsTest, NobodyCanBindTheTcpDoorsPortWhileItDrainsNorBesideIt) {
+  YAML::Node config = DoorConfig();
+  config["shutdown_timeout"] = "10s";
+  Start(config);
+  // nobody tries to listen where the door is, with SO_REUSEADDR as an
+  // attacker would; prints what bind() said for each address.
+  auto try_bind = [&] {
+    const char* script = R"(
+import socket, sys
+port = int(sys.argv[1])
+for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+    s = socket.socket(family)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind((host, port))
+        s.listen(1)
+        print(host, "bound")
+    except OSError as error:
+        print(host, error.errno == 98 and "in-use" or error.strerror)
+    s.close()
+)";
+    return RunCommand({"/usr/bin/python3", "-c", script, std::to_string(port_)}, "", kNobody).out;
+  };
+  std::string before = try_bind();
+  EXPECT_EQ(before.find("bound"), std::string::npos) << before;
+  storm_->Arm(R"({"kind": "delay", "delay_ms": 4000, "method": "utilities/info/ping"})");
+  std::string envelope = dir_.Write("ping.json", "{}");
+  std::thread slow([&] { Curl("/v1/Utilities/Info/ping", envelope, false, std::nullopt); });
+  ASSERT_TRUE(harness::Eventually([&] { return storm_->Counters()["faults"].value("delay", 0) == 1; }));
+  kill(broker_->process().pid(), SIGTERM);
+  std::this_thread::sleep_for(500ms);
+  ASSERT_TRUE(broker_->process().Running()) << "the broker did not wait for its call";
+  std::string draining = try_bind();
+  EXPECT_EQ(draining.find("bound"), std::string::npos) << "another user took the port while the broker drained: "
+                                                        << draining;
+  slow.join();
+}
+
 }  // namespace

@@ -60,10 +60,14 @@ Status HttpDoor::Start(const ListenConfig& listen, const PassedSockets& passed) 
     spdlog::info("HTTP door ({}) on the loopback socket systemd passed (listen.http is not used)", scheme);
     return Status::Ok();
   }
-  auto fd = OpenTcpSocket(*listen.http);
-  if (!fd.ok()) return fd.status();
-  if (Status served = Serve(*fd, Door::kHttpTcp, tls ? &*tls : nullptr); !served.ok()) return served;
-  spdlog::info("HTTP door on {}://{}:{}", scheme, listen.http->host, listen.http->port);
+  auto fds = OpenLoopbackSockets(*listen.http);
+  if (!fds.ok()) return fds.status();
+  for (int fd : *fds) {
+    if (Status served = Serve(fd, Door::kHttpTcp, tls ? &*tls : nullptr); !served.ok()) return served;
+  }
+  spdlog::info("HTTP door on {}://{}:{}{}", scheme, listen.http->host, listen.http->port,
+               fds->size() > 1 ? " (and the same port on the other loopback address)" : "");
+  WarnOfRestartGap("the HTTP door", *listen.http);
   return Status::Ok();
 }
 
@@ -165,9 +169,16 @@ void HttpDoor::GoAway() {
 void HttpDoor::StopAccepting() {
   GoAway();
   for (auto& server : servers_) {
-    // No new connections: our copy of the listening socket goes now.
+    // No new connections. A TCP port stays ours until the process exits:
+    // closed now, another local user could bind it while we drain and
+    // receive the next callers' requests. (A Unix socket's file is removed
+    // below; the next daemon binds a new one.)
     int fd = MHD_quiesce_daemon(server->daemon);
-    if (fd >= 0) close(fd);
+    if (fd >= 0 && server->kind == Door::kHttpTcp) {
+      server->held_fd = fd;
+    } else if (fd >= 0) {
+      close(fd);
+    }
   }
   socket_file_.Remove();
 }
@@ -176,6 +187,8 @@ void HttpDoor::Stop() {
   for (auto& server : servers_) {
     if (server->daemon) MHD_stop_daemon(server->daemon);
     server->daemon = nullptr;
+    if (server->held_fd >= 0) close(server->held_fd);
+    server->held_fd = -1;
   }
   servers_.clear();
   tunnels_ = nullptr;

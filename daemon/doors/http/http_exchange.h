@@ -31,6 +31,7 @@ struct HttpDoor::Server {
   Door kind = Door::kHttpUnix;
   std::vector<std::string> hosts;  // TCP: the Host values that name this door
   MHD_Daemon* daemon = nullptr;
+  int held_fd = -1;  // TCP: the listening socket, quiesced, kept until the door stops
 };
 
 // One request: decided from its request line and headers, then its body as

@@ -52,6 +52,7 @@ Status ProxyDoor::Start(const ListenConfig& listen, std::optional<int> passed) {
     auto fd = OpenTcpSocket(*listen.https_proxy);
     if (!fd.ok()) return fd.status();
     listen_fd_ = *fd;
+    WarnOfRestartGap("the HTTPS proxy door", *listen.https_proxy);
   }
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -216,10 +217,12 @@ void ProxyDoor::Stop() {
     (void)!write(wake_fd_, &one, sizeof one);
     loop_.join();
   }
-  for (int fd : {listen_fd_, wake_fd_, epoll_fd_}) {
+  // The listening socket stays open (unread) until the door is destroyed:
+  // closed while the broker drains, another local user could bind the port.
+  for (int fd : {wake_fd_, epoll_fd_}) {
     if (fd >= 0) close(fd);
   }
-  listen_fd_ = wake_fd_ = epoll_fd_ = -1;
+  wake_fd_ = epoll_fd_ = -1;
 }
 
 }  // namespace stormbroker

@@ -15,6 +15,8 @@
 // plain proxy request (GET http://...), are refused with 403 and audited.
 #pragma once
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -34,7 +36,10 @@ namespace stormbroker {
 class ProxyDoor {
  public:
   ProxyDoor(BrokerCore& core, HttpDoor& http) : core_(core), http_(http) {}
-  ~ProxyDoor() { Stop(); }
+  ~ProxyDoor() {
+    Stop();
+    if (listen_fd_ >= 0) close(listen_fd_);
+  }
   ProxyDoor(const ProxyDoor&) = delete;
   ProxyDoor& operator=(const ProxyDoor&) = delete;
 
