@@ -131,6 +131,9 @@ class Fleet : public FleetLink {
   bool Campaign(const std::string& account, int64_t lease) ABSL_LOCKS_EXCLUDED(mutex_);
   void Elect(const std::string& account) ABSL_LOCKS_EXCLUDED(mutex_);  // who leads now, and our role
   void PublishSealed(const std::string& account) ABSL_LOCKS_EXCLUDED(mutex_);
+  // The account's token record is gone or unreadable: when this machine
+  // leads it, its current record goes back at once.
+  void RepublishIfLeading(const std::string& account) ABSL_LOCKS_EXCLUDED(mutex_);
   // A token record seen in etcd: adopted when it is newer than what this
   // machine holds; the leader puts its own back over an older one.
   void TakeToken(const std::string& account, const std::string& sealed) ABSL_LOCKS_EXCLUDED(mutex_);

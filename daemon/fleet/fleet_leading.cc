@@ -156,7 +156,7 @@ void Fleet::TakeToken(const std::string& name, const std::string& sealed) {
   auto token = record.ok() ? DecodeTokenBody(record->body) : Result<FleetToken>(record.status());
   if (!token.ok()) {
     WarnForged("a token record of account " + name);
-    return;
+    return RepublishIfLeading(name);  // nobody could use it: the leader's goes back
   }
   std::shared_ptr<AccountSession> session;
   bool put_ours_back = false;
@@ -184,6 +184,17 @@ void Fleet::TakeToken(const std::string& name, const std::string& sealed) {
     Post([this, name] { PublishSealed(name); });
   }
   if (session) session->Adopt(std::move(token).value());
+}
+
+void Fleet::RepublishIfLeading(const std::string& name) {
+  {
+    absl::MutexLock lock(&mutex_);
+    auto it = accounts_.find(name);
+    if (it == accounts_.end() || !it->second.leading || it->second.published.empty()) return;
+  }
+  spdlog::warn("fleet: account {}: its token record was deleted or made unreadable in etcd; publishing it again",
+               name);
+  Post([this, name] { PublishSealed(name); });
 }
 
 void Fleet::ReportRejected(const std::string& account) {

@@ -87,7 +87,10 @@ void Fleet::OnKey(const mvccpb::KeyValue& kv, bool deleted) {
     // A new or vanished candidacy (ours too): the election looks again.
     std::string name = first_part();
     Post([this, name] { Elect(name); });
-  } else if (take("token/") && !deleted) {
+  } else if (take("token/")) {
+    // A deleted record would leave every follower that starts from now on
+    // without a token until the next renewal: the leader puts it back.
+    if (deleted) return RepublishIfLeading(std::string(key));
     TakeToken(std::string(key), kv.value());
   } else if (take("login/") && !deleted) {
     std::string name = first_part();

@@ -184,6 +184,36 @@ TEST_F(FleetAttackTest, ACandidacyDeletedWhileItsLeaseLivesIsPutBack) {
   EXPECT_EQ(storm_->Count("account/auth/token", "password"), 1) << "the token went on, no login";
 }
 
+// A deleted or garbled token record used to stay gone until the next
+// renewal: every follower started meanwhile answered "no token yet". The
+// leader puts its record back at once.
+TEST_F(FleetAttackTest, ADeletedOrGarbledTokenRecordIsPutBackAtOnce) {
+  StartStorm();
+  StartAll([&](int i) { return FleetConfig(i); });
+  int leader = WaitForLeader();
+  ASSERT_GE(leader, 0);
+  std::string key = std::string(kPrefix) + "/token/prod";
+  ASSERT_EQ(etcd_->Get(key).size(), 1u);
+  etcd_->Delete(key);
+  EXPECT_TRUE(harness::Eventually([&] { return etcd_->Get(key).size() == 1u; }, 1s)) << "not put back\n" << Logs();
+  etcd_->Put(key, "junk");
+  EXPECT_TRUE(harness::Eventually(
+      [&] {
+        auto now = etcd_->Get(key);
+        return now.size() == 1u && now.front().second != "junk";
+      },
+      1s))
+      << "junk left in place\n" << Logs();
+  // A follower started now takes the token from etcd, with no login of its own.
+  int follower = (leader + 1) % kMachines;
+  brokers_[follower].reset();
+  StartBroker(follower, FleetConfig(follower));
+  ASSERT_TRUE(brokers_[follower]->WaitForState("active", 5s)) << Logs();
+  auto ping = Ping(follower);
+  EXPECT_TRUE(ping.ok() && !ping->api_error) << (ping.ok() ? "" : ping.error().message);
+  EXPECT_EQ(storm_->Count("account/auth/token", "password"), 1) << "a login was spent";
+}
+
 TEST_F(FleetAttackTest, EtcdsOwnUserAndPasswordAuthenticateTheFleet) {
   StartStorm();
   etcd_->EnableAuth("broker", "etcd-pw-5521", kPrefix);
