@@ -112,6 +112,11 @@ void Fleet::WorkLoop() {
   const auto keep_every = std::chrono::duration_cast<Clock::duration>(lease_ttl_) / 3;
   auto next_keep_alive = Clock::now();
   auto last_kept = Clock::now();
+  // A lease taken away (revoked by whoever can write to etcd) is replaced at
+  // most once per lease period: each new lease is a campaign, and a
+  // campaign can move the lead, whose new holder checks the token upstream.
+  // Stranded meanwhile, the machine serves with the token at hand.
+  Clock::time_point last_joined;
   while (true) {
     std::deque<std::function<void()>> tasks;
     int64_t lease;
@@ -128,8 +133,12 @@ void Fleet::WorkLoop() {
     auto now = Clock::now();
     if (now < next_keep_alive) continue;
     if (lease == 0) {
+      if (now < last_joined + lease_ttl_) {
+        next_keep_alive = last_joined + lease_ttl_;
+        continue;
+      }
       if (Join()) {
-        last_kept = Clock::now();
+        last_joined = last_kept = Clock::now();
         next_keep_alive = last_kept + keep_every;
       } else {
         next_keep_alive = Clock::now() + kRetry;

@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <sstream>
+
 #include "fleet_fixture.h"
 
 namespace {
@@ -212,6 +214,41 @@ TEST_F(FleetAttackTest, ADeletedOrGarbledTokenRecordIsPutBackAtOnce) {
   auto ping = Ping(follower);
   EXPECT_TRUE(ping.ok() && !ping->api_error) << (ping.ok() ? "" : ping.error().message);
   EXPECT_EQ(storm_->Count("account/auth/token", "password"), 1) << "a login was spent";
+}
+
+// Whoever can write to etcd can revoke the machines' leases as often as it
+// likes: each machine joins again at most once per lease period (2 s here),
+// so roles cannot be made to flap into extra API calls, and no call fails.
+TEST_F(FleetAttackTest, RevokedLeasesCostAtMostOneCampaignPerLeasePeriod) {
+  StartStorm();
+  StartAll([&](int i) { return FleetConfig(i); });
+  ASSERT_GE(WaitForLeader(), 0);
+  auto joins = [&](int i) {
+    std::string log = brokers_[i]->Log();
+    int count = 0;
+    for (size_t at = log.find("joined as"); at != std::string::npos; at = log.find("joined as", at + 1)) ++count;
+    return count;
+  };
+  std::vector<int> before;
+  for (int i = 0; i < kMachines; ++i) before.push_back(joins(i));
+  std::vector<std::string> failures;
+  auto until = std::chrono::steady_clock::now() + 8s;
+  while (std::chrono::steady_clock::now() < until) {
+    std::istringstream leases(etcd_->Ctl({"lease", "list"}).out);
+    for (std::string line; std::getline(leases, line);) {
+      if (!line.empty() && line.rfind("found", 0) != 0) etcd_->Ctl({"lease", "revoke", line});
+    }
+    for (int i = 0; i < kMachines; ++i) {
+      auto ping = Ping(i);
+      if (!ping.ok()) failures.push_back("b" + std::to_string(i) + ": " + ping.error().message);
+    }
+    std::this_thread::sleep_for(500ms);
+  }
+  for (int i = 0; i < kMachines; ++i) {
+    // Eight seconds of revocations every half second: four lease periods.
+    EXPECT_LE(joins(i) - before[i], 5) << "b" << i << " joined again at every revocation\n" << Logs();
+  }
+  EXPECT_TRUE(failures.empty()) << failures.size() << " failed calls, first: " << failures.front();
 }
 
 TEST_F(FleetAttackTest, EtcdsOwnUserAndPasswordAuthenticateTheFleet) {
