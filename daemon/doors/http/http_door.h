@@ -20,6 +20,8 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -81,6 +83,14 @@ class HttpDoor {
   };
 
   void SetBusy(Peer* peer, bool busy) ABSL_LOCKS_EXCLUDED(peers_mutex_);
+  // YAML bodies are parsed one at a time per uid: yaml-cpp reads about 6 MB
+  // a second, so a megabyte holds a door thread for some 160 ms, and a
+  // server has two. True: `exchange` parses now (the uid's turn is its).
+  // False: it waits, suspended (holding no thread), and is resumed with the
+  // turn (EndYamlTurn of the parse before it).
+  bool TakeYamlTurn(uid_t uid, Exchange* exchange) ABSL_LOCKS_EXCLUDED(yaml_mutex_);
+  // The uid's parse ended: the turn goes to the next exchange waiting.
+  void EndYamlTurn(uid_t uid) ABSL_LOCKS_EXCLUDED(yaml_mutex_);
   // `tls` (may be null) is read while the server starts. `listen_fd` -1:
   // connections come through AdoptTunnel only.
   Status Serve(int listen_fd, Door door, const Tls* tls, std::vector<std::string> hosts = {});
@@ -92,6 +102,10 @@ class HttpDoor {
   Server* tunnels_ = nullptr;  // ServeTunnels' server, in servers_
   SocketFile socket_file_;  // removed once the door stops accepting
   std::atomic<bool> closing_{false};  // GoAway ran: every answer closes its connection
+  absl::Mutex yaml_mutex_;
+  // A uid present: one of its YAML bodies is being parsed; the queue: its
+  // exchanges waiting for their turn.
+  std::map<uid_t, std::deque<Exchange*>> yaml_turns_ ABSL_GUARDED_BY(yaml_mutex_);
   absl::Mutex peers_mutex_;
   std::set<Peer*> peers_ ABSL_GUARDED_BY(peers_mutex_);  // open connections
 };

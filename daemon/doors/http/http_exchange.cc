@@ -209,6 +209,16 @@ void HttpDoor::Exchange::Finish() {
     peer_->confirmed = true;
   }
   if (dance_ != http::TokenDance::kNone) return TokenDance();
+  // YAML waits for its uid's turn (suspended: no thread held), and gives it
+  // up however the parse ends.
+  if (encoding_ == "yaml" && !yaml_turn_ && !door_.TakeYamlTurn(peer_->caller->uid, this)) return;
+  struct TurnEnds {
+    HttpDoor* door;
+    uid_t uid;
+    ~TurnEnds() {
+      if (door) door->EndYamlTurn(uid);
+    }
+  } turn_ends{encoding_ == "yaml" ? &door_ : nullptr, peer_->caller->uid};
   auto params = http::ParseParams(body_, encoding_);
   ReleaseBody();
   if (!params.ok()) {
@@ -227,6 +237,34 @@ void HttpDoor::Exchange::Finish() {
     MHD_resume_connection(connection_);  // the server sends the reply on its own thread
   });
   request_.reset();
+}
+
+bool HttpDoor::TakeYamlTurn(uid_t uid, Exchange* exchange) {
+  absl::MutexLock lock(&yaml_mutex_);
+  auto [turn, free] = yaml_turns_.try_emplace(uid);
+  if (free) return true;
+  // Suspended before anyone can see it queued: the resume that hands it the
+  // turn can only come after.
+  MHD_suspend_connection(exchange->connection_);
+  turn->second.push_back(exchange);
+  return false;
+}
+
+void HttpDoor::EndYamlTurn(uid_t uid) {
+  Exchange* next = nullptr;
+  {
+    absl::MutexLock lock(&yaml_mutex_);
+    auto turn = yaml_turns_.find(uid);
+    if (turn == yaml_turns_.end()) return;
+    if (turn->second.empty()) {
+      yaml_turns_.erase(turn);
+      return;
+    }
+    next = turn->second.front();
+    turn->second.pop_front();
+    next->yaml_turn_ = true;
+  }
+  MHD_resume_connection(next->connection_);  // it parses when its server calls again
 }
 
 void HttpDoor::Exchange::TokenDance() {

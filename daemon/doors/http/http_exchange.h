@@ -5,6 +5,7 @@
 
 #include <microhttpd.h>
 
+#include <atomic>
 #include <optional>
 #include <string>
 #include <vector>
@@ -70,6 +71,8 @@ class HttpDoor::Exchange {
                            MHD_ConnectionNotificationCode code);
 
  private:
+  friend class HttpDoor;  // a YAML turn resumes the exchange it hands the turn to
+
   static MHD_Result Handle(void* cls, MHD_Connection* connection, const char* url, const char* method,
                            const char*, const char* upload, size_t* upload_size, void** state) {
     auto* exchange = static_cast<Exchange*>(*state);
@@ -159,6 +162,7 @@ class HttpDoor::Exchange {
   std::optional<http::Reply> reply_;  // set: send it (at once, or when resumed)
   bool at_core_ = false;              // handed to the core, the connection suspended until it answers
   bool queued_ = false;               // the reply is in libmicrohttpd's hands
+  std::atomic<bool> yaml_turn_{false};  // handed its uid's YAML turn while it waited (HttpDoor::TakeYamlTurn)
 };
 
 }  // namespace stormbroker
