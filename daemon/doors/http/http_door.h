@@ -89,8 +89,9 @@ class HttpDoor {
   // False: it waits, suspended (holding no thread), and is resumed with the
   // turn (EndYamlTurn of the parse before it).
   bool TakeYamlTurn(uid_t uid, Exchange* exchange) ABSL_LOCKS_EXCLUDED(yaml_mutex_);
-  // The uid's parse ended: the turn goes to the next exchange waiting.
-  void EndYamlTurn(uid_t uid) ABSL_LOCKS_EXCLUDED(yaml_mutex_);
+  // `holder`'s parse ended (or its exchange did): the turn goes to the next
+  // exchange waiting. One that never had the turn only leaves the queue.
+  void EndYamlTurn(uid_t uid, Exchange* holder) ABSL_LOCKS_EXCLUDED(yaml_mutex_);
   // `tls` (may be null) is read while the server starts. `listen_fd` -1:
   // connections come through AdoptTunnel only.
   Status Serve(int listen_fd, Door door, const Tls* tls, std::vector<std::string> hosts = {});

@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include <spdlog/spdlog.h>
@@ -213,12 +214,11 @@ void HttpDoor::Exchange::Finish() {
   // up however the parse ends.
   if (encoding_ == "yaml" && !yaml_turn_ && !door_.TakeYamlTurn(peer_->caller->uid, this)) return;
   struct TurnEnds {
-    HttpDoor* door;
-    uid_t uid;
+    Exchange* holder;
     ~TurnEnds() {
-      if (door) door->EndYamlTurn(uid);
+      if (holder) holder->door_.EndYamlTurn(holder->peer_->caller->uid, holder);
     }
-  } turn_ends{encoding_ == "yaml" ? &door_ : nullptr, peer_->caller->uid};
+  } turn_ends{encoding_ == "yaml" ? this : nullptr};
   auto params = http::ParseParams(body_, encoding_);
   ReleaseBody();
   if (!params.ok()) {
@@ -242,7 +242,10 @@ void HttpDoor::Exchange::Finish() {
 bool HttpDoor::TakeYamlTurn(uid_t uid, Exchange* exchange) {
   absl::MutexLock lock(&yaml_mutex_);
   auto [turn, free] = yaml_turns_.try_emplace(uid);
-  if (free) return true;
+  if (free) {
+    exchange->yaml_turn_ = true;
+    return true;
+  }
   // Suspended before anyone can see it queued: the resume that hands it the
   // turn can only come after.
   MHD_suspend_connection(exchange->connection_);
@@ -250,12 +253,19 @@ bool HttpDoor::TakeYamlTurn(uid_t uid, Exchange* exchange) {
   return false;
 }
 
-void HttpDoor::EndYamlTurn(uid_t uid) {
+void HttpDoor::EndYamlTurn(uid_t uid, Exchange* holder) {
   Exchange* next = nullptr;
   {
     absl::MutexLock lock(&yaml_mutex_);
     auto turn = yaml_turns_.find(uid);
     if (turn == yaml_turns_.end()) return;
+    if (!holder->yaml_turn_) {
+      // Not its turn: it only leaves the queue (its connection ended while it waited).
+      auto& waiting = turn->second;
+      waiting.erase(std::remove(waiting.begin(), waiting.end(), holder), waiting.end());
+      return;
+    }
+    holder->yaml_turn_ = false;
     if (turn->second.empty()) {
       yaml_turns_.erase(turn);
       return;

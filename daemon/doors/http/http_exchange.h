@@ -42,6 +42,8 @@ class HttpDoor::Exchange {
   Exchange(Server& server, MHD_Connection* connection)
       : server_(server), door_(*server.door), core_(server.door->core_), connection_(connection) {}
   ~Exchange() {
+    // Its uid's YAML turn, held or waited for, is given up.
+    if (encoding_ == "yaml" && peer_ && peer_->caller) door_.EndYamlTurn(peer_->caller->uid, this);
     ReleaseBody();
     if (peer_) door_.SetBusy(peer_, false);
   }
@@ -162,7 +164,8 @@ class HttpDoor::Exchange {
   std::optional<http::Reply> reply_;  // set: send it (at once, or when resumed)
   bool at_core_ = false;              // handed to the core, the connection suspended until it answers
   bool queued_ = false;               // the reply is in libmicrohttpd's hands
-  std::atomic<bool> yaml_turn_{false};  // handed its uid's YAML turn while it waited (HttpDoor::TakeYamlTurn)
+  // Holds its uid's YAML turn (HttpDoor::TakeYamlTurn); set and cleared under the door's yaml_mutex_.
+  std::atomic<bool> yaml_turn_{false};
 };
 
 }  // namespace stormbroker
