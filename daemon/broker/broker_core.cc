@@ -327,7 +327,8 @@ void BrokerCore::Record(AuditRecord record, const Status& status) {
   audit_.Record(std::move(record));
 }
 
-Status BrokerCore::Fault(Door door, Request* request, const std::optional<Caller>& caller, std::string_view what) {
+Status BrokerCore::Fault(Door door, Rpc rpc, Request* request, const std::optional<Caller>& caller,
+                         std::string_view what) {
   Status failed = Internal("the broker failed while handling this request; the failure is in its log");
   const Caller* who = request ? &request->caller() : caller ? &*caller : nullptr;
   refusal_log_.Warn(who ? who->uid : kUnidentified,
@@ -337,7 +338,7 @@ Status BrokerCore::Fault(Door door, Request* request, const std::optional<Caller
   if (request && !request->concluded()) {
     Conclude(*request, failed);
   } else if (!request) {
-    Record(StartAuditRecord(who ? *who : Caller{}, DoorName(door), RpcName(Rpc::kCall), ""), failed);
+    Record(StartAuditRecord(who ? *who : Caller{}, DoorName(door), RpcName(rpc), ""), failed);
   }
   return failed;
 }

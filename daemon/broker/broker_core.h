@@ -128,13 +128,13 @@ class BrokerCore {
   // with `why`, which is returned.
   Status Refuse(Request& request, Decision decision, Status why);
 
-  // A door's handling of one request threw (a defect of the broker's, never
-  // the caller's doing): logged (at most once a second per uid) with who
-  // sent it and what was thrown, and audited as failed: `request` when the
-  // door holds one still unconcluded, else a record of `caller` (or of
-  // nobody, when the door never learnt who it was). Returns the INTERNAL
-  // status the door answers; the daemon goes on.
-  Status Fault(Door door, Request* request, const std::optional<Caller>& caller, std::string_view what);
+  // A door's handling of one request (for `rpc`) threw (a defect of the
+  // broker's, never the caller's doing): logged (at most once a second per
+  // uid) with who sent it and what was thrown, and audited as failed:
+  // `request` when the door holds one still unconcluded, else a record of
+  // `caller` (or of nobody, when the door never learnt who it was). Returns
+  // the INTERNAL status the door answers; the daemon goes on.
+  Status Fault(Door door, Rpc rpc, Request* request, const std::optional<Caller>& caller, std::string_view what);
 
   // Whether `caller` may know of `account` (lists, status, health, metrics).
   bool MayUse(const Caller& caller, const std::string& account) const;

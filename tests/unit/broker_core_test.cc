@@ -222,6 +222,27 @@ TEST_F(BrokerCoreTest, AnUnidentifiedCallerIsAuditedWithoutAUid) {
             std::string::npos);
 }
 
+// What a door's handling of a request threw: the request (or, without one,
+// its caller) is audited once as failed, for the RPC it was, and the door
+// answers INTERNAL without quoting what was thrown.
+TEST_F(BrokerCoreTest, AFaultIsAuditedOnceAsItsCallersFailure) {
+  auto request = core_.Begin(fd_, Door::kHttpUnix, Rpc::kCall, /*drains=*/true);
+  ASSERT_TRUE(request.ok());
+  Status failed = core_.Fault(Door::kHttpUnix, Rpc::kCall, &*request, std::nullopt, "type_error.316 \xff");
+  EXPECT_EQ(failed.code(), StatusCode::kInternal);
+  EXPECT_EQ(failed.message().find("316"), std::string::npos) << "the caller learns nothing of the fault";
+  nlohmann::json record = LastRecord();
+  EXPECT_EQ(record["uid"], 1000);
+  EXPECT_EQ(record["rpc"], "Call");
+  EXPECT_EQ(record["outcome"], "failed");
+  core_.Conclude(*request, Status::Ok());  // concluded already: nothing more
+  core_.Fault(Door::kGrpc, Rpc::kLogin, nullptr, caller_, "boom");
+  record = LastRecord();
+  EXPECT_EQ(record["uid"], 1000);
+  EXPECT_EQ(record["rpc"], "Login");
+  EXPECT_EQ(record["listener"], "grpc");
+}
+
 TEST_F(BrokerCoreTest, APermissionIsDecidedByItsOwnRule) {
   auto request = core_.Begin(fd_, Door::kHttpUnix, Rpc::kLogin, true);
   ASSERT_TRUE(request.ok());

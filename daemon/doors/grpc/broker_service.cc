@@ -68,9 +68,9 @@ std::optional<Request> BrokerService::Begin(grpc::CallbackServerContext* context
 }
 
 grpc::ServerUnaryReactor* BrokerService::Faulted(grpc::CallbackServerContext* context,
-                                                 grpc::ServerUnaryReactor* reactor, std::string_view what) {
+                                                 grpc::ServerUnaryReactor* reactor, Rpc rpc, std::string_view what) {
   std::optional<int> fd = ConnectionFdOf(context->peer());
-  Status failed = core_.Fault(Door::kGrpc, nullptr, fd ? core_.CallerOf(*fd) : std::nullopt, what);
+  Status failed = core_.Fault(Door::kGrpc, rpc, nullptr, fd ? core_.CallerOf(*fd) : std::nullopt, what);
   reactor->Finish(ToGrpc(failed));
   return reactor;
 }
@@ -84,7 +84,7 @@ grpc::ServerUnaryReactor* BrokerService::Finish(grpc::ServerUnaryReactor* reacto
 
 grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* context, const v1::CallRequest* request,
                                               v1::CallResponse* response) {
-  return Guard(context, [&](grpc::ServerUnaryReactor* reactor) {
+  return Guard(context, Rpc::kCall, [&](grpc::ServerUnaryReactor* reactor) {
     auto admitted = Begin(context, reactor, Rpc::kCall, /*drains=*/true);
     if (!admitted) return reactor;
     auto target = core_.Screen(*admitted, request->account(), request->method());
@@ -132,7 +132,7 @@ grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* conte
 grpc::ServerUnaryReactor* BrokerService::ListAccounts(grpc::CallbackServerContext* context,
                                                       const v1::ListAccountsRequest*,
                                                       v1::ListAccountsResponse* response) {
-  return Guard(context, [&](grpc::ServerUnaryReactor* reactor) {
+  return Guard(context, Rpc::kListAccounts, [&](grpc::ServerUnaryReactor* reactor) {
     auto admitted = Begin(context, reactor, Rpc::kListAccounts, /*drains=*/false);
     if (!admitted) return reactor;
     for (const auto& [name, session] : core_.accounts()) {
@@ -146,7 +146,7 @@ grpc::ServerUnaryReactor* BrokerService::ListAccounts(grpc::CallbackServerContex
 
 grpc::ServerUnaryReactor* BrokerService::Login(grpc::CallbackServerContext* context, const v1::LoginRequest* request,
                                                v1::LoginResponse* response) {
-  return Guard(context, [&](grpc::ServerUnaryReactor* reactor) {
+  return Guard(context, Rpc::kLogin, [&](grpc::ServerUnaryReactor* reactor) {
     auto admitted = Begin(context, reactor, Rpc::kLogin, /*drains=*/true);
     if (!admitted) return reactor;
     auto target = core_.Authorize(*admitted, request->account(), Permission::kAdmin);
@@ -170,7 +170,7 @@ grpc::ServerUnaryReactor* BrokerService::Login(grpc::CallbackServerContext* cont
 
 grpc::ServerUnaryReactor* BrokerService::Logout(grpc::CallbackServerContext* context,
                                                 const v1::LogoutRequest* request, v1::LogoutResponse*) {
-  return Guard(context, [&](grpc::ServerUnaryReactor* reactor) {
+  return Guard(context, Rpc::kLogout, [&](grpc::ServerUnaryReactor* reactor) {
     auto admitted = Begin(context, reactor, Rpc::kLogout, /*drains=*/true);
     if (!admitted) return reactor;
     auto target = core_.Authorize(*admitted, request->account(), Permission::kAdmin);
@@ -183,7 +183,7 @@ grpc::ServerUnaryReactor* BrokerService::Logout(grpc::CallbackServerContext* con
 
 grpc::ServerUnaryReactor* BrokerService::GetToken(grpc::CallbackServerContext* context,
                                                   const v1::GetTokenRequest* request, v1::GetTokenResponse* response) {
-  return Guard(context, [&](grpc::ServerUnaryReactor* reactor) {
+  return Guard(context, Rpc::kGetToken, [&](grpc::ServerUnaryReactor* reactor) {
     auto admitted = Begin(context, reactor, Rpc::kGetToken, /*drains=*/true);
     if (!admitted) return reactor;
     auto target = core_.Authorize(*admitted, request->account(), Permission::kTokenExport);
@@ -202,7 +202,7 @@ grpc::ServerUnaryReactor* BrokerService::GetToken(grpc::CallbackServerContext* c
 
 grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* context, const v1::GetStatusRequest*,
                                                    v1::GetStatusResponse* response) {
-  return Guard(context, [&](grpc::ServerUnaryReactor* reactor) {
+  return Guard(context, Rpc::kGetStatus, [&](grpc::ServerUnaryReactor* reactor) {
     auto admitted = Begin(context, reactor, Rpc::kGetStatus, /*drains=*/false);
     if (!admitted) return reactor;
     response->set_version(STORMBROKER_VERSION);
@@ -252,7 +252,7 @@ void BrokerService::AddUpstreamState(google::protobuf::RepeatedPtrField<v1::Acco
 
 grpc::ServerUnaryReactor* BrokerService::GetMetrics(grpc::CallbackServerContext* context,
                                                     const v1::GetMetricsRequest*, v1::GetMetricsResponse* response) {
-  return Guard(context, [&](grpc::ServerUnaryReactor* reactor) {
+  return Guard(context, Rpc::kGetMetrics, [&](grpc::ServerUnaryReactor* reactor) {
     auto admitted = Begin(context, reactor, Rpc::kGetMetrics, /*drains=*/false);
     if (!admitted) return reactor;
     Exposition seen =

@@ -52,21 +52,21 @@ class BrokerService final : public v1::Broker::CallbackService {
                                bool drains);
   // Concludes `request` with `status` and finishes `reactor` with it.
   grpc::ServerUnaryReactor* Finish(grpc::ServerUnaryReactor* reactor, Request& request, const Status& status);
-  // Runs a unary handler's `body` with the call's reactor. Nothing it throws
+  // Runs a unary handler's `body` (for `rpc`) with the call's reactor. Nothing it throws
   // may reach gRPC's threads (std::terminate would end the daemon): the core
   // logs and audits it (BrokerCore::Fault) and the call ends INTERNAL.
   template <class Body>
-  grpc::ServerUnaryReactor* Guard(grpc::CallbackServerContext* context, Body&& body) {
+  grpc::ServerUnaryReactor* Guard(grpc::CallbackServerContext* context, Rpc rpc, Body&& body) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     try {
       return body(reactor);
     } catch (const std::exception& e) {
-      return Faulted(context, reactor, e.what());
+      return Faulted(context, reactor, rpc, e.what());
     } catch (...) {
-      return Faulted(context, reactor, "an exception of unknown type");
+      return Faulted(context, reactor, rpc, "an exception of unknown type");
     }
   }
-  grpc::ServerUnaryReactor* Faulted(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
+  grpc::ServerUnaryReactor* Faulted(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor, Rpc rpc,
                                     std::string_view what);
   // What the engine knows of each account: a pause the API asked for, and
   // the protocol its answers come in.

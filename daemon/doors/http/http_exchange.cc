@@ -39,7 +39,8 @@ MHD_Result HttpDoor::Exchange::Faulted(void* state, std::string_view what) {
   if (!exchange) return MHD_NO;  // not even begun (no memory): the connection closes
   std::optional<Caller> caller;
   if (exchange->peer_ && exchange->peer_->caller) caller = exchange->peer_->caller;
-  exchange->core_.Fault(exchange->server_.kind, exchange->request_ ? &*exchange->request_ : nullptr, caller, what);
+  exchange->core_.Fault(exchange->server_.kind, Rpc::kCall, exchange->request_ ? &*exchange->request_ : nullptr, caller,
+                        what);
   exchange->request_.reset();
   exchange->reply_ = http::FromStatus(Internal("failed"));  // what the client sends next is dropped
   // Handed to the core: its answer resumes the connection. Queued: half an

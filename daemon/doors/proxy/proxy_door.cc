@@ -195,8 +195,8 @@ void ProxyDoor::Refuse(int fd, Pending& pending, int status, Decision decision, 
 
 void ProxyDoor::Faulted(int fd, std::string_view what) {
   auto found = pending_.find(fd);
-  core_.Fault(Door::kHttpsProxy, nullptr, found != pending_.end() ? std::optional(found->second.caller) : std::nullopt,
-              what);
+  core_.Fault(Door::kHttpsProxy, Rpc::kConnect, nullptr,
+              found != pending_.end() ? std::optional(found->second.caller) : std::nullopt, what);
   if (found == pending_.end()) return;  // the listening socket: it goes on accepting
   SendAnswer(fd, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
   Drop(fd);
