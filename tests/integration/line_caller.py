@@ -62,7 +62,6 @@ class GrpcDoor:
         self.channel = grpc.insecure_channel("unix:" + target)
         self.stub = broker_pb2_grpc.BrokerStub(self.channel)
         self.account, self.method = account, method
-        self.request = broker_pb2.CallRequest(account=account, method=method)
 
     def next_request(self):
         request = broker_pb2.CallRequest(account=self.account, method=self.method)
@@ -75,7 +74,8 @@ class GrpcDoor:
     def call(self, deadline):
         """(outcome, retry_after_ms or None)"""
         try:
-            # The answer itself does not matter here: only whether and when it came.
+            # The answer is left unread on purpose: the report says only
+            # whether and when it came.
             self.stub.Call(self.next_request(), timeout=deadline)
             return "ok", None
         except grpc.RpcError as error:
@@ -85,7 +85,7 @@ class GrpcDoor:
     def abandon(self, wait):
         # Sent, then given up while it waits in the broker's line: the
         # cancellation is what the test watches for.
-        future = self.stub.Call.future(self.request, timeout=60)
+        future = self.stub.Call.future(self.next_request(), timeout=60)
         time.sleep(wait)
         future.cancel()
 
@@ -121,7 +121,7 @@ class HttpDoor:
 
     def abandon(self, wait):
         connection = UnixHTTPConnection(self.target, 60)
-        connection.request("POST", self.path, body='{"params": {}}', headers=self.headers)
+        connection.request("POST", self.path, body=json.dumps({"params": next_params()}), headers=self.headers)
         time.sleep(wait)
         connection.sock.shutdown(socket.SHUT_RDWR)
         connection.close()
