@@ -1,6 +1,8 @@
 #include "observe/audit_log.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -23,6 +25,17 @@ constexpr size_t kWakeAt = 256;
 constexpr size_t kMaxField = 200;
 constexpr size_t kMaxParamNames = 32;
 constexpr size_t kMaxDetail = 1000;
+
+// Takes `mutex` within about a second without blocking on it (for a dying
+// process, whose other threads may never give it back).
+bool LockSoon(absl::Mutex& mutex) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  for (int tries = 0; tries < 1000; ++tries) {
+    if (mutex.TryLock()) return true;
+    timespec pause{0, 1000000};
+    nanosleep(&pause, nullptr);
+  }
+  return false;
+}
 
 void Cut(std::string& field, size_t max) {
   if (field.size() > max) {
@@ -187,7 +200,15 @@ AuditLog::AuditLog(std::unique_ptr<AuditSink> sink, Options options)
     : sink_(std::move(sink)),
       options_(options),
       wake_at_(std::clamp<size_t>(options.records / 2, 1, kWakeAt)),
-      writer_([this] { Loop(); }) {}
+      writer_([this] {
+        // Signals sent to the process land on another thread, whose
+        // FlushBeforeDeath then waits for this one's batch.
+        sigset_t fatal;
+        sigemptyset(&fatal);
+        for (int signal : {SIGABRT, SIGSEGV, SIGBUS, SIGILL, SIGFPE}) sigaddset(&fatal, signal);
+        pthread_sigmask(SIG_BLOCK, &fatal, nullptr);
+        Loop();
+      }) {}
 
 AuditLog::~AuditLog() {
   {
@@ -255,15 +276,22 @@ Status AuditLog::Reopen() {
 }
 
 void AuditLog::FlushBeforeDeath() {
-  if (!mutex_.TryLock()) return;
+  // The writer never takes an asynchronous fatal signal (it blocks them), so
+  // it is still running here: waiting for the sink lock waits for the batch
+  // it holds to reach the file. A lock held by a thread that died is given
+  // up on after a moment.
+  if (std::this_thread::get_id() == writer_.get_id() || !LockSoon(sink_mutex_)) return;
+  if (!LockSoon(mutex_)) {
+    sink_mutex_.Unlock();
+    return;
+  }
   std::deque<AuditRecord> batch;
   batch.swap(queue_);
   queued_bytes_ = 0;
   mutex_.Unlock();
-  if (batch.empty() || !sink_mutex_.TryLock()) return;
   std::string lines;
   for (const auto& record : batch) lines += FormatAuditRecord(record) + "\n";
-  sink_->Write(lines);
+  if (!lines.empty()) sink_->Write(lines);
   sink_mutex_.Unlock();
 }
 
@@ -291,6 +319,12 @@ void AuditLog::Loop() {
     {
       absl::MutexLock lock(&mutex_);
       WaitForBatchLocked();
+    }
+    // The batch is taken with the sink held, so a process dying meanwhile
+    // (FlushBeforeDeath) waits for it to be written rather than miss it.
+    absl::MutexLock writing(&sink_mutex_);
+    {
+      absl::MutexLock lock(&mutex_);
       last = stopping_;
       batch.swap(queue_);
       queued_bytes_ = 0;
@@ -308,7 +342,6 @@ void AuditLog::Loop() {
         it = allowances_.erase(it);  // a full allowance is the default: forget it
       }
     }
-    absl::MutexLock writing(&sink_mutex_);
     if (dropped > 0) {
       JsonLine gap;
       gap.Add("time", Rfc3339(std::chrono::system_clock::now()))

@@ -90,7 +90,7 @@ AuditRecord StartAuditRecord(const Caller& caller, const char* listener, const c
 // One line of JSON, without the newline.
 std::string FormatAuditRecord(const AuditRecord& record);
 
-// Where audit lines go. Write is called from the writer thread only.
+// Where audit lines go. Write is called with the sink lock held.
 class AuditSink {
  public:
   virtual ~AuditSink() = default;
@@ -121,10 +121,11 @@ class AuditLog {
   uint64_t suppressed() const ABSL_LOCKS_EXCLUDED(mutex_);
   Status Reopen() ABSL_LOCKS_EXCLUDED(sink_mutex_);
   // For a process about to die (std::terminate, a fatal signal): writes
-  // what is queued on this thread, now, if neither lock is held (a thread
-  // that died holding one cannot give it back, so this never waits).
-  // Best effort: from a signal handler it is not async-signal-safe, but it
-  // is the last thing the process does.
+  // what is queued, and waits for the batch the writer holds to be written,
+  // giving up on a lock after about a second (a thread that died holding
+  // one cannot give it back). Called on the writer's own thread it does
+  // nothing. Best effort: from a signal handler it is not async-signal-safe,
+  // but it is the last thing the process does.
   void FlushBeforeDeath() ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
  private:
@@ -141,9 +142,9 @@ class AuditLog {
   void WaitForBatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void Loop() ABSL_LOCKS_EXCLUDED(mutex_, sink_mutex_);
 
-  // The two locks are never held together: the writer releases the queue
-  // (mutex_) before it writes (sink_mutex_).
-  absl::Mutex sink_mutex_;  // held while writing, so Reopen never races a write
+  // The writer holds the sink while it takes a batch from the queue and
+  // writes it; nothing takes them in the other order.
+  absl::Mutex sink_mutex_ ABSL_ACQUIRED_BEFORE(mutex_);  // so Reopen never races a write
   std::unique_ptr<AuditSink> sink_ ABSL_GUARDED_BY(sink_mutex_);
   const Options options_;
   const size_t wake_at_;  // a batch this big wakes the writer at once

@@ -17,6 +17,8 @@ struct Gate {
   std::mutex mutex;
   std::condition_variable opened;
   bool open = false;
+  int writes = 0;  // begun, whether the gate let them through or not
+  std::condition_variable began;
   std::vector<std::string> lines;
 
   void Open() {
@@ -31,6 +33,8 @@ class GatedSink : public AuditSink {
   explicit GatedSink(std::shared_ptr<Gate> gate) : gate_(std::move(gate)) {}
   void Write(const std::string& lines) override {
     std::unique_lock<std::mutex> lock(gate_->mutex);
+    ++gate_->writes;
+    gate_->began.notify_all();
     gate_->opened.wait(lock, [&] { return gate_->open; });
     EXPECT_EQ(lines.back(), '\n') << "a sink is given whole lines";
     std::istringstream in(lines);
@@ -123,6 +127,27 @@ TEST(AuditLogTest, RefusalsAreWrittenAtABoundedRatePerUidAndTheRestCounted) {
   EXPECT_EQ(written_1000, 5);
   EXPECT_EQ(counted, 15u) << "the suppressed refusals are reported when the log closes";
   EXPECT_EQ(allowed, 1);
+}
+
+// A process dying while the writer holds a batch (and with more queued)
+// waits for that batch, then writes the rest itself, before it goes.
+TEST(AuditLogTest, LastWordsWaitForTheBatchTheWriterHoldsAndWriteTheRest) {
+  auto gate = std::make_shared<Gate>();
+  AuditLog log(std::make_unique<GatedSink>(gate), {});
+  log.Record(Sample(1));
+  {
+    std::unique_lock<std::mutex> lock(gate->mutex);
+    ASSERT_TRUE(gate->began.wait_for(lock, std::chrono::seconds(5), [&] { return gate->writes == 1; }));
+  }
+  log.Record(Sample(2));
+  auto dying = std::async(std::launch::async, [&] { log.FlushBeforeDeath(); });
+  EXPECT_EQ(dying.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout)
+      << "gave up on the writer's batch without waiting for it";
+  gate->Open();
+  dying.get();
+  std::vector<uid_t> written;
+  for (const auto& json : Parsed(gate)) written.push_back(json["uid"].get<uid_t>());
+  EXPECT_EQ(written, (std::vector<uid_t>{1001, 1002})) << "what was queued when the process died is in the trail";
 }
 
 TEST(AuditLogTest, AllowedLoginsLogoutsAndTokenExportsAreNeverDropped) {
