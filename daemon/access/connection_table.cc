@@ -80,7 +80,7 @@ void ConnectionTable::StopAccepting(int fd) {
   listeners_.erase(fd);
 }
 
-Status ConnectionTable::Admit(int fd, const Caller& caller) {
+Status ConnectionTable::Admit(int fd, const Caller& caller, const std::string& door) {
   absl::MutexLock lock(&mutex_);
   // The kernel gave us this number again, so its door has closed the old one.
   if (by_fd_.count(fd)) RemoveLocked(fd, /*end_socket=*/false);
@@ -110,9 +110,19 @@ Status ConnectionTable::Admit(int fd, const Caller& caller) {
   connection.watch_fd = watch_fd;
   connection.uid = caller.uid;
   connection.caller = caller;
+  connection.door = door;
+  doors_.insert(door);
   connection.last_active = std::chrono::steady_clock::now();
   fd_of_[id] = fd;
   return Status::Ok();
+}
+
+std::map<std::string, size_t> ConnectionTable::ConnectionsByDoor() const {
+  absl::MutexLock lock(&mutex_);
+  std::map<std::string, size_t> open;
+  for (const std::string& door : doors_) open[door] = 0;
+  for (const auto& [fd, connection] : by_fd_) ++open[connection.door];
+  return open;
 }
 
 void ConnectionTable::Forget(int fd) {

@@ -20,8 +20,11 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <absl/synchronization/mutex.h>
@@ -83,11 +86,12 @@ class ConnectionTable {
   // not run again.
   void StopAccepting(int fd) ABSL_LOCKS_EXCLUDED(listeners_mutex_);
 
-  // Takes in the connection on `fd` (accepted, not yet served).
+  // Takes in the connection on `fd` (accepted, not yet served) through
+  // `door` (its name, for the count of connections by door).
   // RESOURCE_EXHAUSTED, saying which limit, when the caller's uid or all
   // callers together hold as many connections as they may: the fd is then
   // not taken (the accept loop closes it).
-  Status Admit(int fd, const Caller& caller);
+  Status Admit(int fd, const Caller& caller, const std::string& door);
 
   // A call beginning on connection `fd`: UNAUTHENTICATED when the
   // connection is unknown, RESOURCE_EXHAUSTED when its uid has as many calls
@@ -111,6 +115,10 @@ class ConnectionTable {
   std::optional<Caller> Lookup(int fd) const ABSL_LOCKS_EXCLUDED(mutex_);
 
   size_t connections() const;
+  // Connections open now by door, for every door that has admitted one.
+  std::map<std::string, size_t> ConnectionsByDoor() const ABSL_LOCKS_EXCLUDED(mutex_);
+  // The most connections all callers together may hold.
+  size_t max_connections() const { return max_connections_; }
   // For a restart: a mark of this moment, and how many of the connections
   // admitted before a mark are still open.
   uint64_t Mark() const ABSL_LOCKS_EXCLUDED(mutex_);
@@ -126,6 +134,7 @@ class ConnectionTable {
     int watch_fd = -1;  // our duplicate of the door's fd
     uid_t uid = 0;
     Caller caller;
+    std::string door;
     size_t calls = 0;
     bool requested = false;  // a complete request has arrived
     std::chrono::steady_clock::time_point last_active;
@@ -150,6 +159,7 @@ class ConnectionTable {
   std::unordered_map<int, Connection> by_fd_ ABSL_GUARDED_BY(mutex_);  // the door's fd number -> connection
   std::unordered_map<uint64_t, int> fd_of_ ABSL_GUARDED_BY(mutex_);    // connection id -> the door's fd number
   std::unordered_map<uid_t, Usage> usage_ ABSL_GUARDED_BY(mutex_);
+  std::set<std::string> doors_ ABSL_GUARDED_BY(mutex_);  // that admitted a connection once
   uint64_t next_id_ ABSL_GUARDED_BY(mutex_) = 1;
   // Held while an `accept` runs (taken before mutex_, never after).
   absl::Mutex listeners_mutex_ ABSL_ACQUIRED_BEFORE(mutex_);

@@ -82,7 +82,7 @@ BrokerCore::BrokerCore(ConnectionTable& connections, const PolicyHolder& policy,
       cache_(cache) {}
 
 Status BrokerCore::AdmitConnection(int fd, const Caller& caller, Door door) {
-  Status admitted = connections_.Admit(fd, caller);
+  Status admitted = connections_.Admit(fd, caller, DoorName(door));
   if (!admitted.ok()) {
     AuditRecord record = StartAuditRecord(caller, DoorName(door), RpcName(Rpc::kConnect), "");
     record.decision = Decision::kLimit;

@@ -55,6 +55,9 @@ void AddFleetGauges(Exposition& out, const AccountSessions& sessions, const Flee
   out.AddSingle("stormbroker_fleet_connected", "gauge",
                 "1 while this machine holds its lease in the fleet's etcd, 0 while cut off from it",
                 fleet.Status().connected ? 1.0 : 0.0);
+  out.AddSingle("stormbroker_fleet_etcd_errors_total", "counter",
+                "Requests to etcd that failed (each member tried counts: unreachable, too slow, or refused)",
+                static_cast<double>(fleet.etcd_errors()));
   MetricFamily& role = out.Family("stormbroker_fleet_role", "gauge",
                                   "1 for this machine's role for each account (leader, follower, stranded), 0 for the others");
   for (const auto& [name, session] : sessions) {
@@ -97,8 +100,14 @@ void AddBrokerGauges(Metrics& metrics, const AccountSessions& sessions, const Ht
           static_cast<double>(load.waiting));
     out.AddSingle("stormbroker_upstream_calls_refused_total", "counter",
           "Requests refused at once because the line for the upstream was full", static_cast<double>(load.refused));
-    out.AddSingle("stormbroker_caller_connections", "gauge", "Callers' connections open now (both doors)",
-          static_cast<double>(connections.connections()));
+    MetricFamily& open = out.Family("stormbroker_caller_connections", "gauge",
+                                    "Callers' connections open now, by door (a proxy tunnel counts where it is now)");
+    for (const auto& [door, count] : connections.ConnectionsByDoor()) {
+      open.samples.push_back({"", {{"door", door}}, static_cast<double>(count)});
+    }
+    out.AddSingle("stormbroker_caller_connections_limit", "gauge",
+                  "The most connections all callers together may hold (limits.connections, and the descriptors)",
+                  static_cast<double>(connections.max_connections()));
     out.AddSingle("stormbroker_audit_records_dropped_total", "counter",
           "Audit records dropped because the trail's queue was full", static_cast<double>(audit.dropped()));
   });

@@ -133,6 +133,7 @@ grpc::Status EtcdClient::OnAnyMember(const std::function<grpc::Status(Member&, g
     context.set_deadline(std::chrono::system_clock::now() + kCallDeadline);
     Authorize(context);
     status = attempt(*members_[index], context);
+    if (!status.ok()) errors_.fetch_add(1, std::memory_order_relaxed);
     // etcd's simple tokens expire after minutes of disuse: the same member
     // again, once, with a new one.
     if (!username_.empty() && !authenticated && status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {

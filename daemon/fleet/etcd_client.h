@@ -39,6 +39,9 @@ class EtcdClient {
   Result<etcdserverpb::TxnResponse> Txn(const etcdserverpb::TxnRequest& request);
   Result<etcdserverpb::PutResponse> Put(const std::string& key, const std::string& value, int64_t lease = 0);
 
+  // Requests to a member that failed, since the start (for the metrics).
+  uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
+
   // For a watch stream, whose context the caller owns (to cancel it): the
   // member that answered last, and the context's credentials.
   etcdserverpb::Watch::Stub& WatchStub() { return *members_[current_]->watch; }
@@ -62,6 +65,7 @@ class EtcdClient {
 
   std::vector<std::unique_ptr<Member>> members_;
   std::atomic<size_t> current_{0};
+  std::atomic<uint64_t> errors_{0};
   const std::string username_;  // empty: etcd's authentication is not used
   const Secret password_;
   absl::Mutex mutex_;

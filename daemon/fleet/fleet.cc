@@ -80,6 +80,8 @@ FleetStatus Fleet::Status() const {
   return status;
 }
 
+uint64_t Fleet::etcd_errors() const { return etcd_->errors(); }
+
 void Fleet::Post(std::function<void()> task) {
   absl::MutexLock lock(&mutex_);
   if (!stopping_) tasks_.push_back(std::move(task));

@@ -87,6 +87,8 @@ class Fleet : public FleetLink {
   // Gives up this machine's leases (a successor leads at once) and stops.
   void Stop() ABSL_LOCKS_EXCLUDED(mutex_);
   FleetStatus Status() const ABSL_LOCKS_EXCLUDED(mutex_);
+  // Requests to etcd that failed since the start.
+  uint64_t etcd_errors() const;
 
   void Publish(const std::string& account, const FleetToken& token) override ABSL_LOCKS_EXCLUDED(mutex_);
   void ForwardLogin(const std::string& account, Secret passcode, std::function<void(stormbroker::Status)> done) override

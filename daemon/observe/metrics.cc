@@ -149,10 +149,12 @@ void Metrics::Waited(const std::string& account, std::chrono::steady_clock::dura
   if (histogram != wait_seconds_.end()) histogram->second.Observe(std::chrono::duration<double>(waited).count());
 }
 
-void Metrics::Paused(const std::string& account) {
+void Metrics::Paused(const std::string& account, std::chrono::steady_clock::duration wait) {
   absl::MutexLock lock(&mutex_);
   auto pauses = pauses_.find({account});
-  if (pauses != pauses_.end()) ++pauses->second;
+  if (pauses == pauses_.end()) return;
+  ++pauses->second;
+  last_pause_seconds_[account] = std::chrono::duration<double>(wait).count();
 }
 
 void Metrics::AddCollector(std::function<void(Exposition&)> collect) { collectors_.push_back(std::move(collect)); }
@@ -182,6 +184,13 @@ Exposition Metrics::Collect(const std::function<bool(const std::string& account)
     AddCounters(out, "stormbroker_upstream_pauses_total",
                 "Times the Storm API asked the broker to slow down (HTTP 429, or 503 with Retry-After), by account",
                 {"account"}, pauses_);
+    MetricFamily& last_pause = out.Family(
+        "stormbroker_upstream_last_pause_seconds", "gauge",
+        "How long the account's callers waited in the last pause the Storm API asked for (its Retry-After, or the "
+        "broker's back-off when it named none); absent before the first");
+    for (const auto& [account, seconds] : last_pause_seconds_) {
+      last_pause.samples.push_back({"", {{"account", account}}, seconds});
+    }
     AddCounters(out, "stormbroker_cache_requests_total",
                 "Calls a cache rule covers, by account and how they were answered (hit, coalesced, miss, bypass)",
                 {"account", "result"}, cache_requests_);

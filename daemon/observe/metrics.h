@@ -67,7 +67,8 @@ class Metrics final : public AccountMeter, public HttpEngine::LineMeter {
   // HttpEngine::LineMeter
   void Waited(const std::string& account, std::chrono::steady_clock::duration waited) override
       ABSL_LOCKS_EXCLUDED(mutex_);
-  void Paused(const std::string& account) override ABSL_LOCKS_EXCLUDED(mutex_);
+  void Paused(const std::string& account, std::chrono::steady_clock::duration wait) override
+      ABSL_LOCKS_EXCLUDED(mutex_);
 
   // Adds gauges (or other families) read at scrape time. Call before the
   // first scrape; `collect` runs on the scraping thread.
@@ -93,6 +94,7 @@ class Metrics final : public AccountMeter, public HttpEngine::LineMeter {
   std::map<std::string, Histogram> upstream_seconds_ ABSL_GUARDED_BY(mutex_);  // by account
   std::map<std::string, Histogram> wait_seconds_ ABSL_GUARDED_BY(mutex_);      // by account
   std::map<Key, uint64_t> pauses_ ABSL_GUARDED_BY(mutex_);                     // account
+  std::map<std::string, double> last_pause_seconds_ ABSL_GUARDED_BY(mutex_);   // by account
   std::map<Key, uint64_t> cache_requests_ ABSL_GUARDED_BY(mutex_);             // account, result
   std::map<Key, uint64_t> logins_ ABSL_GUARDED_BY(mutex_);      // account, credential, result
   std::map<Key, uint64_t> renewals_ ABSL_GUARDED_BY(mutex_);    // account, result

@@ -522,7 +522,7 @@ class HttpEngine::Impl {
     if (!fresh) return;
     spdlog::warn("account {}: the Storm API asked to slow down (HTTP {}); its callers' calls wait {} ms", account,
                  http_status, Ms(until - now).count());
-    if (meter_) meter_->Paused(account);
+    if (meter_) meter_->Paused(account, until - now);
   }
 
   CURL* Acquire() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {

@@ -90,7 +90,8 @@ class HttpEngine {
    public:
     virtual ~LineMeter() = default;
     virtual void Waited(const std::string& account, std::chrono::steady_clock::duration waited) = 0;
-    virtual void Paused(const std::string& account) = 0;
+    // `wait`: how long the pause holds its callers.
+    virtual void Paused(const std::string& account, std::chrono::steady_clock::duration wait) = 0;
   };
   void SetMeter(LineMeter* meter);
   // Told of every answer the API sent (not of transport failures), on the

@@ -49,12 +49,12 @@ class ConnectionTableTest : public ::testing::Test {
 TEST_F(ConnectionTableTest, EachUidHasItsShareOfConnectionsAndCalls) {
   ConnectionTable table(Limits(), 4);
   int a = Connection(), b = Connection(), c = Connection();
-  EXPECT_TRUE(table.Admit(a, Uid(1000)).ok());
-  EXPECT_TRUE(table.Admit(b, Uid(1000)).ok());
-  Status third = table.Admit(c, Uid(1000));
+  EXPECT_TRUE(table.Admit(a, Uid(1000), "grpc").ok());
+  EXPECT_TRUE(table.Admit(b, Uid(1000), "grpc").ok());
+  Status third = table.Admit(c, Uid(1000), "grpc");
   EXPECT_EQ(third.code(), StatusCode::kResourceExhausted);
   EXPECT_NE(third.message().find("connections_per_uid"), std::string::npos);
-  EXPECT_TRUE(table.Admit(c, Uid(1001)).ok()) << "another uid has a share of its own";
+  EXPECT_TRUE(table.Admit(c, Uid(1001), "grpc").ok()) << "another uid has a share of its own";
   EXPECT_EQ(table.connections(), 3u);
   EXPECT_EQ(table.Lookup(a)->uid, 1000u);
 
@@ -75,11 +75,13 @@ TEST_F(ConnectionTableTest, AConnectionForgottenWhileOpenCanBeAdmittedAgain) {
   ConnectionTable table(Limits(), 4);
   ASSERT_TRUE(table.Start().ok());
   int tunnel = Connection();
-  ASSERT_TRUE(table.Admit(tunnel, Uid(1000)).ok());
+  ASSERT_TRUE(table.Admit(tunnel, Uid(1000), "https-proxy").ok());
   table.Forget(tunnel);
-  Status again = table.Admit(tunnel, Uid(1000));
+  Status again = table.Admit(tunnel, Uid(1000), "http-unix");
   EXPECT_TRUE(again.ok()) << again.message();
   EXPECT_EQ(table.connections(), 1u);
+  EXPECT_EQ(table.ConnectionsByDoor(), (std::map<std::string, size_t>{{"http-unix", 1}, {"https-proxy", 0}}))
+      << "counted where it is now; a door that had one still shows";
 }
 
 TEST_F(ConnectionTableTest, BodyBytesAreBoundedPerUid) {
@@ -96,8 +98,8 @@ TEST_F(ConnectionTableTest, AHangUpOrASilentConnectionIsEnded) {
   ASSERT_TRUE(table.Start().ok());
   int hung_up_peer = -1;
   int hung_up = Connection(&hung_up_peer), silent = Connection();
-  ASSERT_TRUE(table.Admit(hung_up, Uid(1000)).ok());
-  ASSERT_TRUE(table.Admit(silent, Uid(1000)).ok());
+  ASSERT_TRUE(table.Admit(hung_up, Uid(1000), "grpc").ok());
+  ASSERT_TRUE(table.Admit(silent, Uid(1000), "grpc").ok());
   shutdown(hung_up_peer, SHUT_RDWR);
   auto deadline = std::chrono::steady_clock::now() + 5s;
   while (table.connections() > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
@@ -105,7 +107,7 @@ TEST_F(ConnectionTableTest, AHangUpOrASilentConnectionIsEnded) {
   EXPECT_EQ(table.closed_incomplete(), 1u) << "no request within first_request_timeout";
   char byte;
   EXPECT_EQ(recv(silent, &byte, 1, MSG_DONTWAIT), 0) << "the door's socket is shut down too";
-  EXPECT_TRUE(table.Admit(Connection(), Uid(1000)).ok()) << "the uid's places are free again";
+  EXPECT_TRUE(table.Admit(Connection(), Uid(1000), "grpc").ok()) << "the uid's places are free again";
 }
 
 }  // namespace
