@@ -81,9 +81,10 @@ ROWS = [
          "API calls a second by how they ended: ok and api_error are the API's answers; denied and invalid the "
          "callers'; unavailable, deadline and needs_login the broker's own. Alert: StormbrokerCallsFailing.",
          [(f'sum by (outcome) (instance_account:stormbroker_calls:rate5m{{{SA}}})', "{{outcome}}")], {}),
-        ("Refusals by reason", "timeseries", "reqps",
-         "Connections and requests refused a second, by reason (policy, invalid, limit, ...), every door together.",
-         [(f'sum by (reason) (instance:stormbroker_caller_refusals:rate5m{{{S}}})', "{{reason}}")], {}),
+        ("Refusals by door and reason", "timeseries", "reqps",
+         "Connections and requests refused a second, by door and reason (policy, invalid, limit, unidentified).",
+         [(f'sum by (door, reason) (instance:stormbroker_caller_refusals:rate5m{{{S}}})', "{{door}} {{reason}}")],
+         {}),
         ("Time to answer a call", "timeseries", "s",
          "From a call's arrival at the broker to its answer, for calls policy allowed.",
          quantiles("instance_account:stormbroker_call_duration_seconds_bucket:rate5m"), {}),

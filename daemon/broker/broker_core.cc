@@ -316,7 +316,7 @@ void BrokerCore::Record(AuditRecord record, const Status& status) {
   record.detail = status.message();
   record.latency_ms = std::chrono::duration<double, std::milli>(std::chrono::system_clock::now() - record.time).count();
   if (metrics_) {
-    if (const char* reason = RefusalReason(record, status)) metrics_->Refusal(reason);
+    if (const char* reason = RefusalReason(record, status)) metrics_->Refusal(record.listener, reason);
     if (record.rpc == RpcName(Rpc::kCall)) {
       // Only a configured account labels a series: a refused caller's may be anything.
       std::string account = accounts_.count(record.account) ? record.account : "";

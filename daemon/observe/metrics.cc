@@ -114,9 +114,9 @@ void Metrics::Call(const std::string& account, const std::string& method, CallOu
   }
 }
 
-void Metrics::Refusal(const std::string& reason) {
+void Metrics::Refusal(const std::string& door, const std::string& reason) {
   absl::MutexLock lock(&mutex_);
-  ++refusals_[reason];
+  ++refusals_[{door, reason}];
 }
 
 void Metrics::CacheRequest(const std::string& account, const char* result) {
@@ -201,11 +201,9 @@ Exposition Metrics::Collect(const std::function<bool(const std::string& account)
                 {"account", "result"}, renewals_);
     AddCounters(out, "stormbroker_keepalives_total", "Keep-alives of a held token, by result",
                 {"account", "result"}, keepalives_);
-    MetricFamily& refusals = out.Family("stormbroker_caller_refusals_total", "counter",
-                                        "Connections and requests refused, by reason (policy, invalid, limit)");
-    for (const auto& [reason, count] : refusals_) {
-      refusals.samples.push_back({"", {{"reason", reason}}, static_cast<double>(count)});
-    }
+    AddCounters(out, "stormbroker_caller_refusals_total",
+                "Connections and requests refused, by door and reason (policy, invalid, limit, unidentified)",
+                {"door", "reason"}, refusals_);
   }
   for (const auto& collect : collectors_) collect(out);
   if (!may_see) return out;

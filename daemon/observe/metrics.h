@@ -52,9 +52,9 @@ class Metrics final : public AccountMeter, public HttpEngine::LineMeter {
   // door (counted in the duration histogram only for calls policy allowed).
   void Call(const std::string& account, const std::string& method, CallOutcome outcome, bool allowed,
             std::chrono::duration<double> took) ABSL_LOCKS_EXCLUDED(mutex_);
-  // A caller refused (a connection or a request), by a fixed reason word:
-  // policy, invalid, limit.
-  void Refusal(const std::string& reason) ABSL_LOCKS_EXCLUDED(mutex_);
+  // A caller refused (a connection or a request) at `door` (its name), by a
+  // fixed reason word: policy, invalid, limit, unidentified.
+  void Refusal(const std::string& door, const std::string& reason) ABSL_LOCKS_EXCLUDED(mutex_);
   // A call a cache rule covers, by how it was answered: hit, coalesced, miss, bypass.
   void CacheRequest(const std::string& account, const char* result) ABSL_LOCKS_EXCLUDED(mutex_);
 
@@ -99,7 +99,7 @@ class Metrics final : public AccountMeter, public HttpEngine::LineMeter {
   std::map<Key, uint64_t> logins_ ABSL_GUARDED_BY(mutex_);      // account, credential, result
   std::map<Key, uint64_t> renewals_ ABSL_GUARDED_BY(mutex_);    // account, result
   std::map<Key, uint64_t> keepalives_ ABSL_GUARDED_BY(mutex_);  // account, result
-  std::map<std::string, uint64_t> refusals_ ABSL_GUARDED_BY(mutex_);  // reason
+  std::map<Key, uint64_t> refusals_ ABSL_GUARDED_BY(mutex_);  // door, reason
   std::vector<std::function<void(Exposition&)>> collectors_;
 };
 

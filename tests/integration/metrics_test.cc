@@ -95,8 +95,8 @@ TEST_F(MetricsTest, AKnownMixOfCallsGivesExactlyTheseCounters) {
       << "an account the broker does not hold is no label value";
   EXPECT_EQ(text.find("xxxxxxxx"), std::string::npos) << "a caller's 4 KiB method became a label";
   EXPECT_EQ(text.find("nosuch-account"), std::string::npos);
-  EXPECT_EQ(ValueOf(text, R"(stormbroker_caller_refusals_total{reason="policy"})"), 1);
-  EXPECT_EQ(ValueOf(text, R"(stormbroker_caller_refusals_total{reason="invalid"})"), 3);
+  EXPECT_EQ(ValueOf(text, R"(stormbroker_caller_refusals_total{door="grpc",reason="policy"})"), 1);
+  EXPECT_EQ(ValueOf(text, R"(stormbroker_caller_refusals_total{door="grpc",reason="invalid"})"), 3);
   // Allowed calls only, so 4 calls (3 ok, 1 API error) and as many upstream exchanges.
   EXPECT_EQ(ValueOf(text, R"(stormbroker_call_duration_seconds_count{account="prod"})"), 4);
   EXPECT_EQ(ValueOf(text, R"(stormbroker_upstream_duration_seconds_count{account="prod"})"), 4);

@@ -218,7 +218,7 @@ TEST_F(BrokerCoreTest, AnUnidentifiedCallerIsAuditedWithoutAUid) {
   EXPECT_FALSE(record.contains("uid")) << record.dump();
   EXPECT_EQ(record["decision"], "unidentified");
   EXPECT_EQ(record["rpc"], "connect");
-  EXPECT_NE(metrics_.Collect().Text().find(R"(stormbroker_caller_refusals_total{reason="unidentified"} 1)"),
+  EXPECT_NE(metrics_.Collect().Text().find(R"(stormbroker_caller_refusals_total{door="http-tcp",reason="unidentified"} 1)"),
             std::string::npos);
 }
 

@@ -92,11 +92,11 @@ TEST(MetricsRegistryTest, RefusedCallsCarryNoMethodAndOnlyAllowedOnesAreTimed) {
 TEST(MetricsRegistryTest, ASeeingFilterDropsOtherAccountsSeriesButKeepsBrokerWideOnes) {
   Metrics metrics({"prod", "other"});
   metrics.Call("other", "A/B/c", CallOutcome::kOk, true, milliseconds(1));
-  metrics.Refusal("policy");
+  metrics.Refusal("grpc", "policy");
   std::string text = metrics.Collect([](const std::string& account) { return account == "prod"; }).Text();
   EXPECT_EQ(text.find("account=\"other\""), std::string::npos) << text;
   EXPECT_NE(text.find("account=\"prod\""), std::string::npos);
-  EXPECT_NE(text.find(R"(stormbroker_caller_refusals_total{reason="policy"} 1)"), std::string::npos);
+  EXPECT_NE(text.find(R"(stormbroker_caller_refusals_total{door="grpc",reason="policy"} 1)"), std::string::npos);
 }
 
 }  // namespace
