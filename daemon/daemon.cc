@@ -32,6 +32,7 @@
 #include "doors/proxy/proxy_door.h"
 #include "upstream/warm_keeper.h"
 #include "fleet/fleet.h"
+#include "fleet/fleet_gauges.h"
 #include "net/passed_sockets.h"
 #include "observe/account_summary.h"
 #include "observe/audit_log.h"
@@ -39,7 +40,7 @@
 #include "observe/metrics_endpoint.h"
 #include "observe/service_manager.h"
 #include "tokens/account_session.h"
-#include "tokens/scheduler.h"
+#include "runtime/scheduler.h"
 #include "tokens/token_store.h"
 #include "upstream/http_engine.h"
 #include "upstream/storm_client.h"
@@ -221,14 +222,16 @@ Status Daemon::Start() {
     p.sessions.emplace(name, std::move(session));
   }
   if (Status started = p.connections.Start(); !started.ok()) return started;
-  AddBrokerGauges(p.metrics, p.sessions, p.engine, p.connections, p.audit, STORMBROKER_VERSION, p.fleet.get());
+  AddBrokerGauges(p.metrics, p.sessions, p.engine, p.connections, p.audit, STORMBROKER_VERSION);
+  if (p.fleet) AddFleetGauges(p.metrics, p.sessions, *p.fleet);
   p.metrics.AddCollector([&cache = p.cache](Exposition& out) {
     out.AddSingle("stormbroker_cache_bytes", "gauge", "Bytes of answers the cache holds (cache_max_bytes bounds it)",
                   static_cast<double>(cache.bytes()));
   });
 
   // The gRPC door. Health and reflection let generic gRPC tools find their way around.
-  p.service = std::make_unique<BrokerService>(p.core, p.watches, p.audit, p.metrics, p.engine, p.fleet.get(), &p.proxy);
+  p.service = std::make_unique<BrokerService>(p.core, p.watches, p.audit, p.metrics, p.engine, p.fleet.get(),
+                                             [&proxy = p.proxy] { return proxy.Describe(); });
   p.health = std::make_unique<HealthService>(p.core);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;

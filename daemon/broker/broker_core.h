@@ -39,8 +39,6 @@
 
 namespace stormbroker {
 
-using AccountSessions = std::map<std::string, std::shared_ptr<AccountSession>>;
-
 // What a caller asks to do on an account (policy's rules, config/config.h).
 enum class Permission {
   kCall,         // call one method (rule: methods)

@@ -51,29 +51,10 @@ void AddAccountGauges(Exposition& out, const AccountSessions& sessions) {
   }
 }
 
-void AddFleetGauges(Exposition& out, const AccountSessions& sessions, const Fleet& fleet) {
-  out.AddSingle("stormbroker_fleet_connected", "gauge",
-                "1 while this machine holds its lease in the fleet's etcd, 0 while cut off from it",
-                fleet.Status().connected ? 1.0 : 0.0);
-  out.AddSingle("stormbroker_fleet_etcd_errors_total", "counter",
-                "Requests to etcd that failed (each member tried counts: unreachable, too slow, or refused)",
-                static_cast<double>(fleet.etcd_errors()));
-  MetricFamily& role = out.Family("stormbroker_fleet_role", "gauge",
-                                  "1 for this machine's role for each account (leader, follower, stranded), 0 for the others");
-  for (const auto& [name, session] : sessions) {
-    std::string current = session->Snapshot().fleet_role;
-    for (TokenRole each : {TokenRole::kLead, TokenRole::kFollow, TokenRole::kStranded}) {
-      role.samples.push_back({"", {{"account", name}, {"role", TokenRoleName(each)}}, current == TokenRoleName(each) ? 1.0 : 0.0});
-    }
-  }
-}
-
 }  // namespace
 
 void AddBrokerGauges(Metrics& metrics, const AccountSessions& sessions, const HttpEngine& engine,
-                     const ConnectionTable& connections, const AuditLog& audit, const std::string& version,
-                     const Fleet* fleet) {
-  if (fleet) metrics.AddCollector([&sessions, fleet](Exposition& out) { AddFleetGauges(out, sessions, *fleet); });
+                     const ConnectionTable& connections, const AuditLog& audit, const std::string& version) {
   metrics.AddCollector([&sessions](Exposition& out) { AddAccountGauges(out, sessions); });
   metrics.AddCollector([&sessions, &engine](Exposition& out) {
     MetricFamily& waiting = out.Family("stormbroker_upstream_queue_calls", "gauge",

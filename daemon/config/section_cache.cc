@@ -2,7 +2,6 @@
 #include <algorithm>
 #include <cctype>
 
-#include "access/policy.h"
 #include "config/sections.h"
 
 namespace stormbroker::config {

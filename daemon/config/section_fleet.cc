@@ -6,7 +6,7 @@
 
 #include "config/address.h"
 #include "config/sections.h"
-#include "fleet/sealed_box.h"
+#include "secret/sealed_box.h"
 
 namespace stormbroker::config {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <charconv>
 
-#include "fleet/sealed_box.h"
+#include "secret/sealed_box.h"
 
 namespace stormbroker {
 namespace {

@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "config/config.h"
+#include "net/tcp_address.h"
 #include "util/status.h"
 
 namespace stormbroker {

@@ -40,7 +40,7 @@
 #include "tokens/account_meter.h"
 #include "tokens/fleet_link.h"
 #include "tokens/backoff.h"
-#include "tokens/scheduler.h"
+#include "runtime/scheduler.h"
 #include "tokens/token_reply.h"
 #include "tokens/token_pool.h"
 #include "tokens/token_store.h"
@@ -277,5 +277,8 @@ class AccountSession : public std::enable_shared_from_this<AccountSession> {
   TokenRole role_ ABSL_GUARDED_BY(mutex_);
   std::string leader_ ABSL_GUARDED_BY(mutex_);
 };
+
+// The daemon's sessions, by account name.
+using AccountSessions = std::map<std::string, std::shared_ptr<AccountSession>>;
 
 }  // namespace stormbroker

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "tokens/backoff.h"
-#include "tokens/scheduler.h"
+#include "runtime/scheduler.h"
 
 namespace stormbroker {
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "secret/secret.h"
-#include "tokens/scheduler.h"
+#include "runtime/scheduler.h"
 
 namespace stormbroker {
 

@@ -20,7 +20,7 @@
 
 #include <absl/synchronization/mutex.h>
 
-#include "tokens/scheduler.h"
+#include "runtime/scheduler.h"
 #include "upstream/http_engine.h"
 
 namespace stormbroker {

@@ -3,7 +3,7 @@
 
 #include <map>
 
-#include "tokens/scheduler.h"
+#include "runtime/scheduler.h"
 
 namespace stormbroker::testing {
 

@@ -1,6 +1,6 @@
 // What the fleet writes to etcd: sealed under the fleet key, bound to its
 // place, and readable back only whole and unaltered.
-#include "fleet/sealed_box.h"
+#include "secret/sealed_box.h"
 
 #include <gtest/gtest.h>
 

@@ -216,7 +216,7 @@ grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* 
       out->set_detail(fleet.detail);
       for (const auto& member : fleet.members) out->add_members(member);
     }
-    if (auto proxy = proxy_ ? proxy_->Describe() : std::nullopt) {
+    if (auto proxy = describe_proxy_ ? describe_proxy_() : std::nullopt) {
       v1::HttpsProxyStatus* out = response->mutable_https_proxy();
       out->set_address(proxy->address);
       for (const auto& host : proxy->hosts) out->add_hosts(host);

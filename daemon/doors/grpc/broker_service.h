@@ -11,7 +11,7 @@
 
 #include "broker/broker_core.h"
 #include "doors/grpc/account_watch.h"
-#include "doors/proxy/proxy_door.h"
+#include "doors/door.h"
 #include "fleet/fleet.h"
 #include "observe/audit_log.h"
 #include "upstream/http_engine.h"
@@ -23,9 +23,9 @@ class BrokerService final : public v1::Broker::CallbackService {
  public:
   // `engine` tells who waits for the API (status).
   BrokerService(BrokerCore& core, AccountWatchHub& watches, AuditLog& audit, const Metrics& metrics,
-                const HttpEngine& engine, const Fleet* fleet = nullptr, const ProxyDoor* proxy = nullptr)
+                const HttpEngine& engine, const Fleet* fleet = nullptr, DescribeHttpsProxy describe_proxy = nullptr)
       : core_(core), watches_(watches), audit_(audit), metrics_(metrics), engine_(engine), fleet_(fleet),
-        proxy_(proxy) {}
+        describe_proxy_(std::move(describe_proxy)) {}
 
   grpc::ServerUnaryReactor* Call(grpc::CallbackServerContext* context, const v1::CallRequest* request,
                                  v1::CallResponse* response) override;
@@ -78,7 +78,7 @@ class BrokerService final : public v1::Broker::CallbackService {
   const Metrics& metrics_;
   const HttpEngine& engine_;
   const Fleet* const fleet_;  // null outside fleet mode
-  const ProxyDoor* const proxy_;  // null in tests without one
+  const DescribeHttpsProxy describe_proxy_;  // null in tests without one
   const std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
 };
 

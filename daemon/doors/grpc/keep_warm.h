@@ -17,7 +17,7 @@
 #include <memory>
 #include <absl/synchronization/mutex.h>
 
-#include "tokens/scheduler.h"
+#include "runtime/scheduler.h"
 
 namespace stormbroker {
 

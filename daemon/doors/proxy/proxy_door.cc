@@ -69,11 +69,11 @@ Status ProxyDoor::Start(const ListenConfig& listen, std::optional<int> passed) {
   for (const std::string& host : hosts_) served += (served.empty() ? "" : ", ") + host;
   spdlog::info("HTTPS proxy door on {} for {} (CA {})", where, served, listen.proxy_ca_cert_file);
   absl::MutexLock lock(&mutex_);
-  description_ = Description{where, hosts_, ca->certificate_pem()};
+  description_ = HttpsProxyDescription{where, hosts_, ca->certificate_pem()};
   return Status::Ok();
 }
 
-std::optional<ProxyDoor::Description> ProxyDoor::Describe() const {
+std::optional<HttpsProxyDescription> ProxyDoor::Describe() const {
   absl::MutexLock lock(&mutex_);
   return description_;
 }

@@ -28,6 +28,7 @@
 #include <absl/synchronization/mutex.h>
 
 #include "broker/broker_core.h"
+#include "doors/door.h"
 #include "doors/http/http_door.h"
 #include "doors/proxy/connect_head.h"
 
@@ -50,12 +51,7 @@ class ProxyDoor {
 
   // What clients need to know, once started: where, for which hosts, and
   // the CA to trust. Empty when the door is not serving.
-  struct Description {
-    std::string address;
-    std::vector<std::string> hosts;
-    std::string ca_certificate;  // PEM
-  };
-  std::optional<Description> Describe() const ABSL_LOCKS_EXCLUDED(mutex_);
+  std::optional<HttpsProxyDescription> Describe() const ABSL_LOCKS_EXCLUDED(mutex_);
 
   // Stops taking connections; CONNECTs not yet answered are closed.
   // Tunnels already open are the HTTP door's (GoAway, Stop).
@@ -96,7 +92,7 @@ class ProxyDoor {
   std::thread loop_;
   std::map<int, Pending> pending_;  // the loop thread's own
   mutable absl::Mutex mutex_;
-  std::optional<Description> description_ ABSL_GUARDED_BY(mutex_);  // set once serving
+  std::optional<HttpsProxyDescription> description_ ABSL_GUARDED_BY(mutex_);  // set once serving
   bool stopped_ = false;  // the thread that calls Start and Stop
 };
 

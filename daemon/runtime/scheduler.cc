@@ -1,4 +1,4 @@
-#include "tokens/scheduler.h"
+#include "runtime/scheduler.h"
 
 #include <absl/synchronization/mutex.h>
 namespace stormbroker {

@@ -1,4 +1,4 @@
-#include "fleet/sealed_box.h"
+#include "secret/sealed_box.h"
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
