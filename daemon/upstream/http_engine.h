@@ -42,8 +42,6 @@ struct HttpResponse {
   // How long the server keeps an idle connection open (Keep-Alive:
   // timeout=N), if it said.
   std::optional<std::chrono::seconds> keep_alive_timeout;
-  // The HTTP version the answer came in (libcurl's CURL_HTTP_VERSION_*).
-  long http_version = 0;
 };
 
 // Called exactly once per request, on the engine thread or inside a call to
