@@ -10,7 +10,6 @@
 #include <thread>
 #include <vector>
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
@@ -22,12 +21,7 @@
 #include "broker/broker_gauges.h"
 #include "config/reload_plan.h"
 #include "doors/grpc/account_watch.h"
-#include "doors/grpc/broker_service.h"
-#include "doors/grpc/goaway.h"
-#include "doors/grpc/health_service.h"
-#include "doors/grpc/keep_warm.h"
-#include "doors/grpc/self_test.h"
-#include "doors/grpc/unix_listener.h"
+#include "doors/grpc/grpc_door.h"
 #include "doors/http/http_door.h"
 #include "doors/proxy/proxy_door.h"
 #include "upstream/warm_keeper.h"
@@ -117,8 +111,12 @@ constexpr std::chrono::milliseconds kClientsLeave{6000};
 
 }  // namespace
 
-// Every module of the running daemon, in the order each is built; each
-// refers only to those above it, so they are torn down in reverse.
+// Every module of the running daemon, in the order each is built, and torn
+// down in reverse. A constructor refers only to those above it; three links
+// made in Start point down the list (the engine's meter to `metrics`, the
+// warm keeper and the fleet to `sessions`), which is why Shutdown stops the
+// fleet, the sessions, the scheduler and the engine before anything is
+// destroyed.
 struct Daemon::Parts {
   explicit Parts(const Config& config)
       : engine(EngineOptions(config)),
@@ -177,17 +175,9 @@ struct Daemon::Parts {
   ConnectionTable connections;
   AnswerCache cache;
   BrokerCore core;
-  // The gRPC door: the service, health, the server, its listener.
-  std::unique_ptr<BrokerService> service;
-  std::unique_ptr<HealthService> health;
-  std::unique_ptr<grpc::Server> server;
-  std::unique_ptr<UnixListener> listener;
-  // systemd passed the gRPC socket and keeps it: a restart hands the clients
-  // over to the next process (MoveClients).
-  bool handed_over_by_systemd = false;
-  std::unique_ptr<GrpcKeepWarm> keep_warm;
   HttpDoor http;
   ProxyDoor proxy;  // CONNECT in front of the HTTP door's tunnel server
+  std::unique_ptr<GrpcDoor> grpc;  // made once the fleet is known
   MetricsEndpoint metrics_endpoint;
 };
 
@@ -229,24 +219,9 @@ Status Daemon::Start() {
                   static_cast<double>(cache.bytes()));
   });
 
-  // The gRPC door. Health and reflection let generic gRPC tools find their way around.
-  p.service = std::make_unique<BrokerService>(p.core, p.watches, p.audit, p.metrics, p.engine, p.fleet.get(),
-                                             [&proxy = p.proxy] { return proxy.Describe(); });
-  p.health = std::make_unique<HealthService>(p.core);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  builder.RegisterService(p.service.get());
-  builder.RegisterService(p.health.get());
-  // Bigger messages are refused before they reach a handler; clients queue
-  // calls beyond a connection's share instead of having them refused.
-  builder.SetMaxReceiveMessageSize(static_cast<int>(config_.limits.max_request_bytes));
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, static_cast<int>(config_.limits.calls_per_connection));
-  p.server = builder.BuildAndStart();
-  if (!p.server) return Unavailable("gRPC server failed to start");
-  p.health->Set("", true);
-  p.health->Set("stormbroker.v1.Broker", true);
-  for (const auto& [name, session] : p.sessions) p.health->Set(HealthService::AccountName(name), false);
-  if (Status self_test = CheckPeerIdentification(p.server.get(), &p.core); !self_test.ok()) return self_test;
+  p.grpc = std::make_unique<GrpcDoor>(p.core, p.watches, p.audit, p.metrics, p.engine, p.fleet.get(),
+                                      [&proxy = p.proxy] { return proxy.Describe(); });
+  if (Status built = p.grpc->Build(config_.limits, Parts::AccountNames(config_)); !built.ok()) return built;
   // Sessions before doors: under socket activation callers are already
   // waiting, and a call that found its account not yet started would log
   // in instead of taking the token kept from the last run.
@@ -254,17 +229,13 @@ Status Daemon::Start() {
   if (p.fleet) p.fleet->Start();
   auto passed = TakeSystemdSockets();
   if (!passed.ok()) return passed.status();
-  auto listener = passed->grpc ? UnixListener::Adopt(*passed->grpc) : UnixListener::Open(config_.listen);
-  if (!listener.ok()) return listener.status();
-  p.listener = std::move(listener).value();
-  p.handed_over_by_systemd = passed->grpc.has_value();
+  if (Status listening = p.grpc->Listen(config_.listen, passed->grpc, p.connections, p.scheduler); !listening.ok()) {
+    return listening;
+  }
   if (passed->grpc) {
     spdlog::info("serving {} account(s) on the socket systemd passed (listen.socket is not used)", p.sessions.size());
   } else {
     spdlog::info("serving {} account(s) on {}", p.sessions.size(), config_.listen.socket_path);
-  }
-  if (Status accepting = p.listener->Start(p.server.get(), &p.connections, &p.core); !accepting.ok()) {
-    return accepting;
   }
   // The HTTP door: the Storm API's own paths (when configured).
   if (Status opened = p.http.Start(config_.listen, *passed); !opened.ok()) return opened;
@@ -273,8 +244,6 @@ Status Daemon::Start() {
 
   running_ = true;
   Heartbeat();
-  p.keep_warm = std::make_unique<GrpcKeepWarm>(p.scheduler, *p.server);
-  p.keep_warm->Start();
   return Status::Ok();
 }
 
@@ -343,12 +312,12 @@ void Daemon::Heartbeat() {
   for (const auto& [name, session] : p.sessions) {
     snapshots.push_back(session->Snapshot());
     AccountState state = snapshots.back().state;
-    p.health->Set(HealthService::AccountName(name), state == AccountState::kActive || state == AccountState::kRefreshing);
+    p.grpc->SetAccountHealth(name, state == AccountState::kActive || state == AccountState::kRefreshing);
   }
   std::string status = SummarizeAccounts(snapshots);
   if (p.fleet) {
     FleetStatus seen = p.fleet->Status();
-    p.health->Set(HealthService::kFleet, seen.connected);
+    p.grpc->SetFleetHealth(seen.connected);
     if (!seen.connected) status = "fleet: " + seen.detail + "; " + status;
   }
   if (p.manager.ready()) {
@@ -380,18 +349,14 @@ void Daemon::MoveClients(std::chrono::milliseconds bound) {
   Parts& p = *parts_;
   for (bool accepting : {true, false}) {
     if (!accepting) {
-      p.listener->Stop();
+      p.grpc->StopAccepting();
       p.proxy.Stop();
       p.http.StopAccepting();
     }
     uint64_t mark = p.connections.Mark();
-    SendGoaways(*p.server);
+    p.grpc->GoAway();
     p.http.GoAway();
-    auto until = std::chrono::steady_clock::now() + bound;
-    while (p.connections.OpenBefore(mark) > 0 && std::chrono::steady_clock::now() < until) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    if (size_t left = p.connections.OpenBefore(mark)) {
+    if (size_t left = p.connections.WaitForCloseBefore(mark, std::chrono::steady_clock::now() + bound)) {
       spdlog::warn("{} connection(s) still open {} ms after GOAWAY; ending them", left, bound.count());
     }
   }
@@ -404,13 +369,12 @@ void Daemon::Shutdown() {
   if (running_) {
     running_ = false;
     p.manager.Stopping();
-    p.keep_warm->Stop();
-    p.health->Shutdown();  // every service NOT_SERVING from here on
+    p.grpc->StopServing();  // every service NOT_SERVING from here on
     p.watches.CloseAll();
-    if (p.handed_over_by_systemd) MoveClients(std::min(kClientsLeave, config_.shutdown_timeout));
+    if (p.grpc->handed_over_by_systemd()) MoveClients(std::min(kClientsLeave, config_.shutdown_timeout));
     // No new connections. Under socket activation systemd keeps the
     // listening sockets: new connections wait there for the next process.
-    p.listener->Stop();
+    p.grpc->StopAccepting();
     p.proxy.Stop();
     p.http.StopAccepting();
     // GOAWAY on every gRPC connection: clients start no new call here, and
@@ -418,7 +382,7 @@ void Daemon::Shutdown() {
     // did not take. gRPC's Shutdown waits for the calls in flight; its own
     // deadline (cancelling them) is a last resort behind the drain below.
     goaway = std::thread([&p, last = config_.shutdown_timeout + std::chrono::seconds(5)] {
-      p.server->Shutdown(std::chrono::system_clock::now() + last);
+      p.grpc->Shutdown(std::chrono::system_clock::now() + last);
     });
     if (!p.core.Drain(config_.shutdown_timeout)) {
       spdlog::warn("calls still in flight after {} ms: answering them UNAVAILABLE", config_.shutdown_timeout.count());
@@ -433,12 +397,12 @@ void Daemon::Shutdown() {
   if (p.fleet) p.fleet->Stop();
   StopSessions(p.sessions, p.fleet != nullptr, std::chrono::seconds(3));
   if (goaway.joinable()) goaway.join();
-  else if (p.server) p.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  else if (p.grpc) p.grpc->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   p.scheduler.Stop();
   p.engine.Stop();
   p.http.Stop();              // every HTTP call has its answer by now
   p.metrics_endpoint.Stop();  // the textfile's last write counts every call
-  if (p.server) p.server->Wait();
+  if (p.grpc) p.grpc->Wait();
   FlushAuditOnDeath(nullptr);
   parts_.reset();
 }

@@ -172,10 +172,22 @@ uint64_t ConnectionTable::Mark() const {
   return next_id_;
 }
 
-size_t ConnectionTable::OpenBefore(uint64_t mark) const {
-  absl::MutexLock lock(&mutex_);
+size_t ConnectionTable::OpenBeforeLocked(uint64_t mark) const {
   // Ids grow with each admission.
   return std::count_if(by_fd_.begin(), by_fd_.end(), [mark](const auto& entry) { return entry.second.id < mark; });
+}
+
+size_t ConnectionTable::WaitForCloseBefore(uint64_t mark, std::chrono::steady_clock::time_point deadline) const {
+  absl::MutexLock lock(&mutex_);
+  struct Closed {
+    const ConnectionTable* table;
+    uint64_t mark;
+    bool operator()() const ABSL_NO_THREAD_SAFETY_ANALYSIS { return table->OpenBeforeLocked(mark) == 0; }
+  } closed{this, mark};
+  // The condition is looked at again whenever the lock is released: no polling.
+  mutex_.AwaitWithDeadline(absl::Condition(&closed), absl::FromChrono(std::chrono::system_clock::now() +
+                                                                       (deadline - std::chrono::steady_clock::now())));
+  return OpenBeforeLocked(mark);
 }
 
 void ConnectionTable::EndCall(uint64_t id, uid_t uid) {

@@ -3,7 +3,9 @@
 // local user cannot starve the others or the token's keep-alive.
 //
 // Connections are known by their file descriptor, which the door that
-// accepted them owns (gRPC, or libmicrohttpd for the HTTP doors). A door does
+// accepted them owns (gRPC; libmicrohttpd for the HTTP doors; the proxy
+// door's loop while it reads a CONNECT, then the HTTP door's tunnel server,
+// which admits the connection anew). A door does
 // not reuse a number while a call on it is alive, and a new Admit of the
 // same number replaces the stale entry.
 //
@@ -119,10 +121,12 @@ class ConnectionTable {
   std::map<std::string, size_t> ConnectionsByDoor() const ABSL_LOCKS_EXCLUDED(mutex_);
   // The most connections all callers together may hold.
   size_t max_connections() const { return max_connections_; }
-  // For a restart: a mark of this moment, and how many of the connections
-  // admitted before a mark are still open.
+  // For a restart: a mark of this moment; then waits until the connections
+  // admitted before it have all closed, or until `deadline`, and says how
+  // many are still open.
   uint64_t Mark() const ABSL_LOCKS_EXCLUDED(mutex_);
-  size_t OpenBefore(uint64_t mark) const ABSL_LOCKS_EXCLUDED(mutex_);
+  size_t WaitForCloseBefore(uint64_t mark, std::chrono::steady_clock::time_point deadline) const
+      ABSL_LOCKS_EXCLUDED(mutex_);
   // Connections the table ended: no first request in time, or idle.
   uint64_t closed_incomplete() const { return closed_incomplete_; }
   uint64_t closed_idle() const { return closed_idle_; }
@@ -147,6 +151,7 @@ class ConnectionTable {
   };
 
   void EndCall(uint64_t id, uid_t uid) ABSL_LOCKS_EXCLUDED(mutex_);
+  size_t OpenBeforeLocked(uint64_t mark) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void Loop() ABSL_LOCKS_EXCLUDED(mutex_, listeners_mutex_);
   // Forgets connection `fd`, ending the socket when `end_socket`.
   void RemoveLocked(int fd, bool end_socket) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);

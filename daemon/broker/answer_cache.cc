@@ -1,6 +1,7 @@
 #include "broker/answer_cache.h"
 
 #include <algorithm>
+#include <sstream>
 #include <cctype>
 
 #include "access/policy.h"
@@ -21,8 +22,19 @@ const char* CacheUseName(CacheUse use) {
 bool AsksForFresh(std::string_view cache_control) {
   std::string value(cache_control);
   std::transform(value.begin(), value.end(), value.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  for (const char* directive : {"no-cache", "no-store", "max-age=0"}) {
-    if (value.find(directive) != std::string::npos) return true;
+  // Directives one by one (RFC 9111 5.2): max-age=05 is five seconds, and
+  // "no-cache" inside another directive's value is not the directive.
+  std::istringstream directives(value);
+  for (std::string directive; std::getline(directives, directive, ',');) {
+    size_t first = directive.find_first_not_of(" \t");
+    size_t last = directive.find_last_not_of(" \t");
+    if (first == std::string::npos) continue;
+    directive = directive.substr(first, last - first + 1);
+    if (directive == "no-cache" || directive == "no-store") return true;
+    if (directive.rfind("max-age=", 0) == 0) {
+      std::string seconds = directive.substr(8);
+      if (!seconds.empty() && seconds.find_first_not_of('0') == std::string::npos) return true;
+    }
   }
   return false;
 }

@@ -8,8 +8,9 @@
 // that the API asked to slow down; within an account, the uids with
 // requests waiting take turns, each sending `weight` requests a turn
 // (deficit round-robin with a cost of one per request). A caller with one
-// request therefore waits for at most one request of each other caller of
-// its account. Push and Pop are O(1) but for the accounts skipped.
+// request therefore waits for at most `weight` requests of each other
+// caller of its account (one, where no share is set). Push and Pop are O(1)
+// but for the accounts skipped.
 //
 // Not thread-safe: the engine's mutex guards it.
 #pragma once

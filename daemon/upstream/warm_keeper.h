@@ -46,7 +46,11 @@ class WarmKeeper {
 
   // An answer of the API (HttpEngine's answer watcher): a caller's call
   // starts or extends `warm_for`; any answer may state the keep-alive
-  // timeout. Quick, lock-free: it runs on the engine's thread.
+  // timeout. Quick: it runs under the engine's lock (on its thread, or on a
+  // submitting thread that found the engine idle). Atomics only, except
+  // the first call after a quiet spell, which takes mutex_ and the
+  // scheduler's lock to set the next round (HttpEngine -> WarmKeeper ->
+  // scheduler in the lock order).
   void Answered(const Lane& lane, const HttpResponse& response);
 
   // Whether the API has answered anything yet: a connection is open.

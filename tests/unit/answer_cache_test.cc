@@ -201,6 +201,9 @@ TEST(AnswerCacheTest, FreshIsAskedByNoCacheNoStoreOrMaxAgeZero) {
   EXPECT_TRUE(AsksForFresh("max-age=0, no-store"));
   EXPECT_FALSE(AsksForFresh(""));
   EXPECT_FALSE(AsksForFresh("max-age=60"));
+  EXPECT_TRUE(AsksForFresh(" max-age=00"));
+  EXPECT_FALSE(AsksForFresh("max-age=05")) << "five seconds old is fine";
+  EXPECT_FALSE(AsksForFresh("max-stale=0, private")) << "other directives";
 }
 
 }  // namespace

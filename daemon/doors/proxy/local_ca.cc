@@ -247,6 +247,7 @@ LocalCa::~LocalCa() = default;
 LocalCa::LocalCa(LocalCa&&) noexcept = default;
 
 Result<LocalCa> LocalCa::Create(const std::vector<std::string>& hosts) {
+  if (hosts.empty()) return InvalidArgument("the proxy door's CA needs a host to be limited to (listen.https_proxy.hosts)");
   auto keys = std::make_unique<Keys>();
   keys->key = NewKey();
   if (!keys->key) return Internal(OpenSslError("cannot make a key for the proxy door's CA"));

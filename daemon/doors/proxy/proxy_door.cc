@@ -1,6 +1,7 @@
 #include "doors/proxy/proxy_door.h"
 
 #include <fcntl.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -19,8 +20,8 @@ namespace {
 // The leaf is minted at every start; a year and a month is within what
 // clients accept of a server certificate (398 days, the CA/Browser rule).
 constexpr auto kLeafValidity = std::chrono::hours(24 * 397);
-// A client has this long to send its CONNECT.
-constexpr auto kHeadTimeout = std::chrono::seconds(10);
+// Out of descriptors, accepting waits this long before it tries again.
+constexpr auto kAcceptPause = std::chrono::milliseconds(500);
 
 const char* Reason(int status) {
   switch (status) {
@@ -38,17 +39,13 @@ void SendAnswer(int fd, std::string_view text) { (void)!send(fd, text.data(), te
 Status ProxyDoor::Start(const ListenConfig& listen, std::optional<int> passed) {
   if (!passed && !listen.https_proxy) return Status::Ok();
   hosts_ = listen.https_proxy_hosts;
+  if (passed) listen_fd_ = *passed;  // the door's from here on: closed with it, whatever fails below
   auto ca = LocalCa::LoadOrCreate(listen.proxy_ca_cert_file, listen.proxy_ca_key_file, hosts_);
-  if (!ca.ok()) {
-    if (passed) close(*passed);
-    return Unavailable("the HTTPS proxy door's CA: " + ca.status().message());
-  }
+  if (!ca.ok()) return Unavailable("the HTTPS proxy door's CA: " + ca.status().message());
   auto leaf = ca->MintLeaf(hosts_, kLeafValidity);
   if (!leaf.ok()) return leaf.status();
   if (Status served = http_.ServeTunnels(leaf->cert, leaf->key, hosts_); !served.ok()) return served;
-  if (passed) {
-    listen_fd_ = *passed;
-  } else {
+  if (!passed) {
     auto fd = OpenTcpSocket(*listen.https_proxy);
     if (!fd.ok()) return fd.status();
     listen_fd_ = *fd;
@@ -56,11 +53,16 @@ Status ProxyDoor::Start(const ListenConfig& listen, std::optional<int> passed) {
   }
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (epoll_fd_ < 0 || wake_fd_ < 0) {
+    return Unavailable(std::string("the HTTPS proxy door cannot create its event descriptors: ") + strerror(errno));
+  }
   for (int fd : {listen_fd_, wake_fd_}) {
     epoll_event event{};
     event.events = EPOLLIN;
     event.data.fd = fd;
-    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event);
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event) != 0) {
+      return Unavailable(std::string("the HTTPS proxy door cannot watch its sockets: ") + strerror(errno));
+    }
   }
   loop_ = std::thread([this, fd = listen_fd_] { Loop(fd); });
   auto bound = BoundAddress(listen_fd_);
@@ -81,7 +83,18 @@ std::optional<HttpsProxyDescription> ProxyDoor::Describe() const {
 void ProxyDoor::Loop(int listen_fd) {
   epoll_event events[64];
   while (true) {
-    int ready = epoll_wait(epoll_fd_, events, 64, 1000);
+    int ready = epoll_wait(epoll_fd_, events, 64, accept_paused_until_ ? kAcceptPause.count() : -1);
+    if (ready < 0 && errno != EINTR) {
+      spdlog::critical("the HTTPS proxy door cannot wait for connections: {}; it takes no more", strerror(errno));
+      return;
+    }
+    if (accept_paused_until_ && std::chrono::steady_clock::now() >= *accept_paused_until_) {
+      accept_paused_until_.reset();
+      epoll_event event{};
+      event.events = EPOLLIN;
+      event.data.fd = listen_fd;
+      epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd, &event);
+    }
     for (int i = 0; i < ready; ++i) {
       int fd = events[i].data.fd;
       if (fd == wake_fd_) {
@@ -106,19 +119,23 @@ void ProxyDoor::Loop(int listen_fd) {
         Faulted(fd, "an exception of unknown type");
       }
     }
-    // Connections silent past the timeout are closed.
-    auto now = std::chrono::steady_clock::now();
-    std::vector<int> late;
-    for (const auto& [fd, pending] : pending_) {
-      if (pending.deadline < now) late.push_back(fd);
-    }
-    for (int fd : late) Drop(fd);
   }
 }
 
 void ProxyDoor::Accept(int listen_fd) {
   while (true) {
     int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+      // The connection waits in the backlog; the listening socket stays
+      // readable, so it is left unwatched a moment rather than spun on.
+      spdlog::warn("the HTTPS proxy door cannot accept a connection: {}; trying again in {} ms", strerror(errno),
+                   kAcceptPause.count());
+      accept_paused_until_ = std::chrono::steady_clock::now() + kAcceptPause;
+      epoll_event event{};
+      event.data.fd = listen_fd;
+      epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd, &event);
+      return;
+    }
     if (fd < 0) return;
     // Who is calling, before anything they send is read; then their place
     // among their connections (limits.connections_per_uid), as on every door.
@@ -134,12 +151,17 @@ void ProxyDoor::Accept(int listen_fd) {
       close(fd);
       continue;
     }
-    pending_[fd] = Pending{std::move(caller).value(), std::make_unique<ConnectHead>(),
-                           std::chrono::steady_clock::now() + kHeadTimeout};
+    // A connection that sends no CONNECT is ended by the connection table
+    // at limits.first_request_timeout (its read then sees the end).
     epoll_event event{};
     event.events = EPOLLIN;
     event.data.fd = fd;
-    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event);
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event) != 0) {
+      core_.ForgetConnection(fd);
+      close(fd);
+      continue;
+    }
+    pending_[fd] = Pending{std::move(caller).value(), std::make_unique<ConnectHead>()};
   }
 }
 
@@ -223,6 +245,8 @@ void ProxyDoor::Stop() {
     if (fd >= 0) close(fd);
   }
   wake_fd_ = epoll_fd_ = -1;
+  absl::MutexLock lock(&mutex_);
+  description_.reset();
 }
 
 }  // namespace stormbroker

@@ -50,7 +50,8 @@ class ProxyDoor {
   Status Start(const ListenConfig& listen, std::optional<int> passed);
 
   // What clients need to know, once started: where, for which hosts, and
-  // the CA to trust. Empty when the door is not serving.
+  // the CA to trust. Empty when the door is not serving (not started, or
+  // stopped).
   std::optional<HttpsProxyDescription> Describe() const ABSL_LOCKS_EXCLUDED(mutex_);
 
   // Stops taking connections; CONNECTs not yet answered are closed.
@@ -62,13 +63,13 @@ class ProxyDoor {
   struct Pending {
     Caller caller;
     std::unique_ptr<ConnectHead> head;
-    std::chrono::steady_clock::time_point deadline;
   };
 
   // One thread: accepts, reads each connection's head as it arrives, and
   // answers or refuses it; no thread per connection, so a connection that
-  // sends nothing costs a descriptor until the timeout, within the
-  // caller's limits (limits.connections_per_uid), never a thread.
+  // sends nothing costs two descriptors (the door's and the connection
+  // table's) until limits.first_request_timeout, when the table ends it,
+  // within the caller's limits (limits.connections_per_uid), never a thread.
   void Loop(int listen_fd);
   void Accept(int listen_fd);
   // Reads what `fd` sent; answers once its head is complete.
@@ -91,6 +92,9 @@ class ProxyDoor {
   int wake_fd_ = -1;  // an eventfd: Stop wakes the loop
   std::thread loop_;
   std::map<int, Pending> pending_;  // the loop thread's own
+  // Out of descriptors, the loop stops watching the listening socket (which
+  // would wake it at once, again and again) until this time; its own.
+  std::optional<std::chrono::steady_clock::time_point> accept_paused_until_;
   mutable absl::Mutex mutex_;
   std::optional<HttpsProxyDescription> description_ ABSL_GUARDED_BY(mutex_);  // set once serving
   bool stopped_ = false;  // the thread that calls Start and Stop

@@ -1,0 +1,73 @@
+#include "doors/grpc/grpc_door.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <spdlog/spdlog.h>
+
+#include "doors/grpc/goaway.h"
+#include "doors/grpc/self_test.h"
+
+namespace stormbroker {
+
+GrpcDoor::GrpcDoor(BrokerCore& core, AccountWatchHub& watches, AuditLog& audit, const Metrics& metrics,
+                   const HttpEngine& engine, const Fleet* fleet, DescribeHttpsProxy describe_proxy)
+    : core_(core),
+      service_(core, watches, audit, metrics, engine, fleet, std::move(describe_proxy)),
+      health_(core) {}
+
+Status GrpcDoor::Build(const LimitsConfig& limits, const std::vector<std::string>& accounts) {
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.RegisterService(&service_);
+  builder.RegisterService(&health_);
+  // Bigger messages are refused before they reach a handler; clients queue
+  // calls beyond a connection's share instead of having them refused.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(limits.max_request_bytes));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, static_cast<int>(limits.calls_per_connection));
+  server_ = builder.BuildAndStart();
+  if (!server_) return Unavailable("gRPC server failed to start");
+  health_.Set("", true);
+  health_.Set("stormbroker.v1.Broker", true);
+  for (const std::string& account : accounts) SetAccountHealth(account, false);
+  return CheckPeerIdentification(server_.get(), &core_);
+}
+
+Status GrpcDoor::Listen(const ListenConfig& listen, std::optional<int> passed, ConnectionTable& connections,
+                        Scheduler& scheduler) {
+  auto listener = passed ? UnixListener::Adopt(*passed) : UnixListener::Open(listen);
+  if (!listener.ok()) return listener.status();
+  listener_ = std::move(listener).value();
+  handed_over_by_systemd_ = passed.has_value();
+  if (Status accepting = listener_->Start(server_.get(), &connections, &core_); !accepting.ok()) return accepting;
+  keep_warm_ = std::make_unique<GrpcKeepWarm>(scheduler, *server_);
+  keep_warm_->Start();
+  return Status::Ok();
+}
+
+void GrpcDoor::SetAccountHealth(const std::string& account, bool serving) {
+  health_.Set(HealthService::AccountName(account), serving);
+}
+
+void GrpcDoor::SetFleetHealth(bool connected) { health_.Set(HealthService::kFleet, connected); }
+
+void GrpcDoor::GoAway() {
+  if (server_) SendGoaways(*server_);
+}
+
+void GrpcDoor::StopAccepting() {
+  if (listener_) listener_->Stop();
+}
+
+void GrpcDoor::StopServing() {
+  if (keep_warm_) keep_warm_->Stop();
+  health_.Shutdown();
+}
+
+void GrpcDoor::Shutdown(std::chrono::system_clock::time_point deadline) {
+  if (server_) server_->Shutdown(deadline);
+}
+
+void GrpcDoor::Wait() {
+  if (server_) server_->Wait();
+}
+
+}  // namespace stormbroker
