@@ -38,6 +38,7 @@
 #include "tokens/token_store.h"
 #include "upstream/http_engine.h"
 #include "upstream/storm_client.h"
+#include "util/ascii.h"
 
 namespace stormbroker {
 namespace {
@@ -139,9 +140,7 @@ struct Daemon::Parts {
 
   // The last segment of upstream.url (…/v1), as the API names versions.
   static std::string ApiVersion(const std::string& url) {
-    std::string version = url.substr(url.rfind('/') + 1);
-    std::transform(version.begin(), version.end(), version.begin(), [](unsigned char c) { return std::tolower(c); });
-    return version;
+    return AsciiLower(url.substr(url.rfind('/') + 1));
   }
 
   static HttpEngine::Options EngineOptions(const Config& config) {

@@ -2,15 +2,14 @@
 
 #include <algorithm>
 #include <cctype>
+#include <absl/strings/ascii.h>
 
 namespace stormbroker {
 
 bool MethodPatternMatches(std::string_view pattern, std::string_view method) {
   // Iterative glob with one backtrack point: linear enough for short paths.
   size_t p = 0, m = 0, star = std::string_view::npos, resume = 0;
-  auto same = [](char a, char b) {
-    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
-  };
+  auto same = [](char a, char b) { return absl::ascii_tolower(a) == absl::ascii_tolower(b); };
   while (m < method.size()) {
     if (p < pattern.size() && pattern[p] == '*') {
       star = p++;

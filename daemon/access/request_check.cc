@@ -5,6 +5,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "util/ascii.h"
 #include "util/printable.h"
 
 namespace stormbroker {
@@ -41,9 +42,23 @@ Status CheckMethodPath(std::string_view method) {
   return Status::Ok();
 }
 
+std::string CanonicalMethod(std::string_view method) {
+  std::string canonical = AsciiLower(method);
+  for (std::string_view extension : {".json", ".yaml"}) {
+    if (canonical.size() > extension.size() &&
+        canonical.compare(canonical.size() - extension.size(), extension.size(), extension) == 0) {
+      canonical.resize(canonical.size() - extension.size());
+    }
+  }
+  size_t slashes = canonical.find_first_not_of('/');
+  canonical.erase(0, slashes == std::string::npos ? canonical.size() : slashes);
+  return canonical;
+}
+
 bool IsReservedMethod(std::string_view method) {
-  std::string lower;
-  for (char c : method.substr(0, kMaxMethodLength + 16)) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  // Broader than CanonicalMethod on purpose: any extension is cut, so that
+  // no spelling of Account/Auth reaches the API.
+  std::string lower = AsciiLower(method.substr(0, kMaxMethodLength + 16));
   size_t dot = lower.rfind('.');
   if (dot != std::string::npos && lower.find('/', dot) == std::string::npos) lower.resize(dot);  // ".json", ".yaml"
   return lower == "account/auth" || lower.rfind("account/auth/", 0) == 0;

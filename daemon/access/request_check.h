@@ -22,6 +22,9 @@ Status CheckMethodPath(std::string_view method);
 // token, so no door of the broker forwards them for a caller, whatever policy
 // says: GetToken and Logout are the governed ways to do that.
 bool IsReservedMethod(std::string_view method);
+// A method as the API reads it: lower case, without .json/.yaml or leading
+// slashes (what makes two calls the same question for the cache).
+std::string CanonicalMethod(std::string_view method);
 
 // The PERMISSION_DENIED answer to a reserved method.
 Status ReservedMethodRefusal(std::string_view method);

@@ -5,6 +5,8 @@
 #include <cctype>
 
 #include "access/policy.h"
+#include "access/request_check.h"
+#include "util/ascii.h"
 
 namespace stormbroker {
 
@@ -20,8 +22,7 @@ const char* CacheUseName(CacheUse use) {
 }
 
 bool AsksForFresh(std::string_view cache_control) {
-  std::string value(cache_control);
-  std::transform(value.begin(), value.end(), value.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::string value = AsciiLower(cache_control);
   // Directives one by one (RFC 9111 5.2): max-age=05 is five seconds, and
   // "no-cache" inside another directive's value is not the directive.
   std::istringstream directives(value);
@@ -39,25 +40,9 @@ bool AsksForFresh(std::string_view cache_control) {
   return false;
 }
 
-std::string CanonicalMethod(const std::string& method) {
-  std::string canonical = method;
-  std::transform(canonical.begin(), canonical.end(), canonical.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  for (const char* extension : {".json", ".yaml"}) {
-    std::string_view ext(extension);
-    if (canonical.size() > ext.size() && canonical.compare(canonical.size() - ext.size(), ext.size(), ext) == 0) {
-      canonical.resize(canonical.size() - ext.size());
-    }
-  }
-  while (!canonical.empty() && canonical.front() == '/') canonical.erase(0, 1);
-  return canonical;
-}
-
 std::string CacheKey(const std::string& account, const std::string& version, const std::string& method,
                      const nlohmann::json& params) {
-  std::string lower_version = version;
-  std::transform(lower_version.begin(), lower_version.end(), lower_version.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::string lower_version = AsciiLower(version);
   // nlohmann's objects keep their keys sorted: dump() is canonical. NUL
   // cannot occur in an account name, a version or a method path.
   return account + '\0' + lower_version + '\0' + CanonicalMethod(method) + '\0' + params.dump();

@@ -45,8 +45,6 @@ std::string CacheKey(const std::string& account, const std::string& version, con
 // Whether a Cache-Control value (HTTP's header, or gRPC metadata of that
 // name) asks for a fresh answer: no-cache, no-store or max-age=0, any case.
 bool AsksForFresh(std::string_view cache_control);
-// A method as the API reads it: lower case, without .json/.yaml.
-std::string CanonicalMethod(const std::string& method);
 
 class AnswerCache {
  public:

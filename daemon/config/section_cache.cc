@@ -2,14 +2,16 @@
 #include <algorithm>
 #include <cctype>
 
+
 #include "config/sections.h"
+#include "util/ascii.h"
 
 namespace stormbroker::config {
 namespace {
 
 // Whether a method's last segment reads, as the API names its reads.
 bool ReadsOnly(std::string last) {
-  std::transform(last.begin(), last.end(), last.begin(), [](unsigned char c) { return std::tolower(c); });
+  last = AsciiLower(last);
   for (const char* read : {"list", "details", "info", "ping", "version", "search", "available"}) {
     if (last == read) return true;
   }

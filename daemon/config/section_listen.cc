@@ -4,8 +4,10 @@
 #include <cstdlib>
 #include <fstream>
 
+
 #include "config/address.h"
 #include "config/sections.h"
+#include "util/ascii.h"
 
 namespace stormbroker::config {
 namespace {
@@ -34,8 +36,7 @@ const Keys<ListenConfig>& HttpTlsKeys() {
 // A host name the proxy door serves: a DNS name (what the CA's name
 // constraints permit), never an address.
 std::string ProxyHost(const YAML::Node& node, const std::string& path) {
-  std::string host = Scalar(node, path);
-  for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string host = AsciiLower(Scalar(node, path));
   bool name_chars = !host.empty() && host.size() <= 253 && host.front() != '.' && host.back() != '.' &&
                     host.find("..") == std::string::npos &&
                     host.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-") == std::string::npos;

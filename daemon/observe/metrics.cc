@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "util/ascii.h"
+
 namespace stormbroker {
 namespace {
 
@@ -97,8 +99,7 @@ void Metrics::Call(const std::string& account, const std::string& method, CallOu
   std::string& label = key[1];
   bool answered = outcome == CallOutcome::kOk || outcome == CallOutcome::kApiError;
   if (answered) {
-    label = method;
-    std::transform(label.begin(), label.end(), label.begin(), [](unsigned char c) { return std::tolower(c); });
+    label = AsciiLower(method);
   }
   absl::MutexLock lock(&mutex_);
   if (answered && !method_labels_.count(label)) {

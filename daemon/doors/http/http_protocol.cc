@@ -9,16 +9,12 @@
 #include "config/byte_size.h"
 #include "encoding/document_bounds.h"
 #include "encoding/yaml_json.h"
+#include "util/ascii.h"
 #include "util/printable.h"
 
 namespace stormbroker::http {
 namespace {
 
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-  return out;
-}
 
 // A random handle for a client that asked for a token: 32 letters and
 // digits that mean nothing upstream.
@@ -43,14 +39,14 @@ Result<Target> ParseTarget(std::string_view url) {
   if (url.empty() || url[0] != '/' || slash == std::string_view::npos) {
     return NotFound("no API version in the path; the broker serves /v1/Group/Sub/method and /bleed/…");
   }
-  target.version = Lower(url.substr(1, slash - 1));
+  target.version = AsciiLower(url.substr(1, slash - 1));
   if (target.version != "v1" && target.version != "bleed") {
     return NotFound("the broker serves the API versions v1 and bleed, not '" + Printable(target.version, 40) + "'");
   }
   target.method = url.substr(slash + 1);
   size_t dot = target.method.rfind('.');
   if (dot != std::string::npos && target.method.find('/', dot) == std::string::npos) {
-    target.encoding = Lower(target.method.substr(dot + 1));
+    target.encoding = AsciiLower(target.method.substr(dot + 1));
     target.method.resize(dot);
   }
   return target;
@@ -195,7 +191,7 @@ Refusal BodyTooLarge(size_t max_body_bytes) {
 }
 
 TokenDance TokenDanceOf(std::string_view method) {
-  std::string lower = Lower(method);
+  std::string lower = AsciiLower(method);
   if (lower == "account/auth/token") return TokenDance::kToken;
   if (lower == "account/auth/expiretoken") return TokenDance::kExpireToken;
   return TokenDance::kNone;
@@ -211,10 +207,10 @@ Status CheckBrowserHeaders(std::string_view host, std::string_view origin, std::
     return PermissionDenied("requests from web pages (with an Origin header) are refused: a browser on this "
                             "machine must not reach the broker");
   }
-  if (Lower(sec_fetch_site) == "cross-site") {
+  if (AsciiLower(sec_fetch_site) == "cross-site") {
     return PermissionDenied("cross-site requests (Sec-Fetch-Site: cross-site) are refused");
   }
-  std::string asked = Lower(host);
+  std::string asked = AsciiLower(host);
   if (std::find(door_hosts.begin(), door_hosts.end(), asked) == door_hosts.end()) {
     return PermissionDenied("the Host header must name this door (" + (door_hosts.empty() ? "" : door_hosts.front()) +
                             "), not another name: a name that resolves here is how DNS rebinding reaches a "
@@ -226,7 +222,7 @@ Status CheckBrowserHeaders(std::string_view host, std::string_view origin, std::
 std::vector<std::string> DoorHosts(const std::string& host, uint16_t port) {
   std::string suffix = ":" + std::to_string(port);
   std::string own = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + suffix;
-  std::vector<std::string> hosts = {Lower(own)};
+  std::vector<std::string> hosts = {AsciiLower(own)};
   for (std::string name : {"127.0.0.1", "localhost", "[::1]"}) {
     if (name + suffix != hosts.front()) hosts.push_back(name + suffix);
     // A client leaves out the scheme's default port.

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "util/ascii.h"
+
 namespace stormbroker {
 namespace {
 
@@ -56,9 +58,7 @@ Result<TunnelTarget> ParseTunnelTarget(std::string_view target) {
     return InvalidArgument("CONNECT needs host:port, such as api.stormondemand.com:443");
   }
   TunnelTarget parsed;
-  parsed.host = std::string(target.substr(url.field_data[UF_HOST].off, url.field_data[UF_HOST].len));
-  std::transform(parsed.host.begin(), parsed.host.end(), parsed.host.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  parsed.host = AsciiLower(target.substr(url.field_data[UF_HOST].off, url.field_data[UF_HOST].len));
   parsed.port = url.port;
   return parsed;
 }
