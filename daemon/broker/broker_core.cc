@@ -232,7 +232,7 @@ void BrokerCore::Call(Request request, const Target& target, CallArgs args,
   };
   Lane lane;
   lane.uid = held->caller().uid;
-  lane.weight = target.share;
+  lane.share = target.share;
   auto ttl = cache_ ? cache_->Covers(target.account, args.method) : std::nullopt;
   if (!ttl) {
     // A possible write: once it completes, what the cache holds for the

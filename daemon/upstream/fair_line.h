@@ -6,9 +6,9 @@
 // then the accounts with callers' requests waiting take turns, one request
 // each, skipping an account that holds its cap of requests at the API or
 // that the API asked to slow down; within an account, the uids with
-// requests waiting take turns, each sending `weight` requests a turn
+// requests waiting take turns, each sending `share` requests a turn
 // (deficit round-robin with a cost of one per request). A caller with one
-// request therefore waits for at most `weight` requests of each other
+// request therefore waits for at most `share` requests of each other
 // caller of its account (one, where no share is set). Push and Pop are O(1)
 // but for the accounts skipped.
 //
@@ -150,7 +150,7 @@ class FairLine {
 
  private:
   struct Flow {
-    uint32_t weight = 1;
+    uint32_t share = 1;
     std::deque<Entry> entries;
   };
   struct AccountLine {
@@ -166,7 +166,7 @@ class FairLine {
     Entry PopTurn() {
       uid_t uid = turns.front();
       Flow& flow = flows[uid];
-      if (deficit == 0) deficit = flow.weight;
+      if (deficit == 0) deficit = flow.share;
       Entry entry = std::move(flow.entries.front());
       flow.entries.pop_front();
       --waiting;
@@ -203,7 +203,7 @@ class FairLine {
     AccountLine& line = accounts_[lane.account];
     auto [found, fresh] = line.flows.try_emplace(lane.uid);
     Flow& flow = found->second;
-    flow.weight = std::max<uint32_t>(lane.weight, 1);
+    flow.share = std::max<uint32_t>(lane.share, 1);
     if (fresh) line.turns.push_back(lane.uid);
     ++line.waiting;
     if (!line.in_ring) {

@@ -16,7 +16,7 @@ struct Lane {
   std::string account;
   // Callers share the line by uid, each in proportion to its share (policy).
   uid_t uid = 0;
-  uint32_t weight = 1;
+  uint32_t share = 1;
   // The account's own keep-alive, login, renewal or expiry: first in line,
   // and sent while the account's callers wait out a pause.
   bool upkeep = false;

@@ -12,11 +12,11 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using Line = FairLine<int>;
 
-Lane Caller(const std::string& account, uid_t uid, uint32_t weight = 1) {
+Lane Caller(const std::string& account, uid_t uid, uint32_t share = 1) {
   Lane lane;
   lane.account = account;
   lane.uid = uid;
-  lane.weight = weight;
+  lane.share = share;
   return lane;
 }
 

@@ -38,8 +38,8 @@ Status GrpcDoor::Listen(const ListenConfig& listen, std::optional<int> passed, C
   listener_ = std::move(listener).value();
   handed_over_by_systemd_ = passed.has_value();
   if (Status accepting = listener_->Start(server_.get(), &connections, &core_); !accepting.ok()) return accepting;
-  keep_warm_ = std::make_unique<GrpcKeepWarm>(scheduler, *server_);
-  keep_warm_->Start();
+  nudge_ = std::make_unique<GrpcThreadNudge>(scheduler, *server_);
+  nudge_->Start();
   return Status::Ok();
 }
 
@@ -58,7 +58,7 @@ void GrpcDoor::StopAccepting() {
 }
 
 void GrpcDoor::StopServing() {
-  if (keep_warm_) keep_warm_->Stop();
+  if (nudge_) nudge_->Stop();
   health_.Shutdown();
 }
 

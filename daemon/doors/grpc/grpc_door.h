@@ -1,7 +1,7 @@
 // The gRPC door, whole: stormbroker.v1.Broker and health (with reflection,
 // so generic gRPC tools find their way around) on one server, the Unix
 // listener in front of it (opened, or the one systemd passed), the nudge
-// that keeps gRPC's threads warm (keep_warm.h) and GOAWAY without shutting
+// that keeps gRPC's threads awake (thread_nudge.h) and GOAWAY without shutting
 // the server down (goaway.h). The daemon wires it; it includes no other door.
 #pragma once
 
@@ -18,7 +18,7 @@
 #include "doors/grpc/account_watch.h"
 #include "doors/grpc/broker_service.h"
 #include "doors/grpc/health_service.h"
-#include "doors/grpc/keep_warm.h"
+#include "doors/grpc/thread_nudge.h"
 #include "doors/grpc/unix_listener.h"
 #include "runtime/scheduler.h"
 
@@ -67,7 +67,7 @@ class GrpcDoor {
   HealthService health_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<UnixListener> listener_;
-  std::unique_ptr<GrpcKeepWarm> keep_warm_;
+  std::unique_ptr<GrpcThreadNudge> nudge_;
   bool handed_over_by_systemd_ = false;
   // Last, so first to go: the nudge, then the listener, then the server.
 };

@@ -21,13 +21,13 @@
 
 namespace stormbroker {
 
-class GrpcKeepWarm {
+class GrpcThreadNudge {
  public:
-  GrpcKeepWarm(Scheduler& scheduler, grpc::Server& server);
+  GrpcThreadNudge(Scheduler& scheduler, grpc::Server& server);
   // Stop() if not done yet.
-  ~GrpcKeepWarm();
-  GrpcKeepWarm(const GrpcKeepWarm&) = delete;
-  GrpcKeepWarm& operator=(const GrpcKeepWarm&) = delete;
+  ~GrpcThreadNudge();
+  GrpcThreadNudge(const GrpcThreadNudge&) = delete;
+  GrpcThreadNudge& operator=(const GrpcThreadNudge&) = delete;
 
   void Start() ABSL_LOCKS_EXCLUDED(mutex_);
   // No further checks; waits (a bounded time) for the one in flight.

@@ -1,4 +1,4 @@
-#include "doors/grpc/keep_warm.h"
+#include "doors/grpc/thread_nudge.h"
 
 #include <grpcpp/generic/generic_stub.h>
 #include <absl/synchronization/mutex.h>
@@ -21,19 +21,19 @@ struct Check {
 
 }  // namespace
 
-GrpcKeepWarm::GrpcKeepWarm(Scheduler& scheduler, grpc::Server& server)
+GrpcThreadNudge::GrpcThreadNudge(Scheduler& scheduler, grpc::Server& server)
     : scheduler_(scheduler),
       channel_(server.InProcessChannel(grpc::ChannelArguments())),
       stub_(std::make_unique<grpc::GenericStub>(channel_)) {}
 
-GrpcKeepWarm::~GrpcKeepWarm() { Stop(); }
+GrpcThreadNudge::~GrpcThreadNudge() { Stop(); }
 
-void GrpcKeepWarm::Start() {
+void GrpcThreadNudge::Start() {
   absl::MutexLock lock(&mutex_);
   next_ = scheduler_.RunAt(scheduler_.Now() + kEvery, [this] { Tick(); });
 }
 
-void GrpcKeepWarm::Tick() {
+void GrpcThreadNudge::Tick() {
   {
     absl::MutexLock lock(&mutex_);
     if (stopped_) return;
@@ -51,7 +51,7 @@ void GrpcKeepWarm::Tick() {
                    });
 }
 
-void GrpcKeepWarm::Stop() {
+void GrpcThreadNudge::Stop() {
   absl::MutexLock lock(&mutex_);
   if (stopped_) return;
   stopped_ = true;
