@@ -126,6 +126,22 @@ void HttpDoor::Exchange::Start(std::string_view url, std::string_view method) {
     return;
   }
   request_.emplace(std::move(begun).value());
+  // The account: the Basic username, else the header, else the only one.
+  // The password (whatever the client holds) is wiped unread. Known before
+  // anything is refused, so that every refusal is audited with it, as the
+  // gRPC door's are.
+  std::string account;
+  char* password = nullptr;
+  if (char* username = MHD_basic_auth_get_username_password(connection_, &password)) {
+    account = username;
+    MHD_free(username);
+  }
+  if (password) {
+    explicit_bzero(password, strlen(password));
+    MHD_free(password);
+  }
+  if (account.empty()) account = Header(connection_, kAccountHeader);
+  request_->record().account = account;
   if (OverLoopbackTcp(server_.kind)) {
     Status browser = http::CheckBrowserHeaders(Header(connection_, MHD_HTTP_HEADER_HOST),
                                                Header(connection_, "Origin"), Header(connection_, "Sec-Fetch-Site"),
@@ -143,19 +159,6 @@ void HttpDoor::Exchange::Start(std::string_view url, std::string_view method) {
   encoding_ = http_target_.encoding;
   if (head.timeout) deadline_ = std::chrono::steady_clock::now() + *head.timeout;
   size_t announced = head.announced_body;
-  // The account: the Basic username, else the header, else the only one.
-  // The password (whatever the client holds) is wiped unread.
-  std::string account;
-  char* password = nullptr;
-  if (char* username = MHD_basic_auth_get_username_password(connection_, &password)) {
-    account = username;
-    MHD_free(username);
-  }
-  if (password) {
-    explicit_bzero(password, strlen(password));
-    MHD_free(password);
-  }
-  if (account.empty()) account = Header(connection_, kAccountHeader);
   // Policy before the body: a refused caller's body is never read.
   dance_ = http::TokenDanceOf(http_target_.method);
   auto decided = dance_ != http::TokenDance::kNone ? core_.Authorize(*request_, account, Permission::kUse)
