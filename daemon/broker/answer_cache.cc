@@ -48,8 +48,9 @@ std::string CacheKey(const std::string& account, const std::string& version, con
   return account + '\0' + lower_version + '\0' + CanonicalMethod(method) + '\0' + params.dump();
 }
 
-AnswerCache::AnswerCache(std::vector<CacheRule> rules, size_t max_bytes, std::string default_version)
-    : rules_(std::move(rules)), max_bytes_(max_bytes), default_version_(std::move(default_version)) {}
+AnswerCache::AnswerCache(std::vector<CacheRule> rules, size_t max_bytes, std::string default_version, Now now)
+    : rules_(std::move(rules)), max_bytes_(max_bytes), default_version_(std::move(default_version)),
+      now_(std::move(now)) {}
 
 std::string AnswerCache::KeyOf(const std::string& account, const std::string& version, const std::string& method,
                                const nlohmann::json& params) const {
@@ -103,7 +104,7 @@ AnswerCache::Joined AnswerCache::Join(const std::string& key, const std::string&
                                       std::chrono::milliseconds ttl, bool fresh, Answer answer,
                                       std::function<bool()> gave_up) {
   absl::MutexLock lock(&mutex_);
-  auto now = Clock::now();
+  auto now = now_();
   if (!fresh) {
     if (auto stored = stored_.find(key); stored != stored_.end()) {
       if (stored->second.expires > now) {
@@ -184,7 +185,7 @@ void AnswerCache::StoreLocked(const std::string& key, ApiOutcome outcome, std::c
   if (size > max_bytes_ / 10) return;
   if (auto old = stored_.find(key); old != stored_.end()) DropLocked(old);
   while (bytes_ + size > max_bytes_ && !recency_.empty()) DropLocked(stored_.find(recency_.back()));
-  auto now = Clock::now();
+  auto now = now_();
   recency_.push_front(key);
   outcome.age.reset();
   stored_[key] = Stored{std::move(outcome), size, now, now + ttl, recency_.begin()};

@@ -52,10 +52,14 @@ class AnswerCache {
   // How a caller is answered, and how its call was (kCoalesced, kMiss, kBypass).
   using Answer = std::function<void(Result<ApiOutcome>, CacheUse)>;
 
+  // Reads the time (the steady clock; a test's own in unit tests).
+  using Now = std::function<Clock::time_point()>;
+
   // `default_version`: the API version a call that names none goes to (the
   // last segment of upstream.url), so that such a call and one naming it
   // are the same question.
-  AnswerCache(std::vector<CacheRule> rules, size_t max_bytes, std::string default_version = "v1");
+  AnswerCache(std::vector<CacheRule> rules, size_t max_bytes, std::string default_version = "v1",
+              Now now = Clock::now);
 
   // CacheKey, with a call that names no version asking the default one.
   std::string KeyOf(const std::string& account, const std::string& version, const std::string& method,
@@ -103,6 +107,7 @@ class AnswerCache {
   const std::vector<CacheRule> rules_;
   const size_t max_bytes_;
   const std::string default_version_;
+  const Now now_;
   mutable absl::Mutex mutex_;
   std::map<std::string, Stored> stored_ ABSL_GUARDED_BY(mutex_);
   std::list<std::string> recency_ ABSL_GUARDED_BY(mutex_);  // most recently used first

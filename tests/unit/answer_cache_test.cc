@@ -168,7 +168,8 @@ TEST(AnswerCacheTest, ASharedCallIsGivenUpOnlyWhenEveryoneWaitingForItHas) {
 TEST(AnswerCacheTest, AnswersExpireAndTheLeastRecentlyUsedLeaveFirst) {
   std::string big(300, 'x');
   // Room for three answers of about 330 bytes; one over 400 is never kept.
-  AnswerCache cache({ListRule(10s), {2, {"Utilities/Info/ping"}, {}, 50ms}}, 4000);
+  AnswerCache::Clock::time_point now = AnswerCache::Clock::now();
+  AnswerCache cache({ListRule(10s), {2, {"Utilities/Info/ping"}, {}, 50ms}}, 4000, "v1", [&] { return now; });
   auto key = [](int n) { return CacheKey("prod", "", "Storm/Server/details", {{"uniq_id", n}}); };
   auto store = [&](const std::string& k, nlohmann::json result, std::chrono::milliseconds ttl) {
     Answered sink;
@@ -190,7 +191,7 @@ TEST(AnswerCacheTest, AnswersExpireAndTheLeastRecentlyUsedLeaveFirst) {
 
   std::string ping = CacheKey("prod", "", "Utilities/Info/ping", {});
   store(ping, {{"ping", "success"}}, 50ms);
-  std::this_thread::sleep_for(80ms);
+  now += 50ms;
   Answered stale;
   EXPECT_EQ(cache.Join(ping, "prod", 50ms, false, stale.Sink(), nullptr).use, CacheUse::kMiss) << "past its ttl";
 }
