@@ -130,11 +130,7 @@ AnswerCache::Joined AnswerCache::Join(const std::string& key, const std::string&
     absl::MutexLock waiters(&flight->mutex_);
     flight->waiters_.push_back({std::move(answer), std::move(gave_up), fresh ? CacheUse::kBypass : CacheUse::kMiss});
   }
-  if (fresh) {
-    flight->joinable = false;
-  } else {
-    in_flight_[key] = flight;
-  }
+  if (!fresh) in_flight_[key] = flight;  // joinable while there
   return {fresh ? CacheUse::kBypass : CacheUse::kMiss, std::nullopt, flight, nullptr};
 }
 
@@ -142,9 +138,8 @@ void AnswerCache::Complete(const std::shared_ptr<Flight>& flight, Result<ApiOutc
   std::vector<Flight::Waiter> waiters;
   {
     absl::MutexLock lock(&mutex_);
-    if (flight->joinable) {
-      in_flight_.erase(flight->key);
-      flight->joinable = false;
+    if (auto joined = in_flight_.find(flight->key); joined != in_flight_.end() && joined->second == flight) {
+      in_flight_.erase(joined);
     }
     // Only a clean answer, and only when no write on the account completed
     // since the call began (its answer may predate the write).
@@ -170,7 +165,6 @@ void AnswerCache::WriteDone(const std::string& account) {
   // Calls in flight that began before the write still answer their
   // callers; later callers start afresh.
   for (auto it = in_flight_.lower_bound(prefix); it != in_flight_.end() && it->first.rfind(prefix, 0) == 0;) {
-    it->second->joinable = false;
     it = in_flight_.erase(it);
   }
 }

@@ -148,7 +148,6 @@ class AnswerCache::Flight {
   std::string key, account;
   std::chrono::milliseconds ttl{0};
   uint64_t writes_at_start = 0;
-  bool joinable = true;  // still in in_flight_ (a write since has detached it)
   mutable absl::Mutex mutex_;
   std::vector<Waiter> waiters_ ABSL_GUARDED_BY(mutex_);
   Entry entries_ ABSL_GUARDED_BY(mutex_) = 0;      // made so far (ids 1..entries_)

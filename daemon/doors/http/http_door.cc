@@ -149,8 +149,10 @@ Status HttpDoor::Serve(int listen_fd, Door kind, const Tls* tls, std::vector<std
 
 void HttpDoor::SetBusy(Peer* peer, bool busy) {
   absl::MutexLock lock(&peers_mutex_);
-  peer->busy = busy;
-  if (!busy) peer->answered = true;
+  auto found = peers_.find(peer);
+  if (found == peers_.end()) return;
+  found->second.busy = busy;
+  if (!busy) found->second.answered = true;
 }
 
 void HttpDoor::GoAway() {
@@ -161,8 +163,8 @@ void HttpDoor::GoAway() {
   // wire sees the connection end: HTTP/1.1 has no way to say "not
   // processed, send it again" for a POST.
   absl::MutexLock lock(&peers_mutex_);
-  for (Peer* peer : peers_) {
-    if (!peer->busy && peer->answered) shutdown(peer->fd, SHUT_RDWR);
+  for (const auto& [peer, state] : peers_) {
+    if (!state.busy && state.answered) shutdown(peer->fd, SHUT_RDWR);
   }
 }
 

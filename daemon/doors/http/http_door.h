@@ -108,7 +108,13 @@ class HttpDoor {
   // exchanges waiting for their turn.
   std::map<uid_t, std::deque<Exchange*>> yaml_turns_ ABSL_GUARDED_BY(yaml_mutex_);
   absl::Mutex peers_mutex_;
-  std::set<Peer*> peers_ ABSL_GUARDED_BY(peers_mutex_);  // open connections
+  // Open connections, and where each stands: a request under way (busy),
+  // or none since an answer (a kept-alive connection, which GoAway ends).
+  struct PeerState {
+    bool busy = false;
+    bool answered = false;
+  };
+  std::map<Peer*, PeerState> peers_ ABSL_GUARDED_BY(peers_mutex_);
 };
 
 }  // namespace stormbroker

@@ -90,7 +90,7 @@ void HttpDoor::Exchange::Notified(void* cls, MHD_Connection* connection, void** 
   *socket_context = peer;
   {
     absl::MutexLock lock(&door.peers_mutex_);
-    door.peers_.insert(peer);
+    door.peers_.emplace(peer, PeerState{});
   }
   const MHD_ConnectionInfo* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
   if (!info) return;

@@ -22,8 +22,6 @@ struct HttpDoor::Peer {
   std::optional<Caller> caller;
   bool admitted = false;   // taken in by the core
   bool confirmed = false;  // loopback TCP: its owner checked again once a request was complete
-  bool busy = false;       // a request is under way (guarded by the door's peers_mutex_)
-  bool answered = false;   // has had an answer: when not busy, a kept-alive connection (same guard)
 };
 
 // One listening socket and the libmicrohttpd daemon serving it.

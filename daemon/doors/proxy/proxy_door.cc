@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cassert>
+
 #include <spdlog/spdlog.h>
 
 #include "access/loopback_peer.h"
@@ -81,6 +83,7 @@ std::optional<HttpsProxyDescription> ProxyDoor::Describe() const {
 }
 
 void ProxyDoor::Loop(int listen_fd) {
+  loop_thread_ = std::this_thread::get_id();
   epoll_event events[64];
   while (true) {
     int ready = epoll_wait(epoll_fd_, events, 64, accept_paused_until_ ? kAcceptPause.count() : -1);
@@ -123,6 +126,7 @@ void ProxyDoor::Loop(int listen_fd) {
 }
 
 void ProxyDoor::Accept(int listen_fd) {
+  assert(std::this_thread::get_id() == loop_thread_);  // pending_ is the loop's own
   while (true) {
     int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
@@ -166,6 +170,7 @@ void ProxyDoor::Accept(int listen_fd) {
 }
 
 void ProxyDoor::Read(int fd) {
+  assert(std::this_thread::get_id() == loop_thread_);  // pending_ is the loop's own
   auto found = pending_.find(fd);
   if (found == pending_.end()) return;
   Pending& pending = found->second;
@@ -225,6 +230,7 @@ void ProxyDoor::Faulted(int fd, std::string_view what) {
 }
 
 void ProxyDoor::Drop(int fd, bool handed_over) {
+  assert(std::this_thread::get_id() == loop_thread_);  // pending_ is the loop's own
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   core_.ForgetConnection(fd);
   pending_.erase(fd);

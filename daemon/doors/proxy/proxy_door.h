@@ -91,7 +91,8 @@ class ProxyDoor {
   int epoll_fd_ = -1;
   int wake_fd_ = -1;  // an eventfd: Stop wakes the loop
   std::thread loop_;
-  std::map<int, Pending> pending_;  // the loop thread's own
+  std::map<int, Pending> pending_;  // the loop thread's own (asserted in Debug builds)
+  std::thread::id loop_thread_;     // set by the loop as it starts
   // Out of descriptors, the loop stops watching the listening socket (which
   // would wake it at once, again and again) until this time; its own.
   std::optional<std::chrono::steady_clock::time_point> accept_paused_until_;
