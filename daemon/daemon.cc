@@ -23,6 +23,7 @@
 #include "doors/grpc/account_watch.h"
 #include "doors/grpc/grpc_door.h"
 #include "doors/http/http_door.h"
+#include "doors/metrics/metrics_door.h"
 #include "doors/proxy/proxy_door.h"
 #include "upstream/warm_keeper.h"
 #include "fleet/fleet.h"
@@ -31,7 +32,7 @@
 #include "observe/account_summary.h"
 #include "observe/audit_log.h"
 #include "observe/last_words.h"
-#include "observe/metrics_endpoint.h"
+#include "observe/metrics_textfile.h"
 #include "observe/service_manager.h"
 #include "tokens/account_session.h"
 #include "runtime/scheduler.h"
@@ -135,8 +136,8 @@ struct Daemon::Parts {
         core(connections, policy, sessions, audit, &metrics, config.limits, &cache, &scheduler),
         http(core, connections, config.limits),
         proxy(core, http),
-        metrics_endpoint([this] { return metrics.Collect().Text(); },
-                         [this](const Caller& caller) { return policy.Get()->AdmitsMetrics(caller); }, audit) {}
+        metrics_door(core),
+        metrics_textfile([this] { return metrics.Collect().Text(); }) {}
 
   // The last segment of upstream.url (…/v1), as the API names versions.
   static std::string ApiVersion(const std::string& url) {
@@ -177,7 +178,8 @@ struct Daemon::Parts {
   HttpDoor http;
   ProxyDoor proxy;  // CONNECT in front of the HTTP door's tunnel server
   std::unique_ptr<GrpcDoor> grpc;  // made once the fleet is known
-  MetricsEndpoint metrics_endpoint;
+  MetricsDoor metrics_door;
+  MetricsTextfile metrics_textfile;
 };
 
 Daemon::Daemon(Config config) : config_(std::move(config)) {}
@@ -218,7 +220,7 @@ Status Daemon::Start() {
                   static_cast<double>(cache.bytes()));
   });
 
-  p.grpc = std::make_unique<GrpcDoor>(p.core, p.watches, p.audit, p.metrics, p.engine, p.fleet.get(),
+  p.grpc = std::make_unique<GrpcDoor>(p.core, p.watches, p.audit, p.engine, p.fleet.get(),
                                       [&proxy = p.proxy] { return proxy.Describe(); });
   if (Status built = p.grpc->Build(config_.limits, Parts::AccountNames(config_)); !built.ok()) return built;
   // Sessions before doors: under socket activation callers are already
@@ -239,7 +241,8 @@ Status Daemon::Start() {
   // The HTTP door: the Storm API's own paths (when configured).
   if (Status opened = p.http.Start(config_.listen, *passed); !opened.ok()) return opened;
   if (Status opened = p.proxy.Start(config_.listen, passed->https_proxy); !opened.ok()) return opened;
-  if (Status started = p.metrics_endpoint.Start(config_.metrics); !started.ok()) return started;
+  if (Status started = p.metrics_door.Start(config_.metrics); !started.ok()) return started;
+  if (Status started = p.metrics_textfile.Start(config_.metrics); !started.ok()) return started;
 
   running_ = true;
   Heartbeat();
@@ -400,7 +403,8 @@ void Daemon::Shutdown() {
   p.scheduler.Stop();
   p.engine.Stop();
   p.http.Stop();              // every HTTP call has its answer by now
-  p.metrics_endpoint.Stop();  // the textfile's last write counts every call
+  p.metrics_door.Stop();
+  p.metrics_textfile.Stop();  // its last write counts every call
   if (p.grpc) p.grpc->Wait();
   FlushAuditOnDeath(nullptr);
   parts_.reset();

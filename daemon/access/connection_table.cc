@@ -80,7 +80,8 @@ void ConnectionTable::StopAccepting(int fd) {
   listeners_.erase(fd);
 }
 
-Status ConnectionTable::Admit(int fd, const Caller& caller, const std::string& door) {
+Status ConnectionTable::Admit(int fd, const Caller& caller, const std::string& door,
+                              std::optional<size_t> door_share) {
   absl::MutexLock lock(&mutex_);
   // The kernel gave us this number again, so its door has closed the old one.
   if (by_fd_.count(fd)) RemoveLocked(fd, /*end_socket=*/false);
@@ -92,6 +93,15 @@ Status ConnectionTable::Admit(int fd, const Caller& caller, const std::string& d
   if (usage.connections >= limits_.connections_per_uid) {
     return ResourceExhausted("uid " + std::to_string(caller.uid) + " holds " + std::to_string(usage.connections) +
                              " connections to the broker, as many as it may (limits.connections_per_uid)");
+  }
+  if (door_share) {
+    size_t held = std::count_if(by_fd_.begin(), by_fd_.end(), [&](const auto& entry) {
+      return entry.second.uid == caller.uid && entry.second.door == door;
+    });
+    if (held >= *door_share) {
+      return ResourceExhausted("uid " + std::to_string(caller.uid) + " holds " + std::to_string(held) +
+                               " connections to the " + door + " door, as many as it may");
+    }
   }
   int watch_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (watch_fd < 0) return ResourceExhausted(std::string("cannot watch the connection: ") + strerror(errno));

@@ -91,9 +91,11 @@ class ConnectionTable {
   // Takes in the connection on `fd` (accepted, not yet served) through
   // `door` (its name, for the count of connections by door).
   // RESOURCE_EXHAUSTED, saying which limit, when the caller's uid or all
-  // callers together hold as many connections as they may: the fd is then
-  // not taken (the accept loop closes it).
-  Status Admit(int fd, const Caller& caller, const std::string& door);
+  // callers together hold as many connections as they may, or the uid
+  // holds `door_share` of this door's already (a door with a small table
+  // of its own): the fd is then not taken (the accept loop closes it).
+  Status Admit(int fd, const Caller& caller, const std::string& door,
+               std::optional<size_t> door_share = std::nullopt);
 
   // A call beginning on connection `fd`: UNAUTHENTICATED when the
   // connection is unknown, RESOURCE_EXHAUSTED when its uid has as many calls

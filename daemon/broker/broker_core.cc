@@ -45,6 +45,7 @@ const char* DoorName(Door door) {
     case Door::kHttpUnix: return "http-unix";
     case Door::kHttpTcp: return "http-tcp";
     case Door::kHttpsProxy: return "https-proxy";
+    case Door::kMetrics: return "metrics";
   }
   return "unknown";
 }
@@ -82,7 +83,10 @@ BrokerCore::BrokerCore(ConnectionTable& connections, const PolicyHolder& policy,
       cache_(cache) {}
 
 Status BrokerCore::AdmitConnection(int fd, const Caller& caller, Door door) {
-  Status admitted = connections_.Admit(fd, caller, DoorName(door));
+  // The metrics door's table is small (its server's, for one scraper or
+  // two): a uid's share of it is too, so that nobody can keep the scraper out.
+  std::optional<size_t> share = door == Door::kMetrics ? std::optional<size_t>(kMetricsConnectionsPerUid) : std::nullopt;
+  Status admitted = connections_.Admit(fd, caller, DoorName(door), share);
   if (!admitted.ok()) {
     AuditRecord record = StartAuditRecord(caller, DoorName(door), RpcName(Rpc::kConnect), "");
     record.decision = Decision::kLimit;
@@ -341,6 +345,23 @@ Status BrokerCore::Fault(Door door, Rpc rpc, Request* request, const std::option
     Record(StartAuditRecord(who ? *who : Caller{}, DoorName(door), RpcName(rpc), ""), failed);
   }
   return failed;
+}
+
+Exposition BrokerCore::MetricsSeenBy(const Request& request) const {
+  if (!metrics_) return {};
+  const Caller& caller = request.caller();
+  return metrics_->Collect([&](const std::string& account) { return MayUse(caller, account); });
+}
+
+Result<std::string> BrokerCore::MetricsForReader(Request& request) {
+  const Caller& caller = request.caller();
+  if (!policy_.Get()->AdmitsMetrics(caller)) {
+    return Refuse(request, Decision::kDeny,
+                  PermissionDenied("uid " + std::to_string(caller.uid) + " (" + caller.user +
+                                   ") may not read the metrics; an administrator can add a policy rule with "
+                                   "metrics: true"));
+  }
+  return metrics_ ? metrics_->Collect().Text() : std::string();
 }
 
 bool BrokerCore::MayUse(const Caller& caller, const std::string& account) const {

@@ -81,7 +81,8 @@ class BrokerCore {
   // --- connections
   // Takes in connection `fd`, whose other end the kernel says is `caller`.
   // RESOURCE_EXHAUSTED (audited) when the caller or the broker holds as many
-  // connections as it may: the door then closes it.
+  // connections as it may, or the caller its share of the metrics door
+  // (kMetricsConnectionsPerUid): the door then closes it.
   Status AdmitConnection(int fd, const Caller& caller, Door door);
   // A connection (or its first request) whose sender the kernel would not
   // name (`why` says what it reported): audited without a uid, never as
@@ -133,6 +134,16 @@ class BrokerCore {
   // `caller` (or of nobody, when the door never learnt who it was). Returns
   // the INTERNAL status the door answers; the daemon goes on.
   Status Fault(Door door, Rpc rpc, Request* request, const std::optional<Caller>& caller, std::string_view what);
+
+  // The metrics as `request`'s caller may see them (GetMetrics): every
+  // broker-wide series, and those of the accounts it may use.
+  Exposition MetricsSeenBy(const Request& request) const;
+  // The whole text exposition, for a reader a policy rule with metrics:
+  // true names (the metrics door); PERMISSION_DENIED, audited, for others.
+  Result<std::string> MetricsForReader(Request& request);
+
+  // A uid's connections to the metrics door at once.
+  static constexpr size_t kMetricsConnectionsPerUid = 4;
 
   // Whether `caller` may know of `account` (lists, status, health, metrics).
   bool MayUse(const Caller& caller, const std::string& account) const;

@@ -12,8 +12,8 @@
 namespace stormbroker {
 
 // The door a request came through: the audit trail's "listener".
-enum class Door { kGrpc, kHttpUnix, kHttpTcp, kHttpsProxy };
-// "grpc", "http-unix", "http-tcp", "https-proxy".
+enum class Door { kGrpc, kHttpUnix, kHttpTcp, kHttpsProxy, kMetrics };
+// "grpc", "http-unix", "http-tcp", "https-proxy", "metrics".
 const char* DoorName(Door door);
 
 // What a request asks the broker for, as the audit trail names it.

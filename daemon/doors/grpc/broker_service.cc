@@ -255,8 +255,7 @@ grpc::ServerUnaryReactor* BrokerService::GetMetrics(grpc::CallbackServerContext*
   return Guard(context, Rpc::kGetMetrics, [&](grpc::ServerUnaryReactor* reactor) {
     auto admitted = Begin(context, reactor, Rpc::kGetMetrics, /*drains=*/false);
     if (!admitted) return reactor;
-    Exposition seen =
-        metrics_.Collect([&](const std::string& account) { return core_.MayUse(admitted->caller(), account); });
+    Exposition seen = core_.MetricsSeenBy(*admitted);
     response->set_text(seen.Text());
     for (const MetricFamily& family : seen.families()) {
       for (const Sample& sample : family.samples) {

@@ -22,9 +22,9 @@ namespace stormbroker {
 class BrokerService final : public v1::Broker::CallbackService {
  public:
   // `engine` tells who waits for the API (status).
-  BrokerService(BrokerCore& core, AccountWatchHub& watches, AuditLog& audit, const Metrics& metrics,
-                const HttpEngine& engine, const Fleet* fleet = nullptr, DescribeHttpsProxy describe_proxy = nullptr)
-      : core_(core), watches_(watches), audit_(audit), metrics_(metrics), engine_(engine), fleet_(fleet),
+  BrokerService(BrokerCore& core, AccountWatchHub& watches, AuditLog& audit, const HttpEngine& engine,
+                const Fleet* fleet = nullptr, DescribeHttpsProxy describe_proxy = nullptr)
+      : core_(core), watches_(watches), audit_(audit), engine_(engine), fleet_(fleet),
         describe_proxy_(std::move(describe_proxy)) {}
 
   grpc::ServerUnaryReactor* Call(grpc::CallbackServerContext* context, const v1::CallRequest* request,
@@ -75,7 +75,6 @@ class BrokerService final : public v1::Broker::CallbackService {
   BrokerCore& core_;
   AccountWatchHub& watches_;
   AuditLog& audit_;
-  const Metrics& metrics_;
   const HttpEngine& engine_;
   const Fleet* const fleet_;  // null outside fleet mode
   const DescribeHttpsProxy describe_proxy_;  // null in tests without one

@@ -8,10 +8,10 @@
 
 namespace stormbroker {
 
-GrpcDoor::GrpcDoor(BrokerCore& core, AccountWatchHub& watches, AuditLog& audit, const Metrics& metrics,
-                   const HttpEngine& engine, const Fleet* fleet, DescribeHttpsProxy describe_proxy)
+GrpcDoor::GrpcDoor(BrokerCore& core, AccountWatchHub& watches, AuditLog& audit, const HttpEngine& engine,
+                   const Fleet* fleet, DescribeHttpsProxy describe_proxy)
     : core_(core),
-      service_(core, watches, audit, metrics, engine, fleet, std::move(describe_proxy)),
+      service_(core, watches, audit, engine, fleet, std::move(describe_proxy)),
       health_(core) {}
 
 Status GrpcDoor::Build(const LimitsConfig& limits, const std::vector<std::string>& accounts) {

@@ -27,8 +27,8 @@ namespace stormbroker {
 class GrpcDoor {
  public:
   // The services' parts, which must outlive the door.
-  GrpcDoor(BrokerCore& core, AccountWatchHub& watches, AuditLog& audit, const Metrics& metrics,
-           const HttpEngine& engine, const Fleet* fleet, DescribeHttpsProxy describe_proxy);
+  GrpcDoor(BrokerCore& core, AccountWatchHub& watches, AuditLog& audit, const HttpEngine& engine,
+           const Fleet* fleet, DescribeHttpsProxy describe_proxy);
   GrpcDoor(const GrpcDoor&) = delete;
   GrpcDoor& operator=(const GrpcDoor&) = delete;
 
