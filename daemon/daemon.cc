@@ -134,7 +134,7 @@ struct Daemon::Parts {
         connections(config.limits, ConnectionsTheDescriptorsAllow(config.limits)),
         cache(config.cache, config.cache_max_bytes, ApiVersion(config.upstream.url)),
         core(connections, policy, sessions, audit, &metrics, config.limits, &cache, &scheduler),
-        http(core, connections, config.limits),
+        http(core, config.limits),
         proxy(core, http),
         metrics_door(core),
         metrics_textfile([this] { return metrics.Collect().Text(); }) {}

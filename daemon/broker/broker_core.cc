@@ -347,6 +347,18 @@ Status BrokerCore::Fault(Door door, Rpc rpc, Request* request, const std::option
   return failed;
 }
 
+Status BrokerCore::ReserveBody(Request& request, size_t bytes) {
+  uid_t uid = request.caller().uid;
+  if (connections_.ReserveBodyBytes(uid, bytes)) return Status::Ok();
+  return Refuse(request, Decision::kLimit,
+                ResourceExhausted("uid " + std::to_string(uid) +
+                                  " holds as many request bytes in the broker as it may (limits.body_bytes_per_uid)"));
+}
+
+void BrokerCore::ReleaseBody(const Request& request, size_t bytes) {
+  if (bytes > 0) connections_.ReleaseBodyBytes(request.caller().uid, bytes);
+}
+
 Exposition BrokerCore::MetricsSeenBy(const Request& request) const {
   if (!metrics_) return {};
   const Caller& caller = request.caller();

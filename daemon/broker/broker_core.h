@@ -142,6 +142,13 @@ class BrokerCore {
   // true names (the metrics door); PERMISSION_DENIED, audited, for others.
   Result<std::string> MetricsForReader(Request& request);
 
+  // Request bodies held in memory (limits.body_bytes_per_uid): a door
+  // reserves `bytes` of its caller's before it keeps them, and gives them
+  // back when the request ends. RESOURCE_EXHAUSTED, and the request
+  // concluded as refused (audited), when the caller would hold more.
+  Status ReserveBody(Request& request, size_t bytes);
+  void ReleaseBody(const Request& request, size_t bytes);
+
   // A uid's connections to the metrics door at once.
   static constexpr size_t kMetricsConnectionsPerUid = 4;
 

@@ -87,6 +87,7 @@ class BrokerCoreTest : public ::testing::Test {
     LimitsConfig limits;
     limits.calls_per_uid = 2;
     limits.max_params_bytes = 1024;
+    limits.body_bytes_per_uid = 100;
     return limits;
   }
   // alice (uid 1000) may call Utilities/Info/* on prod.
@@ -210,6 +211,28 @@ TEST_F(BrokerCoreTest, OverTheUidsCallsOrDrainingIsALimitAuditedOnce) {
   EXPECT_TRUE(core_.Drain(std::chrono::milliseconds(1)));
   // Health and lists do not drain.
   EXPECT_TRUE(core_.Begin(fd_, Door::kGrpc, Rpc::kListAccounts, false).ok());
+}
+
+// A door holds a body's bytes only once the core reserved them: the
+// caller's budget is the core's, and so is the refusal.
+TEST_F(BrokerCoreTest, ABodyOverTheCallersBudgetIsRefusedByTheCoreAndAudited) {
+  auto first = core_.Begin(fd_, Door::kHttpUnix, Rpc::kCall, false);
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE(core_.ReserveBody(*first, 60).ok());
+  {
+    auto second = core_.Begin(fd_, Door::kHttpUnix, Rpc::kCall, false);
+    ASSERT_TRUE(second.ok());
+    Status over = core_.ReserveBody(*second, 50);
+    EXPECT_EQ(over.code(), StatusCode::kResourceExhausted);
+    EXPECT_NE(over.message().find("limits.body_bytes_per_uid"), std::string::npos) << over.message();
+    nlohmann::json record = LastRecord();
+    EXPECT_EQ(record["decision"], "limit") << record.dump();
+    EXPECT_EQ(record["listener"], "http-unix");
+  }
+  core_.ReleaseBody(*first, 60);
+  auto third = core_.Begin(fd_, Door::kHttpUnix, Rpc::kCall, false);
+  ASSERT_TRUE(third.ok());
+  EXPECT_TRUE(core_.ReserveBody(*third, 100).ok()) << "given back, the bytes are the caller's again";
 }
 
 TEST_F(BrokerCoreTest, AnUnidentifiedCallerIsAuditedWithoutAUid) {

@@ -26,8 +26,7 @@ constexpr size_t kConnectionMemory = 16 << 10;
 
 }  // namespace
 
-HttpDoor::HttpDoor(BrokerCore& core, ConnectionTable& connections, const LimitsConfig& limits)
-    : core_(core), connections_(connections), limits_(limits) {}
+HttpDoor::HttpDoor(BrokerCore& core, const LimitsConfig& limits) : core_(core), limits_(limits) {}
 
 HttpDoor::~HttpDoor() { Stop(); }
 

@@ -40,7 +40,7 @@ namespace stormbroker {
 
 class HttpDoor {
  public:
-  HttpDoor(BrokerCore& core, ConnectionTable& connections, const LimitsConfig& limits);
+  HttpDoor(BrokerCore& core, const LimitsConfig& limits);
   ~HttpDoor();
   HttpDoor(const HttpDoor&) = delete;
   HttpDoor& operator=(const HttpDoor&) = delete;
@@ -97,7 +97,6 @@ class HttpDoor {
   Status Serve(int listen_fd, Door door, const Tls* tls, std::vector<std::string> hosts = {});
 
   BrokerCore& core_;
-  ConnectionTable& connections_;  // for request bodies' bytes
   const LimitsConfig limits_;
   std::vector<std::unique_ptr<Server>> servers_;
   Server* tunnels_ = nullptr;  // ServeTunnels' server, in servers_

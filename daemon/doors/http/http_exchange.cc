@@ -168,11 +168,8 @@ void HttpDoor::Exchange::Start(std::string_view url, std::string_view method) {
     return;
   }
   target_ = std::move(decided).value();
-  if (announced > 0 && !ReserveBody(announced)) {
-    Status why = ResourceExhausted("uid " + std::to_string(peer_->caller->uid) +
-                                   " holds as many request bytes in the broker as it may "
-                                   "(limits.body_bytes_per_uid)");
-    Refuse(Decision::kLimit, why, http::FromStatus(why));
+  if (announced > 0) {
+    if (Status held = ReserveBody(announced); !held.ok()) reply_ = http::FromStatus(held);
   }
 }
 
@@ -182,12 +179,8 @@ void HttpDoor::Exchange::Append(const char* data, size_t size) {
     http::Refusal refusal = http::BodyTooLarge(door_.limits_.max_request_bytes);
     body_refusal_ = std::move(refusal.reply);
     core_.Refuse(*request_, refusal.decision, refusal.why);
-  } else if (body_.size() + size > reserved_ && !ReserveBody(body_.size() + size - reserved_)) {
-    Status why = ResourceExhausted("uid " + std::to_string(peer_->caller->uid) +
-                                   " holds as many request bytes in the broker as it may "
-                                   "(limits.body_bytes_per_uid)");
-    body_refusal_ = http::FromStatus(why);
-    core_.Refuse(*request_, Decision::kLimit, why);
+  } else if (body_.size() + size > reserved_) {
+    if (Status held = ReserveBody(body_.size() + size - reserved_); !held.ok()) body_refusal_ = http::FromStatus(held);
   }
   if (body_refusal_) {
     ReleaseBody();

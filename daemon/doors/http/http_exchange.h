@@ -117,13 +117,13 @@ class HttpDoor::Exchange {
     core_.Refuse(*request_, decision, why);
     reply_ = std::move(reply);
   }
-  bool ReserveBody(size_t bytes) {
-    if (!door_.connections_.ReserveBodyBytes(peer_->caller->uid, bytes)) return false;
-    reserved_ += bytes;
-    return true;
+  Status ReserveBody(size_t bytes) {
+    Status held = core_.ReserveBody(*request_, bytes);
+    if (held.ok()) reserved_ += bytes;
+    return held;
   }
   void ReleaseBody() {
-    if (reserved_ > 0) door_.connections_.ReleaseBodyBytes(peer_->caller->uid, reserved_);
+    if (request_) core_.ReleaseBody(*request_, reserved_);
     reserved_ = 0;
     std::string().swap(body_);
   }
