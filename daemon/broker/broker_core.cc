@@ -72,8 +72,9 @@ std::string DescribeCaller(const Caller& caller) {
 
 BrokerCore::BrokerCore(ConnectionTable& connections, const PolicyHolder& policy, const AccountSessions& accounts,
                        AuditLog& audit, Metrics* metrics, const LimitsConfig& limits, AnswerCache* cache,
-                       Scheduler* scheduler)
+                       Scheduler* scheduler, std::vector<std::string> tunnel_hosts)
     : scheduler_(scheduler),
+      tunnel_hosts_(std::move(tunnel_hosts)),
       connections_(connections),
       policy_(policy),
       accounts_(accounts),
@@ -345,6 +346,17 @@ Status BrokerCore::Fault(Door door, Rpc rpc, Request* request, const std::option
     Record(StartAuditRecord(who ? *who : Caller{}, DoorName(door), RpcName(rpc), ""), failed);
   }
   return failed;
+}
+
+Status BrokerCore::AdmitTunnel(Request& request, const std::string& host, int port) {
+  request.record().method = "CONNECT " + Printable(host, 255) + ":" + std::to_string(port);
+  if (port == 443 && std::find(tunnel_hosts_.begin(), tunnel_hosts_.end(), host) != tunnel_hosts_.end()) {
+    return Status::Ok();
+  }
+  std::string served;
+  for (const std::string& each : tunnel_hosts_) served += (served.empty() ? "" : ", ") + each + ":443";
+  return Refuse(request, Decision::kDeny,
+                PermissionDenied("this proxy serves the Storm API only (" + served + "); it connects nowhere else"));
 }
 
 Status BrokerCore::ReserveBody(Request& request, size_t bytes) {

@@ -74,9 +74,10 @@ class BrokerCore {
   // `cache` may be null (every call goes upstream).
   // `scheduler` keeps the deadlines of callers waiting for a shared answer;
   // null: they wait for the shared call (unit tests without time).
+  // `tunnel_hosts`: the hosts the HTTPS proxy door may tunnel to (on 443).
   BrokerCore(ConnectionTable& connections, const PolicyHolder& policy, const AccountSessions& accounts,
              AuditLog& audit, Metrics* metrics, const LimitsConfig& limits, AnswerCache* cache = nullptr,
-             Scheduler* scheduler = nullptr);
+             Scheduler* scheduler = nullptr, std::vector<std::string> tunnel_hosts = {});
 
   // --- connections
   // Takes in connection `fd`, whose other end the kernel says is `caller`.
@@ -142,6 +143,11 @@ class BrokerCore {
   // true names (the metrics door); PERMISSION_DENIED, audited, for others.
   Result<std::string> MetricsForReader(Request& request);
 
+  // A CONNECT to `host`:`port` (as the proxy door parsed it): only to a
+  // tunnel host on 443, so the broker never connects anywhere else.
+  // PERMISSION_DENIED, audited (as "CONNECT host:port"), for any other.
+  Status AdmitTunnel(Request& request, const std::string& host, int port);
+
   // Request bodies held in memory (limits.body_bytes_per_uid): a door
   // reserves `bytes` of its caller's before it keeps them, and gives them
   // back when the request ends. RESOURCE_EXHAUSTED, and the request
@@ -182,6 +188,7 @@ class BrokerCore {
   };
 
   Scheduler* const scheduler_;
+  const std::vector<std::string> tunnel_hosts_;
   // The account named `name` (or the only one).
   Result<Target> FindAccount(const std::string& name) const;
   // Audits `record` with how it ended and counts it in the metrics.

@@ -58,7 +58,8 @@ class BrokerCoreTest : public ::testing::Test {
         connections_(Limits(), 100),
         audit_(std::make_unique<LinesSink>(lines_), {.refusals_per_second = 1000, .refusal_burst = 1000}),
         metrics_({"prod", "staging"}),
-        core_(connections_, policy_, sessions_, audit_, &metrics_, Limits()) {
+        core_(connections_, policy_, sessions_, audit_, &metrics_, Limits(), nullptr, nullptr,
+              {"api.stormondemand.com"}) {
     for (const char* name : {"prod", "staging"}) {
       AccountConfig account;
       account.name = name;
@@ -233,6 +234,26 @@ TEST_F(BrokerCoreTest, ABodyOverTheCallersBudgetIsRefusedByTheCoreAndAudited) {
   auto third = core_.Begin(fd_, Door::kHttpUnix, Rpc::kCall, false);
   ASSERT_TRUE(third.ok());
   EXPECT_TRUE(core_.ReserveBody(*third, 100).ok()) << "given back, the bytes are the caller's again";
+}
+
+TEST_F(BrokerCoreTest, ATunnelGoesOnlyToATunnelHostOnPort443) {
+  auto allowed = core_.Begin(fd_, Door::kHttpsProxy, Rpc::kConnect, false);
+  ASSERT_TRUE(allowed.ok());
+  EXPECT_TRUE(core_.AdmitTunnel(*allowed, "api.stormondemand.com", 443).ok());
+  for (auto [host, port] : std::vector<std::pair<std::string, int>>{{"api.stormondemand.com", 80},
+                                                                    {"api.stormondemand.com", 8443},
+                                                                    {"127.0.0.1", 443},
+                                                                    {"::1", 443},
+                                                                    {"evil.example", 443},
+                                                                    {"api.stormondemand.com.evil.example", 443}}) {
+    auto request = core_.Begin(fd_, Door::kHttpsProxy, Rpc::kConnect, false);
+    ASSERT_TRUE(request.ok());
+    Status refused = core_.AdmitTunnel(*request, host, port);
+    EXPECT_EQ(refused.code(), StatusCode::kPermissionDenied) << host << ":" << port;
+    nlohmann::json record = LastRecord();
+    EXPECT_EQ(record["decision"], "deny") << record.dump();
+    EXPECT_EQ(record["method"], "CONNECT " + host + ":" + std::to_string(port)) << record.dump();
+  }
 }
 
 TEST_F(BrokerCoreTest, AnUnidentifiedCallerIsAuditedWithoutAUid) {

@@ -63,15 +63,4 @@ Result<TunnelTarget> ParseTunnelTarget(std::string_view target) {
   return parsed;
 }
 
-Status CheckTunnelTarget(const TunnelTarget& target, const std::vector<std::string>& hosts) {
-  std::string served;
-  for (const std::string& host : hosts) served += (served.empty() ? "" : ", ") + host + ":443";
-  bool known = std::find(hosts.begin(), hosts.end(), target.host) != hosts.end();
-  if (!known || target.port != 443) {
-    return PermissionDenied("this proxy serves the Storm API only (" + served +
-                            "); it connects nowhere else");
-  }
-  return Status::Ok();
-}
-
 }  // namespace stormbroker

@@ -56,9 +56,4 @@ struct TunnelTarget {
 // "[::1]:443"); INVALID_ARGUMENT when it is not host:port.
 Result<TunnelTarget> ParseTunnelTarget(std::string_view target);
 
-// Whether the door opens a tunnel to `target`: one of `hosts`, port 443;
-// PERMISSION_DENIED saying what is served otherwise. Nothing is ever
-// connected to: a tunnel ends in the broker, so the broker is no open proxy.
-Status CheckTunnelTarget(const TunnelTarget& target, const std::vector<std::string>& hosts);
-
 }  // namespace stormbroker

@@ -195,8 +195,13 @@ void ProxyDoor::Answer(int fd, Pending& pending) {
   }
   auto target = ParseTunnelTarget(head.target());
   if (!target.ok()) return Refuse(fd, pending, 400, Decision::kInvalid, target.status());
-  if (Status allowed = CheckTunnelTarget(*target, hosts_); !allowed.ok()) {
-    return Refuse(fd, pending, 403, Decision::kDeny, allowed);
+  // Where a tunnel may go is the core's to decide (and to audit when not).
+  // Nothing is ever connected to: a tunnel ends in the broker, so the
+  // broker is no open proxy.
+  auto request = core_.Begin(fd, Door::kHttpsProxy, Rpc::kConnect, /*drains=*/false);
+  if (!request.ok()) return Reject(fd, 503, request.status());
+  if (Status allowed = core_.AdmitTunnel(*request, target->host, target->port); !allowed.ok()) {
+    return Reject(fd, 403, allowed);
   }
   SendAnswer(fd, "HTTP/1.1 200 Connection established\r\n\r\n");
   // The HTTP door's tunnel server takes the connection (and admits it
@@ -212,6 +217,10 @@ void ProxyDoor::Refuse(int fd, Pending& pending, int status, Decision decision, 
     request->record().method = "CONNECT " + Printable(pending.head->target());
     core_.Refuse(*request, decision, why);
   }
+  Reject(fd, status, why);
+}
+
+void ProxyDoor::Reject(int fd, int status, const Status& why) {
   std::string body = why.message() + "\n";
   SendAnswer(fd, "HTTP/1.1 " + std::to_string(status) + " " + Reason(status) +
                      "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " + std::to_string(body.size()) +

@@ -78,6 +78,8 @@ class ProxyDoor {
   // Refuses `fd` with `status` and `why` (audited through the core as
   // `decision`) and closes it.
   void Refuse(int fd, Pending& pending, int status, Decision decision, const Status& why);
+  // Answers `status` with `why` (already audited, or nobody's to audit) and closes `fd`.
+  void Reject(int fd, int status, const Status& why);
   // Handling `fd` threw: the core logs and audits it (BrokerCore::Fault);
   // a pending connection gets 500 and is closed.
   void Faulted(int fd, std::string_view what);
