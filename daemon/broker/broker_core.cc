@@ -348,6 +348,33 @@ Status BrokerCore::Fault(Door door, Rpc rpc, Request* request, const std::option
   return failed;
 }
 
+Result<Target> BrokerCore::AuthorizeLogin(Request& request, const std::string& account, std::string_view passcode) {
+  auto target = Authorize(request, account, Permission::kAdmin);
+  if (!target.ok()) return target;
+  if (!passcode.empty()) {
+    if (Status shape = CheckPasscode(passcode); !shape.ok()) return Refuse(request, Decision::kInvalid, shape);
+  }
+  return target;
+}
+
+std::vector<AccountSnapshot> BrokerCore::AccountsSeenBy(const Request& request) const {
+  std::vector<AccountSnapshot> seen;
+  for (const auto& [name, session] : accounts_) {
+    if (MayUse(request.caller(), name)) seen.push_back(session->Snapshot());
+  }
+  return seen;
+}
+
+std::vector<HttpEngine::CallerLoad> BrokerCore::LoadSeenBy(const Request& request,
+                                                           std::vector<HttpEngine::CallerLoad> loads) const {
+  // Another uid's use of an account is its administrators' business.
+  const Caller& caller = request.caller();
+  std::erase_if(loads, [&](const HttpEngine::CallerLoad& load) {
+    return load.uid != caller.uid && !MayAdminister(caller, load.account);
+  });
+  return loads;
+}
+
 Status BrokerCore::AdmitTunnel(Request& request, const std::string& host, int port) {
   request.record().method = "CONNECT " + Printable(host, 255) + ":" + std::to_string(port);
   if (port == 443 && std::find(tunnel_hosts_.begin(), tunnel_hosts_.end(), host) != tunnel_hosts_.end()) {

@@ -36,6 +36,7 @@
 #include "observe/logging.h"
 #include "observe/metrics.h"
 #include "tokens/account_session.h"
+#include "upstream/http_engine.h"
 
 namespace stormbroker {
 
@@ -142,6 +143,18 @@ class BrokerCore {
   // The whole text exposition, for a reader a policy rule with metrics:
   // true names (the metrics door); PERMISSION_DENIED, audited, for others.
   Result<std::string> MetricsForReader(Request& request);
+
+  // An operator's login on `account` (Login): an admin rule, and a passcode
+  // of 6 to 8 digits when one is given (empty: the password alone).
+  // Refusals concluded and audited (deny, invalid).
+  Result<Target> AuthorizeLogin(Request& request, const std::string& account, std::string_view passcode);
+
+  // What `request`'s caller may see: the accounts it may use (ListAccounts,
+  // GetStatus), and of the callers waiting for the API, itself and the
+  // callers of the accounts it administers (GetStatus).
+  std::vector<AccountSnapshot> AccountsSeenBy(const Request& request) const;
+  std::vector<HttpEngine::CallerLoad> LoadSeenBy(const Request& request,
+                                                 std::vector<HttpEngine::CallerLoad> loads) const;
 
   // A CONNECT to `host`:`port` (as the proxy door parsed it): only to a
   // tunnel host on 443, so the broker never connects anywhere else.

@@ -135,9 +135,7 @@ grpc::ServerUnaryReactor* BrokerService::ListAccounts(grpc::CallbackServerContex
   return Guard(context, Rpc::kListAccounts, [&](grpc::ServerUnaryReactor* reactor) {
     auto admitted = Begin(context, reactor, Rpc::kListAccounts, /*drains=*/false);
     if (!admitted) return reactor;
-    for (const auto& [name, session] : core_.accounts()) {
-      if (core_.MayUse(admitted->caller(), name)) FillAccount(session->Snapshot(), response->add_accounts());
-    }
+    for (const AccountSnapshot& seen : core_.AccountsSeenBy(*admitted)) FillAccount(seen, response->add_accounts());
     AddUpstreamState(response->mutable_accounts());
     reactor->Finish(grpc::Status::OK);
     return reactor;
@@ -149,15 +147,8 @@ grpc::ServerUnaryReactor* BrokerService::Login(grpc::CallbackServerContext* cont
   return Guard(context, Rpc::kLogin, [&](grpc::ServerUnaryReactor* reactor) {
     auto admitted = Begin(context, reactor, Rpc::kLogin, /*drains=*/true);
     if (!admitted) return reactor;
-    auto target = core_.Authorize(*admitted, request->account(), Permission::kAdmin);
+    auto target = core_.AuthorizeLogin(*admitted, request->account(), request->passcode());
     if (!target.ok()) return Finish(reactor, *admitted, target.status());
-    // Empty: a login with the password alone (accounts without prompt).
-    if (!request->passcode().empty()) {
-      if (Status shape = CheckPasscode(request->passcode()); !shape.ok()) {
-        admitted->record().decision = Decision::kInvalid;
-        return Finish(reactor, *admitted, shape);
-      }
-    }
     std::shared_ptr<AccountSession> session = target->session;
     auto held = std::make_shared<Request>(std::move(*admitted));
     session->Login(Secret(request->passcode()), [this, reactor, response, session, held](Status status) {
@@ -222,14 +213,9 @@ grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* 
       for (const auto& host : proxy->hosts) out->add_hosts(host);
       out->set_ca_certificate(proxy->ca_certificate);
     }
-    const Caller& caller = admitted->caller();
-    for (const auto& [name, session] : core_.accounts()) {
-      if (core_.MayUse(caller, name)) FillAccount(session->Snapshot(), response->add_accounts());
-    }
+    for (const AccountSnapshot& seen : core_.AccountsSeenBy(*admitted)) FillAccount(seen, response->add_accounts());
     AddUpstreamState(response->mutable_accounts());
-    // Another uid's use of an account is its administrators' business.
-    for (const HttpEngine::CallerLoad& load : engine_.Callers()) {
-      if (load.uid != caller.uid && !core_.MayAdminister(caller, load.account)) continue;
+    for (const HttpEngine::CallerLoad& load : core_.LoadSeenBy(*admitted, engine_.Callers())) {
       v1::CallerLoad* out = response->add_callers();
       out->set_account(load.account);
       out->set_uid(load.uid);
