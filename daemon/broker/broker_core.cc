@@ -1,5 +1,6 @@
 #include "broker/broker_core.h"
 
+#include "access/browser_check.h"
 #include "access/request_check.h"
 #include "config/byte_size.h"
 #include "encoding/document_bounds.h"
@@ -373,6 +374,12 @@ std::vector<HttpEngine::CallerLoad> BrokerCore::LoadSeenBy(const Request& reques
     return load.uid != caller.uid && !MayAdminister(caller, load.account);
   });
   return loads;
+}
+
+Status BrokerCore::AdmitFromLoopbackTcp(Request& request, std::string_view host, std::string_view origin,
+                                        std::string_view sec_fetch_site, const std::vector<std::string>& door_hosts) {
+  Status browser = CheckBrowserHeaders(host, origin, sec_fetch_site, door_hosts);
+  return browser.ok() ? browser : Refuse(request, Decision::kDeny, browser);
 }
 
 Status BrokerCore::AdmitTunnel(Request& request, const std::string& host, int port) {

@@ -156,6 +156,13 @@ class BrokerCore {
   std::vector<HttpEngine::CallerLoad> LoadSeenBy(const Request& request,
                                                  std::vector<HttpEngine::CallerLoad> loads) const;
 
+  // A request on a loopback TCP door, which a browser on this machine can
+  // reach: refused (PERMISSION_DENIED, audited) unless its Host names the
+  // door (one of `door_hosts`) and it has no Origin and is not cross-site
+  // (access/browser_check.h). Empty values stand for absent headers.
+  Status AdmitFromLoopbackTcp(Request& request, std::string_view host, std::string_view origin,
+                              std::string_view sec_fetch_site, const std::vector<std::string>& door_hosts);
+
   // A CONNECT to `host`:`port` (as the proxy door parsed it): only to a
   // tunnel host on 443, so the broker never connects anywhere else.
   // PERMISSION_DENIED, audited (as "CONNECT host:port"), for any other.

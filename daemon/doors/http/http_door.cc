@@ -10,6 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "access/browser_check.h"
 #include "doors/http/http_exchange.h"
 #include "net/tcp_socket.h"
 #include "net/unix_socket.h"
@@ -108,7 +109,7 @@ Status HttpDoor::Serve(int listen_fd, Door kind, const Tls* tls, std::vector<std
       close(listen_fd);
       return bound.status();
     }
-    server->hosts = http::DoorHosts(bound->host, bound->port);
+    server->hosts = DoorHosts(bound->host, bound->port);
   }
   unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
                        MHD_USE_ERROR_LOG;

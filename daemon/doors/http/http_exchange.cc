@@ -143,10 +143,13 @@ void HttpDoor::Exchange::Start(std::string_view url, std::string_view method) {
   if (account.empty()) account = Header(connection_, kAccountHeader);
   request_->record().account = account;
   if (OverLoopbackTcp(server_.kind)) {
-    Status browser = http::CheckBrowserHeaders(Header(connection_, MHD_HTTP_HEADER_HOST),
-                                               Header(connection_, "Origin"), Header(connection_, "Sec-Fetch-Site"),
-                                               server_.hosts);
-    if (!browser.ok()) return Refuse(Decision::kDeny, browser, http::FromStatus(browser));
+    Status browser = core_.AdmitFromLoopbackTcp(*request_, Header(connection_, MHD_HTTP_HEADER_HOST),
+                                                Header(connection_, "Origin"), Header(connection_, "Sec-Fetch-Site"),
+                                                server_.hosts);
+    if (!browser.ok()) {
+      reply_ = http::FromStatus(browser);
+      return;
+    }
   }
   auto read = http::ReadHead(method, url, Header(connection_, http::kTimeoutHeader),
                              Header(connection_, MHD_HTTP_HEADER_CONTENT_LENGTH), door_.limits_.max_request_bytes);
