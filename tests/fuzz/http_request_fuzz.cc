@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "access/browser_check.h"
 #include "access/request_check.h"
 #include "doors/http/http_protocol.h"
 
@@ -58,8 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   url.resize(MHD_http_unescape(url.data()));
   url.resize(strnlen(url.c_str(), url.size()));
 
-  Status browser = http::CheckBrowserHeaders(headers["Host"], headers["Origin"], headers["Sec-Fetch-Site"],
-                                             http::DoorHosts("127.0.0.1", 8080));
+  Status browser = CheckBrowserHeaders(headers["Host"], headers["Origin"], headers["Sec-Fetch-Site"],
+                                       DoorHosts("127.0.0.1", 8080));
   if (!browser.ok()) Render(http::FromStatus(browser));
   auto read = http::ReadHead(method, url, headers["X-Stormbroker-Timeout"], headers["Content-Length"], 1 << 20);
   if (auto* refusal = std::get_if<http::Refusal>(&read)) {
