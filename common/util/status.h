@@ -22,6 +22,7 @@ enum class StatusCode {
   kUnauthenticated,
   kDeadlineExceeded,
   kResourceExhausted,   // a caller is over one of its limits; fewer at once will do
+  kTooLarge,            // the request is larger than the broker takes; a smaller one will do
   kInternal,
 };
 
@@ -55,6 +56,7 @@ inline Status PermissionDenied(std::string m) { return {StatusCode::kPermissionD
 inline Status FailedPrecondition(std::string m) { return {StatusCode::kFailedPrecondition, std::move(m)}; }
 inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
 inline Status ResourceExhausted(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
+inline Status TooLarge(std::string m) { return {StatusCode::kTooLarge, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 
 template <typename T>

@@ -2,8 +2,6 @@
 
 #include "access/browser_check.h"
 #include "access/request_check.h"
-#include "config/byte_size.h"
-#include "encoding/document_bounds.h"
 
 namespace stormbroker {
 namespace {
@@ -15,6 +13,7 @@ CallOutcome OutcomeOf(const AuditRecord& record, const Status& status) {
     case StatusCode::kOk: return CallOutcome::kOk;
     case StatusCode::kPermissionDenied: return CallOutcome::kDenied;
     case StatusCode::kInvalidArgument:
+    case StatusCode::kTooLarge:
     case StatusCode::kNotFound:
     case StatusCode::kUnauthenticated: return CallOutcome::kInvalid;
     case StatusCode::kFailedPrecondition: return CallOutcome::kNeedsLogin;
@@ -82,6 +81,7 @@ BrokerCore::BrokerCore(ConnectionTable& connections, const PolicyHolder& policy,
       audit_(audit),
       metrics_(metrics),
       max_params_bytes_(limits.max_params_bytes),
+      max_request_bytes_(limits.max_request_bytes),
       cache_(cache) {}
 
 Status BrokerCore::AdmitConnection(int fd, const Caller& caller, Door door) {
@@ -120,7 +120,7 @@ Result<Request> BrokerCore::Begin(int fd, Door door, Rpc rpc, bool drains) {
     Record(std::move(record), refusal);
     return refusal;
   }
-  return Request(std::move(admission.ticket), drains ? &in_flight_ : nullptr, std::move(record));
+  return Request(door, std::move(admission.ticket), drains ? &in_flight_ : nullptr, std::move(record));
 }
 
 Result<Target> BrokerCore::FindAccount(const std::string& name) const {
@@ -181,127 +181,6 @@ Result<Target> BrokerCore::Authorize(Request& request, const std::string& accoun
   record.rule_line = rule_line;
   found->share = policy->ShareOf(caller, found->account);
   return found;
-}
-
-Result<Target> BrokerCore::Screen(Request& request, const std::string& account, const std::string& method) {
-  AuditRecord& record = request.record();
-  record.method = method;
-  record.account = account;
-  if (IsReservedMethod(method)) {
-    refusal_log_.Warn(request.caller().uid, "denied: " + DescribeCaller(request.caller()) +
-                                                " asked for the reserved method " + Printable(method));
-    return Refuse(request, Decision::kDeny, ReservedMethodRefusal(method));
-  }
-  if (Status shape = CheckMethodPath(method); !shape.ok()) return Refuse(request, Decision::kInvalid, shape);
-  return Authorize(request, account, Permission::kCall, method);
-}
-
-Status BrokerCore::CheckParams(Request& request, const nlohmann::json& params) {
-  AuditRecord& record = request.record();
-  record.param_names.clear();
-  if (params.is_object()) {
-    for (const auto& [name, value] : params.items()) record.param_names.push_back(name);  // sorted: a JSON object
-  }
-  if (Status shape = CheckBounds(params, kRequestBounds); !shape.ok()) {
-    return Refuse(request, Decision::kInvalid, shape);
-  }
-  if (size_t size = params.dump().size(); size > max_params_bytes_) {
-    return Refuse(request, Decision::kInvalid,
-                  InvalidArgument("params are larger than limits.max_params_size (" +
-                                  FormatByteSize(max_params_bytes_) + " as JSON; these are " +
-                                  FormatByteSize(size) + ")"));
-  }
-  return Status::Ok();
-}
-
-void BrokerCore::Call(Request request, const Target& target, CallArgs args,
-                      std::function<void(Result<ApiOutcome>)> done) {
-  // Shared: std::function needs a copy, and the request is move-only.
-  auto held = std::make_shared<Request>(std::move(request));
-  auto finish = [this, held, done = std::move(done)](Result<ApiOutcome> outcome, CacheUse use) mutable {
-    if (use != CacheUse::kNone) {
-      held->record().cache = CacheUseName(use);
-      if (metrics_) metrics_->CacheRequest(held->record().account, CacheUseName(use));
-    }
-    if (outcome.ok() && outcome->is_error) {
-      // An API exception is an answer: the call succeeded, and the audit
-      // says which exception it was.
-      held->record().outcome = Ending::kApiError;
-      held->record().error_class = outcome->error.error_class;
-    }
-    Conclude(*held, outcome.ok() ? Status::Ok() : outcome.status());
-    held.reset();  // the caller may start its next call at once
-    done(std::move(outcome));
-  };
-  auto gave_up = [gone = held->ticket()->gone(), cancelled = std::move(args.cancelled)] {
-    return gone->load(std::memory_order_relaxed) || (cancelled && cancelled());
-  };
-  Lane lane;
-  lane.uid = held->caller().uid;
-  lane.share = target.share;
-  auto ttl = cache_ ? cache_->Covers(target.account, args.method) : std::nullopt;
-  if (!ttl) {
-    // A possible write: once it completes, what the cache holds for the
-    // account may be stale.
-    lane.abandoned = std::move(gave_up);
-    target.session->Call(
-        args.method, args.params, args.deadline,
-        [this, account = target.account, finish = std::move(finish)](Result<ApiOutcome> outcome) mutable {
-          if (cache_) cache_->WriteDone(account);
-          finish(std::move(outcome), CacheUse::kNone);
-        },
-        args.version, std::move(lane));
-    return;
-  }
-  // A shared answer: each waiter is answered once, by the shared call or by
-  // its own deadline, whichever comes first; one answered by its deadline
-  // has left, so a call that everyone left is given up.
-  auto waiter = std::make_shared<SharedWaiter>(std::move(finish));
-  auto left = [waiter, gave_up = std::move(gave_up)] { return waiter->answered() || gave_up(); };
-  std::string key = cache_->KeyOf(target.account, args.version, args.method, args.params);
-  auto joined = cache_->Join(key, target.account, *ttl, args.fresh, [waiter](Result<ApiOutcome> outcome, CacheUse use) {
-    waiter->Answer(std::move(outcome), use);
-  }, left);
-  if (joined.use == CacheUse::kHit) return waiter->Answer(std::move(*joined.stored), CacheUse::kHit);
-  if (args.deadline && scheduler_) waiter->AnswerAt(*scheduler_, *args.deadline, joined.use);
-  const auto& flight = joined.lead ? joined.lead : joined.joined;
-  // The shared call is nobody's: no caller's deadline bounds it (one that
-  // bypasses the cache is its caller's own). It waits in the lane of each
-  // caller who joins it before it is sent, and leaves the line when the
-  // first of them is served, or when everyone waiting for it has left.
-  if (!flight || flight->StartedByOther(0)) return;
-  auto deadline = joined.use == CacheUse::kBypass ? args.deadline : std::nullopt;
-  AnswerCache::Flight::Entry entry = flight->NewEntry();
-  lane.abandoned = [flight, entry] { return flight->Abandoned() || flight->StartedByOther(entry); };
-  lane.starting = [flight, entry] { return flight->ClaimStart(entry); };
-  target.session->Call(
-      args.method, args.params, deadline,
-      [this, flight, entry](Result<ApiOutcome> outcome) {
-        if (flight->TakesOutcome(entry)) cache_->Complete(flight, std::move(outcome));
-      },
-      args.version, std::move(lane));
-}
-
-void BrokerCore::SharedWaiter::Answer(Result<ApiOutcome> outcome, CacheUse use) {
-  if (answered_.exchange(true)) return;
-  if (Scheduler* scheduler = scheduler_.load()) scheduler->Cancel(timer_.load());
-  AnswerCache::Answer answer = std::move(answer_);  // only the first here touches it
-  answer(std::move(outcome), use);
-}
-
-void BrokerCore::SharedWaiter::AnswerAt(Scheduler& scheduler, Scheduler::Clock::time_point deadline, CacheUse use) {
-  std::weak_ptr<SharedWaiter> self = weak_from_this();
-  timer_ = scheduler.RunAt(deadline, [self, use] {
-    if (auto waiter = self.lock()) {
-      waiter->Answer(Status(StatusCode::kDeadlineExceeded,
-                            "the caller's deadline passed before the shared answer came; the call goes on for "
-                            "the others waiting for it"),
-                     use);
-    }
-  });
-  scheduler_ = &scheduler;
-  // Answered while the timer was being set: nobody else will cancel it.
-  if (answered_.load()) scheduler.Cancel(timer_.load());
 }
 
 Status BrokerCore::Refuse(Request& request, Decision decision, Status why) {
@@ -379,7 +258,9 @@ std::vector<HttpEngine::CallerLoad> BrokerCore::LoadSeenBy(const Request& reques
 Status BrokerCore::AdmitFromLoopbackTcp(Request& request, std::string_view host, std::string_view origin,
                                         std::string_view sec_fetch_site, const std::vector<std::string>& door_hosts) {
   Status browser = CheckBrowserHeaders(host, origin, sec_fetch_site, door_hosts);
-  return browser.ok() ? browser : Refuse(request, Decision::kDeny, browser);
+  if (!browser.ok()) return Refuse(request, Decision::kDeny, browser);
+  request.browser_checked_ = true;
+  return browser;
 }
 
 Status BrokerCore::AdmitTunnel(Request& request, const std::string& host, int port) {
@@ -391,18 +272,6 @@ Status BrokerCore::AdmitTunnel(Request& request, const std::string& host, int po
   for (const std::string& each : tunnel_hosts_) served += (served.empty() ? "" : ", ") + each + ":443";
   return Refuse(request, Decision::kDeny,
                 PermissionDenied("this proxy serves the Storm API only (" + served + "); it connects nowhere else"));
-}
-
-Status BrokerCore::ReserveBody(Request& request, size_t bytes) {
-  uid_t uid = request.caller().uid;
-  if (connections_.ReserveBodyBytes(uid, bytes)) return Status::Ok();
-  return Refuse(request, Decision::kLimit,
-                ResourceExhausted("uid " + std::to_string(uid) +
-                                  " holds as many request bytes in the broker as it may (limits.body_bytes_per_uid)"));
-}
-
-void BrokerCore::ReleaseBody(const Request& request, size_t bytes) {
-  if (bytes > 0) connections_.ReleaseBodyBytes(request.caller().uid, bytes);
 }
 
 Exposition BrokerCore::MetricsSeenBy(const Request& request) const {

@@ -7,13 +7,12 @@
 // audited, counted and returned for the door to translate:
 //   AdmitConnection  the connection, within the caller's and the broker's limits
 //   Begin            a request: its place among the caller's calls and in the drain
-//   Screen           the method (reserved? well formed?), the account, policy:
-//                    all that needs no body, so a door that has the request line
-//                    and headers decides before it reads (and parses) a body
-//   CheckParams      the params' size (limits.max_params_size) and shape (kRequestBounds)
-//   Call             the account session's call; then the audit record and the metrics
-// Login, Logout, GetToken and the HTTP door's token dance go through
-// Authorize instead of Screen, and end with Conclude.
+//   OpenCall         a call of the API's methods, from then on driven by the
+//                    core through a CallExchange (broker/call_exchange.h): the
+//                    door gives it the head, the body's size, the decoded
+//                    params, and renders its answer
+// Login, Logout, GetToken and the other RPCs go through Authorize (or
+// AuthorizeLogin) and end with Conclude.
 #pragma once
 
 #include <atomic>
@@ -60,7 +59,7 @@ struct CallArgs {
   std::string method;   // as the caller wrote it
   std::string version;  // the API version (empty: upstream.url's)
   nlohmann::json params = nlohmann::json::object();
-  std::optional<Scheduler::Clock::time_point> deadline;
+  std::optional<Scheduler::Clock::time_point> deadline = {};
   // The door's word that the caller cancelled this call (its connection
   // ending is seen by the core itself); empty when the door cannot tell.
   std::function<bool()> cancelled = {};
@@ -68,6 +67,9 @@ struct CallArgs {
   // a stored answer nor a call in flight serves it; its answer is stored.
   bool fresh = false;
 };
+
+class CallExchange;
+struct CallHead;
 
 class BrokerCore {
  public:
@@ -108,19 +110,10 @@ class BrokerCore {
   // NOT_FOUND, PERMISSION_DENIED; the request is concluded.
   Result<Target> Authorize(Request& request, const std::string& account, Permission permission,
                            const std::string& method = "");
-  // A call's checks that need no params: a reserved method
-  // (PERMISSION_DENIED), the method's shape (INVALID_ARGUMENT), then
-  // Authorize for kCall. Refused: the request is concluded.
-  Result<Target> Screen(Request& request, const std::string& account, const std::string& method);
-  // The params' size as they go upstream (limits.max_params_size) and their
-  // shape (kRequestBounds). Refused: INVALID_ARGUMENT, the request concluded.
-  Status CheckParams(Request& request, const nlohmann::json& params);
-  // Hands a screened, checked call to the account's session, or answers it
-  // with the one answer of identical calls (the cache, when a rule covers
-  // it). `done` gets the API's answer (an exception is an answer) or why
-  // not (the session's failure); by then the request is concluded and its
-  // places given back.
-  void Call(Request request, const Target& target, CallArgs args, std::function<void(Result<ApiOutcome>)> done);
+  // `request` becomes a call of `head.method`, with every check that needs
+  // no body made (broker/call_exchange.h). Refused: the request is
+  // concluded, its places given back, and why returned.
+  Result<CallExchange> OpenCall(Request request, CallHead head);
   // Audits `request` with how it ended: `status`, or the decision already
   // made, and counts it in the metrics. Once; later calls do nothing.
   void Conclude(Request& request, const Status& status);
@@ -160,6 +153,7 @@ class BrokerCore {
   // reach: refused (PERMISSION_DENIED, audited) unless its Host names the
   // door (one of `door_hosts`) and it has no Origin and is not cross-site
   // (access/browser_check.h). Empty values stand for absent headers.
+  // OpenCall refuses a loopback TCP door's request this did not let through.
   Status AdmitFromLoopbackTcp(Request& request, std::string_view host, std::string_view origin,
                               std::string_view sec_fetch_site, const std::vector<std::string>& door_hosts);
 
@@ -167,13 +161,6 @@ class BrokerCore {
   // tunnel host on 443, so the broker never connects anywhere else.
   // PERMISSION_DENIED, audited (as "CONNECT host:port"), for any other.
   Status AdmitTunnel(Request& request, const std::string& host, int port);
-
-  // Request bodies held in memory (limits.body_bytes_per_uid): a door
-  // reserves `bytes` of its caller's before it keeps them, and gives them
-  // back when the request ends. RESOURCE_EXHAUSTED, and the request
-  // concluded as refused (audited), when the caller would hold more.
-  Status ReserveBody(Request& request, size_t bytes);
-  void ReleaseBody(const Request& request, size_t bytes);
 
   // A uid's connections to the metrics door at once.
   static constexpr size_t kMetricsConnectionsPerUid = 4;
@@ -190,6 +177,30 @@ class BrokerCore {
   bool Drain(std::chrono::milliseconds bound) { return in_flight_.Drain(bound); }
 
  private:
+  friend class CallExchange;  // its steps, in its order
+
+  // A call's checks that need no params: a reserved method
+  // (PERMISSION_DENIED), the method's shape (INVALID_ARGUMENT), then
+  // Authorize for kCall. Refused: the request is concluded.
+  Result<Target> Screen(Request& request, const std::string& account, const std::string& method);
+  // The params' size as they go upstream (limits.max_params_size) and their
+  // shape (kRequestBounds). Refused: INVALID_ARGUMENT, the request concluded.
+  Status CheckParams(Request& request, const nlohmann::json& params);
+  // Hands a screened, checked call to the account's session, or answers it
+  // with the one answer of identical calls (the cache, when a rule covers
+  // it). `done` gets the API's answer (an exception is an answer) or why
+  // not (the session's failure); by then the request is concluded and its
+  // places given back.
+  void Call(Request request, const Target& target, CallArgs args, std::function<void(Result<ApiOutcome>)> done);
+  // Request bodies held in memory (limits.body_bytes_per_uid): `bytes` of
+  // the caller's are reserved before the door keeps them, and given back
+  // when the body is decoded or dropped. RESOURCE_EXHAUSTED, and the request
+  // concluded as refused (audited), when the caller would hold more.
+  Status ReserveBody(Request& request, size_t bytes);
+  void ReleaseBody(const Request& request, size_t bytes);
+  // The refusal of a body over limits.max_request_size.
+  Status BodyTooLarge() const;
+
   // One caller waiting for a shared answer: answered once, by the shared
   // call or at its own deadline, whichever comes first.
   class SharedWaiter : public std::enable_shared_from_this<SharedWaiter> {
@@ -220,6 +231,7 @@ class BrokerCore {
   AuditLog& audit_;
   Metrics* const metrics_;
   const size_t max_params_bytes_;
+  const size_t max_request_bytes_;
   AnswerCache* const cache_;
   InFlight in_flight_;
   RefusalLog refusal_log_;

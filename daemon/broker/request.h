@@ -29,18 +29,21 @@ const char* RpcName(Rpc rpc);
 // Move-only.
 class Request {
  public:
-  Request(std::shared_ptr<const CallTicket> ticket, InFlight* drains, AuditRecord record)
-      : ticket_(std::move(ticket)), drains_(drains), record_(std::move(record)) {}
+  Request(Door door, std::shared_ptr<const CallTicket> ticket, InFlight* drains, AuditRecord record)
+      : door_(door), ticket_(std::move(ticket)), drains_(drains), record_(std::move(record)) {}
   Request(Request&& other) noexcept
-      : ticket_(std::move(other.ticket_)),
+      : door_(other.door_),
+        ticket_(std::move(other.ticket_)),
         drains_(std::exchange(other.drains_, nullptr)),
         record_(std::move(other.record_)),
-        concluded_(other.concluded_) {}
+        concluded_(other.concluded_),
+        browser_checked_(other.browser_checked_) {}
   Request& operator=(Request&&) = delete;
   ~Request() {
     if (drains_) drains_->End();
   }
 
+  Door door() const { return door_; }
   const Caller& caller() const { return ticket_->caller(); }
   // The place among the caller's calls, for a stream that holds it as long
   // as it is open (a watch).
@@ -51,10 +54,14 @@ class Request {
   void set_concluded() { concluded_ = true; }
 
  private:
+  friend class BrokerCore;  // marks the browser check done
+
+  Door door_;
   std::shared_ptr<const CallTicket> ticket_;
   InFlight* drains_;  // counted for the drain, when set
   AuditRecord record_;
   bool concluded_ = false;
+  bool browser_checked_ = false;  // BrokerCore::AdmitFromLoopbackTcp let it through
 };
 
 }  // namespace stormbroker

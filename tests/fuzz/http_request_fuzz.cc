@@ -62,7 +62,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Status browser = CheckBrowserHeaders(headers["Host"], headers["Origin"], headers["Sec-Fetch-Site"],
                                        DoorHosts("127.0.0.1", 8080));
   if (!browser.ok()) Render(http::FromStatus(browser));
-  auto read = http::ReadHead(method, url, headers["X-Stormbroker-Timeout"], headers["Content-Length"], 1 << 20);
+  auto read = http::ReadHead(method, url, headers["X-Stormbroker-Timeout"], headers["Content-Length"]);
   if (auto* refusal = std::get_if<http::Refusal>(&read)) {
     Render(refusal->reply);
     return 0;

@@ -245,7 +245,13 @@ TEST_F(HostileDoorsTest, LargeYamlBodiesCostTheBrokerNothingBeforePolicy) {
   std::vector<double> took;
   for (int i = 0; i < 5; ++i) took.push_back(TimedPing(ping));
   for (auto& attacker : attackers) attacker.join();
-  for (int status : statuses) EXPECT_EQ(status, 403);
+  // Refused from the head alone: the door answers 403 and closes without
+  // reading the body, so a client still writing may meet the reset before it
+  // reads the answer (curl then reports 000). The audit shows every refusal.
+  for (int status : statuses) EXPECT_TRUE(status == 403 || status == 0) << status;
+  int denied = 0;
+  for (const auto& r : Audit()) denied += r.value("account", "") == "staging" && r.value("decision", "") == "deny";
+  EXPECT_EQ(denied, 4) << "each body refused by policy before it was read";
   std::sort(took.begin(), took.end());
   // Under the sanitizers (scripts/test's clang pass) time and memory are
   // theirs to spend: the plain build checks both.

@@ -3,6 +3,7 @@
 // API's shape): a refusal is the same whichever door carried the request,
 // because the doors only translate what the core decided.
 #include "broker/broker_core.h"
+#include "broker/call_exchange.h"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -89,6 +90,7 @@ class BrokerCoreTest : public ::testing::Test {
     limits.calls_per_uid = 2;
     limits.max_params_bytes = 1024;
     limits.body_bytes_per_uid = 100;
+    limits.max_request_bytes = 150;
     return limits;
   }
   // alice (uid 1000) may call Utilities/Info/* on prod.
@@ -105,14 +107,14 @@ class BrokerCoreTest : public ::testing::Test {
   Status Run(const Case& c) {
     auto request = core_.Begin(fd_, Door::kGrpc, Rpc::kCall, /*drains=*/true);
     if (!request.ok()) return request.status();
-    auto target = core_.Screen(*request, c.account, c.method);
-    if (!target.ok()) return target.status();
-    if (Status checked = core_.CheckParams(*request, c.params); !checked.ok()) return checked;
+    auto call = core_.OpenCall(std::move(request).value(), CallHead{c.account, c.method});
+    if (!call.ok()) return call.status();
     std::optional<Result<ApiOutcome>> answer;
-    core_.Call(std::move(request).value(), *target, {c.method, "", c.params, std::nullopt},
-               [&](Result<ApiOutcome> outcome) { answer.emplace(std::move(outcome)); });
-    auto sent = upstream_.Take();
-    sent.done(c.upstream());
+    std::move(*call).End(c.params, [&](Result<ApiOutcome> outcome) { answer.emplace(std::move(outcome)); });
+    if (!answer) {
+      auto sent = upstream_.Take();
+      sent.done(c.upstream());
+    }
     if (!answer->ok()) return answer->status();
     return Status::Ok();
   }
@@ -214,26 +216,83 @@ TEST_F(BrokerCoreTest, OverTheUidsCallsOrDrainingIsALimitAuditedOnce) {
   EXPECT_TRUE(core_.Begin(fd_, Door::kGrpc, Rpc::kListAccounts, false).ok());
 }
 
-// A door holds a body's bytes only once the core reserved them: the
-// caller's budget is the core's, and so is the refusal.
-TEST_F(BrokerCoreTest, ABodyOverTheCallersBudgetIsRefusedByTheCoreAndAudited) {
-  auto first = core_.Begin(fd_, Door::kHttpUnix, Rpc::kCall, false);
-  ASSERT_TRUE(first.ok());
-  EXPECT_TRUE(core_.ReserveBody(*first, 60).ok());
+// A door holds a body's bytes only once the core took them in: the
+// request's size and the caller's budget are the core's, and so are the
+// refusals.
+TEST_F(BrokerCoreTest, ABodyIsTakenWithinTheRequestSizeAndTheCallersBudget) {
+  auto open = [&](size_t announced) {
+    auto request = core_.Begin(fd_, Door::kHttpUnix, Rpc::kCall, false);
+    EXPECT_TRUE(request.ok());
+    return core_.OpenCall(std::move(request).value(), CallHead{"prod", "Utilities/Info/ping", "", std::nullopt,
+                                                                false, announced});
+  };
   {
-    auto second = core_.Begin(fd_, Door::kHttpUnix, Rpc::kCall, false);
+    auto first = open(60);
+    ASSERT_TRUE(first.ok()) << first.status().message();
+    auto second = open(0);
     ASSERT_TRUE(second.ok());
-    Status over = core_.ReserveBody(*second, 50);
+    EXPECT_TRUE(second->Receive(30).ok());
+    Status over = second->Receive(20);
     EXPECT_EQ(over.code(), StatusCode::kResourceExhausted);
     EXPECT_NE(over.message().find("limits.body_bytes_per_uid"), std::string::npos) << over.message();
     nlohmann::json record = LastRecord();
     EXPECT_EQ(record["decision"], "limit") << record.dump();
     EXPECT_EQ(record["listener"], "http-unix");
+    EXPECT_EQ(second->Receive(1).code(), StatusCode::kResourceExhausted) << "refused once, refused for good";
   }
-  core_.ReleaseBody(*first, 60);
-  auto third = core_.Begin(fd_, Door::kHttpUnix, Rpc::kCall, false);
-  ASSERT_TRUE(third.ok());
-  EXPECT_TRUE(core_.ReserveBody(*third, 100).ok()) << "given back, the bytes are the caller's again";
+  auto third = open(100);
+  EXPECT_TRUE(third.ok()) << "given back, the bytes are the caller's again";
+  {
+    auto done = std::move(third).value();
+  }
+  auto announced = open(151);
+  ASSERT_FALSE(announced.ok());
+  EXPECT_EQ(announced.status().code(), StatusCode::kTooLarge);
+  EXPECT_NE(announced.status().message().find("limits.max_request_size (150 bytes)"), std::string::npos)
+      << announced.status().message();
+  EXPECT_EQ(LastRecord()["decision"], "invalid");
+  auto streamed = open(0);
+  ASSERT_TRUE(streamed.ok());
+  EXPECT_TRUE(streamed->Receive(90).ok());
+  EXPECT_EQ(streamed->Receive(61).code(), StatusCode::kTooLarge) << "a body without a length, over the size as it comes";
+}
+
+// A loopback TCP door's call reaches the core only through the browser
+// check: a door that skips it has every call refused, never one let through.
+TEST_F(BrokerCoreTest, ACallOnALoopbackTcpDoorWithoutTheBrowserCheckIsRefused) {
+  auto skipped = core_.Begin(fd_, Door::kHttpTcp, Rpc::kCall, false);
+  ASSERT_TRUE(skipped.ok());
+  auto call = core_.OpenCall(std::move(skipped).value(), CallHead{"prod", "Utilities/Info/ping"});
+  ASSERT_FALSE(call.ok());
+  EXPECT_EQ(call.status().code(), StatusCode::kInternal);
+  EXPECT_EQ(LastRecord()["decision"], "deny");
+  auto checked = core_.Begin(fd_, Door::kHttpTcp, Rpc::kCall, false);
+  ASSERT_TRUE(checked.ok());
+  ASSERT_TRUE(core_.AdmitFromLoopbackTcp(*checked, "127.0.0.1:8080", "", "", {"127.0.0.1:8080"}).ok());
+  EXPECT_TRUE(core_.OpenCall(std::move(checked).value(), CallHead{"prod", "Utilities/Info/ping"}).ok());
+}
+
+// The API's credential methods: answered by the broker on the doors that
+// speak the API's HTTP (the token stays inside), reserved on gRPC.
+TEST_F(BrokerCoreTest, TheTokenDanceIsAnsweredOnTheHttpDoorsAndRefusedOnGrpc) {
+  auto http = core_.Begin(fd_, Door::kHttpUnix, Rpc::kCall, false);
+  ASSERT_TRUE(http.ok());
+  auto call = core_.OpenCall(std::move(http).value(), CallHead{"prod", "Account/Auth/token"});
+  ASSERT_TRUE(call.ok()) << call.status().message();
+  EXPECT_FALSE(call->needs_params());
+  std::optional<Result<ApiOutcome>> answer;
+  std::move(*call).End({}, [&](Result<ApiOutcome> outcome) { answer.emplace(std::move(outcome)); });
+  ASSERT_TRUE(answer && answer->ok());
+  EXPECT_EQ((*answer)->result["token"].get<std::string>().size(), 32u);
+  EXPECT_GT((*answer)->result["expires"].get<long long>(), static_cast<long long>(time(nullptr)))
+      << "the account's inactivity deadline";
+  EXPECT_NE((*answer)->result["token"], "t") << "never the account's token";
+  EXPECT_EQ(LastRecord()["outcome"], "ok");
+  auto grpc = core_.Begin(fd_, Door::kGrpc, Rpc::kCall, false);
+  ASSERT_TRUE(grpc.ok());
+  auto refused = core_.OpenCall(std::move(grpc).value(), CallHead{"prod", "Account/Auth/token"});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kPermissionDenied);
 }
 
 TEST_F(BrokerCoreTest, ATunnelGoesOnlyToATunnelHostOnPort443) {

@@ -9,6 +9,7 @@
 #include <absl/synchronization/mutex.h>
 
 #include "access/request_check.h"
+#include "broker/call_exchange.h"
 #include "doors/grpc/grpc_peer.h"
 #include "struct_json.h"
 
@@ -25,7 +26,8 @@ grpc::Status ToGrpc(const Status& status) {
     case StatusCode::kUnavailable: code = grpc::StatusCode::UNAVAILABLE; break;
     case StatusCode::kUnauthenticated: code = grpc::StatusCode::UNAUTHENTICATED; break;
     case StatusCode::kDeadlineExceeded: code = grpc::StatusCode::DEADLINE_EXCEEDED; break;
-    case StatusCode::kResourceExhausted: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
+    case StatusCode::kResourceExhausted:
+    case StatusCode::kTooLarge: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;  // gRPC's own, for a message over its limit
     case StatusCode::kInternal: code = grpc::StatusCode::INTERNAL; break;
   }
   return grpc::Status(code, status.message());
@@ -87,22 +89,23 @@ grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* conte
   return Guard(context, Rpc::kCall, [&](grpc::ServerUnaryReactor* reactor) {
     auto admitted = Begin(context, reactor, Rpc::kCall, /*drains=*/true);
     if (!admitted) return reactor;
-    auto target = core_.Screen(*admitted, request->account(), request->method());
-    if (!target.ok()) return Finish(reactor, *admitted, target.status());
-    CallArgs args{request->method(), "", StructToJson(request->params()), std::nullopt,
-                  [context] { return context->IsCancelled(); }};
-    for (auto [name, value] : context->client_metadata()) {
-      if (name == "cache-control") args.fresh = args.fresh || AsksForFresh(std::string_view(value.data(), value.size()));
-    }
-    if (Status checked = core_.CheckParams(*admitted, args.params); !checked.ok()) {
-      return Finish(reactor, *admitted, checked);
-    }
+    CallHead head{request->account(), request->method()};
     // The caller's deadline bounds the upstream exchange too.
     if (context->deadline() < std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
-      args.deadline = std::chrono::steady_clock::now() + (context->deadline() - std::chrono::system_clock::now());
+      head.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(context->deadline() -
+                                                                           std::chrono::system_clock::now());
     }
-    std::string account = target->account;
-    core_.Call(std::move(*admitted), *target, std::move(args),
+    for (auto [name, value] : context->client_metadata()) {
+      if (name == "cache-control") head.fresh = head.fresh || AsksForFresh(std::string_view(value.data(), value.size()));
+    }
+    head.cancelled = [context] { return context->IsCancelled(); };
+    auto call = core_.OpenCall(std::move(*admitted), std::move(head));
+    if (!call.ok()) {
+      reactor->Finish(ToGrpc(call.status()));
+      return reactor;
+    }
+    std::string account = call->request().record().account;
+    std::move(*call).End(StructToJson(request->params()),
                [context, reactor, response, account](Result<ApiOutcome> answer) {
                  if (!answer.ok()) {
                    // gRPC's own name for "retry after": its retry policy honours it.

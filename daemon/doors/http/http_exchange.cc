@@ -39,8 +39,8 @@ MHD_Result HttpDoor::Exchange::Faulted(void* state, std::string_view what) {
   if (!exchange) return MHD_NO;  // not even begun (no memory): the connection closes
   std::optional<Caller> caller;
   if (exchange->peer_ && exchange->peer_->caller) caller = exchange->peer_->caller;
-  exchange->core_.Fault(exchange->server_.kind, Rpc::kCall, exchange->request_ ? &*exchange->request_ : nullptr, caller,
-                        what);
+  exchange->core_.Fault(exchange->server_.kind, Rpc::kCall, exchange->PendingRequest(), caller, what);
+  exchange->call_.reset();
   exchange->request_.reset();
   exchange->reply_ = http::FromStatus(Internal("failed"));  // what the client sends next is dropped
   // Handed to the core: its answer resumes the connection. Queued: half an
@@ -152,41 +152,30 @@ void HttpDoor::Exchange::Start(std::string_view url, std::string_view method) {
     }
   }
   auto read = http::ReadHead(method, url, Header(connection_, http::kTimeoutHeader),
-                             Header(connection_, MHD_HTTP_HEADER_CONTENT_LENGTH), door_.limits_.max_request_bytes);
+                             Header(connection_, MHD_HTTP_HEADER_CONTENT_LENGTH));
   if (auto* refusal = std::get_if<http::Refusal>(&read)) {
-    return Refuse(refusal->decision, refusal->why, std::move(refusal->reply));
-  }
-  http::Head& head = std::get<http::Head>(read);
-  http_target_ = std::move(head.target);
-  request_->record().method = http_target_.method;
-  encoding_ = http_target_.encoding;
-  if (head.timeout) deadline_ = std::chrono::steady_clock::now() + *head.timeout;
-  size_t announced = head.announced_body;
-  // Policy before the body: a refused caller's body is never read.
-  dance_ = http::TokenDanceOf(http_target_.method);
-  auto decided = dance_ != http::TokenDance::kNone ? core_.Authorize(*request_, account, Permission::kUse)
-                                                   : core_.Screen(*request_, account, http_target_.method);
-  if (!decided.ok()) {
-    reply_ = http::FromStatus(decided.status());
+    core_.Refuse(*request_, refusal->decision, refusal->why);
+    reply_ = std::move(refusal->reply);
     return;
   }
-  target_ = std::move(decided).value();
-  if (announced > 0) {
-    if (Status held = ReserveBody(announced); !held.ok()) reply_ = http::FromStatus(held);
+  http::Head& head = std::get<http::Head>(read);
+  encoding_ = head.target.encoding;
+  CallHead call{account, head.target.method, head.target.version, head.timeout,
+                AsksForFresh(Header(connection_, MHD_HTTP_HEADER_CACHE_CONTROL)), head.announced_body};
+  auto opened = core_.OpenCall(std::move(*request_), std::move(call));
+  request_.reset();
+  if (!opened.ok()) {
+    reply_ = http::FromStatus(opened.status());
+    return;
   }
+  call_.emplace(std::move(opened).value());
 }
 
 void HttpDoor::Exchange::Append(const char* data, size_t size) {
   if (body_refusal_ || reply_) return;  // dropped
-  if (body_.size() + size > door_.limits_.max_request_bytes) {
-    http::Refusal refusal = http::BodyTooLarge(door_.limits_.max_request_bytes);
-    body_refusal_ = std::move(refusal.reply);
-    core_.Refuse(*request_, refusal.decision, refusal.why);
-  } else if (body_.size() + size > reserved_) {
-    if (Status held = ReserveBody(body_.size() + size - reserved_); !held.ok()) body_refusal_ = http::FromStatus(held);
-  }
-  if (body_refusal_) {
-    ReleaseBody();
+  if (Status taken = call_->Receive(size); !taken.ok()) {
+    body_refusal_ = http::FromStatus(taken);
+    std::string().swap(body_);
     return;
   }
   body_.append(data, size);
@@ -202,41 +191,42 @@ void HttpDoor::Exchange::Finish() {
   // which the kernel names as nobody's.)
   if (OverLoopbackTcp(server_.kind) && !peer_->confirmed) {
     if (Status still = LoopbackPeerStillOwnedBy(peer_->fd, peer_->caller->uid); !still.ok()) {
-      request_->set_concluded();  // audited as unidentified, never as this uid's
+      call_->request().set_concluded();  // audited as unidentified, never as this uid's
       core_.RefuseUnidentified(server_.kind, still);
       reply_ = http::FromStatus(still);
       return;
     }
     peer_->confirmed = true;
   }
-  if (dance_ != http::TokenDance::kNone) return TokenDance();
+  nlohmann::json params = nlohmann::json::object();
   // YAML waits for its uid's turn (suspended: no thread held), and gives it
   // up however the parse ends.
-  if (encoding_ == "yaml" && !yaml_turn_ && !door_.TakeYamlTurn(peer_->caller->uid, this)) return;
+  bool yaml = call_->needs_params() && encoding_ == "yaml";
+  if (yaml && !yaml_turn_ && !door_.TakeYamlTurn(peer_->caller->uid, this)) return;
   struct TurnEnds {
     Exchange* holder;
     ~TurnEnds() {
       if (holder) holder->door_.EndYamlTurn(holder->peer_->caller->uid, holder);
     }
-  } turn_ends{encoding_ == "yaml" ? this : nullptr};
-  auto params = http::ParseParams(body_, encoding_);
-  ReleaseBody();
-  if (!params.ok()) {
-    return Refuse(Decision::kInvalid, params.status(), http::Undeserializable(params.status(), encoding_));
-  }
-  if (Status checked = core_.CheckParams(*request_, *params); !checked.ok()) {
-    reply_ = http::FromStatus(checked);
-    return;
+  } turn_ends{yaml ? this : nullptr};
+  if (call_->needs_params()) {
+    auto parsed = http::ParseParams(body_, encoding_);
+    std::string().swap(body_);
+    if (!parsed.ok()) {
+      call_->Refuse(Decision::kInvalid, parsed.status());
+      reply_ = http::Undeserializable(parsed.status(), encoding_);
+      return;
+    }
+    params = std::move(parsed).value();
   }
   at_core_ = true;
   MHD_suspend_connection(connection_);
-  CallArgs args{http_target_.method, http_target_.version, std::move(params).value(), deadline_};
-  args.fresh = AsksForFresh(Header(connection_, MHD_HTTP_HEADER_CACHE_CONTROL));
-  core_.Call(std::move(*request_), target_, std::move(args), [this](Result<ApiOutcome> answer) {
+  CallExchange call = std::move(*call_);
+  call_.reset();
+  std::move(call).End(std::move(params), [this](Result<ApiOutcome> answer) {
     reply_ = answer.ok() ? http::FromApi(*answer) : http::FromStatus(answer.status());
     MHD_resume_connection(connection_);  // the server sends the reply on its own thread
   });
-  request_.reset();
 }
 
 bool HttpDoor::TakeYamlTurn(uid_t uid, Exchange* exchange) {
@@ -275,25 +265,6 @@ void HttpDoor::EndYamlTurn(uid_t uid, Exchange* holder) {
     next->yaml_turn_ = true;
   }
   MHD_resume_connection(next->connection_);  // it parses when its server calls again
-}
-
-void HttpDoor::Exchange::TokenDance() {
-  ReleaseBody();  // whatever the client asked (a timeout) is the broker's to decide
-  if (dance_ == http::TokenDance::kExpireToken) {
-    // The account's token lives on: other callers use it.
-    core_.Conclude(*request_, Status::Ok());
-    reply_ = http::TokenExpired();
-    return;
-  }
-  auto held = target_.session->CurrentToken();
-  if (!held.ok()) {
-    core_.Conclude(*request_, held.status());
-    reply_ = http::FromStatus(held.status());
-    return;
-  }
-  auto expires = held->snapshot.inactivity_deadline.value_or(std::chrono::system_clock::now());
-  core_.Conclude(*request_, Status::Ok());
-  reply_ = http::TokenHandle(std::chrono::duration_cast<std::chrono::seconds>(expires.time_since_epoch()).count());
 }
 
 }  // namespace stormbroker

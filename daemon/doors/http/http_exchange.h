@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "access/caller.h"
+#include "broker/call_exchange.h"
 #include "doors/http/http_door.h"
 #include "doors/http/http_protocol.h"
 
@@ -42,7 +43,6 @@ class HttpDoor::Exchange {
   ~Exchange() {
     // Its uid's YAML turn, held or waited for, is given up.
     if (encoding_ == "yaml" && peer_ && peer_->caller) door_.EndYamlTurn(peer_->caller->uid, this);
-    ReleaseBody();
     if (peer_) door_.SetBusy(peer_, false);
   }
 
@@ -103,30 +103,16 @@ class HttpDoor::Exchange {
   static MHD_Result Faulted(void* state, std::string_view what);
   static void Notified(void* cls, MHD_Connection* connection, void** socket_context,
                        MHD_ConnectionNotificationCode code);
-  // The request line and headers are in: everything that needs no body.
+  // The request line and headers are in: the core opens the call (all it
+  // decides without a body).
   void Start(std::string_view url, std::string_view method);
-  // A piece of the body, kept within limits.max_request_size and the uid's
-  // limits.body_bytes_per_uid.
+  // A piece of the body, kept while the core takes it in (its limits).
   void Append(const char* data, size_t size);
-  // The body is in: the core's call (the connection is suspended until it
-  // answers), or a local answer.
+  // The body is in: decoded and handed to the core, the connection
+  // suspended until it answers.
   void Finish();
-  void TokenDance();
-  // A refusal of the door's own (its protocol's rules), audited by the core.
-  void Refuse(Decision decision, const Status& why, http::Reply reply) {
-    core_.Refuse(*request_, decision, why);
-    reply_ = std::move(reply);
-  }
-  Status ReserveBody(size_t bytes) {
-    Status held = core_.ReserveBody(*request_, bytes);
-    if (held.ok()) reserved_ += bytes;
-    return held;
-  }
-  void ReleaseBody() {
-    if (request_) core_.ReleaseBody(*request_, reserved_);
-    reserved_ = 0;
-    std::string().swap(body_);
-  }
+  // The request the core holds for this exchange, if any (for Fault).
+  Request* PendingRequest() { return call_ ? &call_->request() : request_ ? &*request_ : nullptr; }
   MHD_Result Send() {
     // libmicrohttpd calls again for the rest of a body after an early
     // answer: it is queued once.
@@ -150,15 +136,11 @@ class HttpDoor::Exchange {
   BrokerCore& core_;
   MHD_Connection* const connection_;
   Peer* peer_ = nullptr;
-  std::optional<Request> request_;
-  http::Target http_target_;
-  http::TokenDance dance_ = http::TokenDance::kNone;
-  Target target_;
+  std::optional<Request> request_;    // begun, until the core opens the call
+  std::optional<CallExchange> call_;  // opened, until its end is handed to the core
   std::string encoding_ = "json";
-  std::optional<std::chrono::steady_clock::time_point> deadline_;  // the caller's, when it said one
   std::string body_;
-  size_t reserved_ = 0;               // bytes of body_ reserved for the caller's uid
-  std::optional<http::Reply> body_refusal_;  // the body went over a limit (and was dropped)
+  std::optional<http::Reply> body_refusal_;  // the core refused the body (dropped)
   std::optional<http::Reply> reply_;  // set: send it (at once, or when resumed)
   bool at_core_ = false;              // handed to the core, the connection suspended until it answers
   bool queued_ = false;               // the reply is in libmicrohttpd's hands

@@ -1,37 +1,16 @@
 #include "doors/http/http_protocol.h"
 
-#include <sys/random.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
 
-#include "config/byte_size.h"
+#include "broker/refusal.h"
 #include "encoding/document_bounds.h"
 #include "encoding/yaml_json.h"
 #include "util/ascii.h"
 #include "util/printable.h"
 
 namespace stormbroker::http {
-namespace {
-
-
-// A random handle for a client that asked for a token: 32 letters and
-// digits that mean nothing upstream.
-std::string NewHandle() {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  unsigned char bytes[32];
-  size_t got = 0;
-  while (got < sizeof bytes) {
-    ssize_t n = getrandom(bytes + got, sizeof bytes - got, 0);
-    if (n > 0) got += static_cast<size_t>(n);
-  }
-  std::string handle;
-  for (unsigned char b : bytes) handle += kAlphabet[b % (sizeof kAlphabet - 1)];
-  return handle;
-}
-
-}  // namespace
 
 Result<Target> ParseTarget(std::string_view url) {
   Target target;
@@ -103,29 +82,15 @@ nlohmann::json ErrorBody(const std::string& error_class, const std::string& mess
 }
 
 Reply FromStatus(const Status& status) {
-  switch (status.code()) {
-    case StatusCode::kInvalidArgument: return {400, ErrorBody("StormBroker::InvalidRequest", status.message()), {}};
-    case StatusCode::kPermissionDenied:
-    case StatusCode::kUnauthenticated: return {403, ErrorBody("StormBroker::PermissionDenied", status.message()), {}};
-    case StatusCode::kNotFound: return {404, ErrorBody("StormBroker::NotFound", status.message()), {}};
-    case StatusCode::kResourceExhausted: {
-      Reply reply{429, ErrorBody("StormBroker::ResourceExhausted", status.message()), {}};
-      if (auto after = status.retry_after()) {
-        // Retry-After counts whole seconds (RFC 9110 10.2.3): round up, never 0.
-        auto seconds = std::max<long long>(1, (after->count() + 999) / 1000);
-        reply.headers.emplace_back("Retry-After", std::to_string(seconds));
-        reply.body["retry_after"] = seconds;
-      }
-      return reply;
-    }
-    case StatusCode::kFailedPrecondition: return {503, ErrorBody("StormBroker::NeedsLogin", status.message()), {}};
-    case StatusCode::kUnavailable: return {503, ErrorBody("StormBroker::Unavailable", status.message()), {}};
-    case StatusCode::kDeadlineExceeded:
-      return {504, ErrorBody("StormBroker::DeadlineExceeded", status.message()), {}};
-    case StatusCode::kOk:
-    case StatusCode::kInternal: break;
+  RefusalShape shape = ShapeOf(status.code());
+  Reply reply{shape.http_status, ErrorBody(shape.error_class, status.message()), {}};
+  if (auto after = status.retry_after()) {
+    // Retry-After counts whole seconds (RFC 9110 10.2.3): round up, never 0.
+    auto seconds = std::max<long long>(1, (after->count() + 999) / 1000);
+    reply.headers.emplace_back("Retry-After", std::to_string(seconds));
+    reply.body["retry_after"] = seconds;
   }
-  return {500, ErrorBody("StormBroker::Internal", status.message()), {}};
+  return reply;
 }
 
 Reply FromApi(const ApiOutcome& outcome) {
@@ -137,8 +102,6 @@ Reply FromApi(const ApiOutcome& outcome) {
   return {static_cast<unsigned>(outcome.error.http_status),
           ErrorBody(outcome.error.error_class, outcome.error.message, outcome.error.extra), {}};
 }
-
-Reply TooLarge(const Status& why) { return {413, ErrorBody("StormBroker::RequestTooLarge", why.message()), {}}; }
 
 Reply MethodNotAllowed(const Status& why) {
   return {405, ErrorBody("StormBroker::MethodNotAllowed", why.message()), {{"Allow", "POST"}}};
@@ -163,7 +126,7 @@ std::pair<std::string, const char*> Render(const Reply& reply, std::string_view 
 }
 
 std::variant<Head, Refusal> ReadHead(std::string_view method, std::string_view url, std::string_view timeout_header,
-                                     std::string_view content_length, size_t max_body_bytes) {
+                                     std::string_view content_length) {
   if (method != "POST") {
     Status why = InvalidArgument("the Storm API takes POST, not " + Printable(method, 20));
     return Refusal{Decision::kInvalid, why, MethodNotAllowed(why)};
@@ -180,25 +143,7 @@ std::variant<Head, Refusal> ReadHead(std::string_view method, std::string_view u
   if (!timeout.ok()) return Refusal{Decision::kInvalid, timeout.status(), FromStatus(timeout.status())};
   head.timeout = *timeout;
   head.announced_body = content_length.empty() ? 0 : std::strtoull(std::string(content_length).c_str(), nullptr, 10);
-  if (head.announced_body > max_body_bytes) return BodyTooLarge(max_body_bytes);
   return head;
 }
-
-Refusal BodyTooLarge(size_t max_body_bytes) {
-  Status why = InvalidArgument("the request body is larger than limits.max_request_size (" +
-                               FormatByteSize(max_body_bytes) + ")");
-  return Refusal{Decision::kInvalid, why, TooLarge(why)};
-}
-
-TokenDance TokenDanceOf(std::string_view method) {
-  std::string lower = AsciiLower(method);
-  if (lower == "account/auth/token") return TokenDance::kToken;
-  if (lower == "account/auth/expiretoken") return TokenDance::kExpireToken;
-  return TokenDance::kNone;
-}
-
-Reply TokenHandle(long long expires) { return {200, {{"token", NewHandle()}, {"expires", expires}}, {}}; }
-
-Reply TokenExpired() { return {200, {{"expired", 1}}, {}}; }
 
 }  // namespace stormbroker::http

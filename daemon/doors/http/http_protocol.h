@@ -1,8 +1,7 @@
 // The Storm API's own wire protocol as the HTTP doors speak it, with no I/O:
 // what a request line names, the envelope's params, the answers in the
-// API's shapes, the local answers to the token dance, and the checks that
-// keep browsers out of a loopback TCP door. The libmicrohttpd plumbing is in
-// http_door.cc.
+// API's shapes. The libmicrohttpd plumbing is in http_door.cc and
+// http_exchange.cc; every decision is the core's.
 //
 //   POST /VERSION/Group/Sub/method[.json|.yaml]   body {"params": {...}}
 #pragma once
@@ -58,13 +57,11 @@ struct Reply {
 // clients read (error_message, full_message), and the class's own keys.
 nlohmann::json ErrorBody(const std::string& error_class, const std::string& message,
                          const nlohmann::json& extra = nlohmann::json::object());
-// A refusal or failure of the broker's own: 400 a bad request, 403 not
-// allowed, 404 no such account or version, 429 over a limit, 503 the
-// upstream unreachable or the account waiting for a login, 504 too slow.
+// A refusal or failure of the broker's own, in the core's one shape for
+// every door (broker/refusal.h), with Retry-After when it says when.
 Reply FromStatus(const Status& status);
 // The API's answer: its result, or its exception with the upstream's status.
 Reply FromApi(const ApiOutcome& outcome);
-Reply TooLarge(const Status& why);          // 413
 Reply MethodNotAllowed(const Status& why);  // 405, with Allow: POST
 // As the API answers an unknown encoding: 200, in JSON, naming it.
 Reply InvalidEncoding(const std::string& encoding);
@@ -81,29 +78,15 @@ struct Refusal {
 };
 // What the request line and headers say, read before any policy: the
 // method must be POST, the path must name a version, the encoding must be
-// one the API knows, the timeout header must be well formed, and the body
-// announced must fit `max_body_bytes`. Whatever bytes the caller sent (after
-// percent-decoding), a refusal quotes them only through Printable, so it
-// renders.
+// one the API knows, and the timeout header must be well formed. Whatever
+// bytes the caller sent (after percent-decoding), a refusal quotes them only
+// through Printable, so it renders. (The body's size is the core's to judge.)
 struct Head {
   Target target;
   std::optional<std::chrono::milliseconds> timeout;  // X-Stormbroker-Timeout
   size_t announced_body = 0;                          // Content-Length
 };
 std::variant<Head, Refusal> ReadHead(std::string_view method, std::string_view url, std::string_view timeout_header,
-                                     std::string_view content_length, size_t max_body_bytes);
-// The refusal of a body over limits.max_request_size.
-Refusal BodyTooLarge(size_t max_body_bytes);
-
-// The API's credential methods that the door answers itself (the token
-// dance): clients that log in first keep working, and the token never leaves.
-enum class TokenDance { kNone, kToken, kExpireToken };
-TokenDance TokenDanceOf(std::string_view method);
-// Account/Auth/token's answer: a handle that means nothing upstream (the
-// client sends it back as its password, which the door ignores) and the
-// account's own inactivity deadline.
-Reply TokenHandle(long long expires);
-Reply TokenExpired();
-
+                                     std::string_view content_length);
 
 }  // namespace stormbroker::http

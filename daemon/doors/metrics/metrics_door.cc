@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "access/loopback_peer.h"
+#include "broker/refusal.h"
 #include "net/tcp_socket.h"
 #include "observe/mhd_log.h"
 
@@ -30,14 +31,6 @@ MHD_Result Reply(MHD_Connection* connection, unsigned int status, const std::str
 
 MHD_Result ReplyText(MHD_Connection* connection, unsigned int status, const std::string& text) {
   return Reply(connection, status, text + "\n", "text/plain");
-}
-
-unsigned HttpStatusOf(const Status& refusal) {
-  switch (refusal.code()) {
-    case StatusCode::kPermissionDenied: return MHD_HTTP_FORBIDDEN;
-    case StatusCode::kResourceExhausted: return MHD_HTTP_TOO_MANY_REQUESTS;
-    default: return MHD_HTTP_SERVICE_UNAVAILABLE;
-  }
 }
 
 }  // namespace
@@ -76,10 +69,10 @@ class MetricsDoor::Scrape {
     const auto* fd = info ? static_cast<const int*>(info->socket_context) : nullptr;
     if (!fd) return ReplyText(connection, MHD_HTTP_FORBIDDEN, "the broker does not know who is calling");
     auto request = door.core_.Begin(*fd, Door::kMetrics, Rpc::kGetMetrics, /*drains=*/false);
-    if (!request.ok()) return ReplyText(connection, HttpStatusOf(request.status()), request.status().message());
+    if (!request.ok()) return ReplyText(connection, ShapeOf(request.status().code()).http_status, request.status().message());
     // Who may read comes first: a refused caller learns nothing, not even the path.
     auto text = door.core_.MetricsForReader(*request);
-    if (!text.ok()) return ReplyText(connection, HttpStatusOf(text.status()), text.status().message());
+    if (!text.ok()) return ReplyText(connection, ShapeOf(text.status().code()).http_status, text.status().message());
     if (strcmp(url, "/metrics") != 0) return ReplyText(connection, MHD_HTTP_NOT_FOUND, "the metrics are at /metrics");
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
       return ReplyText(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "GET /metrics");

@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "access/loopback_peer.h"
+#include "broker/refusal.h"
 #include "doors/proxy/local_ca.h"
 #include "net/tcp_socket.h"
 #include "util/printable.h"
@@ -24,14 +25,6 @@ namespace {
 constexpr auto kLeafValidity = std::chrono::hours(24 * 397);
 // Out of descriptors, accepting waits this long before it tries again.
 constexpr auto kAcceptPause = std::chrono::milliseconds(500);
-
-const char* Reason(int status) {
-  switch (status) {
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    default: return "Service Unavailable";
-  }
-}
 
 // A short answer on a non-blocking socket: it fits the socket's buffer.
 void SendAnswer(int fd, std::string_view text) { (void)!send(fd, text.data(), text.size(), MSG_NOSIGNAL); }
@@ -181,7 +174,7 @@ void ProxyDoor::Read(int fd) {
   if (peeked < 0 && (errno == EAGAIN || errno == EINTR)) return;
   if (peeked <= 0) return Drop(fd);  // gone
   auto used = pending.head->Feed({buffer, static_cast<size_t>(peeked)});
-  if (!used.ok()) return Refuse(fd, pending, 400, Decision::kInvalid, used.status());
+  if (!used.ok()) return Refuse(fd, pending, Decision::kInvalid, used.status());
   if (recv(fd, buffer, *used, 0) != static_cast<ssize_t>(*used)) return Drop(fd);
   if (pending.head->complete()) Answer(fd, pending);
 }
@@ -191,17 +184,17 @@ void ProxyDoor::Answer(int fd, Pending& pending) {
   if (!head.is_connect()) {
     Status why = PermissionDenied(
         "this proxy forwards nothing: it serves the Storm API through CONNECT (https_proxy), not plain requests");
-    return Refuse(fd, pending, 403, Decision::kDeny, why);
+    return Refuse(fd, pending, Decision::kDeny, why);
   }
   auto target = ParseTunnelTarget(head.target());
-  if (!target.ok()) return Refuse(fd, pending, 400, Decision::kInvalid, target.status());
+  if (!target.ok()) return Refuse(fd, pending, Decision::kInvalid, target.status());
   // Where a tunnel may go is the core's to decide (and to audit when not).
   // Nothing is ever connected to: a tunnel ends in the broker, so the
   // broker is no open proxy.
   auto request = core_.Begin(fd, Door::kHttpsProxy, Rpc::kConnect, /*drains=*/false);
-  if (!request.ok()) return Reject(fd, 503, request.status());
+  if (!request.ok()) return Reject(fd, request.status());
   if (Status allowed = core_.AdmitTunnel(*request, target->host, target->port); !allowed.ok()) {
-    return Reject(fd, 403, allowed);
+    return Reject(fd, allowed);
   }
   SendAnswer(fd, "HTTP/1.1 200 Connection established\r\n\r\n");
   // The HTTP door's tunnel server takes the connection (and admits it
@@ -210,19 +203,20 @@ void ProxyDoor::Answer(int fd, Pending& pending) {
   if (Status adopted = http_.AdoptTunnel(fd); !adopted.ok()) spdlog::warn("HTTPS proxy door: {}", adopted.message());
 }
 
-void ProxyDoor::Refuse(int fd, Pending& pending, int status, Decision decision, const Status& why) {
+void ProxyDoor::Refuse(int fd, Pending& pending, Decision decision, const Status& why) {
   // Audited as any refusal, through the core.
   auto request = core_.Begin(fd, Door::kHttpsProxy, Rpc::kConnect, /*drains=*/false);
   if (request.ok()) {
     request->record().method = "CONNECT " + Printable(pending.head->target());
     core_.Refuse(*request, decision, why);
   }
-  Reject(fd, status, why);
+  Reject(fd, why);
 }
 
-void ProxyDoor::Reject(int fd, int status, const Status& why) {
+void ProxyDoor::Reject(int fd, const Status& why) {
   std::string body = why.message() + "\n";
-  SendAnswer(fd, "HTTP/1.1 " + std::to_string(status) + " " + Reason(status) +
+  RefusalShape shape = ShapeOf(why.code());
+  SendAnswer(fd, "HTTP/1.1 " + std::to_string(shape.http_status) + " " + shape.reason +
                      "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " + std::to_string(body.size()) +
                      "\r\nConnection: close\r\n\r\n" + body);
   shutdown(fd, SHUT_WR);

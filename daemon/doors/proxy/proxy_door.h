@@ -75,11 +75,11 @@ class ProxyDoor {
   // Reads what `fd` sent; answers once its head is complete.
   void Read(int fd);
   void Answer(int fd, Pending& pending);
-  // Refuses `fd` with `status` and `why` (audited through the core as
-  // `decision`) and closes it.
-  void Refuse(int fd, Pending& pending, int status, Decision decision, const Status& why);
-  // Answers `status` with `why` (already audited, or nobody's to audit) and closes `fd`.
-  void Reject(int fd, int status, const Status& why);
+  // Refuses `fd` with `why` (audited through the core as `decision`) and closes it.
+  void Refuse(int fd, Pending& pending, Decision decision, const Status& why);
+  // Answers `why` in the core's shape (broker/refusal.h; already audited, or
+  // nobody's to audit) and closes `fd`.
+  void Reject(int fd, const Status& why);
   // Handling `fd` threw: the core logs and audits it (BrokerCore::Fault);
   // a pending connection gets 500 and is closed.
   void Faulted(int fd, std::string_view what);
