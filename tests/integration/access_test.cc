@@ -5,6 +5,7 @@
 // These tests add system users (sbtest-*), so CTest runs them one at a time
 // (RESOURCE_LOCK) and they remove the users when done.
 
+#include <algorithm>
 #include <grp.h>
 #include <gtest/gtest.h>
 #include <pwd.h>
@@ -85,14 +86,14 @@ class AccessTest : public harness::BrokerTest {
     return RunCommand(args, "", uid);
   }
 
-  // Every audit record so far (waits a moment for the writer thread).
-  std::vector<nlohmann::json> Audit() {
-    std::this_thread::sleep_for(200ms);
-    std::vector<nlohmann::json> records;
-    std::ifstream in(audit_path_);
-    std::string line;
-    while (std::getline(in, line)) records.push_back(nlohmann::json::parse(line));
-    return records;
+  // The audit records, once root's last token export (each test's last
+  // request) is among them: the writer keeps order, so all before it are.
+  std::vector<nlohmann::json> AuditThroughRootsToken() {
+    return harness::AuditWhen(audit_path_, [](const std::vector<nlohmann::json>& records) {
+      return std::any_of(records.begin(), records.end(), [](const nlohmann::json& r) {
+        return r.value("rpc", "") == "GetToken" && r.value("uid", -1) == 0;
+      });
+    });
   }
 
   // Sends SIGHUP and waits for the daemon to say how the reload went.
@@ -139,7 +140,7 @@ TEST_F(AccessTest, PolicyDecidesByUidUserGroupAccountAndMethodAndAuditsEachCase)
       EXPECT_NE(result.err.find("permission denied"), std::string::npos) << result.err;
     }
   }
-  auto records = Audit();
+  auto records = AuditThroughRootsToken();
   for (const auto& c : cases) {
     uid_t uid = c.user == "root" ? 0 : c.user == "nobody" ? 65534 : Uid(c.user);
     int found = 0;
@@ -173,10 +174,10 @@ TEST_F(AccessTest, AuditHoldsParamNamesNeverValuesOrSecrets) {
   EXPECT_EQ(result.exit_code, 0) << result.err;
   As("root", {"call", "--account", "prod", "Bad/Method/x"});
   As("root", {"token", "prod"});
+  auto records = AuditThroughRootsToken();
   std::ifstream in(audit_path_);
   std::stringstream text;
   text << in.rdbuf();
-  auto records = Audit();
   bool saw_names = false;
   for (const auto& r : records) {
     if (r.value("method", "") == "Storm/Server/list") {
@@ -214,9 +215,7 @@ TEST_F(AccessTest, BadRequestsAreAuditedAsInvalidAndNeverSentUpstream) {
     EXPECT_NE(result.err.find("invalid request"), std::string::npos) << result.err;
   }
   EXPECT_EQ(storm_->Counters(), before);
-  int invalid = 0;
-  for (const auto& r : Audit()) invalid += r["decision"] == "invalid";
-  EXPECT_EQ(invalid, 4);
+  EXPECT_EQ(harness::CountAudited(audit_path_, [](const nlohmann::json& r) { return r["decision"] == "invalid"; }, 4), 4);
 }
 
 TEST_F(AccessTest, ReloadChangesThePolicyForNewCallsAndABrokenFileChangesNothing) {

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -75,6 +76,37 @@ bool Eventually(const std::function<bool()>& condition, std::chrono::millisecond
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return true;
+}
+
+std::vector<nlohmann::json> ReadAudit(const std::string& path) {
+  std::vector<nlohmann::json> records;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    if (in.eof()) break;  // no newline yet: the writer is still writing it
+    records.push_back(nlohmann::json::parse(line));
+  }
+  return records;
+}
+
+std::vector<nlohmann::json> AuditWhen(const std::string& path,
+                                      const std::function<bool(const std::vector<nlohmann::json>&)>& ready,
+                                      std::chrono::milliseconds within) {
+  std::vector<nlohmann::json> records;
+  Eventually([&] { return ready(records = ReadAudit(path)); }, within);
+  return records;
+}
+
+int CountAudited(const std::string& path, const std::function<bool(const nlohmann::json&)>& match, int expected,
+                 std::chrono::milliseconds within) {
+  int count = 0;
+  AuditWhen(
+      path,
+      [&](const std::vector<nlohmann::json>& records) {
+        count = static_cast<int>(std::count_if(records.begin(), records.end(), match));
+        return count >= expected;
+      },
+      within);
+  return count;
 }
 
 std::string Binary(const std::string& name) {

@@ -186,6 +186,22 @@ YAML::Node With(YAML::Node config, const std::vector<std::string>& path, const s
 bool Eventually(const std::function<bool()>& condition,
                 std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
+// The audit trail at `path`, a record a line (a line cut short, as the
+// writer writes it, is left for the next read).
+std::vector<nlohmann::json> ReadAudit(const std::string& path);
+// The records at `path` once `ready` holds of them, asked every 20 ms for at
+// most `within`. The daemon writes each record on its writer thread just
+// after it answers, so a test waits for the records it expects, never for a
+// fixed time; when `ready` never holds, what was read last (the test's own
+// checks then say what is missing). The writer keeps the order of requests:
+// once the record of a test's last request is there, so are all before it.
+std::vector<nlohmann::json> AuditWhen(const std::string& path,
+                                      const std::function<bool(const std::vector<nlohmann::json>&)>& ready,
+                                      std::chrono::milliseconds within = std::chrono::seconds(5));
+// How many records at `path` `match`, once at least `expected` do (or after `within`).
+int CountAudited(const std::string& path, const std::function<bool(const nlohmann::json&)>& match, int expected,
+                 std::chrono::milliseconds within = std::chrono::seconds(5));
+
 std::string Binary(const std::string& name);  // path of a built program
 int FreePort();                               // a loopback TCP port nobody listens on now
 std::string Version();                        // the version the project builds (CMake's)

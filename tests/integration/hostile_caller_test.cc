@@ -51,10 +51,9 @@ TEST_F(HostileCallerTest, CredentialMethodsThroughCallAreRefusedAndTheTokenIsUnt
   EXPECT_EQ(LiveTokens(), tokens_before) << "the token upstream changed";
   EXPECT_EQ(storm_->Count("account/auth/expiretoken", "token"), 0);
   EXPECT_EQ(storm_->Count("account/auth/token", "token"), 0) << "a credential method went upstream";
-  int denied = 0;
-  for (const auto& r : Audit()) {
-    if (r.value("rpc", "") == "Call" && r.value("decision", "") == "deny") ++denied;
-  }
+  int denied = CountAudited([](const nlohmann::json& r) {
+    return r.value("rpc", "") == "Call" && r.value("decision", "") == "deny";
+  }, 8);
   EXPECT_EQ(denied, 8) << "every refusal is audited";
   EXPECT_EQ(Ctl({"call", "--account", "prod", "Utilities/Info/ping"}, kNobody).exit_code, 0);
 }
@@ -159,10 +158,9 @@ TEST_F(HostileCallerTest, CallsBeyondTheUidsShareAreRefusedAndAudited) {
   long ok = greedy.Next(), exhausted = greedy.Next();
   EXPECT_EQ(ok, 4);
   EXPECT_EQ(exhausted, 6);
-  int audited = 0;
-  for (const auto& r : Audit()) {
-    if (r.value("uid", -1) == static_cast<long>(kNobody) && r.value("decision", "") == "limit") ++audited;
-  }
+  int audited = CountAudited([](const nlohmann::json& r) {
+    return r.value("uid", -1) == static_cast<long>(kNobody) && r.value("decision", "") == "limit";
+  }, 6);
   EXPECT_EQ(audited, 6);
 }
 

@@ -150,12 +150,18 @@ TEST_F(HostileDoorsTest, TheProxyDoorHoldsAgainstAUserWithNoRule) {
   EXPECT_EQ(pivot.out, "403") << pivot.err;
   EXPECT_EQ(storm_->Count("storm/server/list", "token"), lists_before) << "a call ran for a user with no rule";
   bool denied = false, pivot_audited = false;
-  for (const auto& r : Audit()) {
+  auto records = harness::AuditWhen(audit_, [&](const std::vector<nlohmann::json>& records) {
+    denied = pivot_audited = false;
+    for (const auto& r : records) {
+      denied |= r.value("uid", -1) == static_cast<int>(kNobody) && r.value("method", "") == "Storm/Server/list" &&
+                r.value("decision", "") == "deny" && r.value("listener", "") == "https-proxy";
+      pivot_audited |= r.value("uid", -1) == static_cast<int>(kNobody) && r.value("rpc", "") == "connect" &&
+                       r.value("decision", "") == "deny";
+    }
+    return denied && pivot_audited;
+  });
+  for (const auto& r : records) {
     EXPECT_FALSE(r.value("listener", "") == "https-proxy" && r.value("uid", -1) == 0) << r.dump();
-    denied |= r.value("uid", -1) == static_cast<int>(kNobody) && r.value("method", "") == "Storm/Server/list" &&
-              r.value("decision", "") == "deny" && r.value("listener", "") == "https-proxy";
-    pivot_audited |= r.value("uid", -1) == static_cast<int>(kNobody) && r.value("rpc", "") == "connect" &&
-                     r.value("decision", "") == "deny";
   }
   EXPECT_TRUE(denied);
   EXPECT_TRUE(pivot_audited);
@@ -185,7 +191,13 @@ TEST_F(HostileDoorsTest, ARequestWhoseSenderLeftBeforeItWasReadIsNotRun) {
   std::string envelope = dir_.Write("ping.json", "{}");
   EXPECT_EQ(Curl("/v1/Utilities/Info/ping", envelope, /*tcp=*/true, std::nullopt).first, 200);
   EXPECT_EQ(storm_->Count("utilities/info/ping", "token"), pings_before + 1) << "a closed client's call ran";
-  for (const auto& r : Audit()) {
+  // Once root's ping is in the trail, so is every record before it.
+  auto records = harness::AuditWhen(audit_, [](const std::vector<nlohmann::json>& records) {
+    return std::any_of(records.begin(), records.end(), [](const nlohmann::json& r) {
+      return r.value("uid", -1) == 0 && r.value("listener", "") == "http-tcp" && r.value("outcome", "") == "ok";
+    });
+  });
+  for (const auto& r : records) {
     EXPECT_FALSE(r.value("uid", -1) == static_cast<long>(kNobody) && r.value("rpc", "") == "Call") << r.dump();
   }
 }
@@ -249,8 +261,9 @@ TEST_F(HostileDoorsTest, LargeYamlBodiesCostTheBrokerNothingBeforePolicy) {
   // reading the body, so a client still writing may meet the reset before it
   // reads the answer (curl then reports 000). The audit shows every refusal.
   for (int status : statuses) EXPECT_TRUE(status == 403 || status == 0) << status;
-  int denied = 0;
-  for (const auto& r : Audit()) denied += r.value("account", "") == "staging" && r.value("decision", "") == "deny";
+  int denied = CountAudited([](const nlohmann::json& r) {
+    return r.value("account", "") == "staging" && r.value("decision", "") == "deny";
+  }, 4);
   EXPECT_EQ(denied, 4) << "each body refused by policy before it was read";
   std::sort(took.begin(), took.end());
   // Under the sanitizers (scripts/test's clang pass) time and memory are
@@ -294,8 +307,9 @@ TEST_F(HostileDoorsTest, AForeignHostOrABrowserOriginIsRefusedOnTcp) {
   EXPECT_EQ(Curl("/v1/Utilities/Info/ping", envelope, false, kNobody, {"-H", "Host: rebind.attacker.example"}).first,
             200)
       << "curl --unix-socket with any Host must go on working";
-  int denied = 0;
-  for (const auto& r : Audit()) denied += r.value("listener", "") == "http-tcp" && r.value("decision", "") == "deny";
+  int denied = CountAudited([](const nlohmann::json& r) {
+    return r.value("listener", "") == "http-tcp" && r.value("decision", "") == "deny";
+  }, 4);
   EXPECT_EQ(denied, 4) << "every refusal is audited";
 }
 
@@ -353,8 +367,9 @@ TEST_F(HostileDoorsTest, MetricsAreForTheirReadersAndJunkMethodsCannotCrowdThemO
   EXPECT_NE(scraped.out.find(R"(method="utilities/info/ping",outcome="ok")"), std::string::npos) << scraped.out;
   EXPECT_NE(scraped.out.find(R"(method="other",outcome="api_error"} 300)"), std::string::npos) << scraped.out;
   EXPECT_EQ(scraped.out.find("junk"), std::string::npos);
-  int audited = 0;
-  for (const auto& r : Audit()) audited += r.value("rpc", "") == "GetMetrics" && r.value("decision", "") == "deny";
+  int audited = CountAudited([](const nlohmann::json& r) {
+    return r.value("rpc", "") == "GetMetrics" && r.value("decision", "") == "deny";
+  }, 1);
   EXPECT_EQ(audited, 1);
 }
 
@@ -413,11 +428,10 @@ TEST_F(HostileDoorsTest, NoByteACallerSendsCanStopTheBroker) {
   }
   // Another uid is served, and every refusal is in the trail.
   EXPECT_EQ(Curl("/v1/Utilities/Info/ping", envelope, false, std::nullopt).first, 200);
-  int refusals = 0;
-  for (const auto& r : Audit()) {
-    refusals += r.value("uid", -1) == static_cast<int>(kNobody) && r.value("rpc", "") == "Call" &&
-                r.value("decision", "") != "allow";
-  }
+  int refusals = CountAudited([](const nlohmann::json& r) {
+    return r.value("uid", -1) == static_cast<int>(kNobody) && r.value("rpc", "") == "Call" &&
+           r.value("decision", "") != "allow";
+  }, sent);
   EXPECT_EQ(refusals, sent) << "a refusal left no audit record";
 }
 

@@ -158,12 +158,11 @@ class HostileCallerTest : public harness::BrokerTest {
   }
 
   // Every audit record so far (after the writer's batch time).
-  std::vector<nlohmann::json> Audit() {
-    std::this_thread::sleep_for(300ms);
-    std::vector<nlohmann::json> records;
-    std::ifstream in(audit_);
-    for (std::string line; std::getline(in, line);) records.push_back(nlohmann::json::parse(line));
-    return records;
+  // The audit records written so far (harness::AuditWhen and CountAudited
+  // wait for those a test expects).
+  std::vector<nlohmann::json> Audit() { return harness::ReadAudit(audit_); }
+  int CountAudited(const std::function<bool(const nlohmann::json&)>& match, int expected) {
+    return harness::CountAudited(audit_, match, expected);
   }
 
   std::vector<std::string> LiveTokens() {

@@ -87,13 +87,12 @@ class HttpDoorTest : public harness::BrokerTest {
     return answer;
   }
 
-  std::vector<nlohmann::json> Audit() const {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the writer thread batches
-    std::vector<nlohmann::json> records;
-    std::ifstream in(audit_);
-    std::string line;
-    while (std::getline(in, line)) records.push_back(nlohmann::json::parse(line));
-    return records;
+  // The audit records once `ready` holds of them (harness::AuditWhen).
+  std::vector<nlohmann::json> AuditWhen(const std::function<bool(const std::vector<nlohmann::json>&)>& ready) const {
+    return harness::AuditWhen(audit_, ready);
+  }
+  int CountAudited(const std::function<bool(const nlohmann::json&)>& match, int expected) const {
+    return harness::CountAudited(audit_, match, expected);
   }
 
   std::string http_socket_, audit_;
@@ -126,7 +125,13 @@ TEST_F(HttpDoorTest, TheBasicUsernameNamesTheAccount) {
   EXPECT_EQ(ambiguous.status, 400) << ambiguous.body;
   EXPECT_NE(ambiguous.json()["full_message"].get<std::string>().find("name the account"), std::string::npos);
   std::vector<std::string> accounts;
-  for (const auto& r : Audit()) {
+  // The ambiguous request was the last: once its record is in, all are.
+  auto records = AuditWhen([](const std::vector<nlohmann::json>& records) {
+    return std::any_of(records.begin(), records.end(), [](const nlohmann::json& r) {
+      return r.value("detail", "").find("name the account") != std::string::npos;
+    });
+  });
+  for (const auto& r : records) {
     if (r["rpc"] == "Call" && r["outcome"] == "ok") accounts.push_back(r["account"]);
     EXPECT_EQ(r.dump().find("anything"), std::string::npos) << "a client's password reached the audit";
   }
@@ -185,8 +190,9 @@ TEST_F(HttpDoorTest, AnApiExceptionComesBackAsDataAndABadBodyIsAnsweredLocally) 
                                  "http://broker/v1/Utilities/Info/ping"}));
   EXPECT_EQ(get.status, 405);
   EXPECT_EQ(storm_->Counters(), before) << "nothing refused went upstream";
-  int invalid = 0;
-  for (const auto& r : Audit()) invalid += r["decision"] == "invalid" && r["listener"] == "http-unix";
+  int invalid = CountAudited([](const nlohmann::json& r) {
+    return r["decision"] == "invalid" && r["listener"] == "http-unix";
+  }, 7);
   EXPECT_EQ(invalid, 7) << "every refused request is audited";
 }
 
@@ -205,10 +211,9 @@ TEST_F(HttpDoorTest, LoopbackTcpKnowsTheCallerAndPolicyDecides) {
   EXPECT_EQ(nobody.status, 403) << nobody.body;
   EXPECT_EQ(nobody.json()["error_class"], "StormBroker::PermissionDenied");
   EXPECT_NE(nobody.json()["full_message"].get<std::string>().find("uid 65534"), std::string::npos) << nobody.body;
-  bool audited = false;
-  for (const auto& r : Audit()) {
-    audited = audited || (r["uid"] == 65534 && r["listener"] == "http-tcp" && r["decision"] == "deny");
-  }
+  bool audited = CountAudited([](const nlohmann::json& r) {
+    return r["uid"] == 65534 && r["listener"] == "http-tcp" && r["decision"] == "deny";
+  }, 1) == 1;
   EXPECT_TRUE(audited) << "the refusal is audited with the caller's uid";
 
   config["policy"].push_back(YAML::Load(R"({uids: [65534], accounts: [prod], methods: ["Utilities/Info/*"]})"));

@@ -80,13 +80,12 @@ for method in sys.argv[3:]:
         << broker_->Log();
   }
 
-  std::vector<nlohmann::json> Audit() const {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the writer thread batches
-    std::vector<nlohmann::json> records;
-    std::ifstream in(audit_);
-    std::string line;
-    while (std::getline(in, line)) records.push_back(nlohmann::json::parse(line));
-    return records;
+  // The audit records once `ready` holds of them (harness::AuditWhen).
+  std::vector<nlohmann::json> AuditWhen(const std::function<bool(const std::vector<nlohmann::json>&)>& ready) const {
+    return harness::AuditWhen(audit_, ready);
+  }
+  int CountAudited(const std::function<bool(const nlohmann::json&)>& match, int expected) const {
+    return harness::CountAudited(audit_, match, expected);
   }
 
   std::string audit_, ca_, proxy_;
@@ -127,7 +126,12 @@ echo curl_getinfo($c, CURLINFO_HTTP_CODE), ' ', $body === false ? curl_error($c)
   EXPECT_EQ(storm_->Count("storm/server/list", "token"), 1);
 
   std::vector<std::string> calls;
-  for (const auto& record : Audit()) {
+  auto records = AuditWhen([](const std::vector<nlohmann::json>& records) {
+    return std::count_if(records.begin(), records.end(), [](const nlohmann::json& r) {
+             return r["rpc"] == "Call" && r["outcome"] == "ok";
+           }) >= 4;
+  });
+  for (const auto& record : records) {
     if (record["rpc"] == "Call" && record["outcome"] == "ok") {
       EXPECT_EQ(record["listener"], "https-proxy");
       calls.push_back(record["account"].get<std::string>() + " " + record["method"].get<std::string>());
@@ -157,12 +161,10 @@ TEST_F(ProxyDoorTest, AnotherUidIsHeldToItsPolicy) {
   RunResult staging = Requests("staging", {"Utilities/Info/ping"}, kNobody);
   EXPECT_EQ(staging.out.substr(0, 4), "403 ") << staging.out << staging.err;
   EXPECT_EQ(storm_->Count("storm/server/list", "token"), 0);
-  bool denied_audited = false;
-  for (const auto& record : Audit()) {
-    if (record["uid"] == kNobody && record["method"] == "Storm/Server/list") {
-      denied_audited = record["decision"] == "deny" && record["listener"] == "https-proxy";
-    }
-  }
+  bool denied_audited = CountAudited([](const nlohmann::json& r) {
+    return r["uid"] == kNobody && r["method"] == "Storm/Server/list" && r["decision"] == "deny" &&
+           r["listener"] == "https-proxy";
+  }, 1) == 1;
   EXPECT_TRUE(denied_audited);
 }
 
@@ -217,10 +219,9 @@ TEST_F(ProxyDoorTest, IsNoOpenProxy) {
     EXPECT_TRUE(run.out == "403 000" || run.out == "000 403") << attempt.what << ": " << run.out << " " << run.err;
   }
   EXPECT_FALSE(bystander.Reached()) << "the broker connected where it was told to";
-  int refusals = 0;
-  for (const auto& record : Audit()) {
-    if (record["listener"] == "https-proxy" && record["rpc"] == "connect" && record["decision"] == "deny") ++refusals;
-  }
+  int refusals = CountAudited([](const nlohmann::json& r) {
+    return r["listener"] == "https-proxy" && r["rpc"] == "connect" && r["decision"] == "deny";
+  }, static_cast<int>(attempts.size()));
   EXPECT_EQ(refusals, static_cast<int>(attempts.size()));
   EXPECT_TRUE(broker_->process().Running());
 }
