@@ -214,7 +214,7 @@ void BrokerCore::Record(AuditRecord record, const Status& status) {
 
 Status BrokerCore::Fault(Door door, Rpc rpc, Request* request, const std::optional<Caller>& caller,
                          std::string_view what) {
-  Status failed = Internal("the broker failed while handling this request; the failure is in its log");
+  Status failed = BrokerFailed();
   const Caller* who = request ? &request->caller() : caller ? &*caller : nullptr;
   refusal_log_.Warn(who ? who->uid : kUnidentified,
                     std::string(DoorName(door)) + ": handling a request " +
@@ -226,6 +226,10 @@ Status BrokerCore::Fault(Door door, Rpc rpc, Request* request, const std::option
     Record(StartAuditRecord(who ? *who : Caller{}, DoorName(door), RpcName(rpc), ""), failed);
   }
   return failed;
+}
+
+Status BrokerCore::BrokerFailed() {
+  return Internal("the broker failed while handling this request; the failure is in its log");
 }
 
 Result<Target> BrokerCore::AuthorizeLogin(Request& request, const std::string& account, std::string_view passcode) {

@@ -200,6 +200,8 @@ class BrokerCore {
   void ReleaseBody(const Request& request, size_t bytes);
   // The refusal of a body over limits.max_request_size.
   Status BodyTooLarge() const;
+  // What a caller learns of a defect of the broker's own (the log says more).
+  static Status BrokerFailed();
 
   // One caller waiting for a shared answer: answered once, by the shared
   // call or at its own deadline, whichever comes first.

@@ -19,7 +19,7 @@ Result<CallExchange> BrokerCore::OpenCall(Request request, CallHead head) {
   if ((door == Door::kHttpTcp || door == Door::kHttpsProxy) && !request.browser_checked_) {
     // A defect of the door's, never the caller's doing: refused, not guessed.
     spdlog::error("{}: a call reached the core without the browser check; refused", DoorName(door));
-    return Refuse(request, Decision::kDeny, Internal("the broker failed while handling this request; the failure is in its log"));
+    return Refuse(request, Decision::kDeny, BrokerFailed());
   }
   // The doors that speak the API's HTTP answer its credential methods
   // themselves; on gRPC they are reserved methods like the others.
@@ -172,7 +172,8 @@ void BrokerCore::ReleaseBody(const Request& request, size_t bytes) {
 }
 
 Status BrokerCore::BodyTooLarge() const {
-  return TooLarge("the request body is larger than limits.max_request_size (" + FormatByteSize(max_request_bytes_) + ")");
+  return TooLarge("the request body is larger than limits.max_request_size (" + FormatByteSize(max_request_bytes_) +
+                  ")");
 }
 
 Status CallExchange::Receive(size_t bytes) {

@@ -27,7 +27,8 @@ grpc::Status ToGrpc(const Status& status) {
     case StatusCode::kUnauthenticated: code = grpc::StatusCode::UNAUTHENTICATED; break;
     case StatusCode::kDeadlineExceeded: code = grpc::StatusCode::DEADLINE_EXCEEDED; break;
     case StatusCode::kResourceExhausted:
-    case StatusCode::kTooLarge: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;  // gRPC's own, for a message over its limit
+    // gRPC's own code for a message over its limit.
+    case StatusCode::kTooLarge: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
     case StatusCode::kInternal: code = grpc::StatusCode::INTERNAL; break;
   }
   return grpc::Status(code, status.message());

@@ -69,7 +69,9 @@ class MetricsDoor::Scrape {
     const auto* fd = info ? static_cast<const int*>(info->socket_context) : nullptr;
     if (!fd) return ReplyText(connection, MHD_HTTP_FORBIDDEN, "the broker does not know who is calling");
     auto request = door.core_.Begin(*fd, Door::kMetrics, Rpc::kGetMetrics, /*drains=*/false);
-    if (!request.ok()) return ReplyText(connection, ShapeOf(request.status().code()).http_status, request.status().message());
+    if (!request.ok()) {
+      return ReplyText(connection, ShapeOf(request.status().code()).http_status, request.status().message());
+    }
     // Who may read comes first: a refused caller learns nothing, not even the path.
     auto text = door.core_.MetricsForReader(*request);
     if (!text.ok()) return ReplyText(connection, ShapeOf(text.status().code()).http_status, text.status().message());
