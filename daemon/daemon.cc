@@ -181,6 +181,14 @@ struct Daemon::Parts {
   std::unique_ptr<GrpcDoor> grpc;  // made once the fleet is known
   MetricsDoor metrics_door;
   MetricsTextfile metrics_textfile;
+
+  // Every door, in the order they start: the proxy door's tunnels are the
+  // HTTP door's, so it starts after it and stops accepting before it.
+  std::vector<Door*> doors() { return {grpc.get(), &http, &proxy, &metrics_door}; }
+  std::vector<Door*> doors_last_first() {
+    std::vector<Door*> all = doors();
+    return {all.rbegin(), all.rend()};
+  }
 };
 
 Daemon::Daemon(Config config) : config_(std::move(config)) {}
@@ -222,8 +230,8 @@ Status Daemon::Start() {
   });
 
   p.grpc = std::make_unique<GrpcDoor>(p.core, p.watches, p.audit, p.engine, p.fleet.get(),
-                                      [&proxy = p.proxy] { return proxy.Describe(); });
-  if (Status built = p.grpc->Build(config_.limits, Parts::AccountNames(config_)); !built.ok()) return built;
+                                      [&proxy = p.proxy] { return proxy.ForClients(); }, p.connections,
+                                      p.scheduler, Parts::AccountNames(config_));
   // Sessions before doors: under socket activation callers are already
   // waiting, and a call that found its account not yet started would log
   // in instead of taking the token kept from the last run.
@@ -231,18 +239,11 @@ Status Daemon::Start() {
   if (p.fleet) p.fleet->Start();
   auto passed = TakeSystemdSockets();
   if (!passed.ok()) return passed.status();
-  if (Status listening = p.grpc->Listen(config_.listen, passed->grpc, p.connections, p.scheduler); !listening.ok()) {
-    return listening;
+  for (Door* door : p.doors()) {
+    if (Status started = door->Start(config_, *passed); !started.ok()) return started;
+    if (std::string where = door->Describe(); !where.empty()) spdlog::info("{}", where);
   }
-  if (passed->grpc) {
-    spdlog::info("serving {} account(s) on the socket systemd passed (listen.socket is not used)", p.sessions.size());
-  } else {
-    spdlog::info("serving {} account(s) on {}", p.sessions.size(), config_.listen.socket_path);
-  }
-  // The HTTP door: the Storm API's own paths (when configured).
-  if (Status opened = p.http.Start(config_.listen, *passed); !opened.ok()) return opened;
-  if (Status opened = p.proxy.Start(config_.listen, passed->https_proxy); !opened.ok()) return opened;
-  if (Status started = p.metrics_door.Start(config_.metrics); !started.ok()) return started;
+  spdlog::info("serving {} account(s)", p.sessions.size());
   if (Status started = p.metrics_textfile.Start(config_.metrics); !started.ok()) return started;
 
   running_ = true;
@@ -352,13 +353,10 @@ void Daemon::MoveClients(std::chrono::milliseconds bound) {
   Parts& p = *parts_;
   for (bool accepting : {true, false}) {
     if (!accepting) {
-      p.grpc->StopAccepting();
-      p.proxy.Stop();
-      p.http.StopAccepting();
+      for (Door* door : p.doors_last_first()) door->StopAccepting();
     }
     uint64_t mark = p.connections.Mark();
-    p.grpc->GoAway();
-    p.http.GoAway();
+    for (Door* door : p.doors()) door->GoAway();
     if (size_t left = p.connections.WaitForCloseBefore(mark, std::chrono::steady_clock::now() + bound)) {
       spdlog::warn("{} connection(s) still open {} ms after GOAWAY; ending them", left, bound.count());
     }
@@ -377,15 +375,14 @@ void Daemon::Shutdown() {
     if (p.grpc->handed_over_by_systemd()) MoveClients(std::min(kClientsLeave, config_.shutdown_timeout));
     // No new connections. Under socket activation systemd keeps the
     // listening sockets: new connections wait there for the next process.
-    p.grpc->StopAccepting();
-    p.proxy.Stop();
-    p.http.StopAccepting();
+    for (Door* door : p.doors_last_first()) door->StopAccepting();
     // GOAWAY on every gRPC connection: clients start no new call here, and
     // retry on their next connection, transparently, the calls the server
-    // did not take. gRPC's Shutdown waits for the calls in flight; its own
-    // deadline (cancelling them) is a last resort behind the drain below.
+    // did not take. The gRPC server's shutdown waits for the calls in
+    // flight, so it runs beside the drain below; its own deadline
+    // (cancelling them) is a last resort behind the drain.
     goaway = std::thread([&p, last = config_.shutdown_timeout + std::chrono::seconds(5)] {
-      p.grpc->Shutdown(std::chrono::system_clock::now() + last);
+      p.grpc->Stop(std::chrono::system_clock::now() + last);
     });
     if (!p.core.Drain(config_.shutdown_timeout)) {
       spdlog::warn("calls still in flight after {} ms: answering them UNAVAILABLE", config_.shutdown_timeout.count());
@@ -400,13 +397,14 @@ void Daemon::Shutdown() {
   if (p.fleet) p.fleet->Stop();
   StopSessions(p.sessions, p.fleet != nullptr, std::chrono::seconds(3));
   if (goaway.joinable()) goaway.join();
-  else if (p.grpc) p.grpc->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   p.scheduler.Stop();
   p.engine.Stop();
-  p.http.Stop();              // every HTTP call has its answer by now
-  p.metrics_door.Stop();
+  // Every call has its answer by now (the gRPC door's, if it stopped above,
+  // is done at once).
+  for (Door* door : p.doors_last_first()) {
+    if (door) door->Stop(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
   p.metrics_textfile.Stop();  // its last write counts every call
-  if (p.grpc) p.grpc->Wait();
   FlushAuditOnDeath(nullptr);
   parts_.reset();
 }

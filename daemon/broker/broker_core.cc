@@ -39,13 +39,13 @@ const char* RefusalReason(const AuditRecord& record, const Status& status) {
 
 }  // namespace
 
-const char* DoorName(Door door) {
+const char* DoorName(DoorKind door) {
   switch (door) {
-    case Door::kGrpc: return "grpc";
-    case Door::kHttpUnix: return "http-unix";
-    case Door::kHttpTcp: return "http-tcp";
-    case Door::kHttpsProxy: return "https-proxy";
-    case Door::kMetrics: return "metrics";
+    case DoorKind::kGrpc: return "grpc";
+    case DoorKind::kHttpUnix: return "http-unix";
+    case DoorKind::kHttpTcp: return "http-tcp";
+    case DoorKind::kHttpsProxy: return "https-proxy";
+    case DoorKind::kMetrics: return "metrics";
   }
   return "unknown";
 }
@@ -84,10 +84,10 @@ BrokerCore::BrokerCore(ConnectionTable& connections, const PolicyHolder& policy,
       max_request_bytes_(limits.max_request_bytes),
       cache_(cache) {}
 
-Status BrokerCore::AdmitConnection(int fd, const Caller& caller, Door door) {
+Status BrokerCore::AdmitConnection(int fd, const Caller& caller, DoorKind door) {
   // The metrics door's table is small (its server's, for one scraper or
   // two): a uid's share of it is too, so that nobody can keep the scraper out.
-  std::optional<size_t> share = door == Door::kMetrics ? std::optional<size_t>(kMetricsConnectionsPerUid) : std::nullopt;
+  std::optional<size_t> share = door == DoorKind::kMetrics ? std::optional<size_t>(kMetricsConnectionsPerUid) : std::nullopt;
   Status admitted = connections_.Admit(fd, caller, DoorName(door), share);
   if (!admitted.ok()) {
     AuditRecord record = StartAuditRecord(caller, DoorName(door), RpcName(Rpc::kConnect), "");
@@ -97,7 +97,7 @@ Status BrokerCore::AdmitConnection(int fd, const Caller& caller, Door door) {
   return admitted;
 }
 
-void BrokerCore::RefuseUnidentified(Door door, const Status& why) {
+void BrokerCore::RefuseUnidentified(DoorKind door, const Status& why) {
   refusal_log_.Warn(kUnidentified, std::string(DoorName(door)) + ": refused a caller the kernel would not name: " +
                                        why.message());
   AuditRecord record = StartAuditRecord(Caller{}, DoorName(door), RpcName(Rpc::kConnect), "");
@@ -109,7 +109,7 @@ void BrokerCore::ForgetConnection(int fd) { connections_.Forget(fd); }
 
 std::optional<Caller> BrokerCore::CallerOf(int fd) const { return connections_.Lookup(fd); }
 
-Result<Request> BrokerCore::Begin(int fd, Door door, Rpc rpc, bool drains) {
+Result<Request> BrokerCore::Begin(int fd, DoorKind door, Rpc rpc, bool drains) {
   CallAdmission admission = connections_.BeginCall(fd);
   if (!admission.caller) return admission.refusal;  // nobody to attribute it to: nothing to audit
   AuditRecord record = StartAuditRecord(*admission.caller, DoorName(door), RpcName(rpc), "");
@@ -212,7 +212,7 @@ void BrokerCore::Record(AuditRecord record, const Status& status) {
   audit_.Record(std::move(record));
 }
 
-Status BrokerCore::Fault(Door door, Rpc rpc, Request* request, const std::optional<Caller>& caller,
+Status BrokerCore::Fault(DoorKind door, Rpc rpc, Request* request, const std::optional<Caller>& caller,
                          std::string_view what) {
   Status failed = BrokerFailed();
   const Caller* who = request ? &request->caller() : caller ? &*caller : nullptr;

@@ -87,11 +87,11 @@ class BrokerCore {
   // RESOURCE_EXHAUSTED (audited) when the caller or the broker holds as many
   // connections as it may, or the caller its share of the metrics door
   // (kMetricsConnectionsPerUid): the door then closes it.
-  Status AdmitConnection(int fd, const Caller& caller, Door door);
+  Status AdmitConnection(int fd, const Caller& caller, DoorKind door);
   // A connection (or its first request) whose sender the kernel would not
   // name (`why` says what it reported): audited without a uid, never as
   // the uid an orphaned socket shows.
-  void RefuseUnidentified(Door door, const Status& why);
+  void RefuseUnidentified(DoorKind door, const Status& why);
   // The door is about to close `fd`.
   void ForgetConnection(int fd);
   // Who is on connection `fd`, without taking a place (health checks).
@@ -102,7 +102,7 @@ class BrokerCore {
   // caller's calls and, when `drains`, in the drain (then UNAVAILABLE once
   // the broker is draining). UNAUTHENTICATED for an unknown connection
   // (nobody to audit); RESOURCE_EXHAUSTED or UNAVAILABLE audited.
-  Result<Request> Begin(int fd, Door door, Rpc rpc, bool drains);
+  Result<Request> Begin(int fd, DoorKind door, Rpc rpc, bool drains);
 
   // The account named `account` (empty: the only one, when the broker holds
   // one) if `request`'s caller may do `permission` there (`method` for
@@ -128,7 +128,7 @@ class BrokerCore {
   // `request` when the door holds one still unconcluded, else a record of
   // `caller` (or of nobody, when the door never learnt who it was). Returns
   // the INTERNAL status the door answers; the daemon goes on.
-  Status Fault(Door door, Rpc rpc, Request* request, const std::optional<Caller>& caller, std::string_view what);
+  Status Fault(DoorKind door, Rpc rpc, Request* request, const std::optional<Caller>& caller, std::string_view what);
 
   // The metrics as `request`'s caller may see them (GetMetrics): every
   // broker-wide series, and those of the accounts it may use.

@@ -15,15 +15,15 @@ Result<CallExchange> BrokerCore::OpenCall(Request request, CallHead head) {
   AuditRecord& record = request.record();
   record.account = head.account;
   record.method = head.method;
-  Door door = request.door();
-  if ((door == Door::kHttpTcp || door == Door::kHttpsProxy) && !request.browser_checked_) {
+  DoorKind door = request.door();
+  if ((door == DoorKind::kHttpTcp || door == DoorKind::kHttpsProxy) && !request.browser_checked_) {
     // A defect of the door's, never the caller's doing: refused, not guessed.
     spdlog::error("{}: a call reached the core without the browser check; refused", DoorName(door));
     return Refuse(request, Decision::kDeny, BrokerFailed());
   }
   // The doors that speak the API's HTTP answer its credential methods
   // themselves; on gRPC they are reserved methods like the others.
-  TokenDance dance = door == Door::kGrpc ? TokenDance::kNone : TokenDanceOf(head.method);
+  TokenDance dance = door == DoorKind::kGrpc ? TokenDance::kNone : TokenDanceOf(head.method);
   auto target = dance != TokenDance::kNone ? Authorize(request, head.account, Permission::kUse)
                                            : Screen(request, head.account, head.method);
   if (!target.ok()) return target.status();

@@ -12,9 +12,9 @@
 namespace stormbroker {
 
 // The door a request came through: the audit trail's "listener".
-enum class Door { kGrpc, kHttpUnix, kHttpTcp, kHttpsProxy, kMetrics };
+enum class DoorKind { kGrpc, kHttpUnix, kHttpTcp, kHttpsProxy, kMetrics };
 // "grpc", "http-unix", "http-tcp", "https-proxy", "metrics".
-const char* DoorName(Door door);
+const char* DoorName(DoorKind door);
 
 // What a request asks the broker for, as the audit trail names it.
 enum class Rpc {
@@ -29,7 +29,7 @@ const char* RpcName(Rpc rpc);
 // Move-only.
 class Request {
  public:
-  Request(Door door, std::shared_ptr<const CallTicket> ticket, InFlight* drains, AuditRecord record)
+  Request(DoorKind door, std::shared_ptr<const CallTicket> ticket, InFlight* drains, AuditRecord record)
       : door_(door), ticket_(std::move(ticket)), drains_(drains), record_(std::move(record)) {}
   Request(Request&& other) noexcept
       : door_(other.door_),
@@ -43,7 +43,7 @@ class Request {
     if (drains_) drains_->End();
   }
 
-  Door door() const { return door_; }
+  DoorKind door() const { return door_; }
   const Caller& caller() const { return ticket_->caller(); }
   // The place among the caller's calls, for a stream that holds it as long
   // as it is open (a watch).
@@ -56,7 +56,7 @@ class Request {
  private:
   friend class BrokerCore;  // marks the browser check done
 
-  Door door_;
+  DoorKind door_;
   std::shared_ptr<const CallTicket> ticket_;
   InFlight* drains_;  // counted for the drain, when set
   AuditRecord record_;

@@ -77,7 +77,7 @@ class BrokerCoreTest : public ::testing::Test {
     other_end_ = pair[1];
     caller_.uid = 1000;
     caller_.user = "alice";
-    EXPECT_TRUE(core_.AdmitConnection(fd_, caller_, Door::kGrpc).ok());
+    EXPECT_TRUE(core_.AdmitConnection(fd_, caller_, DoorKind::kGrpc).ok());
   }
   ~BrokerCoreTest() override {
     for (auto& [name, session] : sessions_) session->Stop(false, nullptr);
@@ -105,7 +105,7 @@ class BrokerCoreTest : public ::testing::Test {
 
   // Runs `c` through the core as a door does, and returns what the core answered.
   Status Run(const Case& c) {
-    auto request = core_.Begin(fd_, Door::kGrpc, Rpc::kCall, /*drains=*/true);
+    auto request = core_.Begin(fd_, DoorKind::kGrpc, Rpc::kCall, /*drains=*/true);
     if (!request.ok()) return request.status();
     auto call = core_.OpenCall(std::move(request).value(), CallHead{c.account, c.method});
     if (!call.ok()) return call.status();
@@ -193,10 +193,10 @@ TEST_F(BrokerCoreTest, EveryDoorRefusesAndAnswersAlike) {
 }
 
 TEST_F(BrokerCoreTest, OverTheUidsCallsOrDrainingIsALimitAuditedOnce) {
-  auto first = core_.Begin(fd_, Door::kHttpUnix, Rpc::kCall, true);
-  auto second = core_.Begin(fd_, Door::kHttpUnix, Rpc::kCall, true);
+  auto first = core_.Begin(fd_, DoorKind::kHttpUnix, Rpc::kCall, true);
+  auto second = core_.Begin(fd_, DoorKind::kHttpUnix, Rpc::kCall, true);
   ASSERT_TRUE(first.ok() && second.ok());
-  auto third = core_.Begin(fd_, Door::kHttpUnix, Rpc::kCall, true);
+  auto third = core_.Begin(fd_, DoorKind::kHttpUnix, Rpc::kCall, true);
   ASSERT_FALSE(third.ok());
   EXPECT_EQ(third.status().code(), StatusCode::kResourceExhausted);
   EXPECT_EQ(http::FromStatus(third.status()).status, 429u);
@@ -206,14 +206,14 @@ TEST_F(BrokerCoreTest, OverTheUidsCallsOrDrainingIsALimitAuditedOnce) {
   // Requests given back: places free again. Draining refuses new ones.
   { auto done = std::move(first).value(); }
   EXPECT_FALSE(core_.Drain(std::chrono::milliseconds(1))) << "one request is still in flight";
-  auto during = core_.Begin(fd_, Door::kGrpc, Rpc::kCall, true);
+  auto during = core_.Begin(fd_, DoorKind::kGrpc, Rpc::kCall, true);
   ASSERT_FALSE(during.ok());
   EXPECT_EQ(during.status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(LastRecord()["decision"], "limit");
   { auto done = std::move(second).value(); }
   EXPECT_TRUE(core_.Drain(std::chrono::milliseconds(1)));
   // Health and lists do not drain.
-  EXPECT_TRUE(core_.Begin(fd_, Door::kGrpc, Rpc::kListAccounts, false).ok());
+  EXPECT_TRUE(core_.Begin(fd_, DoorKind::kGrpc, Rpc::kListAccounts, false).ok());
 }
 
 // A door holds a body's bytes only once the core took them in: the
@@ -221,7 +221,7 @@ TEST_F(BrokerCoreTest, OverTheUidsCallsOrDrainingIsALimitAuditedOnce) {
 // refusals.
 TEST_F(BrokerCoreTest, ABodyIsTakenWithinTheRequestSizeAndTheCallersBudget) {
   auto open = [&](size_t announced) {
-    auto request = core_.Begin(fd_, Door::kHttpUnix, Rpc::kCall, false);
+    auto request = core_.Begin(fd_, DoorKind::kHttpUnix, Rpc::kCall, false);
     EXPECT_TRUE(request.ok());
     return core_.OpenCall(std::move(request).value(), CallHead{"prod", "Utilities/Info/ping", "", std::nullopt,
                                                                 false, announced});
@@ -260,13 +260,13 @@ TEST_F(BrokerCoreTest, ABodyIsTakenWithinTheRequestSizeAndTheCallersBudget) {
 // A loopback TCP door's call reaches the core only through the browser
 // check: a door that skips it has every call refused, never one let through.
 TEST_F(BrokerCoreTest, ACallOnALoopbackTcpDoorWithoutTheBrowserCheckIsRefused) {
-  auto skipped = core_.Begin(fd_, Door::kHttpTcp, Rpc::kCall, false);
+  auto skipped = core_.Begin(fd_, DoorKind::kHttpTcp, Rpc::kCall, false);
   ASSERT_TRUE(skipped.ok());
   auto call = core_.OpenCall(std::move(skipped).value(), CallHead{"prod", "Utilities/Info/ping"});
   ASSERT_FALSE(call.ok());
   EXPECT_EQ(call.status().code(), StatusCode::kInternal);
   EXPECT_EQ(LastRecord()["decision"], "deny");
-  auto checked = core_.Begin(fd_, Door::kHttpTcp, Rpc::kCall, false);
+  auto checked = core_.Begin(fd_, DoorKind::kHttpTcp, Rpc::kCall, false);
   ASSERT_TRUE(checked.ok());
   ASSERT_TRUE(core_.AdmitFromLoopbackTcp(*checked, "127.0.0.1:8080", "", "", {"127.0.0.1:8080"}).ok());
   EXPECT_TRUE(core_.OpenCall(std::move(checked).value(), CallHead{"prod", "Utilities/Info/ping"}).ok());
@@ -275,7 +275,7 @@ TEST_F(BrokerCoreTest, ACallOnALoopbackTcpDoorWithoutTheBrowserCheckIsRefused) {
 // The API's credential methods: answered by the broker on the doors that
 // speak the API's HTTP (the token stays inside), reserved on gRPC.
 TEST_F(BrokerCoreTest, TheTokenDanceIsAnsweredOnTheHttpDoorsAndRefusedOnGrpc) {
-  auto http = core_.Begin(fd_, Door::kHttpUnix, Rpc::kCall, false);
+  auto http = core_.Begin(fd_, DoorKind::kHttpUnix, Rpc::kCall, false);
   ASSERT_TRUE(http.ok());
   auto call = core_.OpenCall(std::move(http).value(), CallHead{"prod", "Account/Auth/token"});
   ASSERT_TRUE(call.ok()) << call.status().message();
@@ -288,7 +288,7 @@ TEST_F(BrokerCoreTest, TheTokenDanceIsAnsweredOnTheHttpDoorsAndRefusedOnGrpc) {
       << "the account's inactivity deadline";
   EXPECT_NE((*answer)->result["token"], "t") << "never the account's token";
   EXPECT_EQ(LastRecord()["outcome"], "ok");
-  auto grpc = core_.Begin(fd_, Door::kGrpc, Rpc::kCall, false);
+  auto grpc = core_.Begin(fd_, DoorKind::kGrpc, Rpc::kCall, false);
   ASSERT_TRUE(grpc.ok());
   auto refused = core_.OpenCall(std::move(grpc).value(), CallHead{"prod", "Account/Auth/token"});
   ASSERT_FALSE(refused.ok());
@@ -296,7 +296,7 @@ TEST_F(BrokerCoreTest, TheTokenDanceIsAnsweredOnTheHttpDoorsAndRefusedOnGrpc) {
 }
 
 TEST_F(BrokerCoreTest, ATunnelGoesOnlyToATunnelHostOnPort443) {
-  auto allowed = core_.Begin(fd_, Door::kHttpsProxy, Rpc::kConnect, false);
+  auto allowed = core_.Begin(fd_, DoorKind::kHttpsProxy, Rpc::kConnect, false);
   ASSERT_TRUE(allowed.ok());
   EXPECT_TRUE(core_.AdmitTunnel(*allowed, "api.stormondemand.com", 443).ok());
   for (auto [host, port] : std::vector<std::pair<std::string, int>>{{"api.stormondemand.com", 80},
@@ -305,7 +305,7 @@ TEST_F(BrokerCoreTest, ATunnelGoesOnlyToATunnelHostOnPort443) {
                                                                     {"::1", 443},
                                                                     {"evil.example", 443},
                                                                     {"api.stormondemand.com.evil.example", 443}}) {
-    auto request = core_.Begin(fd_, Door::kHttpsProxy, Rpc::kConnect, false);
+    auto request = core_.Begin(fd_, DoorKind::kHttpsProxy, Rpc::kConnect, false);
     ASSERT_TRUE(request.ok());
     Status refused = core_.AdmitTunnel(*request, host, port);
     EXPECT_EQ(refused.code(), StatusCode::kPermissionDenied) << host << ":" << port;
@@ -316,7 +316,7 @@ TEST_F(BrokerCoreTest, ATunnelGoesOnlyToATunnelHostOnPort443) {
 }
 
 TEST_F(BrokerCoreTest, AnUnidentifiedCallerIsAuditedWithoutAUid) {
-  core_.RefuseUnidentified(Door::kHttpTcp, PermissionDenied("the client's socket is TIME-WAIT with no owner"));
+  core_.RefuseUnidentified(DoorKind::kHttpTcp, PermissionDenied("the client's socket is TIME-WAIT with no owner"));
   nlohmann::json record = LastRecord();
   EXPECT_FALSE(record.contains("uid")) << record.dump();
   EXPECT_EQ(record["decision"], "unidentified");
@@ -329,9 +329,9 @@ TEST_F(BrokerCoreTest, AnUnidentifiedCallerIsAuditedWithoutAUid) {
 // its caller) is audited once as failed, for the RPC it was, and the door
 // answers INTERNAL without quoting what was thrown.
 TEST_F(BrokerCoreTest, AFaultIsAuditedOnceAsItsCallersFailure) {
-  auto request = core_.Begin(fd_, Door::kHttpUnix, Rpc::kCall, /*drains=*/true);
+  auto request = core_.Begin(fd_, DoorKind::kHttpUnix, Rpc::kCall, /*drains=*/true);
   ASSERT_TRUE(request.ok());
-  Status failed = core_.Fault(Door::kHttpUnix, Rpc::kCall, &*request, std::nullopt, "type_error.316 \xff");
+  Status failed = core_.Fault(DoorKind::kHttpUnix, Rpc::kCall, &*request, std::nullopt, "type_error.316 \xff");
   EXPECT_EQ(failed.code(), StatusCode::kInternal);
   EXPECT_EQ(failed.message().find("316"), std::string::npos) << "the caller learns nothing of the fault";
   nlohmann::json record = LastRecord();
@@ -339,7 +339,7 @@ TEST_F(BrokerCoreTest, AFaultIsAuditedOnceAsItsCallersFailure) {
   EXPECT_EQ(record["rpc"], "Call");
   EXPECT_EQ(record["outcome"], "failed");
   core_.Conclude(*request, Status::Ok());  // concluded already: nothing more
-  core_.Fault(Door::kGrpc, Rpc::kLogin, nullptr, caller_, "boom");
+  core_.Fault(DoorKind::kGrpc, Rpc::kLogin, nullptr, caller_, "boom");
   record = LastRecord();
   EXPECT_EQ(record["uid"], 1000);
   EXPECT_EQ(record["rpc"], "Login");
@@ -347,13 +347,13 @@ TEST_F(BrokerCoreTest, AFaultIsAuditedOnceAsItsCallersFailure) {
 }
 
 TEST_F(BrokerCoreTest, APermissionIsDecidedByItsOwnRule) {
-  auto request = core_.Begin(fd_, Door::kHttpUnix, Rpc::kLogin, true);
+  auto request = core_.Begin(fd_, DoorKind::kHttpUnix, Rpc::kLogin, true);
   ASSERT_TRUE(request.ok());
   auto admin = core_.Authorize(*request, "prod", Permission::kAdmin);
   ASSERT_FALSE(admin.ok());
   EXPECT_NE(admin.status().message().find("admin: true"), std::string::npos) << admin.status().message();
   EXPECT_TRUE(request->concluded());
-  auto use = core_.Begin(fd_, Door::kHttpUnix, Rpc::kCall, true);
+  auto use = core_.Begin(fd_, DoorKind::kHttpUnix, Rpc::kCall, true);
   ASSERT_TRUE(use.ok());
   EXPECT_TRUE(core_.Authorize(*use, "prod", Permission::kUse).ok()) << "any rule naming the account";
 }

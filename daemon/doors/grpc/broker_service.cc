@@ -61,7 +61,7 @@ std::optional<Request> BrokerService::Begin(grpc::CallbackServerContext* context
                                             Rpc rpc, bool drains) {
   std::optional<int> fd = ConnectionFdOf(context->peer());
   Result<Request> request =
-      fd ? core_.Begin(*fd, Door::kGrpc, rpc, drains)
+      fd ? core_.Begin(*fd, DoorKind::kGrpc, rpc, drains)
          : Result<Request>(Status(StatusCode::kUnauthenticated, "the broker cannot identify this connection"));
   if (!request.ok()) {
     reactor->Finish(ToGrpc(request.status()));
@@ -73,7 +73,7 @@ std::optional<Request> BrokerService::Begin(grpc::CallbackServerContext* context
 grpc::ServerUnaryReactor* BrokerService::Faulted(grpc::CallbackServerContext* context,
                                                  grpc::ServerUnaryReactor* reactor, Rpc rpc, std::string_view what) {
   std::optional<int> fd = ConnectionFdOf(context->peer());
-  Status failed = core_.Fault(Door::kGrpc, rpc, nullptr, fd ? core_.CallerOf(*fd) : std::nullopt, what);
+  Status failed = core_.Fault(DoorKind::kGrpc, rpc, nullptr, fd ? core_.CallerOf(*fd) : std::nullopt, what);
   reactor->Finish(ToGrpc(failed));
   return reactor;
 }
@@ -263,7 +263,7 @@ grpc::ServerUnaryReactor* BrokerService::GetMetrics(grpc::CallbackServerContext*
 grpc::ServerWriteReactor<v1::AccountEvent>* BrokerService::WatchAccounts(grpc::CallbackServerContext* context,
                                                                          const v1::WatchAccountsRequest*) {
   std::optional<int> fd = ConnectionFdOf(context->peer());
-  Result<Request> admitted = fd ? core_.Begin(*fd, Door::kGrpc, Rpc::kWatchAccounts, /*drains=*/false)
+  Result<Request> admitted = fd ? core_.Begin(*fd, DoorKind::kGrpc, Rpc::kWatchAccounts, /*drains=*/false)
                                 : Result<Request>(Status(StatusCode::kUnauthenticated, "unknown connection"));
   if (!admitted.ok()) {
     class Refusal : public grpc::ServerWriteReactor<v1::AccountEvent> {

@@ -9,12 +9,21 @@
 namespace stormbroker {
 
 GrpcDoor::GrpcDoor(BrokerCore& core, AccountWatchHub& watches, AuditLog& audit, const HttpEngine& engine,
-                   const Fleet* fleet, DescribeHttpsProxy describe_proxy)
+                   const Fleet* fleet, DescribeHttpsProxy describe_proxy, ConnectionTable& connections,
+                   Scheduler& scheduler, std::vector<std::string> accounts)
     : core_(core),
+      connections_(connections),
+      scheduler_(scheduler),
+      accounts_(std::move(accounts)),
       service_(core, watches, audit, engine, fleet, std::move(describe_proxy)),
       health_(core) {}
 
-Status GrpcDoor::Build(const LimitsConfig& limits, const std::vector<std::string>& accounts) {
+Status GrpcDoor::Start(const Config& config, const PassedSockets& passed) {
+  if (Status built = Build(config.limits); !built.ok()) return built;
+  return Listen(config.listen, passed.grpc);
+}
+
+Status GrpcDoor::Build(const LimitsConfig& limits) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.RegisterService(&service_);
@@ -27,21 +36,24 @@ Status GrpcDoor::Build(const LimitsConfig& limits, const std::vector<std::string
   if (!server_) return Unavailable("gRPC server failed to start");
   health_.Set("", true);
   health_.Set("stormbroker.v1.Broker", true);
-  for (const std::string& account : accounts) SetAccountHealth(account, false);
+  for (const std::string& account : accounts_) SetAccountHealth(account, false);
   return CheckPeerIdentification(server_.get(), &core_);
 }
 
-Status GrpcDoor::Listen(const ListenConfig& listen, std::optional<int> passed, ConnectionTable& connections,
-                        Scheduler& scheduler) {
+Status GrpcDoor::Listen(const ListenConfig& listen, std::optional<int> passed) {
   auto listener = passed ? UnixListener::Adopt(*passed) : UnixListener::Open(listen);
   if (!listener.ok()) return listener.status();
   listener_ = std::move(listener).value();
   handed_over_by_systemd_ = passed.has_value();
-  if (Status accepting = listener_->Start(server_.get(), &connections, &core_); !accepting.ok()) return accepting;
-  nudge_ = std::make_unique<GrpcThreadNudge>(scheduler, *server_);
+  if (Status accepting = listener_->Start(server_.get(), &connections_, &core_); !accepting.ok()) return accepting;
+  nudge_ = std::make_unique<GrpcThreadNudge>(scheduler_, *server_);
   nudge_->Start();
+  where_ = passed ? "gRPC door on the socket systemd passed (listen.socket is not used)"
+                  : "gRPC door on " + listen.socket_path;
   return Status::Ok();
 }
+
+std::string GrpcDoor::Describe() const { return where_; }
 
 void GrpcDoor::SetAccountHealth(const std::string& account, bool serving) {
   health_.Set(HealthService::AccountName(account), serving);
@@ -62,12 +74,10 @@ void GrpcDoor::StopServing() {
   health_.Shutdown();
 }
 
-void GrpcDoor::Shutdown(std::chrono::system_clock::time_point deadline) {
-  if (server_) server_->Shutdown(deadline);
-}
-
-void GrpcDoor::Wait() {
-  if (server_) server_->Wait();
+void GrpcDoor::Stop(std::chrono::system_clock::time_point deadline) {
+  if (!server_) return;
+  server_->Shutdown(deadline);
+  server_->Wait();
 }
 
 }  // namespace stormbroker

@@ -125,7 +125,7 @@ std::optional<Request> HealthService::Begin(grpc::CallbackServerContext* context
   // sees the broker as a whole.
   std::optional<int> fd = ConnectionFdOf(context->peer());
   if (!fd) return std::nullopt;
-  Result<Request> request = core_.Begin(*fd, Door::kGrpc, Rpc::kHealth, /*drains=*/false);
+  Result<Request> request = core_.Begin(*fd, DoorKind::kGrpc, Rpc::kHealth, /*drains=*/false);
   if (!request.ok()) {
     *refusal = request.status();
     return std::nullopt;

@@ -46,10 +46,10 @@ Status AdoptConnection(int fd, grpc::Server* server, BrokerCore* core) {
   Result<Caller> caller = IdentifyPeer(fd);
   if (!caller.ok()) {
     close(fd);
-    core->RefuseUnidentified(Door::kGrpc, caller.status());
+    core->RefuseUnidentified(DoorKind::kGrpc, caller.status());
     return caller.status();
   }
-  if (Status admitted = core->AdmitConnection(fd, *caller, Door::kGrpc); !admitted.ok()) {
+  if (Status admitted = core->AdmitConnection(fd, *caller, DoorKind::kGrpc); !admitted.ok()) {
     close(fd);
     return admitted;
   }

@@ -29,17 +29,18 @@ constexpr size_t kConnectionMemory = 16 << 10;
 
 HttpDoor::HttpDoor(BrokerCore& core, const LimitsConfig& limits) : core_(core), limits_(limits) {}
 
-HttpDoor::~HttpDoor() { Stop(); }
+HttpDoor::~HttpDoor() { Stop({}); }
 
-Status HttpDoor::Start(const ListenConfig& listen, const PassedSockets& passed) {
+Status HttpDoor::Start(const Config& config, const PassedSockets& passed) {
+  const ListenConfig& listen = config.listen;
   if (passed.http_unix) {
-    if (Status served = Serve(*passed.http_unix, Door::kHttpUnix, nullptr); !served.ok()) return served;
-    spdlog::info("HTTP door on the Unix socket systemd passed (listen.http_socket is not used)");
+    if (Status served = Serve(*passed.http_unix, DoorKind::kHttpUnix, nullptr); !served.ok()) return served;
+    where_.push_back("HTTP door on the Unix socket systemd passed (listen.http_socket is not used)");
   } else if (!listen.http_socket.empty()) {
     auto fd = OpenUnixSocket(listen.http_socket, listen.mode, listen.group, &socket_file_);
     if (!fd.ok()) return fd.status();
-    if (Status served = Serve(*fd, Door::kHttpUnix, nullptr); !served.ok()) return served;
-    spdlog::info("HTTP door on {}", listen.http_socket);
+    if (Status served = Serve(*fd, DoorKind::kHttpUnix, nullptr); !served.ok()) return served;
+    where_.push_back("HTTP door on " + listen.http_socket);
   }
   if (!listen.http && !passed.http_tcp) return Status::Ok();
   std::optional<Tls> tls;
@@ -56,19 +57,25 @@ Status HttpDoor::Start(const ListenConfig& listen, const PassedSockets& passed) 
   }
   const char* scheme = tls ? "https" : "http";
   if (passed.http_tcp) {
-    if (Status served = Serve(*passed.http_tcp, Door::kHttpTcp, tls ? &*tls : nullptr); !served.ok()) return served;
-    spdlog::info("HTTP door ({}) on the loopback socket systemd passed (listen.http is not used)", scheme);
+    if (Status served = Serve(*passed.http_tcp, DoorKind::kHttpTcp, tls ? &*tls : nullptr); !served.ok()) return served;
+    where_.push_back(fmt::format("HTTP door ({}) on the loopback socket systemd passed (listen.http is not used)", scheme));
     return Status::Ok();
   }
   auto fds = OpenLoopbackSockets(*listen.http);
   if (!fds.ok()) return fds.status();
   for (int fd : *fds) {
-    if (Status served = Serve(fd, Door::kHttpTcp, tls ? &*tls : nullptr); !served.ok()) return served;
+    if (Status served = Serve(fd, DoorKind::kHttpTcp, tls ? &*tls : nullptr); !served.ok()) return served;
   }
-  spdlog::info("HTTP door on {}://{}:{}{}", scheme, listen.http->host, listen.http->port,
-               fds->size() > 1 ? " (and the same port on the other loopback address)" : "");
+  where_.push_back(fmt::format("HTTP door on {}://{}:{}{}", scheme, listen.http->host, listen.http->port,
+                               fds->size() > 1 ? " (and the same port on the other loopback address)" : ""));
   WarnOfRestartGap("the HTTP door", *listen.http);
   return Status::Ok();
+}
+
+std::string HttpDoor::Describe() const {
+  std::string described;
+  for (const std::string& where : where_) described += (described.empty() ? "" : "; ") + where;
+  return described;
 }
 
 Status HttpDoor::ServeTunnels(const std::string& leaf_cert, const Secret& leaf_key,
@@ -79,7 +86,7 @@ Status HttpDoor::ServeTunnels(const std::string& leaf_cert, const Secret& leaf_k
     host_values.push_back(host);
     host_values.push_back(host + ":443");
   }
-  if (Status served = Serve(-1, Door::kHttpsProxy, &tls, std::move(host_values)); !served.ok()) return served;
+  if (Status served = Serve(-1, DoorKind::kHttpsProxy, &tls, std::move(host_values)); !served.ok()) return served;
   tunnels_ = servers_.back().get();
   return Status::Ok();
 }
@@ -98,12 +105,12 @@ Status HttpDoor::AdoptTunnel(int fd) {
   return Status::Ok();
 }
 
-Status HttpDoor::Serve(int listen_fd, Door kind, const Tls* tls, std::vector<std::string> hosts) {
+Status HttpDoor::Serve(int listen_fd, DoorKind kind, const Tls* tls, std::vector<std::string> hosts) {
   auto server = std::make_unique<Server>();
   server->door = this;
   server->kind = kind;
   server->hosts = std::move(hosts);
-  if (kind == Door::kHttpTcp) {
+  if (kind == DoorKind::kHttpTcp) {
     auto bound = BoundAddress(listen_fd);
     if (!bound.ok()) {
       close(listen_fd);
@@ -176,7 +183,7 @@ void HttpDoor::StopAccepting() {
     // receive the next callers' requests. (A Unix socket's file is removed
     // below; the next daemon binds a new one.)
     int fd = MHD_quiesce_daemon(server->daemon);
-    if (fd >= 0 && server->kind == Door::kHttpTcp) {
+    if (fd >= 0 && server->kind == DoorKind::kHttpTcp) {
       server->held_fd = fd;
     } else if (fd >= 0) {
       close(fd);
@@ -185,7 +192,7 @@ void HttpDoor::StopAccepting() {
   socket_file_.Remove();
 }
 
-void HttpDoor::Stop() {
+void HttpDoor::Stop(std::chrono::system_clock::time_point) {
   for (auto& server : servers_) {
     if (server->daemon) MHD_stop_daemon(server->daemon);
     server->daemon = nullptr;
@@ -193,6 +200,7 @@ void HttpDoor::Stop() {
     server->held_fd = -1;
   }
   servers_.clear();
+  where_.clear();
   tunnels_ = nullptr;
   socket_file_.Remove();
 }

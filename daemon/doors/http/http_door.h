@@ -30,6 +30,7 @@
 #include <absl/synchronization/mutex.h>
 
 #include "broker/broker_core.h"
+#include "doors/door.h"
 #include "net/passed_sockets.h"
 #include "net/unix_socket.h"
 #include "secret/secret.h"
@@ -38,10 +39,10 @@ struct MHD_Daemon;
 
 namespace stormbroker {
 
-class HttpDoor {
+class HttpDoor : public Door {
  public:
   HttpDoor(BrokerCore& core, const LimitsConfig& limits);
-  ~HttpDoor();
+  ~HttpDoor() override;
   HttpDoor(const HttpDoor&) = delete;
   HttpDoor& operator=(const HttpDoor&) = delete;
 
@@ -49,7 +50,8 @@ class HttpDoor {
   // as the gRPC socket) and on loopback listen.http (HTTPS with
   // listen.http_tls); either may be left out. A socket systemd passed for a
   // door (`passed`) is served instead of the configured one.
-  Status Start(const ListenConfig& listen, const PassedSockets& passed);
+  Status Start(const Config& config, const PassedSockets& passed) override;
+  std::string Describe() const override;
 
   // Serves HTTPS inside the proxy door's tunnels (doors/proxy/proxy_door.h):
   // no listening socket; each tunnel's client socket, handed over by
@@ -63,14 +65,13 @@ class HttpDoor {
 
   // A restart's first step: closes idle keep-alive connections and answers
   // every request from now on with Connection: close, still accepting.
-  void GoAway() ABSL_LOCKS_EXCLUDED(peers_mutex_);
-  // Shutdown: GoAway, and stops taking connections (a listening socket
-  // systemd passed stays open in systemd's hands, so new ones wait for the
-  // next process). Call before BrokerCore::Drain.
-  void StopAccepting() ABSL_LOCKS_EXCLUDED(peers_mutex_);
+  void GoAway() override ABSL_LOCKS_EXCLUDED(peers_mutex_);
+  // GoAway, and no new connections. Call before BrokerCore::Drain.
+  void StopAccepting() override ABSL_LOCKS_EXCLUDED(peers_mutex_);
   // Closes every connection. Call after the drain and after the sessions
-  // stopped (which answers the calls still waiting for a token).
-  void Stop();
+  // stopped (which answers the calls still waiting for a token): an HTTP
+  // call's deadline is the core's, so `deadline` is not needed here.
+  void Stop(std::chrono::system_clock::time_point deadline) override;
 
  private:
   struct Server;
@@ -94,12 +95,13 @@ class HttpDoor {
   void EndYamlTurn(uid_t uid, Exchange* holder) ABSL_LOCKS_EXCLUDED(yaml_mutex_);
   // `tls` (may be null) is read while the server starts. `listen_fd` -1:
   // connections come through AdoptTunnel only.
-  Status Serve(int listen_fd, Door door, const Tls* tls, std::vector<std::string> hosts = {});
+  Status Serve(int listen_fd, DoorKind door, const Tls* tls, std::vector<std::string> hosts = {});
 
   BrokerCore& core_;
   const LimitsConfig limits_;
   std::vector<std::unique_ptr<Server>> servers_;
   Server* tunnels_ = nullptr;  // ServeTunnels' server, in servers_
+  std::vector<std::string> where_;  // for Describe, as each server starts
   SocketFile socket_file_;  // removed once the door stops accepting
   std::atomic<bool> closing_{false};  // GoAway ran: every answer closes its connection
   absl::Mutex yaml_mutex_;

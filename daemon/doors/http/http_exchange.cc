@@ -22,7 +22,7 @@ std::string_view Header(MHD_Connection* connection, const char* name) {
 
 // Connections whose caller the kernel names through sock_diag (the owner
 // of the client's socket), with the Host and browser checks of a TCP door.
-bool OverLoopbackTcp(Door door) { return door == Door::kHttpTcp || door == Door::kHttpsProxy; }
+bool OverLoopbackTcp(DoorKind door) { return door == DoorKind::kHttpTcp || door == DoorKind::kHttpsProxy; }
 
 // The answer to a request whose handling failed inside the broker: written
 // out in full, so that sending it cannot fail the same way.

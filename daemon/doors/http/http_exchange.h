@@ -28,7 +28,7 @@ struct HttpDoor::Peer {
 // One listening socket and the libmicrohttpd daemon serving it.
 struct HttpDoor::Server {
   HttpDoor* door = nullptr;
-  Door kind = Door::kHttpUnix;
+  DoorKind kind = DoorKind::kHttpUnix;
   std::vector<std::string> hosts;  // TCP: the Host values that name this door
   MHD_Daemon* daemon = nullptr;
   int held_fd = -1;  // TCP: the listening socket, quiesced, kept until the door stops

@@ -54,8 +54,8 @@ class MetricsDoor::Scrape {
     int fd = info->connect_fd;
     Result<Caller> caller = IdentifyLoopbackPeer(fd);
     if (!caller.ok()) {
-      door.core_.RefuseUnidentified(Door::kMetrics, caller.status());
-    } else if (door.core_.AdmitConnection(fd, *caller, Door::kMetrics).ok()) {
+      door.core_.RefuseUnidentified(DoorKind::kMetrics, caller.status());
+    } else if (door.core_.AdmitConnection(fd, *caller, DoorKind::kMetrics).ok()) {
       *socket_context = new int(fd);
       return;
     }
@@ -68,7 +68,7 @@ class MetricsDoor::Scrape {
     const MHD_ConnectionInfo* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     const auto* fd = info ? static_cast<const int*>(info->socket_context) : nullptr;
     if (!fd) return ReplyText(connection, MHD_HTTP_FORBIDDEN, "the broker does not know who is calling");
-    auto request = door.core_.Begin(*fd, Door::kMetrics, Rpc::kGetMetrics, /*drains=*/false);
+    auto request = door.core_.Begin(*fd, DoorKind::kMetrics, Rpc::kGetMetrics, /*drains=*/false);
     if (!request.ok()) {
       return ReplyText(connection, ShapeOf(request.status().code()).http_status, request.status().message());
     }
@@ -83,7 +83,8 @@ class MetricsDoor::Scrape {
   }
 };
 
-Status MetricsDoor::Start(const MetricsConfig& config) {
+Status MetricsDoor::Start(const Config& daemon_config, const PassedSockets&) {
+  const MetricsConfig& config = daemon_config.metrics;
   if (!config.listen) return Status::Ok();
   auto fd = OpenTcpSocket(*config.listen);
   if (!fd.ok()) return Unavailable("metrics.listen: " + fd.status().message());
@@ -99,13 +100,14 @@ Status MetricsDoor::Start(const MetricsConfig& config) {
     close(*fd);
     return Unavailable("libmicrohttpd could not serve metrics.listen");
   }
-  spdlog::info("metrics at http://{}:{}/metrics", config.listen->host, config.listen->port);
+  where_ = fmt::format("metrics door on http://{}:{}/metrics", config.listen->host, config.listen->port);
   return Status::Ok();
 }
 
-void MetricsDoor::Stop() {
+void MetricsDoor::Stop(std::chrono::system_clock::time_point) {
   if (daemon_) MHD_stop_daemon(daemon_);
   daemon_ = nullptr;
+  where_.clear();
 }
 
 }  // namespace stormbroker

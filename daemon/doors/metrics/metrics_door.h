@@ -11,30 +11,36 @@
 
 #include "broker/broker_core.h"
 #include "config/config.h"
+#include "doors/door.h"
 #include "util/status.h"
 
 struct MHD_Daemon;
 
 namespace stormbroker {
 
-class MetricsDoor {
+class MetricsDoor : public Door {
  public:
   explicit MetricsDoor(BrokerCore& core) : core_(core) {}
-  ~MetricsDoor() { Stop(); }
+  ~MetricsDoor() override { Stop({}); }
   MetricsDoor(const MetricsDoor&) = delete;
   MetricsDoor& operator=(const MetricsDoor&) = delete;
 
   // Listens on metrics.listen (nothing when it names none); UNAVAILABLE
-  // when the port cannot be had.
-  Status Start(const MetricsConfig& config);
-  // Idempotent.
-  void Stop();
+  // when the port cannot be had. systemd passes it no socket.
+  Status Start(const Config& config, const PassedSockets& passed) override;
+  std::string Describe() const override { return where_; }
+  // A scrape is one short request and no call: a draining broker answers
+  // scrapes until Stop, so the last one counts its last calls.
+  void GoAway() override {}
+  void StopAccepting() override {}
+  void Stop(std::chrono::system_clock::time_point deadline) override;
 
  private:
   class Scrape;  // libmicrohttpd's callbacks
 
   BrokerCore& core_;
   MHD_Daemon* daemon_ = nullptr;
+  std::string where_;  // once serving
 };
 
 }  // namespace stormbroker

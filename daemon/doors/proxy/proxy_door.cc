@@ -31,7 +31,9 @@ void SendAnswer(int fd, std::string_view text) { (void)!send(fd, text.data(), te
 
 }  // namespace
 
-Status ProxyDoor::Start(const ListenConfig& listen, std::optional<int> passed) {
+Status ProxyDoor::Start(const Config& config, const PassedSockets& passed_sockets) {
+  const ListenConfig& listen = config.listen;
+  const std::optional<int>& passed = passed_sockets.https_proxy;
   if (!passed && !listen.https_proxy) return Status::Ok();
   hosts_ = listen.https_proxy_hosts;
   if (passed) listen_fd_ = *passed;  // the door's from here on: closed with it, whatever fails below
@@ -62,17 +64,23 @@ Status ProxyDoor::Start(const ListenConfig& listen, std::optional<int> passed) {
   loop_ = std::thread([this, fd = listen_fd_] { Loop(fd); });
   auto bound = BoundAddress(listen_fd_);
   std::string where = bound.ok() ? bound->host + ":" + std::to_string(bound->port) : "the socket systemd passed";
-  std::string served;
-  for (const std::string& host : hosts_) served += (served.empty() ? "" : ", ") + host;
-  spdlog::info("HTTPS proxy door on {} for {} (CA {})", where, served, listen.proxy_ca_cert_file);
+  ca_file_ = listen.proxy_ca_cert_file;
   absl::MutexLock lock(&mutex_);
   description_ = HttpsProxyDescription{where, hosts_, ca->certificate_pem()};
   return Status::Ok();
 }
 
-std::optional<HttpsProxyDescription> ProxyDoor::Describe() const {
+std::optional<HttpsProxyDescription> ProxyDoor::ForClients() const {
   absl::MutexLock lock(&mutex_);
   return description_;
+}
+
+std::string ProxyDoor::Describe() const {
+  absl::MutexLock lock(&mutex_);
+  if (!description_) return "";
+  std::string served;
+  for (const std::string& host : description_->hosts) served += (served.empty() ? "" : ", ") + host;
+  return fmt::format("HTTPS proxy door on {} for {} (CA {})", description_->address, served, ca_file_);
 }
 
 void ProxyDoor::Loop(int listen_fd) {
@@ -138,12 +146,12 @@ void ProxyDoor::Accept(int listen_fd) {
     // among their connections (limits.connections_per_uid), as on every door.
     Result<Caller> caller = IdentifyLoopbackPeer(fd);
     if (!caller.ok()) {
-      core_.RefuseUnidentified(Door::kHttpsProxy, caller.status());
+      core_.RefuseUnidentified(DoorKind::kHttpsProxy, caller.status());
       SendAnswer(fd, "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
       close(fd);
       continue;
     }
-    if (!core_.AdmitConnection(fd, *caller, Door::kHttpsProxy).ok()) {
+    if (!core_.AdmitConnection(fd, *caller, DoorKind::kHttpsProxy).ok()) {
       SendAnswer(fd, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
       close(fd);
       continue;
@@ -191,7 +199,7 @@ void ProxyDoor::Answer(int fd, Pending& pending) {
   // Where a tunnel may go is the core's to decide (and to audit when not).
   // Nothing is ever connected to: a tunnel ends in the broker, so the
   // broker is no open proxy.
-  auto request = core_.Begin(fd, Door::kHttpsProxy, Rpc::kConnect, /*drains=*/false);
+  auto request = core_.Begin(fd, DoorKind::kHttpsProxy, Rpc::kConnect, /*drains=*/false);
   if (!request.ok()) return Reject(fd, request.status());
   if (Status allowed = core_.AdmitTunnel(*request, target->host, target->port); !allowed.ok()) {
     return Reject(fd, allowed);
@@ -205,7 +213,7 @@ void ProxyDoor::Answer(int fd, Pending& pending) {
 
 void ProxyDoor::Refuse(int fd, Pending& pending, Decision decision, const Status& why) {
   // Audited as any refusal, through the core.
-  auto request = core_.Begin(fd, Door::kHttpsProxy, Rpc::kConnect, /*drains=*/false);
+  auto request = core_.Begin(fd, DoorKind::kHttpsProxy, Rpc::kConnect, /*drains=*/false);
   if (request.ok()) {
     request->record().method = "CONNECT " + Printable(pending.head->target());
     core_.Refuse(*request, decision, why);
@@ -225,7 +233,7 @@ void ProxyDoor::Reject(int fd, const Status& why) {
 
 void ProxyDoor::Faulted(int fd, std::string_view what) {
   auto found = pending_.find(fd);
-  core_.Fault(Door::kHttpsProxy, Rpc::kConnect, nullptr,
+  core_.Fault(DoorKind::kHttpsProxy, Rpc::kConnect, nullptr,
               found != pending_.end() ? std::optional(found->second.caller) : std::nullopt, what);
   if (found == pending_.end()) return;  // the listening socket: it goes on accepting
   SendAnswer(fd, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
@@ -240,7 +248,7 @@ void ProxyDoor::Drop(int fd, bool handed_over) {
   if (!handed_over) close(fd);
 }
 
-void ProxyDoor::Stop() {
+void ProxyDoor::StopAccepting() {
   if (stopped_) return;
   stopped_ = true;
   if (loop_.joinable()) {

@@ -34,11 +34,11 @@
 
 namespace stormbroker {
 
-class ProxyDoor {
+class ProxyDoor : public Door {
  public:
   ProxyDoor(BrokerCore& core, HttpDoor& http) : core_(core), http_(http) {}
-  ~ProxyDoor() {
-    Stop();
+  ~ProxyDoor() override {
+    StopAccepting();
     if (listen_fd_ >= 0) close(listen_fd_);
   }
   ProxyDoor(const ProxyDoor&) = delete;
@@ -47,16 +47,19 @@ class ProxyDoor {
   // Loads (or makes) the CA, mints the hosts' leaf, starts the HTTP door's
   // tunnel server, and listens on `passed` (a socket systemd passed as
   // "https-proxy") or on listen.https_proxy.address. Nothing when neither.
-  Status Start(const ListenConfig& listen, std::optional<int> passed);
+  Status Start(const Config& config, const PassedSockets& passed) override;
+  std::string Describe() const override ABSL_LOCKS_EXCLUDED(mutex_);
+  // Tunnels already open are the HTTP door's (its GoAway and Stop end
+  // them), and a CONNECT not yet answered is ended by StopAccepting.
+  void GoAway() override {}
+  // Stops taking connections; CONNECTs not yet answered are closed.
+  void StopAccepting() override;
+  void Stop(std::chrono::system_clock::time_point) override { StopAccepting(); }
 
   // What clients need to know, once started: where, for which hosts, and
   // the CA to trust. Empty when the door is not serving (not started, or
   // stopped).
-  std::optional<HttpsProxyDescription> Describe() const ABSL_LOCKS_EXCLUDED(mutex_);
-
-  // Stops taking connections; CONNECTs not yet answered are closed.
-  // Tunnels already open are the HTTP door's (GoAway, Stop).
-  void Stop();
+  std::optional<HttpsProxyDescription> ForClients() const ABSL_LOCKS_EXCLUDED(mutex_);
 
  private:
   // A connection whose CONNECT is being read.
@@ -100,6 +103,7 @@ class ProxyDoor {
   std::optional<std::chrono::steady_clock::time_point> accept_paused_until_;
   mutable absl::Mutex mutex_;
   std::optional<HttpsProxyDescription> description_ ABSL_GUARDED_BY(mutex_);  // set once serving
+  std::string ca_file_;  // for Describe
   bool stopped_ = false;  // the thread that calls Start and Stop
 };
 
