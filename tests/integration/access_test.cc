@@ -99,11 +99,7 @@ class AccessTest : public harness::BrokerTest {
   // Sends SIGHUP and waits for the daemon to say how the reload went.
   bool Reload(const std::string& expect_in_log) {
     kill(broker_->process().pid(), SIGHUP);
-    for (int i = 0; i < 100; ++i) {
-      if (broker_->Log().find(expect_in_log) != std::string::npos) return true;
-      std::this_thread::sleep_for(50ms);
-    }
-    return false;
+    return harness::Eventually([&] { return broker_->Log().find(expect_in_log) != std::string::npos; });
   }
 
   std::string audit_path_;

@@ -102,10 +102,13 @@ TEST_P(FairShareTest, OneUidsSixtyFourCallsInFlightDoNotMakeAnotherUidWait) {
   constexpr double kSeconds = 6;
   LineCaller heavy(dir_, kHeavy, Args(GetParam(), "Utilities/Info/ping", {"load", "64", "--seconds", "6"}));
   ASSERT_EQ(heavy.Line(), "started");
-  std::this_thread::sleep_for(1s);  // the line is long now
   // Who waits is shown to the account's administrators, and to each uid
   // for itself alone.
-  nlohmann::json callers = Status()["callers"];
+  nlohmann::json callers;
+  EXPECT_TRUE(harness::Eventually([&] {  // the line is long now
+    callers = Status()["callers"];
+    return !callers.empty() && callers[0]["longest_wait_ms"].get<int>() > 500;
+  })) << callers.dump();
   ASSERT_FALSE(callers.empty());
   EXPECT_EQ(callers[0]["uid"], kHeavy) << callers.dump();
   EXPECT_EQ(callers[0]["account"], "prod");

@@ -152,7 +152,8 @@ TEST_F(HostileCallerTest, CallsBeyondTheUidsShareAreRefusedAndAudited) {
   Start(With({"limits", "calls_per_uid"}, "4"));
   storm_->Arm(R"({"kind":"delay","delay_ms":1500,"method":"utilities/info/version","count":100})");
   HostileProcess greedy(dir_, kNobody, {"calls", socket_, "prod", "Utilities/Info/version", "10"});
-  std::this_thread::sleep_for(500ms);
+  // Its share is at the API, the rest refused.
+  ASSERT_TRUE(harness::Eventually([&] { return storm_->Counters()["faults"].value("delay", 0) >= 4; }));
   auto root_call = broker_->Connect()->Call("prod", "Utilities/Info/ping", {});
   EXPECT_TRUE(root_call.ok()) << root_call.error().message;
   long ok = greedy.Next(), exhausted = greedy.Next();
@@ -433,8 +434,10 @@ TEST_F(HostileCallerTest, DrainingRefusesLoginLogoutAndGetToken) {
   ASSERT_TRUE(client->GetToken("prod").ok());  // the connection is up
   storm_->Arm(R"({"kind":"delay","delay_ms":3000,"method":"utilities/info/ping"})");
   std::thread slow([&] { client->Call("prod", "Utilities/Info/ping", {}); });
-  std::this_thread::sleep_for(500ms);
+  ASSERT_TRUE(harness::Eventually([&] { return storm_->Counters()["faults"].value("delay", 0) == 1; }));
   kill(broker_->process().pid(), SIGTERM);
+  // The server's GOAWAY reaches the client within this; nothing the test
+  // can watch says when (the log line comes before it).
   std::this_thread::sleep_for(500ms);
   auto token = client->GetToken("prod");
   ASSERT_FALSE(token.ok()) << "a token was exported during shutdown";
