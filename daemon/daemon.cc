@@ -399,8 +399,8 @@ void Daemon::Shutdown() {
   if (goaway.joinable()) goaway.join();
   p.scheduler.Stop();
   p.engine.Stop();
-  // Every call has its answer by now (the gRPC door's, if it stopped above,
-  // is done at once).
+  // Every call has its answer by now. (The gRPC door stopped beside the
+  // drain, unless the daemon never ran: a second Stop returns at once.)
   for (Door* door : p.doors_last_first()) {
     if (door) door->Stop(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
