@@ -232,13 +232,40 @@ Status BrokerCore::BrokerFailed() {
   return Internal("the broker failed while handling this request; the failure is in its log");
 }
 
-Result<Target> BrokerCore::AuthorizeLogin(Request& request, const std::string& account, std::string_view passcode) {
+void BrokerCore::Login(Request request, const std::string& account, Secret passcode,
+                       std::function<void(Result<AccountSnapshot>)> done) {
   auto target = Authorize(request, account, Permission::kAdmin);
-  if (!target.ok()) return target;
+  if (!target.ok()) return done(target.status());
   if (!passcode.empty()) {
-    if (Status shape = CheckPasscode(passcode); !shape.ok()) return Refuse(request, Decision::kInvalid, shape);
+    if (Status shape = CheckPasscode(passcode.Reveal()); !shape.ok()) {
+      return done(Refuse(request, Decision::kInvalid, shape));
+    }
   }
-  return target;
+  auto held = std::make_shared<Request>(std::move(request));
+  std::shared_ptr<AccountSession> session = target->session;
+  session->Login(std::move(passcode), [this, held, session, done = std::move(done)](Status status) {
+    Conclude(*held, status);
+    if (!status.ok()) return done(status);
+    done(session->Snapshot());
+  });
+}
+
+void BrokerCore::Logout(Request request, const std::string& account, std::function<void(Status)> done) {
+  auto target = Authorize(request, account, Permission::kAdmin);
+  if (!target.ok()) return done(target.status());
+  auto held = std::make_shared<Request>(std::move(request));
+  target->session->Logout([this, held, done = std::move(done)](Status status) {
+    Conclude(*held, status);
+    done(status);
+  });
+}
+
+Result<HeldToken> BrokerCore::ExportToken(Request request, const std::string& account) {
+  auto target = Authorize(request, account, Permission::kTokenExport);
+  if (!target.ok()) return target.status();
+  Result<HeldToken> held = target->session->CurrentToken();
+  Conclude(request, held.ok() ? Status::Ok() : held.status());
+  return held;
 }
 
 std::vector<AccountSnapshot> BrokerCore::AccountsSeenBy(const Request& request) const {

@@ -11,8 +11,12 @@
 //                    core through a CallExchange (broker/call_exchange.h): the
 //                    door gives it the head, the body's size, the decoded
 //                    params, and renders its answer
-// Login, Logout, GetToken and the other RPCs go through Authorize (or
-// AuthorizeLogin) and end with Conclude.
+//   Login, Logout, ExportToken
+//                    an operator's act on an account, decided (the admin
+//                    rule, the passcode's shape, the export rule), carried
+//                    out and audited here; the door renders the outcome
+// The RPCs that only read (ListAccounts, GetStatus, GetMetrics) ask what
+// their caller may see (AccountsSeenBy, LoadSeenBy, MetricsSeenBy).
 #pragma once
 
 #include <atomic>
@@ -104,12 +108,6 @@ class BrokerCore {
   // (nobody to audit); RESOURCE_EXHAUSTED or UNAVAILABLE audited.
   Result<Request> Begin(int fd, DoorKind door, Rpc rpc, bool drains);
 
-  // The account named `account` (empty: the only one, when the broker holds
-  // one) if `request`'s caller may do `permission` there (`method` for
-  // kCall). Refused: INVALID_ARGUMENT (a malformed or ambiguous name),
-  // NOT_FOUND, PERMISSION_DENIED; the request is concluded.
-  Result<Target> Authorize(Request& request, const std::string& account, Permission permission,
-                           const std::string& method = "");
   // `request` becomes a call of `head.method`, with every check that needs
   // no body made (broker/call_exchange.h). Refused: the request is
   // concluded, its places given back, and why returned.
@@ -137,10 +135,17 @@ class BrokerCore {
   // true names (the metrics door); PERMISSION_DENIED, audited, for others.
   Result<std::string> MetricsForReader(Request& request);
 
-  // An operator's login on `account` (Login): an admin rule, and a passcode
-  // of 6 to 8 digits when one is given (empty: the password alone).
-  // Refusals concluded and audited (deny, invalid).
-  Result<Target> AuthorizeLogin(Request& request, const std::string& account, std::string_view passcode);
+  // --- an operator's acts on an account (empty: the only one, when the
+  // broker holds one). Each concludes `request` (audited) before it answers.
+  // A login: an admin rule, and a passcode of 6 to 8 digits when one is
+  // given (empty: the password alone; see AccountSession::Login), then the
+  // session's login. `done` gets the account as it stands after, or why not.
+  void Login(Request request, const std::string& account, Secret passcode,
+             std::function<void(Result<AccountSnapshot>)> done);
+  // Expires the account's token upstream (an admin rule).
+  void Logout(Request request, const std::string& account, std::function<void(Status)> done);
+  // The account's token, for a caller a rule lets export it.
+  Result<HeldToken> ExportToken(Request request, const std::string& account);
 
   // What `request`'s caller may see: the accounts it may use (ListAccounts,
   // GetStatus), and of the callers waiting for the API, itself and the
@@ -169,7 +174,6 @@ class BrokerCore {
   bool MayUse(const Caller& caller, const std::string& account) const;
   // Whether `caller` administers `account` (may see who else uses it).
   bool MayAdminister(const Caller& caller, const std::string& account) const;
-  const AccountSessions& accounts() const { return accounts_; }
 
   // Shutdown, once the doors told their clients to go away: true once no
   // request that drains is in flight, false when `bound` passed first;
@@ -178,6 +182,13 @@ class BrokerCore {
 
  private:
   friend class CallExchange;  // its steps, in its order
+
+  // The account named `account` (empty: the only one, when the broker holds
+  // one) if `request`'s caller may do `permission` there (`method` for
+  // kCall). Refused: INVALID_ARGUMENT (a malformed or ambiguous name),
+  // NOT_FOUND, PERMISSION_DENIED; the request is concluded.
+  Result<Target> Authorize(Request& request, const std::string& account, Permission permission,
+                           const std::string& method = "");
 
   // A call's checks that need no params: a reserved method
   // (PERMISSION_DENIED), the method's shape (INVALID_ARGUMENT), then

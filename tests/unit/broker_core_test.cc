@@ -346,16 +346,58 @@ TEST_F(BrokerCoreTest, AFaultIsAuditedOnceAsItsCallersFailure) {
   EXPECT_EQ(record["listener"], "grpc");
 }
 
-TEST_F(BrokerCoreTest, APermissionIsDecidedByItsOwnRule) {
-  auto request = core_.Begin(fd_, DoorKind::kHttpUnix, Rpc::kLogin, true);
-  ASSERT_TRUE(request.ok());
-  auto admin = core_.Authorize(*request, "prod", Permission::kAdmin);
-  ASSERT_FALSE(admin.ok());
-  EXPECT_NE(admin.status().message().find("admin: true"), std::string::npos) << admin.status().message();
-  EXPECT_TRUE(request->concluded());
-  auto use = core_.Begin(fd_, DoorKind::kHttpUnix, Rpc::kCall, true);
-  ASSERT_TRUE(use.ok());
-  EXPECT_TRUE(core_.Authorize(*use, "prod", Permission::kUse).ok()) << "any rule naming the account";
+TEST_F(BrokerCoreTest, AnOperatorsActsAreDecidedAndAuditedByTheCore) {
+  // alice may only call: each act is refused by its own rule, and audited.
+  auto begin = [&](int fd, Rpc rpc) { return std::move(core_.Begin(fd, DoorKind::kGrpc, rpc, true)).value(); };
+  std::optional<Status> logged_out;
+  core_.Logout(begin(fd_, Rpc::kLogout), "prod", [&](Status status) { logged_out = status; });
+  ASSERT_TRUE(logged_out.has_value());
+  EXPECT_EQ(logged_out->code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(logged_out->message().find("admin: true"), std::string::npos) << logged_out->message();
+  EXPECT_EQ(LastRecord()["decision"], "deny");
+  auto token = core_.ExportToken(begin(fd_, Rpc::kGetToken), "prod");
+  EXPECT_EQ(token.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(LastRecord()["rpc"], "GetToken");
+
+  // bob administers staging and may export its token.
+  PolicyRule admin;
+  admin.line = 9;
+  admin.uids = {1001};
+  admin.accounts = {"staging"};
+  admin.admin = admin.token_export = true;
+  std::vector<PolicyRule> rules = Rules();
+  rules.push_back(admin);
+  policy_.Set(std::make_shared<const Policy>(rules));
+  int pair[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
+  Caller bob;
+  bob.uid = 1001;
+  bob.user = "bob";
+  ASSERT_TRUE(core_.AdmitConnection(pair[0], bob, DoorKind::kGrpc).ok());
+
+  std::optional<Result<AccountSnapshot>> login;
+  core_.Login(begin(pair[0], Rpc::kLogin), "staging", Secret("12ab"), [&](auto account) { login = account; });
+  ASSERT_TRUE(login.has_value());
+  EXPECT_EQ(login->status().code(), StatusCode::kInvalidArgument) << "a passcode is 6 to 8 digits";
+  EXPECT_EQ(LastRecord()["decision"], "invalid");
+
+  token = core_.ExportToken(begin(pair[0], Rpc::kGetToken), "staging");
+  ASSERT_TRUE(token.ok()) << token.status().message();
+  EXPECT_EQ(token->token.Reveal(), "t");
+  nlohmann::json exported = LastRecord();
+  EXPECT_EQ(exported["outcome"], "ok");
+  EXPECT_EQ(exported["uid"], 1001);
+
+  logged_out.reset();
+  core_.Logout(begin(pair[0], Rpc::kLogout), "staging", [&](Status status) { logged_out = status; });
+  EXPECT_FALSE(logged_out.has_value()) << "answered once the API expired the token";
+  upstream_.Take().done(FakeUpstream::Ok(nlohmann::json::object(), kServerNow));
+  ASSERT_TRUE(logged_out.has_value());
+  EXPECT_TRUE(logged_out->ok()) << logged_out->message();
+  EXPECT_EQ(LastRecord()["rpc"], "Logout");
+  core_.ForgetConnection(pair[0]);
+  close(pair[0]);
+  close(pair[1]);
 }
 
 }  // namespace

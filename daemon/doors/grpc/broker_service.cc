@@ -78,13 +78,6 @@ grpc::ServerUnaryReactor* BrokerService::Faulted(grpc::CallbackServerContext* co
   return reactor;
 }
 
-grpc::ServerUnaryReactor* BrokerService::Finish(grpc::ServerUnaryReactor* reactor, Request& request,
-                                                const Status& status) {
-  core_.Conclude(request, status);
-  reactor->Finish(ToGrpc(status));
-  return reactor;
-}
-
 grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* context, const v1::CallRequest* request,
                                               v1::CallResponse* response) {
   return Guard(context, Rpc::kCall, [&](grpc::ServerUnaryReactor* reactor) {
@@ -151,14 +144,11 @@ grpc::ServerUnaryReactor* BrokerService::Login(grpc::CallbackServerContext* cont
   return Guard(context, Rpc::kLogin, [&](grpc::ServerUnaryReactor* reactor) {
     auto admitted = Begin(context, reactor, Rpc::kLogin, /*drains=*/true);
     if (!admitted) return reactor;
-    auto target = core_.AuthorizeLogin(*admitted, request->account(), request->passcode());
-    if (!target.ok()) return Finish(reactor, *admitted, target.status());
-    std::shared_ptr<AccountSession> session = target->session;
-    auto held = std::make_shared<Request>(std::move(*admitted));
-    session->Login(Secret(request->passcode()), [this, reactor, response, session, held](Status status) {
-      if (status.ok()) FillAccount(session->Snapshot(), response->mutable_account());
-      Finish(reactor, *held, status);
-    });
+    core_.Login(std::move(*admitted), request->account(), Secret(request->passcode()),
+                [reactor, response](Result<AccountSnapshot> account) {
+                  if (account.ok()) FillAccount(*account, response->mutable_account());
+                  reactor->Finish(ToGrpc(account.status()));
+                });
     return reactor;
   });
 }
@@ -168,10 +158,8 @@ grpc::ServerUnaryReactor* BrokerService::Logout(grpc::CallbackServerContext* con
   return Guard(context, Rpc::kLogout, [&](grpc::ServerUnaryReactor* reactor) {
     auto admitted = Begin(context, reactor, Rpc::kLogout, /*drains=*/true);
     if (!admitted) return reactor;
-    auto target = core_.Authorize(*admitted, request->account(), Permission::kAdmin);
-    if (!target.ok()) return Finish(reactor, *admitted, target.status());
-    auto held = std::make_shared<Request>(std::move(*admitted));
-    target->session->Logout([this, reactor, held](Status status) { Finish(reactor, *held, status); });
+    core_.Logout(std::move(*admitted), request->account(),
+                 [reactor](Status status) { reactor->Finish(ToGrpc(status)); });
     return reactor;
   });
 }
@@ -181,17 +169,19 @@ grpc::ServerUnaryReactor* BrokerService::GetToken(grpc::CallbackServerContext* c
   return Guard(context, Rpc::kGetToken, [&](grpc::ServerUnaryReactor* reactor) {
     auto admitted = Begin(context, reactor, Rpc::kGetToken, /*drains=*/true);
     if (!admitted) return reactor;
-    auto target = core_.Authorize(*admitted, request->account(), Permission::kTokenExport);
-    if (!target.ok()) return Finish(reactor, *admitted, target.status());
-    auto held = target->session->CurrentToken();
-    if (!held.ok()) return Finish(reactor, *admitted, held.status());
+    auto held = core_.ExportToken(std::move(*admitted), request->account());
+    if (!held.ok()) {
+      reactor->Finish(ToGrpc(held.status()));
+      return reactor;
+    }
     const AccountSnapshot& snapshot = held->snapshot;
     response->set_token(std::string(held->token.Reveal()));
     response->set_username(snapshot.username);
     if (snapshot.inactivity_deadline) *response->mutable_inactivity_deadline() = ToTimestamp(*snapshot.inactivity_deadline);
     if (snapshot.hard_deadline) *response->mutable_hard_deadline() = ToTimestamp(*snapshot.hard_deadline);
     if (snapshot.renew_at) *response->mutable_renew_at() = ToTimestamp(*snapshot.renew_at);
-    return Finish(reactor, *admitted, Status::Ok());
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
   });
 }
 

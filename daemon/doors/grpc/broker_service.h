@@ -50,8 +50,6 @@ class BrokerService final : public v1::Broker::CallbackService {
   // BrokerCore::Begin); when refused, `reactor` is finished with why.
   std::optional<Request> Begin(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor, Rpc rpc,
                                bool drains);
-  // Concludes `request` with `status` and finishes `reactor` with it.
-  grpc::ServerUnaryReactor* Finish(grpc::ServerUnaryReactor* reactor, Request& request, const Status& status);
   // Runs a unary handler's `body` (for `rpc`) with the call's reactor. Nothing it throws
   // may reach gRPC's threads (std::terminate would end the daemon): the core
   // logs and audits it (BrokerCore::Fault) and the call ends INTERNAL.
